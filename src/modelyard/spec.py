@@ -1,0 +1,336 @@
+"""The Spec: one declarative description of data, network and training.
+
+A spec comes from a YAML/JSON file, a Python dict or a REST body; ``load_spec``
+validates it completely before any work starts and returns a frozen ``Spec``.
+Components (layers, losses, ...) are resolved through their registries, so the stored
+spec is canonical: every default filled in, every alias replaced by its name.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import Field, ValidationError, field_validator, model_validator
+
+from modelyard._validation import StrictModel, describe, spec_error_from
+from modelyard.components import ComponentRegistry, ComponentSpec
+from modelyard.errors import SpecError
+from modelyard.registry import closest
+
+__all__ = [
+    "Spec",
+    "DataSpec",
+    "ModelSpec",
+    "TrainSpec",
+    "EarlyStoppingSpec",
+    "load_spec",
+    "apply_overrides",
+    "registry_for",
+    "CLASSIFICATION_LOSSES",
+]
+
+# Where each component kind's registry lives. Imported lazily: those modules import
+# this one for the spec types, and validation only needs them once a spec is parsed.
+_REGISTRIES = {
+    "layer": ("modelyard.nn.layers", "LAYERS"),
+    "loss": ("modelyard.train.losses", "LOSSES"),
+    "optimizer": ("modelyard.train.optimizers", "OPTIMIZERS"),
+    "schedule": ("modelyard.train.schedules", "SCHEDULES"),
+    "metric": ("modelyard.metrics", "METRICS"),
+    "source": ("modelyard.data.sources", "SOURCES"),
+    "preprocess": ("modelyard.data.preprocess", "PREPROCESSORS"),
+}
+
+# Losses whose targets are class labels; a spec using one describes a classifier.
+CLASSIFICATION_LOSSES = frozenset({"cross_entropy", "binary_cross_entropy"})
+
+_NAME_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
+
+
+def registry_for(kind: str) -> ComponentRegistry:
+    module, attr = _REGISTRIES[kind]
+    return getattr(importlib.import_module(module), attr)
+
+
+def _component(kind: str, raw: Any, field: str) -> ComponentSpec:
+    return registry_for(kind).parse(raw, field=field)
+
+
+class DataSpec(StrictModel):
+    """``data:`` — where the data comes from, how it is split and preprocessed.
+
+    Keys other than the ones below are options of the source (for example ``path``
+    and ``target`` of a ``csv`` source); they are validated by the source itself.
+    """
+
+    source: ComponentSpec
+    validation: float = Field(0.0, ge=0.0, lt=1.0)
+    test: float | None = Field(None, ge=0.0, lt=1.0)
+    preprocess: list[ComponentSpec] = []
+    limit: int | None = Field(None, ge=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _gather_source_options(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        own = {"source", "validation", "test", "preprocess", "limit"}
+        if "source" not in data:
+            raise ValueError("missing required field 'source' (a built-in data set or a file format)")
+        extra = {k: v for k, v in data.items() if k not in own}
+        out = {k: v for k, v in data.items() if k in own}
+        source = data["source"]
+        if isinstance(source, str):
+            source = {"type": source, **extra}
+        elif extra:
+            if isinstance(source, dict):
+                source = {**source, **extra}
+        out["source"] = _component("source", source, "data.source" if not extra else "data")
+        out["preprocess"] = [
+            _component("preprocess", step, f"data.preprocess[{i}]") for i, step in enumerate(_as_list(data.get("preprocess", []), "data.preprocess"))
+        ]
+        return out
+
+
+class ModelSpec(StrictModel):
+    """``model:`` — the input shape (without the batch axis) and the layers in order."""
+
+    input: list[int] = Field(min_length=1)
+    layers: list[ComponentSpec] = Field(min_length=1)
+
+    @field_validator("input", mode="before")
+    @classmethod
+    def _scalar_input(cls, value: Any) -> Any:
+        return [value] if isinstance(value, int) and not isinstance(value, bool) else value
+
+    @field_validator("input")
+    @classmethod
+    def _positive(cls, value: list[int]) -> list[int]:
+        if any(v < 1 for v in value):
+            raise ValueError(f"expected a list of positive sizes such as [784] or [1, 28, 28], received {value}")
+        return value
+
+    @field_validator("layers", mode="before")
+    @classmethod
+    def _layers(cls, value: Any) -> Any:
+        return [_component("layer", layer, f"model.layers[{i}]") for i, layer in enumerate(_as_list(value, "model.layers"))]
+
+
+class EarlyStoppingSpec(StrictModel):
+    """Stop when ``monitor`` has not improved by ``min_delta`` for ``patience`` epochs."""
+
+    monitor: str = "val_loss"
+    patience: int = Field(5, ge=1)
+    min_delta: float = Field(0.0, ge=0.0)
+    mode: Literal["auto", "min", "max"] = "auto"
+    restore_best: bool = True
+
+
+class TrainSpec(StrictModel):
+    """``train:`` — loss, optimizer and everything about the training loop."""
+
+    loss: ComponentSpec
+    optimizer: ComponentSpec = Field(default_factory=lambda: _component("optimizer", "adam", "train.optimizer"))
+    lr: float = Field(1e-3, gt=0.0)
+    batch_size: int | Literal["full"] = 32
+    epochs: int = Field(10, ge=1)
+    metrics: list[ComponentSpec] = []
+    schedule: ComponentSpec | None = None
+    weight_decay: float = Field(0.0, ge=0.0)
+    l1: float = Field(0.0, ge=0.0)
+    l2: float = Field(0.0, ge=0.0)
+    clip_grad_norm: float | None = Field(None, gt=0.0)
+    clip_grad_value: float | None = Field(None, gt=0.0)
+    early_stopping: EarlyStoppingSpec | None = None
+    shuffle: bool = True
+    device: str = "auto"
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    compile: bool = False
+    checkpoint: bool = True
+    log_every: int = Field(20, ge=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _components(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        if "loss" in data:
+            data["loss"] = _component("loss", data["loss"], "train.loss")
+        if "optimizer" in data:
+            data["optimizer"] = _component("optimizer", data["optimizer"], "train.optimizer")
+        if data.get("schedule") is not None:
+            data["schedule"] = _component("schedule", data["schedule"], "train.schedule")
+        if "metrics" in data:
+            data["metrics"] = [
+                _component("metric", m, f"train.metrics[{i}]") for i, m in enumerate(_as_list(data["metrics"], "train.metrics"))
+            ]
+        if data.get("early_stopping") is True:
+            data["early_stopping"] = {}
+        elif data.get("early_stopping") is False:
+            data["early_stopping"] = None
+        return data
+
+    @field_validator("batch_size", mode="before")
+    @classmethod
+    def _batch_size(cls, value: Any) -> Any:
+        if isinstance(value, bool) or (isinstance(value, int) and value < 1):
+            raise ValueError(f"expected a positive integer or 'full', received {describe(value)}")
+        return value
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, value: str) -> str:
+        ok = value in ("auto", "cpu", "cuda", "mps") or (value.startswith("cuda:") and value[5:].isdigit())
+        if not ok:
+            raise ValueError(f"expected one of 'auto', 'cpu', 'cuda', 'cuda:N', 'mps', received {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _full_batch_optimizer(self) -> TrainSpec:
+        # Gradient descent in the textbook sense: one step per epoch over the whole set.
+        if self.optimizer.type == "gd":
+            if "batch_size" in self.model_fields_set and self.batch_size != "full":
+                raise ValueError(
+                    f"optimizer 'gd' (full-batch gradient descent) steps on the whole training set; "
+                    f"expected batch_size 'full' or none, received {self.batch_size!r}"
+                )
+            object.__setattr__(self, "batch_size", "full")
+        return self
+
+    @property
+    def task(self) -> Literal["classification", "regression"]:
+        return "classification" if self.loss.type in CLASSIFICATION_LOSSES else "regression"
+
+
+class Spec(StrictModel):
+    """A whole modelyard spec: ``name``, ``data``, ``model`` and ``train``."""
+
+    name: str = Field(pattern=_NAME_PATTERN)
+    description: str = ""
+    seed: int = 0
+    data: DataSpec
+    model: ModelSpec
+    train: TrainSpec
+
+    @property
+    def task(self) -> Literal["classification", "regression"]:
+        return self.train.task
+
+    def to_dict(self) -> dict[str, Any]:
+        """The resolved spec as plain JSON-able data (round-trips through ``load_spec``)."""
+        return self.model_dump(mode="json")
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=False)
+
+
+def _as_list(value: Any, field: str) -> list[Any]:
+    if isinstance(value, (list, tuple)):
+        return list(value)
+    if isinstance(value, (str, dict)):
+        return [value]
+    raise SpecError(f"Invalid value for `{field}`: expected a list, received {describe(value)}", field=field)
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        raise SpecError(f"Spec file not found: {path}", field="spec")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(f"Cannot read spec file {path}: {exc}", field="spec") from None
+    try:
+        data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
+    except (yaml.YAMLError, json.JSONDecodeError) as exc:
+        where = ""
+        mark = getattr(exc, "problem_mark", None)
+        if mark is not None:
+            where = f" at line {mark.line + 1}, column {mark.column + 1}"
+        elif isinstance(exc, json.JSONDecodeError):
+            where = f" at line {exc.lineno}, column {exc.colno}"
+        problem = getattr(exc, "problem", None) or getattr(exc, "msg", None) or str(exc)
+        raise SpecError(f"Malformed spec file {path}{where}: {problem}", field="spec") from None
+    if not isinstance(data, dict):
+        raise SpecError(f"Invalid spec file {path}: expected a mapping with name, data, model and train, received {describe(data)}", field="spec")
+    return data
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str] | tuple[str, ...]) -> dict[str, Any]:
+    """Apply ``--set a.b.c=value`` overrides to a raw spec dict (values parsed as YAML).
+
+    List items are addressed by index (``model.layers.0.dense=128``). A key that does
+    not exist yet is allowed only where the spec allows new keys; validation after
+    this step catches the rest with a did-you-mean hint.
+    """
+    data = copy.deepcopy(data)
+    for item in overrides:
+        if "=" not in item:
+            raise SpecError(f"Invalid override {item!r}: expected PATH=VALUE such as train.lr=0.01", field="--set")
+        path, _, text = item.partition("=")
+        path = path.strip()
+        try:
+            value = yaml.safe_load(text) if text.strip() else ""
+        except yaml.YAMLError:
+            value = text
+        keys = path.split(".")
+        if not path or any(not k for k in keys):
+            raise SpecError(f"Invalid override path {path!r}: expected dotted keys such as train.lr", field="--set")
+        node: Any = data
+        for depth, key in enumerate(keys):
+            last = depth == len(keys) - 1
+            where = ".".join(keys[: depth + 1])
+            if isinstance(node, list):
+                if not key.isdigit() or int(key) >= len(node):
+                    raise SpecError(
+                        f"Invalid override path `{where}`: expected a list index below {len(node)}, received {key!r}",
+                        field=where,
+                    )
+                if last:
+                    node[int(key)] = value
+                else:
+                    node = node[int(key)]
+            elif isinstance(node, dict):
+                if last:
+                    node[key] = value
+                else:
+                    if key not in node:
+                        if depth == 0:
+                            hint = closest(key, ["name", "description", "seed", "data", "model", "train"])
+                            if hint != key:
+                                extra = f"; did you mean {hint!r}?" if hint else ""
+                                raise SpecError(f"Invalid override path `{where}`: no such section{extra}", field=where)
+                        node[key] = {}
+                    elif isinstance(node[key], str) and not last:
+                        # `--set train.optimizer.momentum=0.9` on `optimizer: sgd`
+                        node[key] = {"type": node[key]}
+                    node = node[key]
+            else:
+                raise SpecError(f"Invalid override path `{where}`: `{'.'.join(keys[:depth])}` is not a section", field=where)
+    return data
+
+
+def load_spec(
+    source: str | Path | dict[str, Any] | Spec,
+    overrides: list[str] | tuple[str, ...] = (),
+) -> Spec:
+    """Load and fully validate a spec from a file path, a dict or a Spec."""
+    if isinstance(source, Spec):
+        if not overrides:
+            return source
+        data = source.to_dict()
+    elif isinstance(source, dict):
+        data = source
+    else:
+        data = _read_file(Path(source))
+    if overrides:
+        data = apply_overrides(data, overrides)
+    try:
+        return Spec.model_validate(data)
+    except ValidationError as exc:
+        raise spec_error_from(exc) from None
