@@ -80,19 +80,23 @@ _EXPECTED = {
 }
 
 
+def _num(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
 def _expected(err: dict[str, Any]) -> str:
     kind = err.get("type", "")
     ctx = err.get("ctx") or {}
     if kind in _EXPECTED:
         return _EXPECTED[kind]
     if kind == "greater_than":
-        return f"a number > {ctx.get('gt')}"
+        return f"a number > {_num(ctx.get('gt'))}"
     if kind == "greater_than_equal":
-        return f"a number >= {ctx.get('ge')}"
+        return f"a number >= {_num(ctx.get('ge'))}"
     if kind == "less_than":
-        return f"a number < {ctx.get('lt')}"
+        return f"a number < {_num(ctx.get('lt'))}"
     if kind == "less_than_equal":
-        return f"a number <= {ctx.get('le')}"
+        return f"a number <= {_num(ctx.get('le'))}"
     if kind == "literal_error":
         return f"one of {ctx.get('expected')}"
     if kind == "too_short":

@@ -116,6 +116,11 @@ class ComponentRegistry(Registry[Component]):
                 )
             return raw["type"], rest
         names = [k for k in raw if isinstance(k, str) and k in self]
+        if len(names) > 1:
+            # `{dense: 64, activation: relu}`: `activation` is a layer name too, but also an
+            # option of `dense`; the component is the one name that is no other's option.
+            owners = [n for n in names if not any(n in self._option_keys(m) for m in names if m != n)]
+            names = owners if len(owners) == 1 else names
         if len(names) != 1:
             keys = ", ".join(map(str, raw))
             if not names:
@@ -144,6 +149,12 @@ class ComponentRegistry(Registry[Component]):
         else:
             options = {comp.primary: value, **options}
         return name, options
+
+    def _option_keys(self, name: str) -> set[str]:
+        keys: set[str] = set()
+        for key, info in self.get(name).options.model_fields.items():
+            keys.update(k for k in (key, info.alias) if k)
+        return keys
 
     def options_of(self, spec: ComponentSpec) -> BaseModel:
         """The validated options object for a resolved spec."""

@@ -38,9 +38,9 @@ __all__ = [
 # this one for the spec types, and validation only needs them once a spec is parsed.
 _REGISTRIES = {
     "layer": ("modelyard.nn.layers", "LAYERS"),
-    "loss": ("modelyard.train.losses", "LOSSES"),
-    "optimizer": ("modelyard.train.optimizers", "OPTIMIZERS"),
-    "schedule": ("modelyard.train.schedules", "SCHEDULES"),
+    "loss": ("modelyard.training.losses", "LOSSES"),
+    "optimizer": ("modelyard.training.optimizers", "OPTIMIZERS"),
+    "schedule": ("modelyard.training.schedules", "SCHEDULES"),
     "metric": ("modelyard.metrics", "METRICS"),
     "source": ("modelyard.data.sources", "SOURCES"),
     "preprocess": ("modelyard.data.preprocess", "PREPROCESSORS"),

@@ -1,0 +1,1 @@
+"""The `modelyard` command line: a thin layer over the Python API, one module per noun."""

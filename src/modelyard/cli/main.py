@@ -1,0 +1,67 @@
+"""Entry point: the command group and the one place where errors become one line."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+import click
+
+from modelyard.errors import ModelyardError
+
+__all__ = ["main", "cli"]
+
+
+class _Group(click.Group):
+    """Turns every ModelyardError into `error: <one line>` and its exit code."""
+
+    def invoke(self, ctx: click.Context):  # noqa: ANN201
+        try:
+            return super().invoke(ctx)
+        except ModelyardError as exc:
+            click.echo(f"error: {exc.message}", err=True)
+            ctx.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("error: interrupted", err=True)
+            ctx.exit(130)
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise
+        except Exception as exc:  # an unexpected fault: one line, traceback only on request
+            if os.environ.get("MODELYARD_DEBUG"):
+                raise
+            click.echo(f"error: internal error ({type(exc).__name__}: {exc}); rerun with MODELYARD_DEBUG=1 for a traceback", err=True)
+            ctx.exit(1)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="modelyard")
+@click.option("--home", envvar="MODELYARD_HOME", type=click.Path(file_okay=False), default=None,
+              help="Store folder (database + artifacts). Default: $MODELYARD_HOME or ~/.modelyard.")
+@click.pass_context
+def cli(ctx: click.Context, home: str | None) -> None:
+    """modelyard: train, evaluate, register and use neural-network models from one spec."""
+    logging.basicConfig(level=os.environ.get("MODELYARD_LOG", "WARNING"), format="%(levelname)s %(name)s: %(message)s")
+    ctx.obj = {"home": home}
+
+
+def _register_commands() -> None:
+    from modelyard.cli import models, predict, runs, serve, train
+
+    cli.add_command(train.train)
+    cli.add_command(runs.runs)
+    cli.add_command(models.models)
+    cli.add_command(predict.eval_cmd)
+    cli.add_command(predict.predict)
+    cli.add_command(serve.serve)
+
+
+_register_commands()
+
+
+def main() -> None:
+    cli(prog_name="modelyard")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,39 @@
+"""`modelyard train SPEC` and `modelyard train --resume RUN`."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from modelyard.cli._fmt import console, fmt, metrics_table
+
+
+@click.command()
+@click.argument("spec", required=False, type=click.Path(dir_okay=False))
+@click.option("--set", "overrides", multiple=True, metavar="PATH=VALUE",
+              help="Override a spec value by dotted path, e.g. --set train.lr=0.01 (repeatable).")
+@click.option("--resume", "resume_id", metavar="RUN", help="Continue an interrupted run from its last checkpoint.")
+@click.option("--progress/--no-progress", default=None, help="Live progress bar (default: on for a terminal).")
+@click.pass_obj
+def train(obj: dict, spec: str | None, overrides: tuple[str, ...], resume_id: str | None, progress: bool | None) -> None:
+    """Train a model from SPEC (YAML or JSON), evaluate it and register a model version."""
+    from modelyard import workflow
+    from modelyard.errors import SpecError
+
+    out = console()
+    show = sys.stderr.isatty() if progress is None else progress
+    if resume_id:
+        if spec or overrides:
+            raise SpecError("--resume continues a run with its stored spec; do not pass SPEC or --set with it")
+        result = workflow.resume(resume_id, home=obj["home"], progress=show, console=out)
+    else:
+        if not spec:
+            raise click.UsageError("missing SPEC (a YAML or JSON spec file), or --resume RUN")
+        result = workflow.train(spec, overrides=overrides, home=obj["home"], progress=show, console=out)
+    last = result.history[-1] if result.history else {}
+    out.print(f"run {result.run_id}: {len(result.history)} epochs in {result.train_time_s:.1f}s "
+              f"({fmt(last.get('samples_per_s'))} samples/s, {result.runtime.get('precision')} on {result.runtime.get('device')})")
+    split = result.test_metrics.get("split", "test")
+    out.print(metrics_table({k: v for k, v in result.test_metrics.items() if k != "split"}, title=f"{split} metrics"))
+    out.print(f"registered model [bold]{result.model_ref}[/bold]")

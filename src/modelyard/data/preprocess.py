@@ -1,0 +1,14 @@
+"""The preprocessing-step registry with every built-in step registered.
+
+Steps: ``scale``, ``standardize``, ``normalize`` (scaling.py), ``reshape``, ``one_hot``
+(shaping.py) and the train-time ``augment`` (augment.py). Each is fitted on the
+training split only; ``Pipeline`` (pipeline.py) runs them in order and saves their state.
+"""
+
+from __future__ import annotations
+
+# Importing the modules registers their steps in PREPROCESSORS.
+from modelyard.data import augment, scaling, shaping  # noqa: F401
+from modelyard.data.step import PREPROCESSORS, FitContext, Step
+
+__all__ = ["PREPROCESSORS", "Step", "FitContext"]

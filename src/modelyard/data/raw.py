@@ -1,0 +1,96 @@
+"""What every data source returns (``RawData``), the source registry and shared helpers.
+
+Sources only load: they return arrays as they are in the data set (pixels 0..255, class
+indices, string labels already turned into indices). Splitting, limiting and
+preprocessing happen later in ``prepare`` so that every source gets them the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from modelyard.components import ComponentRegistry
+from modelyard.errors import DataError
+from modelyard.registry import closest
+
+__all__ = ["RawData", "SOURCES", "Kind", "resolve_path", "missing_key_error"]
+
+Kind = Literal["tabular", "image", "sequence"]
+
+#: Registry of data sources; target ``(opts, *, seed: int) -> RawData``.
+SOURCES = ComponentRegistry("data source")
+
+
+@dataclass
+class RawData:
+    """Arrays of one data source before splitting and preprocessing.
+
+    ``x_test``/``y_test`` are None when the source has no official test split.
+    ``holdout`` False means "do not carve a test split unless the spec asks for one;
+    evaluate on the training points" (XOR and other tiny textbook sets).
+    """
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray | None = None
+    y_test: np.ndarray | None = None
+    class_names: list[str] | None = None
+    feature_names: list[str] | None = None
+    kind: Kind = "tabular"
+    holdout: bool = True
+
+    def __post_init__(self) -> None:
+        # A source that returns mismatched arrays is a bug in the data, reported as such.
+        _check_pair(self.x_train, self.y_train, "training")
+        if (self.x_test is None) != (self.y_test is None):
+            raise DataError("Invalid data source: expected both x_test and y_test, or neither")
+        if self.x_test is not None and self.y_test is not None:
+            _check_pair(self.x_test, self.y_test, "test")
+            if self.x_test.shape[1:] != self.x_train.shape[1:]:
+                raise DataError(
+                    f"Invalid data: test samples have shape {list(self.x_test.shape[1:])}, "
+                    f"expected the training shape {list(self.x_train.shape[1:])}"
+                )
+
+    @property
+    def has_test(self) -> bool:
+        return self.x_test is not None
+
+
+def _check_pair(x: np.ndarray, y: np.ndarray, which: str) -> None:
+    if x.ndim < 1 or len(x) == 0:
+        raise DataError(f"Invalid data: the {which} set is empty (expected at least 1 sample)")
+    if len(x) != len(y):
+        raise DataError(f"Invalid data: the {which} set has {len(x)} samples (x) but {len(y)} targets (y)")
+
+
+def resolve_path(path: str, field: str, *, folder: bool = False) -> Path:
+    """``path`` as an absolute Path (relative paths resolve against the current directory).
+
+    Raises DataError when it does not exist or is the wrong kind (file vs folder).
+    """
+    resolved = Path(path).expanduser()
+    if not resolved.is_absolute():
+        resolved = Path.cwd() / resolved
+    what = "folder" if folder else "file"
+    if not resolved.exists():
+        raise DataError(f"Data {what} not found for `{field}`: {resolved} does not exist", field=field)
+    if folder and not resolved.is_dir():
+        raise DataError(f"Invalid value for `{field}`: expected a folder, received the file {resolved}", field=field)
+    if not folder and resolved.is_dir():
+        raise DataError(f"Invalid value for `{field}`: expected a file, received the folder {resolved}", field=field)
+    return resolved
+
+
+def missing_key_error(kind: str, key: str, found: list[str], where: Path | str, field: str) -> DataError:
+    """'Column 'lable' not found in f.csv ...; columns found: a, label; did you mean 'label'?'."""
+    hint = closest(key, found)
+    shown = ", ".join(found[:30]) + (f", ... ({len(found)} in all)" if len(found) > 30 else "")
+    msg = f"Invalid value for `{field}`: {kind} {key!r} not found in {where}; {kind}s found: {shown or 'none'}"
+    if hint:
+        msg += f"; did you mean {hint!r}?"
+    return DataError(msg, field=field)

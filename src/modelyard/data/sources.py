@@ -1,0 +1,20 @@
+"""The data source registry with every built-in source registered.
+
+Built-in data sets: ``xor``, ``linear``, ``digits``, ``mnist``, ``fashion-mnist``.
+File formats (option ``path``): ``csv``, ``parquet``, ``npz``, ``images``.
+Each source is ``(opts, *, seed) -> RawData``; importing this module registers them all.
+"""
+
+from __future__ import annotations
+
+# Importing the modules registers their sources in SOURCES.
+from modelyard.data import images, mnist, npz, synthetic, tables  # noqa: F401
+from modelyard.data.raw import SOURCES, RawData
+from modelyard.components import ComponentSpec
+
+__all__ = ["SOURCES", "RawData", "load_source"]
+
+
+def load_source(spec: ComponentSpec, seed: int = 0) -> RawData:
+    """Load the data of one resolved source spec (``DataSpec.source``)."""
+    return SOURCES.build(spec, seed=seed)

@@ -1,0 +1,135 @@
+"""CSV and Parquet files: one row per sample, one ``target`` column, numeric feature columns.
+
+Feature columns must already be numbers: modelyard does not one-hot encode them behind
+the user's back. A string (or boolean) target column is a class label: its sorted unique
+values become ``class_names`` and ``y`` the int64 index into them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from pydantic import Field
+
+from modelyard._validation import StrictModel
+from modelyard.data.raw import SOURCES, RawData, missing_key_error, resolve_path
+from modelyard.errors import DataError
+
+__all__ = ["TableOptions", "CsvOptions", "frame_to_raw", "labels_to_classes"]
+
+
+class TableOptions(StrictModel):
+    path: str = Field(min_length=1)
+    target: str = Field(min_length=1)
+    features: list[str] | None = Field(None, min_length=1)
+
+
+class CsvOptions(TableOptions):
+    sep: str = Field(",", min_length=1)
+
+
+@SOURCES.component("csv", options=CsvOptions, primary="path")
+def csv(opts: CsvOptions, *, seed: int) -> RawData:
+    """A CSV file with a header row: numeric feature columns plus a `target` column."""
+    path = resolve_path(opts.path, "data.path")
+    try:
+        frame = pd.read_csv(path, sep=opts.sep)
+    except pd.errors.EmptyDataError:
+        raise DataError(f"Invalid data file {path} (`data.path`): the file is empty, expected a header row and data rows", field="data.path") from None
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
+        raise DataError(f"Cannot read CSV file {path} (`data.path`): {_first_line(exc)}", field="data.path") from None
+    # Data row i is line i + 2 of the file (line 1 is the header).
+    return frame_to_raw(frame, path, opts, row_label=lambda i: f"data row {i + 1} (line {i + 2})")
+
+
+@SOURCES.component("parquet", options=TableOptions, primary="path")
+def parquet(opts: TableOptions, *, seed: int) -> RawData:
+    """A Parquet file: numeric feature columns plus a `target` column."""
+    path = resolve_path(opts.path, "data.path")
+    try:
+        frame = pd.read_parquet(path)
+    except (OSError, ValueError, ImportError) as exc:
+        raise DataError(f"Cannot read Parquet file {path} (`data.path`): {_first_line(exc)}", field="data.path") from None
+    return frame_to_raw(frame, path, opts, row_label=lambda i: f"row {i}")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def frame_to_raw(frame: pd.DataFrame, path: Path, opts: TableOptions, *, row_label: Any) -> RawData:
+    """Validate a table and split it into float32 features and a target."""
+    frame = frame.rename(columns=str)
+    columns = list(frame.columns)
+    if not columns:
+        raise DataError(f"Invalid data file {path} (`data.path`): the file is empty, expected a header row and data rows", field="data.path")
+    if opts.target not in columns:
+        raise missing_key_error("column", opts.target, columns, path, "data.target")
+    features = list(opts.features) if opts.features is not None else [c for c in columns if c != opts.target]
+    for name in features:
+        if name not in columns:
+            raise missing_key_error("column", name, columns, path, "data.features")
+    if opts.target in features:
+        raise DataError(f"Invalid value for `data.features`: the target column {opts.target!r} cannot also be a feature", field="data.features")
+    if not features:
+        raise DataError(f"Invalid data file {path}: expected at least one feature column besides the target {opts.target!r}, found none", field="data.features")
+    if len(frame) == 0:
+        raise DataError(f"Invalid data file {path} (`data.path`): the file has a header but no data rows", field="data.path")
+    x = np.empty((len(frame), len(features)), dtype=np.float32)
+    for j, name in enumerate(features):
+        x[:, j] = _numeric_column(frame[name], name, path, row_label)
+    y, class_names = _target(frame[opts.target], opts.target, path, row_label)
+    return RawData(x_train=x, y_train=y, class_names=class_names, feature_names=features, kind="tabular")
+
+
+def _numeric_column(series: pd.Series, name: str, path: Path, row_label: Any) -> np.ndarray:
+    if pd.api.types.is_bool_dtype(series):
+        values = series.to_numpy(dtype=np.float64)
+    elif pd.api.types.is_numeric_dtype(series):
+        values = series.to_numpy(dtype=np.float64, na_value=np.nan)
+    else:
+        coerced = pd.to_numeric(series, errors="coerce")
+        bad = coerced.isna() & series.notna()
+        i = int(np.argmax(bad.to_numpy())) if bad.any() else 0
+        raise DataError(
+            f"Invalid feature column {name!r} in {path} (`data.features`): expected numbers, received "
+            f"{series.iloc[i]!r} at {row_label(i)}; modelyard does not one-hot encode features automatically: "
+            f"encode the column as numbers in the file or leave it out of `data.features`",
+            field="data.features",
+        )
+    finite = np.isfinite(values)
+    if not finite.all():
+        i = int(np.argmin(finite))
+        raise DataError(
+            f"Invalid feature column {name!r} in {path}: expected finite numbers, received {values[i]} "
+            f"(first at {row_label(i)}); fill or drop missing values before training",
+            field="data.features",
+        )
+    return values
+
+
+def _target(series: pd.Series, name: str, path: Path, row_label: Any) -> tuple[np.ndarray, list[str] | None]:
+    missing = series.isna().to_numpy()
+    if missing.any():
+        i = int(np.argmax(missing))
+        raise DataError(f"Invalid target column {name!r} in {path} (`data.target`): missing value at {row_label(i)}", field="data.target")
+    if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
+        values = series.to_numpy()
+        if np.issubdtype(values.dtype, np.integer):
+            return values.astype(np.int64), None
+        values = values.astype(np.float64)
+        if not np.isfinite(values).all():
+            i = int(np.argmin(np.isfinite(values)))
+            raise DataError(f"Invalid target column {name!r} in {path} (`data.target`): expected finite numbers, received {values[i]} at {row_label(i)}", field="data.target")
+        return values.astype(np.float32), None
+    return labels_to_classes(series.astype(str).to_numpy())
+
+
+def labels_to_classes(labels: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    """String labels → (int64 indices, sorted class names)."""
+    names, index = np.unique(labels.astype(str), return_inverse=True)
+    return index.astype(np.int64).reshape(-1), [str(n) for n in names]

@@ -1,0 +1,114 @@
+"""Reading prediction inputs from files: JSON, CSV, NPY and images (PNG/JPEG).
+
+Each reader returns a float array of raw samples, shaped like the model's raw input
+(before preprocessing); shape checks with clear messages happen here for images and in
+the model's preprocessing pipeline for everything else.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from modelyard.errors import InputError
+
+__all__ = ["read_inputs", "image_to_array", "IMAGE_SUFFIXES"]
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+
+
+def read_inputs(path: str | Path, raw_shape: list[int], feature_names: list[str] | None = None) -> np.ndarray:
+    """Load the instances in ``path`` as an array of shape (N, *raw_shape)."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"Input file not found: {path}")
+    suffix = path.suffix.lower()
+    if suffix == ".json":
+        return _json(path)
+    if suffix == ".csv":
+        return _csv(path, feature_names)
+    if suffix == ".npy":
+        try:
+            arr = np.load(path, allow_pickle=False)
+        except ValueError as exc:
+            raise InputError(f"Cannot read {path}: expected a numeric .npy array (pickled objects are refused): {exc}") from None
+        return _numeric(arr, path)
+    if suffix in IMAGE_SUFFIXES:
+        return image_to_array(path.read_bytes(), raw_shape, source=str(path))[None]
+    raise InputError(f"Unsupported input file {path.name}: expected .json, .csv, .npy, .png or .jpg")
+
+
+def _numeric(arr: Any, where: Any) -> np.ndarray:
+    try:
+        out = np.asarray(arr, dtype=np.float32)
+    except (TypeError, ValueError):
+        raise InputError(f"Invalid input in {where}: expected numbers, received non-numeric values") from None
+    return out
+
+
+def _json(path: Path) -> np.ndarray:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(f"Malformed JSON in {path}: {exc}") from None
+    if isinstance(data, dict):
+        if "instances" not in data:
+            raise InputError(f"Invalid JSON in {path}: expected a list of instances or {{\"instances\": [...]}}, received keys {sorted(data)}")
+        data = data["instances"]
+    return _numeric(data, path)
+
+
+def _csv(path: Path, feature_names: list[str] | None) -> np.ndarray:
+    import pandas as pd
+
+    try:
+        frame = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise InputError(f"Cannot read CSV {path}: {exc}") from None
+    if feature_names and all(str(c) in frame.columns for c in feature_names):
+        frame = frame[list(feature_names)]
+    elif feature_names:
+        missing = [c for c in feature_names if c not in frame.columns]
+        raise InputError(f"Invalid CSV {path}: expected feature columns {feature_names}, missing {missing}")
+    return _numeric(frame.to_numpy(), path)
+
+
+def image_to_array(data: bytes, raw_shape: list[int], *, source: str = "image", max_pixels: int = 4096 * 4096) -> np.ndarray:
+    """Decode PNG/JPEG bytes into one raw sample shaped ``raw_shape``.
+
+    ``raw_shape`` is either flat ([784] for 28x28 grayscale) or channels-first [C, H, W].
+    The image must already have the model's size: resizing silently would hide mistakes.
+    """
+    import io
+
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        # Only PNG and JPEG: Pillow would otherwise hand EPS files to Ghostscript.
+        image = Image.open(io.BytesIO(data), formats=["PNG", "JPEG"])
+        if image.width * image.height > max_pixels:
+            raise InputError(f"Image {source} is too large: {image.width}x{image.height} pixels, at most {max_pixels}")
+        image.load()
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
+        raise InputError(f"Cannot decode image {source}: expected a PNG or JPEG file ({exc})") from None
+    if len(raw_shape) == 3:
+        channels, height, width = raw_shape
+    else:
+        size = int(np.prod(raw_shape))
+        side = int(round(size**0.5))
+        channels = 1
+        if side * side != size:
+            side3 = int(round((size / 3) ** 0.5))
+            if 3 * side3 * side3 != size:
+                raise InputError(f"This model takes inputs of shape {raw_shape}, which is not an image")
+            channels, side = 3, side3
+        height = width = side
+    if (image.height, image.width) != (height, width):
+        raise InputError(f"Invalid image {source}: expected {width}x{height} pixels, received {image.width}x{image.height}")
+    arr = np.asarray(image.convert("L" if channels == 1 else "RGB"), dtype=np.float32)
+    if channels == 3:
+        arr = arr.transpose(2, 0, 1)
+    return arr.reshape(raw_shape)

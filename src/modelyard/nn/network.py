@@ -1,0 +1,86 @@
+"""``Network``: the torch module a spec's ``model:`` section builds.
+
+It carries what a trainer and a predictor need beside the weights: the input shape and
+dtype, the output shape, and which activation turns outputs into probabilities when
+the final softmax/sigmoid was folded into the loss for numerical stability.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+import torch
+from torch import nn
+
+from modelyard.nn.activations import SOFTMAX_DIM
+
+if TYPE_CHECKING:
+    from modelyard.spec import ModelSpec
+
+__all__ = ["Network", "LayerRecord", "OutputActivation"]
+
+OutputActivation = Literal["softmax", "sigmoid"]
+
+
+@dataclass(frozen=True)
+class LayerRecord:
+    """One spec layer as built: where it came from and the shape it produces (no batch axis)."""
+
+    index: int
+    name: str
+    type: str
+    field: str
+    output_shape: tuple[int, ...]
+
+
+class Network(nn.Module):
+    """The spec's layers in order (``self.layers``, one module per spec layer).
+
+    ``forward`` returns logits when ``output_activation`` is set (the loss applies it);
+    ``probabilities`` / ``predict`` apply it.
+    """
+
+    def __init__(
+        self,
+        layers: list[nn.Module],
+        records: list[LayerRecord],
+        *,
+        input_shape: tuple[int, ...],
+        input_dtype: torch.dtype,
+        output_activation: OutputActivation | None,
+        spec: ModelSpec | None = None,
+    ) -> None:
+        super().__init__()
+        if len(layers) != len(records) or not layers:
+            raise ValueError("a Network needs one record per layer and at least one layer")
+        self.layers = nn.Sequential(*layers)
+        self.records: tuple[LayerRecord, ...] = tuple(records)
+        self.input_shape = tuple(input_shape)
+        self.output_shape = tuple(records[-1].output_shape)
+        self.input_dtype = input_dtype
+        self.output_activation = output_activation
+        self.spec = spec
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``[N, *input_shape]`` → ``[N, *output_shape]`` (logits if an activation was folded)."""
+        return self.layers(x)
+
+    def probabilities(self, outputs: torch.Tensor) -> torch.Tensor:
+        """Apply the folded output activation to ``forward``'s outputs (identity if none)."""
+        if self.output_activation == "softmax":
+            return torch.softmax(outputs, dim=SOFTMAX_DIM)
+        if self.output_activation == "sigmoid":
+            return torch.sigmoid(outputs)
+        return outputs
+
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        """``probabilities(forward(x))`` without gradients and in eval mode (dropout off,
+        batchnorm running statistics); the previous train/eval mode is restored."""
+        was_training = self.training
+        self.eval()
+        try:
+            with torch.no_grad():
+                return self.probabilities(self(x))
+        finally:
+            self.train(was_training)

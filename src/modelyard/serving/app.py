@@ -1,0 +1,169 @@
+"""``create_app``: the FastAPI app that serves one or more model versions.
+
+Routes: ``POST /v1/models/{name}/predict`` (latest served version),
+``POST /v1/models/{name}/versions/{n}/predict``, ``GET /v1/models``, ``/healthz``,
+``/readyz``, ``/metrics`` and the OpenAPI docs at ``/docs`` and ``/openapi.json``.
+
+Errors go through one handler: every ``ModelyardError`` carries its HTTP status, so a bad
+request is a 4xx with ``{"error", "message"}`` and only a genuine fault is a (logged) 500.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from modelyard.errors import ModelyardError, NotFoundError, SpecError
+from modelyard.serving.auth import BearerAuthMiddleware
+from modelyard.serving.config import ServeConfig
+from modelyard.serving.limits import BodyLimitMiddleware
+from modelyard.serving.metrics import CONTENT_TYPE_LATEST, MetricsMiddleware, ServeMetrics
+from modelyard.serving.model import ServedModel
+from modelyard.serving.routes import LATEST_ROUTE, VERSION_ROUTE, PredictRoutes, error_body
+from modelyard.serving.schemas import PREDICT_REQUEST_DOC, ErrorResponse, ModelList, PredictResponse
+
+__all__ = ["create_app"]
+
+log = logging.getLogger(__name__)
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorResponse} for code in (400, 401, 404, 413, 415, 422, 503, 504)
+}
+
+
+class _ModelTable:
+    """Served versions by name; "latest" is the highest served version of a name."""
+
+    def __init__(self, served: list[ServedModel]) -> None:
+        self.by_name: dict[str, dict[int, ServedModel]] = {}
+        for model in served:
+            versions = self.by_name.setdefault(model.name, {})
+            if model.version in versions:
+                raise SpecError(f"Model {model.ref} is listed twice: expected each name:version once", field="models")
+            versions[model.version] = model
+
+    def __iter__(self) -> Any:
+        return (m for versions in self.by_name.values() for m in versions.values())
+
+    def get(self, name: str, version: int | None = None) -> ServedModel:
+        versions = self.by_name.get(name)
+        if versions is None:
+            raise NotFoundError(f"Model {name!r} is not served here: expected one of {sorted(self.by_name)}", field="name")
+        if version is None:
+            return versions[max(versions)]
+        if version not in versions:
+            raise NotFoundError(f"Version {version} of model {name!r} is not served here: expected one of {sorted(versions)}",
+                                field="version")
+        return versions[version]
+
+    def latest(self, model: ServedModel) -> bool:
+        return model.version == max(self.by_name[model.name])
+
+
+def create_app(models: Sequence[Any] | Mapping[str, Any], config: ServeConfig | None = None) -> FastAPI:
+    """An app serving ``models`` (Predictors, or objects with the same methods)."""
+    config = config or ServeConfig()
+    predictors = list(models.values()) if isinstance(models, Mapping) else list(models)
+    if not predictors:
+        raise SpecError("Nothing to serve: expected at least one model reference such as fashion-mlp:1", field="models")
+    metrics = ServeMetrics(config.max_batch_size)
+    table = _ModelTable([ServedModel(p, config, metrics) for p in predictors])
+    state = {"ready": False}
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        for model in table:
+            await model.start()
+        state["ready"] = True
+        try:
+            yield
+        finally:  # uvicorn has already waited for in-flight requests; drain what is queued
+            state["ready"] = False
+            for model in table:
+                await model.batcher.close(drain=True)
+
+    from modelyard import __version__
+
+    app = FastAPI(title="modelyard", version=__version__, lifespan=lifespan,
+                  description="Predictions from registered modelyard models, with dynamic batching.")
+    app.state.models = table
+    app.state.metrics = metrics
+    app.state.config = config
+    _add_error_handlers(app)
+
+    # Both predict routes are answered by PredictRoutes (routes.py) before FastAPI routing;
+    # they are declared here for the OpenAPI document and so that a GET gets a 405.
+    @app.post(LATEST_ROUTE, response_model=PredictResponse, responses=_ERRORS, openapi_extra=PREDICT_REQUEST_DOC,
+              summary="Predict with the latest served version")
+    async def predict_latest(name: str) -> Response:  # pragma: no cover - served by PredictRoutes
+        raise NotImplementedError
+
+    @app.post(VERSION_ROUTE, response_model=PredictResponse, responses=_ERRORS, openapi_extra=PREDICT_REQUEST_DOC,
+              summary="Predict with one served version")
+    async def predict_version(name: str, version: int) -> Response:  # pragma: no cover - served by PredictRoutes
+        raise NotImplementedError
+
+    @app.get("/v1/models", response_model=ModelList, summary="Served models: metadata, input schema, backend")
+    async def list_models() -> dict[str, Any]:
+        return {"models": [m.describe(table.latest(m)) for m in table]}
+
+    @app.get("/healthz", summary="Liveness: the process answers")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", summary="Readiness: models loaded and warmed up", responses={503: {"model": ErrorResponse}})
+    async def readyz() -> Response:
+        if not state["ready"]:
+            return JSONResponse({"error": "NotReady", "message": "Models are loading or the server is draining"}, 503)
+        return JSONResponse({"status": "ready", "models": [m.ref for m in table]})
+
+    @app.get("/metrics", summary="Prometheus metrics")
+    async def prometheus() -> Response:
+        return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+    # Outermost last: metrics see every request, auth runs before any byte of the body is read.
+    routes = {route.path: route for route in app.routes if getattr(route, "path", None) in (LATEST_ROUTE, VERSION_ROUTE)}
+    app.add_middleware(PredictRoutes, models=table, config=config, routes=routes)
+    app.add_middleware(BodyLimitMiddleware, max_body_bytes=config.max_body_bytes)
+    if config.api_key is not None:
+        app.add_middleware(BearerAuthMiddleware, api_key=config.key())
+    app.add_middleware(MetricsMiddleware, metrics=metrics, routes=lambda: app.routes,
+                       models=lambda name: name in table.by_name)
+    return app
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    async def modelyard_error(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, ModelyardError)
+        status, headers, body = error_body(exc)
+        return Response(body, status_code=status, media_type="application/json",
+                        headers={k.decode(): v.decode() for k, v in headers})
+
+    async def validation_error(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err.get("loc", ()))
+        message = f"Invalid value for `{where}`: {err.get('msg', 'invalid')}, received {err.get('input')!r}"
+        return JSONResponse({"error": "InvalidRequestError", "message": message, "field": where}, status_code=422)
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        message = f"{exc.detail} ({request.method} {request.url.path}); see /docs for the routes"
+        return JSONResponse({"error": "HTTPError", "message": message}, status_code=exc.status_code, headers=exc.headers)
+
+    async def unexpected(_: Request, exc: Exception) -> Response:
+        log.exception("unexpected error while serving a request")
+        return JSONResponse({"error": "InternalError", "message": f"Internal error ({type(exc).__name__}); see the server log"},
+                            status_code=500)
+
+    app.add_exception_handler(ModelyardError, modelyard_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(Exception, unexpected)

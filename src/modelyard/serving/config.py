@@ -1,0 +1,68 @@
+"""``ServeConfig``: every server setting, validated once, shared by the CLI and Python API.
+
+Secure by default: a host that is not a loopback address needs an API key, and a config
+without one is refused (before any model is loaded or port bound).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, ValidationError, model_validator
+
+from modelyard._validation import StrictModel, spec_error_from
+
+__all__ = ["ServeConfig", "is_loopback"]
+
+
+def is_loopback(host: str) -> bool:
+    """True for 127.0.0.0/8, ::1 and ``localhost``; any other name or address is public."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name may resolve anywhere: treat it as public
+
+
+class ServeConfig(StrictModel):
+    """Server settings (``modelyard serve --help`` documents each)."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    max_batch_size: int = Field(64, ge=1, le=65536)
+    max_wait_ms: float = Field(2.0, ge=0, le=10_000)
+    max_queue: int = Field(1024, ge=1)
+    timeout: float = Field(10.0, gt=0, description="seconds a request may wait in the queue and the forward pass")
+    workers: int = Field(1, ge=1, le=64)
+    backend: Literal["auto", "torch", "onnx"] = "auto"
+    max_body_bytes: int = Field(8 * 1024 * 1024, ge=1024)
+    max_json_depth: int = Field(32, ge=2, le=512)
+    max_image_pixels: int = Field(2048 * 2048, ge=1)
+    api_key: SecretStr | None = None
+    log_level: str = "warning"
+
+    @model_validator(mode="after")
+    def _key_for_public_hosts(self) -> ServeConfig:
+        if not is_loopback(self.host) and self.api_key is None:
+            raise ValueError(
+                f"refusing to listen on {self.host} without an API key: set MODELYARD_API_KEY or pass "
+                "--api-key-file (clients then send `Authorization: Bearer <key>`), or bind to 127.0.0.1"
+            )
+        return self
+
+    @classmethod
+    def make(cls, **values: Any) -> ServeConfig:
+        """Build from keyword values; problems become a one-line SpecError (exit code 2)."""
+        try:
+            return cls(**values)
+        except ValidationError as exc:
+            raise spec_error_from(exc, prefix="serve") from None
+
+    def key(self) -> str | None:
+        return self.api_key.get_secret_value() if self.api_key is not None else None
+
+    def public(self) -> dict[str, Any]:
+        """Settings safe to show (the key is never listed)."""
+        return self.model_dump(exclude={"api_key"}) | {"auth": self.api_key is not None}

@@ -1,0 +1,94 @@
+"""One model version as the server sees it: decode → batch → predict → encode hooks.
+
+``ServedModel`` wraps a Predictor (or anything with its methods), the backend that runs
+its forward pass, and the DynamicBatcher that coalesces its requests.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from modelyard.errors import InputError
+from modelyard.serving.backends import BackendChoice, select_backend
+from modelyard.serving.batcher import DynamicBatcher
+from modelyard.serving.codec import encode_predictions, image_array, instances_array
+from modelyard.serving.config import ServeConfig
+from modelyard.serving.errors import InvalidInstancesError
+from modelyard.serving.metrics import ServeMetrics
+
+__all__ = ["ServedModel"]
+
+
+class ServedModel:
+    """A Predictor behind a batcher; the app keeps one per served ``name:version``."""
+
+    def __init__(self, predictor: Any, config: ServeConfig, metrics: ServeMetrics, *,
+                 backend: BackendChoice | None = None) -> None:
+        self.predictor = predictor
+        self.name: str = predictor.version.name
+        self.version: int = int(predictor.version.version)
+        self.ref: str = predictor.ref
+        schema = predictor.schema()
+        self.input_shape: list[int] = list(predictor.input_shape)
+        self.input_dtype: str = schema.get("input_dtype", "float32")
+        self.task: str = predictor.task
+        self.config = config
+        self.choice = backend or select_backend(predictor, config.backend, max_batch_size=config.max_batch_size)
+        self.metrics = metrics
+        self.batcher = DynamicBatcher(
+            self.choice.backend.predict_tensor, max_batch_size=config.max_batch_size, max_wait_ms=config.max_wait_ms,
+            max_queue=config.max_queue, timeout_s=config.timeout, name=self.ref,
+            on_batch=metrics.batch_observer(self.name),
+        )
+        metrics.watch_queue(self.name, lambda: self.batcher.queue_depth)
+
+    # -- hooks: decode → features ------------------------------------------------------------
+    def decode_json(self, payload: Any) -> torch.Tensor:
+        return self.features(instances_array(payload, self.input_shape, self.input_dtype))
+
+    def decode_images(self, images: list[tuple[str, bytes]]) -> torch.Tensor:
+        arrays = [image_array(data, self.input_shape, source=source, max_pixels=self.config.max_image_pixels)
+                  for source, data in images]
+        return self.features(np.stack(arrays))
+
+    def features(self, raw: np.ndarray) -> torch.Tensor:
+        """Raw instances → model-ready tensor through the model's fitted preprocessing."""
+        try:
+            return self.predictor.preprocess(raw)
+        except InvalidInstancesError:
+            raise
+        except InputError as exc:
+            raise InvalidInstancesError(exc.message, field=exc.field) from None
+
+    # -- predict → encode -------------------------------------------------------------------
+    async def predict(self, features: torch.Tensor) -> dict[str, Any]:
+        out = (await self.batcher.submit(features)).numpy()
+        records, warnings = encode_predictions(out, self.task, self.predictor.labels_from)
+        if warnings:
+            self.metrics.nonfinite.labels(model=self.name).inc(sum(1 for r in records if _has_null(r)))
+        return {"model": self.name, "version": self.version, "ref": self.ref, "backend": self.choice.backend.name,
+                "predictions": records, "warnings": warnings}
+
+    async def start(self) -> None:
+        """Start the batch worker and run one forward pass so the first request is not slow."""
+        network = self.predictor.network
+        dtype = torch.int64 if network.input_dtype == torch.int64 else torch.float32
+        await self.batcher.start(torch.zeros((1, *network.input_shape), dtype=dtype))
+
+    def describe(self, latest: bool) -> dict[str, Any]:
+        base = f"/v1/models/{self.name}"
+        return {
+            "name": self.name, "version": self.version, "ref": self.ref, "latest": latest, "task": self.task,
+            "input_schema": self.predictor.schema(), "backend": self.choice.info,
+            "batching": {"max_batch_size": self.config.max_batch_size, "max_wait_ms": self.config.max_wait_ms,
+                         "max_queue": self.config.max_queue, "timeout_s": self.config.timeout},
+            "endpoints": [f"{base}/versions/{self.version}/predict"] + ([f"{base}/predict"] if latest else []),
+        }
+
+
+def _has_null(record: dict[str, Any]) -> bool:
+    values = record.get("probabilities") or record.get("value") or []
+    return any(v is None for v in values)

@@ -1,0 +1,72 @@
+"""Pydantic models of the REST bodies, for the OpenAPI document at ``/docs``.
+
+Requests are parsed by ``limits.parse_json`` + ``codec`` (strict JSON, depth limit, model
+shape checks), not by these models; responses are built as plain JSON for speed. These
+classes describe both exactly so ``/openapi.json`` is a truthful contract.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+__all__ = ["PredictRequest", "Prediction", "PredictResponse", "ErrorResponse", "ModelInfo", "ModelList",
+           "PREDICT_REQUEST_DOC"]
+
+
+class PredictRequest(BaseModel):
+    instances: list[Any] = Field(..., description="Raw samples, each of the model's `input_shape` (see GET /v1/models)",
+                                 examples=[[[0.0, 1.0]]])
+
+
+class Prediction(BaseModel):
+    label: str | int | None = Field(None, description="Classifiers: the predicted class (null if outputs were NaN/Inf)")
+    probabilities: list[float | None] | None = Field(None, description="Classifiers: one probability per class")
+    value: list[float | None] | None = Field(None, description="Regression: the predicted values")
+
+
+class PredictResponse(BaseModel):
+    model: str
+    version: int = Field(..., description="The model version that answered")
+    ref: str
+    backend: str = Field(..., description="torch or onnx")
+    predictions: list[Prediction]
+    warnings: list[str] = Field(default_factory=list, description="E.g. non-finite model outputs returned as null")
+
+
+class ErrorResponse(BaseModel):
+    error: str = Field(..., description="Error class, e.g. InvalidInstancesError")
+    message: str = Field(..., description="One line: what was expected and what was received")
+    field: str | None = None
+
+
+class ModelInfo(BaseModel):
+    name: str
+    version: int
+    ref: str
+    latest: bool
+    task: str
+    input_schema: dict[str, Any]
+    backend: dict[str, Any]
+    batching: dict[str, Any]
+    endpoints: list[str]
+
+
+class ModelList(BaseModel):
+    models: list[ModelInfo]
+
+
+PREDICT_REQUEST_DOC: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": PredictRequest.model_json_schema()},
+            "multipart/form-data": {
+                "schema": {"type": "object", "properties": {"file": {"type": "string", "format": "binary"}},
+                           "description": "One or more PNG/JPEG files (any field name), one instance each"}},
+            "image/png": {"schema": {"type": "string", "format": "binary"}},
+            "image/jpeg": {"schema": {"type": "string", "format": "binary"}},
+        },
+    }
+}

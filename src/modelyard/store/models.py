@@ -1,0 +1,283 @@
+"""The model registry: named, versioned models, each a folder plus a database row.
+
+``register`` writes every file into a temporary folder first, then, holding the
+database write lock, picks the next version, renames the folder to ``<version>/`` and
+commits the row. Any failure removes the half-written folder and rolls the row back,
+so a version either exists completely or not at all (BentoML ``_internal/store.py``
+does the same). Version numbers are never reused, even after ``delete``.
+"""
+
+from __future__ import annotations
+
+import builtins
+import logging
+import os
+import re
+import secrets
+import shutil
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from modelyard.errors import InputError, NotFoundError, StoreError
+from modelyard.store import paths
+from modelyard.store.db import Database, MetaRow, ModelVersionRow, database, utcnow
+from modelyard.store.files import dumps_json
+from modelyard.store.records import (
+    LINEAGE_FILE,
+    METRICS_FILE,
+    PREPROCESS_FILE,
+    SPEC_FILE,
+    WEIGHTS_FILE,
+    ModelVersion,
+    model_version,
+)
+from modelyard.store.refs import check_name, parse_ref, unknown_name_message
+
+if TYPE_CHECKING:
+    import torch
+
+__all__ = ["ModelStore", "ModelVersion"]
+
+logger = logging.getLogger(__name__)
+
+_RESERVED = {SPEC_FILE, WEIGHTS_FILE, PREPROCESS_FILE, METRICS_FILE, LINEAGE_FILE}
+_EXTRA_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+# Formats that unpickle (and so run code) when loaded: refused by name and by content.
+_PICKLE_SUFFIXES = (".pkl", ".pickle", ".pt", ".pth", ".ckpt", ".joblib")
+_CLASSIFICATION_LOSSES = {"cross_entropy", "binary_cross_entropy"}  # as modelyard.spec
+_ATTEMPTS = 5
+
+
+def _looks_pickled(data: bytes) -> bool:
+    """Pickle protocol 2-5 starts with PROTO (0x80) + version; torch.save is a zip with data.pkl."""
+    if data[:1] == b"\x80" and data[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
+        return True
+    return data[:4] == b"PK\x03\x04" and b".pkl" in data[:65536]
+
+
+def _extra_files(extra: Mapping[str, bytes] | None) -> dict[str, bytes]:
+    out: dict[str, bytes] = {}
+    for name, data in (extra or {}).items():
+        field = f"extra_files[{name!r}]"
+        if not isinstance(name, str) or not _EXTRA_NAME.match(name) or name in _RESERVED:
+            raise StoreError(
+                f"Invalid file name for `{field}`: expected a plain name such as notes.md, "
+                f"not one of {', '.join(sorted(_RESERVED))}, received {name!r}",
+                field="extra_files",
+            )
+        if not isinstance(data, bytes):
+            raise StoreError(f"Invalid value for `{field}`: expected bytes, received {type(data).__name__}", field="extra_files")
+        if name.lower().endswith(_PICKLE_SUFFIXES) or _looks_pickled(data):
+            raise StoreError(f"Refused `{field}`: pickle data is not stored (it runs code when loaded); use JSON or safetensors", field="extra_files")
+        out[name] = data
+    return out
+
+
+def _cpu_tensors(state_dict: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+    """Detached, contiguous CPU tensors that share no memory (safetensors refuses shared)."""
+    import torch
+
+    out: dict[str, torch.Tensor] = {}
+    storages: set[int] = set()
+    for key, value in state_dict.items():
+        if not isinstance(key, str) or not isinstance(value, torch.Tensor):
+            raise StoreError(
+                f"Invalid value for `state_dict[{key!r}]`: expected str keys and torch.Tensor values, "
+                f"received {type(value).__name__}",
+                field="state_dict",
+            )
+        tensor = value.detach().to("cpu")
+        ptr = tensor.untyped_storage().data_ptr()
+        if not tensor.is_contiguous() or (ptr in storages and tensor.numel() > 0):
+            tensor = tensor.clone(memory_format=torch.contiguous_format)  # tied weights: store a copy
+        else:
+            storages.add(ptr)
+        out[key] = tensor
+    return out
+
+
+def _infer_task(spec: Mapping[str, Any]) -> str | None:
+    loss = (spec.get("train") or {}).get("loss") if isinstance(spec.get("train"), Mapping) else None
+    kind = loss.get("type") if isinstance(loss, Mapping) else loss
+    if not isinstance(kind, str):
+        return None
+    return "classification" if kind in _CLASSIFICATION_LOSSES else "regression"
+
+
+def _folder_size(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
+class ModelStore:
+    """Registered models of the store at ``home`` (default ``$MODELYARD_HOME``)."""
+
+    def __init__(self, home: str | Path | None = None) -> None:
+        self.home = paths.home(home)
+
+    @property
+    def db(self) -> Database:
+        return database(self.home)
+
+    def register(
+        self,
+        name: str,
+        *,
+        state_dict: Mapping[str, torch.Tensor],
+        spec: Mapping[str, Any],
+        preprocess: Mapping[str, Any],
+        metrics: Mapping[str, Any],
+        run_id: str | None = None,
+        lineage: Mapping[str, Any] | None = None,
+        task: str | None = None,
+        description: str | None = None,
+        extra_files: Mapping[str, bytes] | None = None,
+    ) -> ModelVersion:
+        """Store a new version of ``name`` (1 for a new name) and return it."""
+        from safetensors.torch import save_file
+
+        check_name(name)
+        spec = dict(spec.to_dict() if hasattr(spec, "to_dict") else spec)
+        files = {  # everything validated and serialized before the disk is touched
+            SPEC_FILE: dumps_json(spec, "spec").encode(),
+            PREPROCESS_FILE: dumps_json(dict(preprocess), "preprocess").encode(),
+            METRICS_FILE: dumps_json(dict(metrics), "metrics").encode(),
+            LINEAGE_FILE: dumps_json(dict(lineage or {}), "lineage").encode(),
+            **_extra_files(extra_files),
+        }
+        tensors = _cpu_tensors(state_dict)
+        row = ModelVersionRow(
+            name=name, run_id=run_id, metrics_json=files[METRICS_FILE].decode(),
+            lineage_json=files[LINEAGE_FILE].decode(), task=task or _infer_task(spec),
+            description=description if description is not None else str(spec.get("description") or ""),
+        )
+        parent = paths.ensure_dir(paths.model_dir(self.home, name))
+        tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=parent))
+        try:
+            for filename, data in files.items():
+                (tmp / filename).write_bytes(data)
+            save_file(tensors, str(tmp / WEIGHTS_FILE), metadata={"format": "pt"})
+            row.size_bytes = _folder_size(tmp)
+            return self._publish(row, tmp)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)  # gone already unless something failed
+
+    def _publish(self, row: ModelVersionRow, tmp: Path) -> ModelVersion:
+        """Under the write lock: next version, rename tmp → <version>/, commit the row."""
+        hwm_key = f"last_version:{row.name}"
+        for _attempt in range(_ATTEMPTS):
+            target: Path | None = None
+            committed = False
+            try:
+                with self.db.session(write=True) as session:
+                    last = session.scalar(select(func.max(ModelVersionRow.version)).where(ModelVersionRow.name == row.name))
+                    hwm = session.get(MetaRow, hwm_key)
+                    version = max(last or 0, int(hwm.value) if hwm else 0) + 1
+                    target = paths.model_dir(self.home, row.name, version)
+                    # With the write lock held no other registration is between its rename and
+                    # commit, so a folder here was left by a process that died in that window.
+                    if target.exists():
+                        logger.warning("removing orphaned model folder %s (no database row)", target)
+                        shutil.rmtree(target)
+                    os.rename(tmp, target)
+                    row.version, row.created_at = version, utcnow()
+                    session.add(row)
+                    session.merge(MetaRow(key=hwm_key, value=str(version)))
+                    session.commit()
+                    committed = True
+            except BaseException as exc:
+                if not committed and target is not None and target.exists() and not tmp.exists():
+                    os.rename(target, tmp)  # undo the rename; register() removes tmp
+                if isinstance(exc, IntegrityError) and not committed:  # another writer took it: retry
+                    logger.debug("version clash registering %s, retrying", row.name)
+                    continue
+                raise
+            return model_version(row, target)
+        raise StoreError(f"Could not register model {row.name!r}: version clash persisted after {_ATTEMPTS} attempts", field="name")
+
+    def get(self, ref: str) -> ModelVersion:
+        """``"name"`` / ``"name:latest"`` (newest version) or ``"name:N"``."""
+        with self.db.session() as session:
+            row = self._resolve(session, ref)
+        return self._version(row)
+
+    def versions(self, name: str) -> builtins.list[ModelVersion]:
+        """All versions of ``name``, oldest first; unknown name → NotFoundError."""
+        found = self.list(name)
+        if not found:
+            raise NotFoundError(unknown_name_message(name, self.names()), field="name")
+        return found
+
+    def names(self) -> builtins.list[str]:
+        with self.db.session() as session:
+            return builtins.list(session.scalars(select(ModelVersionRow.name).distinct().order_by(ModelVersionRow.name)))
+
+    def delete(self, ref: str) -> ModelVersion:
+        """Remove one version (row and folder). Needs ``name:N`` or ``name:latest``."""
+        name, _ = parse_ref(ref)
+        if ":" not in ref:
+            raise InputError(
+                f"Invalid model reference {ref!r} for delete: expected an explicit NAME:VERSION "
+                f"(or {name}:latest) so a version is never deleted by accident",
+                field="ref",
+            )
+        trash: Path | None = None
+        folder: Path | None = None
+        try:
+            with self.db.session(write=True) as session:
+                row = self._resolve(session, ref)
+                deleted = self._version(row, check=False)
+                folder = deleted.path
+                session.delete(row)
+                session.flush()
+                if folder.exists():
+                    trash = folder.with_name(f".trash-{folder.name}-{secrets.token_hex(4)}")
+                    os.rename(folder, trash)
+                session.commit()
+        except BaseException:
+            if trash is not None and folder is not None and trash.exists():
+                os.rename(trash, folder)
+            raise
+        if trash is not None:
+            shutil.rmtree(trash, ignore_errors=True)
+        return deleted
+
+    def list(self, name: str | None = None) -> builtins.list[ModelVersion]:
+        """Every registered version (of ``name`` if given), by name then version."""
+        query = select(ModelVersionRow).order_by(ModelVersionRow.name, ModelVersionRow.version)
+        if name is not None:
+            query = query.where(ModelVersionRow.name == name)
+        with self.db.session() as session:
+            rows = builtins.list(session.scalars(query))
+        return [self._version(row, check=False) for row in rows]
+
+    def _resolve(self, session: Session, ref: str) -> ModelVersionRow:
+        name, version = parse_ref(ref)
+        query = select(ModelVersionRow).where(ModelVersionRow.name == name)
+        if version is None:
+            row = session.scalars(query.order_by(ModelVersionRow.version.desc()).limit(1)).first()
+        else:
+            row = session.scalars(query.where(ModelVersionRow.version == version)).first()
+        if row is not None:
+            return row
+        existing = session.scalars(
+            select(ModelVersionRow.version).where(ModelVersionRow.name == name).order_by(ModelVersionRow.version)
+        ).all()
+        if not existing:
+            names = builtins.list(session.scalars(select(ModelVersionRow.name).distinct().order_by(ModelVersionRow.name)))
+            raise NotFoundError(unknown_name_message(name, names), field="ref")
+        raise NotFoundError(
+            f"Model {name!r} has no version {version}; its versions are {', '.join(map(str, existing))}",
+            field="ref",
+        )
+
+    def _version(self, row: ModelVersionRow, *, check: bool = True) -> ModelVersion:
+        found = model_version(row, paths.model_dir(self.home, row.name, row.version))
+        if check and not found.path.is_dir():
+            raise StoreError(f"Model {found.ref} is registered but its folder is missing: {found.path}", field="ref")
+        return found

@@ -1,0 +1,149 @@
+"""What the stores hand out: plain dataclasses, detached from the database.
+
+``RunRecord`` is one training run with its metric history; ``ModelVersion`` is one
+registered model version, which loads its spec, weights and preprocessing from its
+folder on demand.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from modelyard.errors import NotFoundError, StoreError
+from modelyard.store.files import read_json, to_jsonable
+
+if TYPE_CHECKING:
+    import torch
+
+    from modelyard.store.db import ModelVersionRow, RunRow
+
+__all__ = ["RunRecord", "ModelVersion", "WEIGHTS_FILE", "SPEC_FILE", "PREPROCESS_FILE", "METRICS_FILE", "LINEAGE_FILE"]
+
+SPEC_FILE = "spec.json"
+WEIGHTS_FILE = "weights.safetensors"
+PREPROCESS_FILE = "preprocess.json"
+METRICS_FILE = "metrics.json"
+LINEAGE_FILE = "lineage.json"
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One run. ``history`` is ``[{"epoch": 1, "loss": ..., "val_loss": ...}, ...]`` by epoch."""
+
+    id: str
+    name: str
+    status: str
+    spec: dict[str, Any]
+    env: dict[str, Any]
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    heartbeat_at: datetime | None
+    error: str | None
+    model_ref: str | None
+    summary: dict[str, Any]
+    history: list[dict[str, Any]] = field(default_factory=list)
+    path: Path | None = None  # artifacts/runs/<id>/ (may not exist yet)
+
+    @property
+    def duration_s(self) -> float | None:
+        """Seconds from start to finish (or to the last heartbeat while running)."""
+        end = self.finished_at or self.heartbeat_at
+        if self.started_at is None or end is None:
+            return None
+        return (end - self.started_at).total_seconds()
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form for the CLI and the server."""
+        return {
+            "id": self.id, "name": self.name, "status": self.status, "spec": self.spec, "env": self.env,
+            "created_at": _iso(self.created_at), "started_at": _iso(self.started_at),
+            "finished_at": _iso(self.finished_at), "heartbeat_at": _iso(self.heartbeat_at),
+            "duration_s": self.duration_s, "error": self.error, "model_ref": self.model_ref,
+            "summary": self.summary, "history": to_jsonable(self.history),  # NaN → None
+        }
+
+
+def run_record(row: RunRow, history: list[dict[str, Any]], path: Path) -> RunRecord:
+    return RunRecord(
+        id=row.id, name=row.name, status=row.status, spec=json.loads(row.spec_json),
+        env=json.loads(row.env_json), created_at=row.created_at, started_at=row.started_at,
+        finished_at=row.finished_at, heartbeat_at=row.heartbeat_at, error=row.error,
+        model_ref=row.model_ref, summary=json.loads(row.summary_json) if row.summary_json else {},
+        history=history, path=path,
+    )
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    """One registered model version and its folder ``artifacts/models/<name>/<version>/``."""
+
+    name: str
+    version: int
+    run_id: str | None
+    created_at: datetime
+    metrics: dict[str, Any]
+    lineage: dict[str, Any]
+    task: str | None
+    description: str
+    path: Path
+    size_bytes: int
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}:{self.version}"
+
+    def load_spec(self) -> dict[str, Any]:
+        """The resolved spec the model was built from (rebuild the network from it)."""
+        return dict(read_json(self.path / SPEC_FILE))
+
+    def load_preprocess(self) -> dict[str, Any]:
+        """The fitted preprocessing pipeline state, as saved at registration."""
+        return dict(read_json(self.path / PREPROCESS_FILE))
+
+    def load_state_dict(self, device: str = "cpu") -> dict[str, torch.Tensor]:
+        """The weights, read with safetensors (no pickle, so no code runs on load)."""
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        weights = self.path / WEIGHTS_FILE
+        if not weights.is_file():
+            raise StoreError(f"Weights of model {self.ref} are missing: {weights}", field="weights")
+        try:
+            return load_file(str(weights), device=device)
+        except (SafetensorError, OSError) as exc:
+            raise StoreError(f"Weights of model {self.ref} are unreadable ({weights}): {exc}", field="weights") from None
+
+    def read_file(self, filename: str) -> bytes:
+        """An extra file given at registration (``extra_files``), by its plain name."""
+        if "/" in filename or "\\" in filename or filename.startswith("."):
+            raise StoreError(f"Invalid file name {filename!r}: expected a plain name such as notes.md", field="filename")
+        target = self.path / filename
+        if not target.is_file():
+            present = sorted(p.name for p in self.path.iterdir() if p.is_file())
+            raise NotFoundError(f"Model {self.ref} has no file {filename!r}; it has {', '.join(present)}", field="filename")
+        return target.read_bytes()
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form for the CLI and the server."""
+        return {
+            "name": self.name, "version": self.version, "ref": self.ref, "run_id": self.run_id,
+            "created_at": _iso(self.created_at), "metrics": self.metrics, "lineage": self.lineage,
+            "task": self.task, "description": self.description, "size_bytes": self.size_bytes,
+        }
+
+
+def model_version(row: ModelVersionRow, path: Path) -> ModelVersion:
+    return ModelVersion(
+        name=row.name, version=row.version, run_id=row.run_id, created_at=row.created_at,
+        metrics=json.loads(row.metrics_json or "{}"), lineage=json.loads(row.lineage_json or "{}"),
+        task=row.task, description=row.description or "", path=path, size_bytes=row.size_bytes,
+    )

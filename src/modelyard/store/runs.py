@@ -1,0 +1,286 @@
+"""Training runs: status, resolved spec, environment, per-epoch metrics and a folder.
+
+A run moves ``queued → running → completed | failed | cancelled``. A running process
+calls ``heartbeat`` (``log_epoch`` counts as one); ``reap_stale`` marks runs whose
+process died without saying so as failed. Ids look like ``r-20261122-3fa9c1`` and, as in
+git, any unique prefix of the id or of its random part (``3fa9``) finds the run.
+"""
+
+from __future__ import annotations
+
+import builtins
+import logging
+import math
+import numbers
+import re
+import secrets
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import delete, func, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from modelyard.errors import InputError, NotFoundError, SpecError, StoreError
+from modelyard.registry import closest
+from modelyard.store import paths
+from modelyard.store.db import Database, MetricRow, RunRow, database, utcnow
+from modelyard.store.files import dumps_json
+from modelyard.store.records import RunRecord, run_record
+
+if TYPE_CHECKING:
+    from modelyard.spec import Spec
+
+__all__ = ["RunStore", "RunRecord", "RUN_STATUSES"]
+
+logger = logging.getLogger(__name__)
+
+RUN_STATUSES = ("queued", "running", "completed", "failed", "cancelled")
+_ID_CHARS = re.compile(r"^[a-z0-9-]+$")
+_ERROR_LIMIT = 500
+
+
+def _now() -> datetime:
+    """The clock of this module (tests replace it to age heartbeats)."""
+    return utcnow()
+
+
+def _new_id(now: datetime) -> str:
+    return f"r-{now:%Y%m%d}-{secrets.token_hex(3)}"
+
+
+def _one_line(text: str) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= _ERROR_LIMIT else text[: _ERROR_LIMIT - 3] + "..."
+
+
+def _as_float(value: Any) -> float | None:
+    """A metric value as float; None for values that are not a single number."""
+    if isinstance(value, numbers.Real):
+        return float(value)
+    if getattr(value, "ndim", None) == 0 and hasattr(value, "item"):  # numpy/torch scalars
+        item = value.item()
+        return float(item) if isinstance(item, numbers.Real) else None
+    return None
+
+
+@dataclass
+class _Pending:
+    """Metric rows of one epoch, split from what cannot be a float."""
+
+    rows: dict[str, float | None] = field(default_factory=dict)
+    skipped: builtins.list[str] = field(default_factory=builtins.list)
+
+
+class RunStore:
+    """Runs of the store at ``home`` (default ``$MODELYARD_HOME`` or ``~/.modelyard``)."""
+
+    def __init__(self, home: str | Path | None = None) -> None:
+        self.home = paths.home(home)
+
+    @property
+    def db(self) -> Database:
+        return database(self.home)
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    def create(self, spec: Mapping[str, Any] | Spec, env: Mapping[str, Any] | None = None) -> RunRecord:
+        """Record a new queued run of ``spec`` (the resolved spec) with its environment."""
+        spec_dict = dict(spec.to_dict() if hasattr(spec, "to_dict") else spec)
+        name = spec_dict.get("name")
+        if not isinstance(name, str) or not name:
+            raise SpecError(f"Missing required field `name`: expected the spec's name, received {name!r}", field="name")
+        spec_json, env_json = dumps_json(spec_dict, "spec"), dumps_json(dict(env or {}), "env")
+        for _attempt in range(5):
+            now = _now()
+            row = RunRow(id=_new_id(now), name=name, status="queued", spec_json=spec_json,
+                         env_json=env_json, created_at=now)
+            try:
+                with self.db.session(write=True) as session:
+                    session.add(row)
+                return self.get(row.id)
+            except IntegrityError:  # the 24-bit random part collided: draw again
+                continue
+        raise StoreError("Could not allocate a unique run id after 5 attempts", field="run_id")
+
+    def start(self, run_id: str) -> RunRecord:
+        """queued (or failed/cancelled, to resume) → running."""
+
+        def apply(row: RunRow, now: datetime) -> None:
+            row.status, row.started_at, row.heartbeat_at = "running", now, now
+            row.finished_at, row.error = None, None
+
+        return self._transition(run_id, ("queued", "failed", "cancelled"), apply)
+
+    def heartbeat(self, run_id: str) -> None:
+        """Say the run's process is alive; a run no longer running raises StoreError."""
+        self._transition(run_id, ("running",), lambda row, now: setattr(row, "heartbeat_at", now))
+
+    def finish(self, run_id: str, summary: Mapping[str, Any] | None = None, model_ref: str | None = None) -> RunRecord:
+        """running → completed, storing final metrics/timings and the registered model."""
+        summary_json = dumps_json(dict(summary or {}), "summary")
+
+        def apply(row: RunRow, now: datetime) -> None:
+            row.status, row.finished_at, row.heartbeat_at = "completed", now, now
+            row.summary_json, row.model_ref = summary_json, model_ref
+
+        return self._transition(run_id, ("running",), apply)
+
+    def fail(self, run_id: str, error: str | BaseException) -> RunRecord:
+        """queued/running → failed with a one-line reason."""
+        message = _one_line(f"{type(error).__name__}: {error}" if isinstance(error, BaseException) else error)
+
+        def apply(row: RunRow, now: datetime) -> None:
+            row.status, row.finished_at, row.error = "failed", now, message
+
+        return self._transition(run_id, ("queued", "running"), apply)
+
+    def cancel(self, run_id: str, reason: str = "cancelled by user") -> RunRecord:
+        """queued/running → cancelled."""
+
+        def apply(row: RunRow, now: datetime) -> None:
+            row.status, row.finished_at, row.error = "cancelled", now, _one_line(reason)
+
+        return self._transition(run_id, ("queued", "running"), apply)
+
+    def log_epoch(self, run_id: str, epoch: int, metrics: Mapping[str, Any]) -> builtins.list[str]:
+        """Store one row per numeric metric of ``epoch``; returns the keys skipped.
+
+        Values that are not one number (confusion matrices, reports) are skipped: put
+        them in ``finish(summary=...)``. Logging an epoch again replaces its values
+        (a run resumed from a checkpoint repeats epochs). Counts as a heartbeat.
+        """
+        if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
+            raise InputError(f"Invalid value for `epoch`: expected an integer >= 0, received {epoch!r}", field="epoch")
+        pending = _Pending()
+        for key, value in metrics.items():
+            number = _as_float(value)
+            if number is None:
+                pending.skipped.append(str(key))
+            else:
+                pending.rows[str(key)] = number if math.isfinite(number) else None
+        with self.db.session(write=True) as session:
+            row = self._resolve(session, run_id)
+            if pending.rows:
+                session.execute(delete(MetricRow).where(
+                    MetricRow.run_id == row.id, MetricRow.epoch == epoch, MetricRow.key.in_(pending.rows)))
+                session.add_all(MetricRow(run_id=row.id, epoch=epoch, key=k, value=v) for k, v in pending.rows.items())
+            if row.status == "running":
+                row.heartbeat_at = _now()
+        if pending.skipped:
+            logger.debug("run %s epoch %d: skipped non-numeric metrics %s", run_id, epoch, pending.skipped)
+        return pending.skipped
+
+    def reap_stale(self, max_age_s: float) -> builtins.list[str]:
+        """Mark running runs without a heartbeat for ``max_age_s`` seconds as failed."""
+        now = _now()
+        cutoff = now - timedelta(seconds=max_age_s)
+        last_seen = func.coalesce(RunRow.heartbeat_at, RunRow.started_at, RunRow.created_at)
+        reaped = []
+        with self.db.session(write=True) as session:
+            stale = session.scalars(select(RunRow).where(RunRow.status == "running", last_seen < cutoff)).all()
+            for row in stale:
+                seen = row.heartbeat_at or row.started_at or row.created_at
+                age = int((now - seen).total_seconds())
+                row.status, row.finished_at = "failed", now
+                row.error = f"no heartbeat for {age}s (process died?)"
+                reaped.append(row.id)
+        if reaped:
+            logger.info("marked %d stale run(s) as failed: %s", len(reaped), ", ".join(reaped))
+        return reaped
+
+    # -- reading ---------------------------------------------------------------------
+
+    def get(self, run_id: str) -> RunRecord:
+        """The run with id (or unique id prefix) ``run_id``, with its metric history."""
+        with self.db.session() as session:
+            row = self._resolve(session, run_id)
+            return self._records(session, [row])[0]
+
+    def run_dir(self, run_id: str) -> Path:
+        """The run's artifact folder ``artifacts/runs/<id>/`` (created if missing)."""
+        with self.db.session() as session:
+            row_id = self._resolve(session, run_id).id
+        return paths.ensure_dir(paths.run_dir(self.home, row_id))
+
+    def checkpoint_dir(self, run_id: str) -> Path:
+        """``artifacts/runs/<id>/checkpoints/`` (created if missing)."""
+        return paths.ensure_dir(self.run_dir(run_id) / "checkpoints")
+
+    def list(self, name: str | None = None, status: str | None = None, limit: int = 50) -> builtins.list[RunRecord]:
+        """Newest runs first, optionally only of spec ``name`` and/or with ``status``."""
+        if status is not None and status not in RUN_STATUSES:
+            hint = closest(status, RUN_STATUSES)
+            extra = f"; did you mean {hint!r}?" if hint else ""
+            raise InputError(
+                f"Invalid value for `status`: expected one of {', '.join(RUN_STATUSES)}, received {status!r}{extra}",
+                field="status",
+            )
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise InputError(f"Invalid value for `limit`: expected an integer >= 1, received {limit!r}", field="limit")
+        query = select(RunRow).order_by(RunRow.created_at.desc(), RunRow.id.desc()).limit(limit)
+        if name is not None:
+            query = query.where(RunRow.name == name)
+        if status is not None:
+            query = query.where(RunRow.status == status)
+        with self.db.session() as session:
+            return self._records(session, builtins.list(session.scalars(query)))
+
+    # -- internals -------------------------------------------------------------------
+
+    def _transition(self, run_id: str, allowed: tuple[str, ...], apply: Callable[[RunRow, datetime], None]) -> RunRecord:
+        with self.db.session(write=True) as session:
+            row = self._resolve(session, run_id)
+            now = _now()
+            if row.status not in allowed:
+                seen = ""
+                if row.status == "running" and row.heartbeat_at is not None:
+                    seen = f" (last heartbeat {int((now - row.heartbeat_at).total_seconds())}s ago)"
+                raise StoreError(
+                    f"Run {row.id} is {row.status}{seen}; this needs a run that is {' or '.join(allowed)}",
+                    field="status",
+                )
+            apply(row, now)
+            session.flush()
+            return self._records(session, [row])[0]
+
+    def _resolve(self, session: Session, run_id: str) -> RunRow:
+        text = str(run_id).strip().lower()
+        if not text or not _ID_CHARS.match(text):
+            raise InputError(
+                f"Invalid run id {run_id!r}: expected letters, digits and '-' such as r-20261122-3fa9c1",
+                field="run_id",
+            )
+        row = session.get(RunRow, text)
+        if row is not None:
+            return row
+        # A prefix of the whole id or of its random part (after "r-YYYYMMDD-").
+        found = session.scalars(
+            select(RunRow).where(or_(RunRow.id.startswith(text), RunRow.id.like(f"r-________-{text}%")))
+            .order_by(RunRow.created_at.desc()).limit(6)
+        ).all()
+        if len(found) == 1:
+            return found[0]
+        if found:
+            shown = ", ".join(r.id for r in found[:5]) + (", ..." if len(found) > 5 else "")
+            raise InputError(f"Ambiguous run id {run_id!r}: matches {shown}; type more characters", field="run_id")
+        recent = session.scalars(select(RunRow.id).order_by(RunRow.created_at.desc()).limit(1000)).all()
+        hint = closest(text, builtins.list(recent))
+        extra = f"; did you mean {hint!r}?" if hint else ("" if recent else "; there are no runs yet")
+        raise NotFoundError(f"Unknown run {run_id!r}: no run id (or its part after the date) starts with it{extra}", field="run_id")
+
+    def _records(self, session: Session, rows: builtins.list[RunRow]) -> builtins.list[RunRecord]:
+        """Rows → records, loading every run's metric history in one query."""
+        history: dict[str, dict[int, dict[str, Any]]] = {row.id: {} for row in rows}
+        if rows:
+            metrics = session.scalars(
+                select(MetricRow).where(MetricRow.run_id.in_(history)).order_by(MetricRow.epoch, MetricRow.id)
+            )
+            for m in metrics:
+                epoch_row = history[m.run_id].setdefault(m.epoch, {"epoch": m.epoch})
+                epoch_row[m.key] = math.nan if m.value is None else m.value
+        return [run_record(row, [history[row.id][e] for e in sorted(history[row.id])],
+                           paths.run_dir(self.home, row.id)) for row in rows]

@@ -1,0 +1,140 @@
+"""Mini-batches for the loop: by index from tensors on the device, or streamed.
+
+The fast path keeps the whole split as contiguous tensors on the training device and cuts
+batches with one gather per batch from a ``torch.randperm`` permutation drawn from a
+seeded generator: no DataLoader, no per-sample Python, no host→device copy per step.
+Data that does not fit in memory comes as a ``torch.utils.data.Dataset`` and streams
+through a DataLoader with worker processes instead.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from modelyard.errors import DataError
+
+__all__ = ["InMemoryBatches", "StreamingBatches", "is_tensor_split", "split_size", "check_split"]
+
+Batch = tuple[torch.Tensor, torch.Tensor]
+
+
+def is_tensor_split(split: Any) -> bool:
+    """True for a split with ``.x``/``.y`` tensors (the fast path), False for a Dataset."""
+    return isinstance(getattr(split, "x", None), torch.Tensor) and isinstance(getattr(split, "y", None), torch.Tensor)
+
+
+def split_size(split: Any) -> int:
+    return int(split.x.shape[0]) if is_tensor_split(split) else len(split)
+
+
+def check_split(split: Any, name: str) -> None:
+    """Refuse a split that cannot be trained on, before the first step."""
+    if is_tensor_split(split):
+        if split.x.shape[0] != split.y.shape[0]:
+            raise DataError(
+                f"Invalid {name} split: {split.x.shape[0]} samples (x) but {split.y.shape[0]} targets (y)"
+            )
+        if split.x.shape[0] == 0:
+            raise DataError(f"Invalid {name} split: expected at least 1 sample, received 0")
+        return
+    if not isinstance(split, Dataset):
+        raise DataError(
+            f"Invalid {name} split: expected an object with tensors .x and .y or a torch Dataset, "
+            f"received {type(split).__name__}"
+        )
+    if len(split) == 0:  # type: ignore[arg-type]
+        raise DataError(f"Invalid {name} split: expected at least 1 sample, received 0")
+
+
+class InMemoryBatches:
+    """Batches of device-resident tensors in a fresh seeded permutation each epoch."""
+
+    kind = "in-memory-index"
+
+    def __init__(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        *,
+        batch_size: int,
+        shuffle: bool,
+        generator: torch.Generator,
+        device: torch.device,
+        channels_last: bool = False,
+    ) -> None:
+        # One copy to the device at the start; non_blocking overlaps it with setup work.
+        fmt = torch.channels_last if channels_last else torch.contiguous_format
+        self.x = x.to(device, non_blocking=True).contiguous(memory_format=fmt)
+        self.y = y.to(device, non_blocking=True).contiguous()
+        self.n = int(x.shape[0])
+        self.batch_size = min(batch_size, self.n)
+        self.shuffle = shuffle
+        self.generator = generator  # a CPU generator: the same permutation on every device
+        self.device = device
+
+    def __len__(self) -> int:
+        return math.ceil(self.n / self.batch_size)
+
+    def __iter__(self) -> Iterator[Batch]:
+        if not self.shuffle:
+            for start in range(0, self.n, self.batch_size):  # views, no copy
+                yield self.x[start : start + self.batch_size], self.y[start : start + self.batch_size]
+            return
+        if len(self) == 1:
+            # Full-batch gradient descent: the order inside the one batch changes nothing
+            # but the rounding of a sum, so skip the gather (a copy of the whole set).
+            yield self.x, self.y
+            return
+        perm = torch.randperm(self.n, generator=self.generator).to(self.device, non_blocking=True)
+        for start in range(0, self.n, self.batch_size):
+            idx = perm[start : start + self.batch_size]
+            # Advanced indexing keeps channels_last (index_select would not).
+            yield self.x[idx], self.y[idx]
+
+
+class StreamingBatches:
+    """A DataLoader over a Dataset (data larger than memory), seeded and with workers."""
+
+    kind = "dataloader"
+
+    def __init__(
+        self,
+        dataset: Dataset,
+        *,
+        batch_size: int,
+        shuffle: bool,
+        generator: torch.Generator,
+        device: torch.device,
+        workers: int,
+        channels_last: bool = False,
+    ) -> None:
+        self.device = device
+        self.channels_last = channels_last
+        self.batch_size = min(batch_size, len(dataset))  # type: ignore[arg-type]
+        self.loader = DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            shuffle=shuffle,
+            generator=generator,
+            num_workers=workers,
+            pin_memory=device.type == "cuda",
+            # Not persistent: each epoch's iterator then draws its seeds from ``generator`` the
+            # same way in a resumed run as in an uninterrupted one (exact resume).
+            persistent_workers=False,
+            drop_last=False,
+        )
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self) -> Iterator[Batch]:
+        for x, y in self.loader:
+            x = x.to(self.device, non_blocking=True)
+            if self.channels_last and x.ndim == 4:
+                x = x.contiguous(memory_format=torch.channels_last)
+            yield x, y.to(self.device, non_blocking=True)

@@ -1,0 +1,184 @@
+"""Everything the loop needs, built and checked before the first step.
+
+``build_run`` turns (network, prepared data, TrainSpec, seed) into a ``TrainingRun``:
+device, precision, batches, loss, optimizer, schedule, metrics, early stopping and
+generators. Every spec problem that can be found here is raised here, so a run never
+fails halfway through an epoch for a reason that was knowable at the start.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from types import SimpleNamespace
+from typing import Any
+
+import torch
+from torch import nn
+
+from modelyard.errors import SpecError
+from modelyard.metrics import MetricSet, metric_names
+from modelyard.spec import TrainSpec
+from modelyard.training.batches import InMemoryBatches, StreamingBatches, check_split, is_tensor_split, split_size
+from modelyard.training.early_stopping import EarlyStopping
+from modelyard.training.evaluation import metric_activation
+from modelyard.training.losses import LOSSES, LossFn
+from modelyard.training.optimizers import OPTIMIZERS, implementation
+from modelyard.training.regularization import penalized_parameters
+from modelyard.training.runtime import (
+    Precision,
+    available_cores,
+    resolve_device,
+    resolve_precision,
+    wants_channels_last,
+    worth_bf16_on_cpu,
+)
+from modelyard.training.schedules import SCHEDULES, Schedule
+
+__all__ = ["TrainingRun", "build_run"]
+
+log = logging.getLogger(__name__)
+
+Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
+
+
+@dataclass
+class TrainingRun:
+    """The built pieces of one fit; ``runtime`` reports which fast paths are in use."""
+
+    spec: TrainSpec
+    network: nn.Module
+    forward: Callable[[torch.Tensor], torch.Tensor]  # the network, or its torch.compile'd form
+    device: torch.device
+    precision: Precision
+    batches: InMemoryBatches | StreamingBatches
+    n_train: int
+    step_sizes: torch.Tensor  # [steps] samples per step, on the device (weights the loss mean)
+    val: Any
+    loss_fn: LossFn
+    optimizer: torch.optim.Optimizer
+    schedule: Schedule | None
+    scaler: torch.amp.GradScaler | None
+    metrics: MetricSet
+    early: EarlyStopping | None
+    shuffle_gen: torch.Generator
+    aug_gen: torch.Generator
+    augment: Augment | None
+    penalized: list[torch.Tensor]
+    task: str
+    num_classes: int | None
+    threads: int
+    runtime: dict[str, Any] = field(default_factory=dict)
+    compile_checked: bool = False  # the compiled forward has run once (or compilation is off)
+
+
+def _augmenter(prepared: Any) -> Augment | None:
+    pipeline = getattr(prepared, "pipeline", None)
+    make = getattr(pipeline, "augmenter", None)
+    return make() if callable(make) else None
+
+
+def _present(split: Any) -> Any:
+    """The split, or None when it is absent or empty (a validation fraction of 0)."""
+    if split is None or (hasattr(split, "x") and (split.x is None or split.x.shape[0] == 0)):
+        return None
+    return split
+
+
+def _step_sizes(n: int, batch_size: int, steps: int, device: torch.device) -> torch.Tensor:
+    sizes = torch.full((steps,), float(batch_size))
+    sizes[-1] = n - batch_size * (steps - 1)
+    return sizes.to(device)
+
+
+def _check_monitors(spec: TrainSpec, has_val: bool, run_schedule: Schedule | None) -> None:
+    """Monitored names must be ones the history will contain: say so before training."""
+    names = ["loss", *metric_names(spec.metrics)]
+    logged = names + ([f"val_{n}" for n in names] if has_val else [])
+    watched = []
+    if spec.early_stopping is not None:
+        watched.append(("train.early_stopping.monitor", spec.early_stopping.monitor))
+    if run_schedule is not None and run_schedule.monitor is not None:
+        watched.append(("train.schedule.monitor", run_schedule.monitor))
+    for where, name in watched:
+        if name not in logged:
+            why = " (there is no validation split: set data.validation)" if name.startswith("val_") and not has_val else ""
+            raise SpecError(
+                f"Invalid value for `{where}`: expected one of {', '.join(logged)}, received {name!r}{why}", field=where
+            )
+
+
+def build_run(network: nn.Module, prepared: Any, spec: TrainSpec, *, seed: int) -> TrainingRun:
+    """Build and check everything for ``fit``; moves the network and the data to the device."""
+    device = resolve_device(spec.device)
+    train = prepared.train
+    if train is None:
+        raise SpecError("Invalid data for training: the prepared data has no training split", field="data")
+    check_split(train, "training")
+    val = _present(getattr(prepared, "val", None))
+    if val is not None:
+        check_split(val, "validation")
+        if is_tensor_split(val):  # evaluated every epoch: keep it on the device too
+            val = SimpleNamespace(x=val.x.to(device, non_blocking=True), y=val.y.to(device, non_blocking=True))
+    n = split_size(train)
+    batch_size = n if spec.batch_size == "full" else min(int(spec.batch_size), n)
+    precision = resolve_precision(spec.precision, device, heavy=worth_bf16_on_cpu(network, batch_size))
+    in_memory = is_tensor_split(train)
+    sample_shape = tuple(train.x.shape[1:]) if in_memory else tuple(getattr(network, "input_shape", ()))
+    channels_last = wants_channels_last(network, sample_shape)
+    network.to(device)
+    if channels_last:
+        network.to(memory_format=torch.channels_last)
+
+    # Dropout and other in-model randomness draw from the global generator; the order of
+    # samples and augmentation have their own, so each stream is reproducible on its own.
+    torch.manual_seed(seed)
+    shuffle_gen = torch.Generator().manual_seed(seed)
+    aug_gen = torch.Generator(device=device).manual_seed(seed + 1)
+    threads = available_cores()
+    if in_memory:
+        batches: InMemoryBatches | StreamingBatches = InMemoryBatches(
+            train.x, train.y, batch_size=batch_size, shuffle=spec.shuffle, generator=shuffle_gen, device=device,
+            channels_last=channels_last,
+        )
+    else:
+        batches = StreamingBatches(
+            train, batch_size=batch_size, shuffle=spec.shuffle, generator=shuffle_gen, device=device,
+            workers=min(4, max(0, threads - 1)), channels_last=channels_last,
+        )
+    trainable = [p for p in network.parameters() if p.requires_grad]
+    if not trainable:
+        raise SpecError("Invalid value for `model.layers`: expected at least one trainable parameter, received none", field="model.layers")
+    optimizer = OPTIMIZERS.build(spec.optimizer, trainable, lr=spec.lr, weight_decay=spec.weight_decay)
+    schedule = None
+    if spec.schedule is not None:
+        schedule = SCHEDULES.build(spec.schedule, optimizer, epochs=spec.epochs, steps_per_epoch=len(batches))
+    num_classes = getattr(prepared, "num_classes", None)
+    metrics = MetricSet(
+        spec.metrics, task=spec.task, num_classes=num_classes, activation=metric_activation(spec.loss.type, network), device=device
+    )
+    _check_monitors(spec, val is not None, schedule)
+
+    forward: Callable[[torch.Tensor], torch.Tensor] = network
+    if spec.compile:
+        forward = torch.compile(network)  # compiled lazily at the first step; the loop falls back on failure
+    return TrainingRun(
+        spec=spec, network=network, forward=forward, device=device, precision=precision, batches=batches,
+        n_train=n, step_sizes=_step_sizes(n, batches.batch_size, len(batches), device), val=val,
+        loss_fn=LOSSES.build(spec.loss), optimizer=optimizer, schedule=schedule,
+        scaler=torch.amp.GradScaler(device.type) if precision.scaler else None, metrics=metrics,
+        early=EarlyStopping(spec.early_stopping) if spec.early_stopping is not None else None,
+        shuffle_gen=shuffle_gen, aug_gen=aug_gen, augment=_augmenter(prepared),
+        penalized=penalized_parameters(network) if (spec.l1 or spec.l2) else [],
+        task=spec.task, num_classes=num_classes, threads=threads,
+        runtime={
+            "batching": batches.kind,
+            "optimizer": implementation(optimizer),
+            "precision": precision.name,
+            "device": str(device),
+            "channels_last": channels_last,
+            "threads": threads,
+            "compiled": bool(spec.compile),
+        },
+    )

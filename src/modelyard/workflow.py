@@ -1,0 +1,205 @@
+"""The one training path: spec → data → network → fit → evaluate → register.
+
+The CLI, the Python API and (later) the control plane's workers all call ``train``;
+nothing else builds, trains and registers models. Everything that can be checked
+before training (spec, shapes, data, their fit to each other) is checked before the
+run is written to the store, so bad input leaves the store untouched.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from modelyard.data import Prepared, prepare
+from modelyard.environment import environment, resolve_device
+from modelyard.errors import DataError, ModelyardError, ShapeError, TrainingError
+from modelyard.nn import Network, build_model
+from modelyard.spec import Spec, load_spec
+from modelyard.store import ModelStore, RunStore
+from modelyard.training import FitResult, evaluate, fit
+
+__all__ = ["TrainResult", "train", "resume", "build_checked", "model_meta"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainResult:
+    """What a finished training run produced."""
+
+    run_id: str
+    model_ref: str
+    history: list[dict[str, Any]]
+    test_metrics: dict[str, Any]
+    runtime: dict[str, Any]
+    train_time_s: float
+    total_time_s: float
+    spec: Spec = field(repr=False)
+    network: Network = field(repr=False)
+
+
+def build_checked(spec: Spec) -> tuple[Network, Prepared]:
+    """Build the network and load the data, checking they fit each other.
+
+    Runs entirely before anything is written to the store.
+    """
+    torch.manual_seed(spec.seed)
+    network = build_model(spec.model, loss=spec.train.loss.type)
+    prepared = prepare(spec.data, task=spec.task, seed=spec.seed)
+    check_fit(spec, network, prepared)
+    resolve_device(spec.train.device)  # a cuda request on a CPU machine fails now, not mid-run
+    return network, prepared
+
+
+def check_fit(spec: Spec, network: Network, prepared: Prepared) -> None:
+    """The data's shape and labels must fit the network's input and output."""
+    data_shape = tuple(prepared.input_shape)
+    if data_shape != tuple(network.input_shape):
+        raise ShapeError(
+            f"Invalid value for `model.input`: the data gives samples of shape {list(data_shape)} after "
+            f"preprocessing, but the model expects {list(network.input_shape)}; change model.input or add "
+            f"a reshape step to data.preprocess",
+            field="model.input",
+        )
+    out = tuple(network.output_shape)
+    y = prepared.train.y
+    if spec.train.loss.type == "cross_entropy":
+        classes = prepared.num_classes
+        if classes is not None and out[-1] != classes:
+            raise ShapeError(
+                f"Invalid value for `model.layers[{len(spec.model.layers) - 1}]`: the data has {classes} classes, "
+                f"so the last layer must output {classes} values, but it outputs {out[-1]}",
+                field=f"model.layers[{len(spec.model.layers) - 1}]",
+            )
+    else:
+        want = tuple(y.shape[1:])
+        if want and want != out and not (out == (1,) and want == ()):
+            raise ShapeError(
+                f"Invalid value for `model.layers[{len(spec.model.layers) - 1}]`: the targets have shape "
+                f"{list(want)} per sample, but the network outputs {list(out)}",
+                field=f"model.layers[{len(spec.model.layers) - 1}]",
+            )
+
+
+def model_meta(prepared: Prepared, spec: Spec) -> dict[str, Any]:
+    """What a Predictor needs besides weights and spec: the fitted pipeline and label names."""
+    return {
+        "pipeline": prepared.pipeline.state_dict(),
+        "task": spec.task,
+        "num_classes": prepared.num_classes,
+        "class_names": prepared.class_names,
+        "feature_names": prepared.feature_names,
+        "kind": prepared.kind,
+    }
+
+
+def _eval_split(prepared: Prepared) -> tuple[str, Any]:
+    for name in ("test", "val", "train"):
+        split = getattr(prepared, name)
+        if split is not None:
+            return name, split
+    raise DataError("No data to evaluate on: the train, validation and test splits are all empty")
+
+
+def train(
+    spec: str | Path | dict[str, Any] | Spec,
+    *,
+    overrides: list[str] | tuple[str, ...] = (),
+    home: str | Path | None = None,
+    progress: bool = True,
+    console: Any = None,
+    on_epoch_end: Callable[[int, dict[str, Any]], None] | None = None,
+) -> TrainResult:
+    """Train a model from a spec and register it; returns the run and the model version."""
+    started = time.perf_counter()
+    spec = load_spec(spec, overrides)
+    network, prepared = build_checked(spec)
+    runs = RunStore(home)
+    run = runs.create(spec.to_dict(), environment(seed=spec.seed, device=spec.train.device))
+    return _run(spec, network, prepared, runs, run.id, home=home, resume=False, progress=progress,
+                console=console, on_epoch_end=on_epoch_end, started=started)
+
+
+def resume(
+    run_id: str,
+    *,
+    home: str | Path | None = None,
+    progress: bool = True,
+    console: Any = None,
+    on_epoch_end: Callable[[int, dict[str, Any]], None] | None = None,
+) -> TrainResult:
+    """Continue an interrupted run from its last good checkpoint."""
+    started = time.perf_counter()
+    runs = RunStore(home)
+    record = runs.get(run_id)
+    if record.status == "completed":
+        raise TrainingError(f"Run {record.id} already completed and registered {record.model_ref}; nothing to resume")
+    spec = load_spec(record.spec)
+    network, prepared = build_checked(spec)
+    return _run(spec, network, prepared, runs, record.id, home=home, resume=True, progress=progress,
+                console=console, on_epoch_end=on_epoch_end, started=started)
+
+
+def _run(
+    spec: Spec,
+    network: Network,
+    prepared: Prepared,
+    runs: RunStore,
+    run_id: str,
+    *,
+    home: str | Path | None,
+    resume: bool,
+    progress: bool,
+    console: Any,
+    on_epoch_end: Callable[[int, dict[str, Any]], None] | None,
+    started: float,
+) -> TrainResult:
+    runs.start(run_id)
+
+    def record_epoch(epoch: int, metrics: dict[str, Any]) -> None:
+        runs.log_epoch(run_id, epoch, metrics)  # also the run's heartbeat
+        if on_epoch_end is not None:
+            on_epoch_end(epoch, metrics)
+
+    try:
+        result: FitResult = fit(
+            network, prepared, spec.train, seed=spec.seed, on_epoch_end=record_epoch,
+            checkpoint_dir=runs.run_dir(run_id) / "checkpoints", resume=resume,
+            progress=progress, console=console,
+        )
+        split_name, split = _eval_split(prepared)
+        test_metrics = evaluate(
+            network, split, metrics=list(spec.train.metrics), loss=spec.train.loss,
+            task=spec.task, num_classes=prepared.num_classes,
+        )
+        test_metrics = {"split": split_name, **test_metrics}
+        state = {k: v.detach().to("cpu").contiguous() for k, v in network.state_dict().items()}
+        version = ModelStore(home).register(
+            spec.name, state_dict=state, spec=spec.to_dict(), preprocess=model_meta(prepared, spec),
+            metrics={"test": test_metrics, "history": result.history, "runtime": result.runtime},
+            run_id=run_id, task=spec.task, description=spec.description,
+        )
+        summary = {"test": test_metrics, "runtime": result.runtime, "train_time_s": result.train_time_s,
+                   "best_epoch": result.best_epoch, "stopped_early": result.stopped_early,
+                   "class_names": prepared.class_names}
+        runs.finish(run_id, summary, version.ref)
+    except KeyboardInterrupt:
+        runs.fail(run_id, "interrupted (resume with `modelyard train --resume " + run_id + "`)")
+        raise
+    except ModelyardError as exc:
+        runs.fail(run_id, exc.message)
+        raise
+    except Exception as exc:
+        runs.fail(run_id, f"{type(exc).__name__}: {exc}")
+        raise
+    return TrainResult(
+        run_id=run_id, model_ref=version.ref, history=result.history, test_metrics=test_metrics,
+        runtime=result.runtime, train_time_s=result.train_time_s,
+        total_time_s=time.perf_counter() - started, spec=spec, network=network,
+    )

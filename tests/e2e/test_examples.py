@@ -1,0 +1,65 @@
+"""Every example in examples/ reaches the result the README states for it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import modelyard
+from tests.conftest import EXAMPLES
+
+
+def test_linear_gd_reaches_the_least_squares_theta():
+    result = modelyard.train(EXAMPLES / "linear_gd.yaml", progress=False)
+    theta = result.network.state_dict()
+    (weight,) = [v for k, v in theta.items() if k.endswith("weight")]
+    got = weight.detach().double().numpy().ravel()
+
+    # Reference 1: plain torch, the same 1000 full-batch gradient-descent steps from θ = 0.
+    X = torch.tensor([[1.0, 1.0], [1.0, 2.0], [2.0, 1.0], [2.0, 2.0]], dtype=torch.float64)
+    y = torch.tensor([1.0, 2.0, 2.0, 3.0], dtype=torch.float64)
+    t = torch.zeros(2, dtype=torch.float64, requires_grad=True)
+    for _ in range(1000):
+        loss = ((X @ t - y) ** 2).mean()
+        (g,) = torch.autograd.grad(loss, t)
+        with torch.no_grad():
+            t -= 0.01 * g
+    np.testing.assert_allclose(got, t.detach().numpy(), atol=1e-5)
+
+    # Reference 2: the closed form. Without a bias the best fit is θ = (XᵀX)⁻¹Xᵀy = [13/19, 13/19].
+    np.testing.assert_allclose(got, [13 / 19, 13 / 19], atol=1e-4)
+    assert result.test_metrics["mse"] == pytest.approx(((X.numpy() @ got - y.numpy()) ** 2).mean(), rel=1e-3)
+
+
+def test_xor_reaches_full_accuracy():
+    result = modelyard.train(EXAMPLES / "xor.yaml", progress=False)
+    assert result.test_metrics["accuracy"] == 1.0
+    model = modelyard.load(result.model_ref)
+    out = model.predict([[0, 0], [0, 1], [1, 0], [1, 1]]).ravel()
+    assert list((out > 0.5).astype(int)) == [0, 1, 1, 0]
+
+
+def test_regression_mlp_fits_synthetic_data():
+    result = modelyard.train(EXAMPLES / "regression_mlp.yaml", progress=False)
+    assert result.test_metrics["r2"] > 0.95
+    assert result.history[-1]["loss"] < result.history[0]["loss"] / 5
+
+
+def test_digits_mlp_with_schedule_and_early_stopping():
+    result = modelyard.train(EXAMPLES / "digits_mlp.yaml", progress=False)
+    assert result.test_metrics["accuracy"] >= 0.95
+
+
+@pytest.mark.slow
+def test_fashion_mlp_reaches_88_percent():
+    result = modelyard.train(EXAMPLES / "fashion_mlp.yaml", progress=False)
+    assert len(result.history) == 10
+    assert result.test_metrics["split"] == "test"
+    assert result.test_metrics["accuracy"] >= 0.88
+
+
+@pytest.mark.slow
+def test_fashion_cnn_reaches_90_percent():
+    result = modelyard.train(EXAMPLES / "fashion_cnn.yaml", progress=False)
+    assert result.test_metrics["accuracy"] >= 0.90
