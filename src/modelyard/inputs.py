@@ -62,17 +62,22 @@ def _json(path: Path) -> np.ndarray:
 
 
 def _csv(path: Path, feature_names: list[str] | None) -> np.ndarray:
+    """Columns named like the training features are taken by name (extra columns, such as
+    the target, are ignored); a CSV with none of those names is read by position."""
     import pandas as pd
 
     try:
         frame = pd.read_csv(path)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise InputError(f"Cannot read CSV {path}: {exc}") from None
-    if feature_names and all(str(c) in frame.columns for c in feature_names):
-        frame = frame[list(feature_names)]
-    elif feature_names:
-        missing = [c for c in feature_names if c not in frame.columns]
-        raise InputError(f"Invalid CSV {path}: expected feature columns {feature_names}, missing {missing}")
+    if feature_names:
+        present = [c for c in feature_names if c in frame.columns]
+        if len(present) == len(feature_names):
+            frame = frame[list(feature_names)]
+        elif present:
+            missing = [c for c in feature_names if c not in frame.columns]
+            shown = ", ".join(missing[:5]) + (f", ... ({len(missing)} in all)" if len(missing) > 5 else "")
+            raise InputError(f"Invalid CSV {path}: expected the feature columns the model was trained on, missing {shown}")
     return _numeric(frame.to_numpy(), path)
 
 

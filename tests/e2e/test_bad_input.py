@@ -33,6 +33,11 @@ def spec_file(tmp_path: Path, spec: dict) -> str:
     return str(path)
 
 
+def text_file(path: Path, text: str) -> str:
+    path.write_text(text)
+    return str(path)
+
+
 def csv_spec(tmp_path: Path, text: str, **data) -> str:
     (tmp_path / "d.csv").write_text(text)
     spec = {**CSV_SPEC, "data": {**CSV_SPEC["data"], "path": str(tmp_path / "d.csv"), **data}}
@@ -59,13 +64,13 @@ GOOD = "a,b,label\n" + "\n".join(f"{i % 3},{i % 5},{i % 2}" for i in range(12))
 GOOD3 = "a,b,c,label\n" + "\n".join(f"{i % 3},{i % 5},{i % 7},{i % 2}" for i in range(12))
 
 CASES = {
-    "malformed yaml": (lambda t: (t / "s.yaml").write_text("name: [x\n") or str(t / "s.yaml"), 2, "Malformed spec file"),
+    "malformed yaml": (lambda t: text_file(t / "s.yaml", "name: [x\n"), 2, "Malformed spec file"),
     "unknown layer": (lambda t: spec_file(t, {**CSV_SPEC, "model": {"input": [2], "layers": [{"densse": 2}]}}), 2,
                       "did you mean 'dense'?"),
     "missing data file": (lambda t: spec_file(t, {**CSV_SPEC, "data": {**CSV_SPEC["data"], "path": str(t / "no.csv")}}), 3,
                           "no.csv"),
     "csv without target": (lambda t: csv_spec(t, GOOD.replace("label", "lbl")), 3, "label"),
-    "nan in features": (lambda t: csv_spec(t, GOOD + "\nnan,1,0"), 3, "NaN"),
+    "nan in features": (lambda t: csv_spec(t, GOOD + "\nnan,1,0"), 3, "column 'a'"),
     "image of wrong size": (lambda t: image_folder(t, odd_size=True), 3, "odd.png"),
     "incompatible shapes": (lambda t: spec_file(t, {**CSV_SPEC, "model": {"input": [2], "layers": [
         {"conv2d": 4, "kernel": 3}]}}), 2, "model.layers[0]"),
@@ -97,13 +102,13 @@ def test_bad_prediction_inputs(tmp_path, home):
     before = (home / "modelyard.db").read_bytes() if (home / "modelyard.db").exists() else None
     Image.fromarray(np.zeros((28, 28), np.uint8)).save(tmp_path / "big.png")
     (tmp_path / "bad.json").write_text('{"instances": [[1, 2, 3]]}')
-    (tmp_path / "nan.json").write_text('{"instances": [[' + ",".join(["NaN"] * 64) + "]]}")
+    (tmp_path / "nan.json").write_text('{"instances": [[[' + ",".join(["NaN"] * 8) + "]" + ",[0,0,0,0,0,0,0,0]" * 7 + "]]}")
     (tmp_path / "broken.json").write_text('{"instances": [[1, 2')
     (tmp_path / "garbage.png").write_bytes(b"not an image")
     expectations = {
         "big.png": "expected 8x8 pixels, received 28x28",
         "bad.json": "expected",
-        "nan.json": "NaN",
+        "nan.json": "received NaN",
         "broken.json": "Malformed JSON",
         "garbage.png": "Cannot decode image",
     }
