@@ -75,12 +75,22 @@ def test_fast_path_runtime_flags():
         "precision": "fp32",
         "device": "cpu",
         "channels_last": False,
-        "threads": len(os.sched_getaffinity(0)),
+        "threads": 1,  # a tiny net: extra intra-op threads only add overhead (runtime.cpu_threads)
         "compiled": False,
     }
     # auto: a tiny dense net trains faster in fp32 on any CPU
     auto = fit(classifier(), data(x, y, num_classes=3), spec(loss="cross_entropy", epochs=1, precision="auto"), seed=0, progress=False)
     assert auto.runtime["precision"] == "fp32"
+
+
+
+def test_threads_match_cores_for_real_work():
+    from modelyard.training.runtime import cpu_threads
+
+    cores = len(os.sched_getaffinity(0))
+    assert cpu_threads(nn.Sequential(nn.Linear(784, 256), nn.Linear(256, 10)), 128, cores) == cores
+    assert cpu_threads(nn.Sequential(nn.Conv2d(1, 4, 3)), 1, cores) == cores
+    assert cpu_threads(nn.Sequential(nn.Linear(4, 2)), 8, cores) == 1
 
 
 def test_precision_auto_rules(monkeypatch):

@@ -116,6 +116,20 @@ def worth_bf16_on_cpu(network: nn.Module, batch_size: int) -> bool:
     return weights * batch_size >= CPU_BF16_MIN_WORK
 
 
+# Multiply-accumulates per step below which extra intra-op threads only add overhead: the
+# ops are too small to split, and on a busy machine spinning OpenMP threads made a tiny
+# net's epoch ~100x slower (digits MLP: 0.25 s alone, 32 s beside another 2-thread job).
+CPU_THREADS_MIN_WORK = 1 << 20
+
+
+def cpu_threads(network: nn.Module, batch_size: int, cores: int) -> int:
+    """Intra-op threads for training on a CPU: every core for real work, one for tiny nets."""
+    if any(isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d)) for m in network.modules()):
+        return cores
+    weights = sum(p.numel() for p in network.parameters() if p.ndim > 1)
+    return cores if weights * batch_size >= CPU_THREADS_MIN_WORK else 1
+
+
 def resolve_precision(name: str, device: torch.device, *, heavy: bool = True) -> Precision:
     """``auto`` → bf16 where the hardware computes it, else fp32.
 
