@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from modelyard.errors import SpecError
 from modelyard.registry import closest
 
-__all__ = ["StrictModel", "spec_error_from", "join_path", "describe"]
+__all__ = ["StrictModel", "ReshapeOptions", "spec_error_from", "join_path", "describe"]
 
 
 class StrictModel(BaseModel):
@@ -40,6 +40,19 @@ class StrictModel(BaseModel):
                     msg += f" (expected one of: {', '.join(sorted(known))})"
                     raise ValueError(msg)
         return data
+
+
+class ReshapeOptions(StrictModel):
+    """A target shape per sample, shared by the `reshape` layer and preprocessing step."""
+
+    shape: list[int] = Field(min_length=1)
+
+    @field_validator("shape")
+    @classmethod
+    def _sizes(cls, value: list[int]) -> list[int]:
+        if any(v == 0 or v < -1 for v in value) or value.count(-1) > 1:
+            raise ValueError(f"expected positive sizes with at most one -1 (inferred), such as [1, 28, 28] or [-1, 4], received {value}")
+        return value
 
 
 def join_path(prefix: str, loc: tuple[Any, ...] | list[Any]) -> str:

@@ -12,7 +12,6 @@ from PIL import Image
 
 import modelyard
 from modelyard.store import ModelStore, RunStore
-from tests.conftest import EXAMPLES
 from tests.helpers import run_cli, run_process
 
 DIGITS = {

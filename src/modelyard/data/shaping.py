@@ -5,24 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from pydantic import Field, field_validator
+from pydantic import Field
 
-from modelyard._validation import StrictModel
+from modelyard._validation import ReshapeOptions, StrictModel
 from modelyard.data.step import PREPROCESSORS, FitContext, Step
 from modelyard.errors import DataError
 
 __all__ = ["Reshape", "OneHot", "ReshapeOptions", "OneHotOptions"]
-
-
-class ReshapeOptions(StrictModel):
-    shape: list[int] = Field(min_length=1)
-
-    @field_validator("shape")
-    @classmethod
-    def _sizes(cls, value: list[int]) -> list[int]:
-        if any(v == 0 or v < -1 for v in value) or value.count(-1) > 1:
-            raise ValueError(f"expected positive sizes (at most one -1 for 'the rest'), such as [1, 28, 28], received {value}")
-        return value
 
 
 @PREPROCESSORS.component("reshape", options=ReshapeOptions, primary="shape")

@@ -5,26 +5,14 @@ from __future__ import annotations
 import math
 
 import torch
-from pydantic import Field, field_validator
 from torch import nn
 
-from modelyard._validation import StrictModel
+from modelyard._validation import ReshapeOptions
 from modelyard.components import NoOptions
 from modelyard.errors import ShapeError
 from modelyard.nn.layers._common import LAYERS, Shape, fmt_shape
 
 __all__ = ["ReshapeOptions", "Reshape"]
-
-
-class ReshapeOptions(StrictModel):
-    shape: list[int] = Field(min_length=1)
-
-    @field_validator("shape")
-    @classmethod
-    def _sizes(cls, value: list[int]) -> list[int]:
-        if any(v == 0 or v < -1 for v in value) or value.count(-1) > 1:
-            raise ValueError(f"expected positive sizes with at most one -1 (inferred), such as [1, 28, 28] or [-1, 4], received {value}")
-        return value
 
 
 class Reshape(nn.Module):
