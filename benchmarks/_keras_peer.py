@@ -16,10 +16,10 @@ import numpy as np
 
 def main() -> None:
     kind, path, epochs, seed, threads, target = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), float(sys.argv[6])
-    import keras  # noqa: PLC0415 - the backend is chosen by KERAS_BACKEND before import
+    import keras
 
     if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf  # noqa: PLC0415
+        import tensorflow as tf
 
         tf.config.threading.set_intra_op_parallelism_threads(threads)
         tf.config.threading.set_inter_op_parallelism_threads(1)

@@ -23,14 +23,13 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import _peers
 import torch
 
 from modelyard.spec import load_spec
 from modelyard.training import evaluate, fit
-from modelyard.training.runtime import available_cores
+from modelyard.training.runtime import available_cores, idle_cores
 from modelyard.workflow import build_checked
-
-import _peers
 
 HERE = Path(__file__).resolve().parent
 EXAMPLES = HERE.parent / "examples"
@@ -122,7 +121,12 @@ def bench(kind: str, *, epochs: int, samples: int | None, threads: int, skip: se
     rows = [modelyard_run(kind, "auto", epochs=epochs, samples=samples),
             modelyard_run(kind, "fp32", epochs=epochs, samples=samples)]
     for row in rows:
+        row["threads"] = row["runtime"]["threads"]
+        torch.set_num_threads(row["threads"])
         row["mm_ratio"] = mm_ratio(kind, row)
+    # Like for like: every peer gets the threads modelyard chose (all cores, or fewer when
+    # other processes keep some busy: see runtime.idle_cores); --threads caps the peers.
+    threads = min(threads, rows[0]["threads"])
     _, _, prepared = _load(kind, [], samples)
     train, test = (prepared.train.x, prepared.train.y), (prepared.test.x, prepared.test.y)
     peers = [("PyTorch DataLoader loop", "torch", _peers.dataloader_loop, {}),
@@ -131,36 +135,36 @@ def bench(kind: str, *, epochs: int, samples: int | None, threads: int, skip: se
     for name, key, fn, kw in peers:
         if key not in skip:
             torch.set_num_threads(threads)
-            rows.append(_safe(name, fn, kind, train, test, epochs=epochs, seed=0, **kw))
+            rows.append({**_safe(name, fn, kind, train, test, epochs=epochs, seed=0, **kw), "threads": threads})
         print(f"[{kind}] {rows[-1]}", flush=True)
     return rows
 
 
 def markdown(results: dict[str, list[dict[str, Any]]], tta: dict[str, dict[str, Any]], args: argparse.Namespace) -> str:
-    lines = [f"Threads: {args.threads}; epochs per framework: {args.epochs}; "
-             f"training images: {args.samples or 60000} (MLP), {args.cnn_samples or 60000} (CNN); batch 128, Adam lr 1e-3.", ""]
+    lines = [(f"Thread cap: {args.threads}; epochs per framework: {args.epochs}; "
+             f"training images: {args.samples or 60000} (MLP), {args.cnn_samples or 60000} (CNN); batch 128, Adam lr 1e-3."), ""]
     for kind, rows in results.items():
         ours = rows[0]
         lines += [f"### Seed {kind.upper()}", "",
-                  "| framework | precision | samples/s | modelyard ÷ this | epoch s | test accuracy | mm ratio |",
-                  "|---|---|---:|---:|---:|---:|---:|"]
+                  "| framework | precision | threads | samples/s | modelyard ÷ this | epoch s | test accuracy | mm ratio |",
+                  "|---|---|---:|---:|---:|---:|---:|---:|"]
         for r in rows:
             if "error" in r:
-                lines.append(f"| {r['framework']} | — | not run: {r['error']} | | | | |")
+                lines.append(f"| {r['framework']} | — | — | not run: {r['error']} | | | | |")
                 continue
             ratio = ours["samples_per_s"] / r["samples_per_s"]
             mm = f"{r['mm_ratio']:.2f}" if "mm_ratio" in r else ""
-            lines.append(f"| {r['framework']} | {r['precision']} | {r['samples_per_s']:,.0f} | {ratio:.2f}x | "
+            lines.append(f"| {r['framework']} | {r['precision']} | {r['threads']} | {r['samples_per_s']:,.0f} | {ratio:.2f}x | "
                          f"{r['epoch_s']:.2f} | {100 * r['accuracy']:.2f}% | {mm} |")
-        lines += ["", f"modelyard runtime: `{ours.get('runtime')}`; accuracy vs its fp32 run: "
-                  f"{100 * (ours['accuracy'] - rows[1]['accuracy']):+.2f} points.", ""]
+        lines += ["", (f"modelyard runtime: `{ours.get('runtime')}`; accuracy vs its fp32 run: "
+                  f"{100 * (ours['accuracy'] - rows[1]['accuracy']):+.2f} points."), ""]
     if tta:
         lines += ["### Time to accuracy (test accuracy checked after each epoch)", "",
                   "| model | target | modelyard s | Keras 3 s | Keras ÷ modelyard |", "|---|---:|---:|---:|---:|"]
         for kind, t in tta.items():
             ours, keras = t.get("modelyard"), t.get("keras")
             ratio = f"{keras / ours:.2f}x" if ours and keras else "—"
-            fmt = lambda v: f"{v:.1f}" if v else "not reached"  # noqa: E731
+            fmt = lambda v: f"{v:.1f}" if v else "not reached"
             lines.append(f"| {kind.upper()} | {100 * TARGETS[kind]:.0f}% | {fmt(ours)} | {fmt(keras)} | {ratio} |")
     return "\n".join(lines) + "\n"
 
@@ -207,7 +211,7 @@ def main() -> None:
         for kind in args.tta_models.split(","):
             _, _, prepared = _load(kind, [], None)
             keras = _safe("Keras 3", _peers.keras_fit, kind, (prepared.train.x, prepared.train.y),
-                          (prepared.test.x, prepared.test.y), epochs=args.max_epochs, seed=0, threads=args.threads,
+                          (prepared.test.x, prepared.test.y), epochs=args.max_epochs, seed=0, threads=min(args.threads, idle_cores(available_cores())),
                           target=TARGETS[kind])
             tta[kind] = {"modelyard": modelyard_tta(kind, max_epochs=args.max_epochs), "keras": keras.get("time_to_target_s")}
             print(f"[tta {kind}] {tta[kind]}", flush=True)

@@ -30,6 +30,7 @@ from modelyard.training.runtime import (
     Precision,
     available_cores,
     cpu_threads,
+    idle_cores,
     resolve_device,
     resolve_precision,
     wants_channels_last,
@@ -137,7 +138,7 @@ def build_run(network: nn.Module, prepared: Any, spec: TrainSpec, *, seed: int) 
     torch.manual_seed(seed)
     shuffle_gen = torch.Generator().manual_seed(seed)
     aug_gen = torch.Generator(device=device).manual_seed(seed + 1)
-    threads = cpu_threads(network, batch_size, available_cores()) if device.type == "cpu" else available_cores()
+    threads = cpu_threads(network, batch_size, idle_cores(available_cores())) if device.type == "cpu" else available_cores()
     if in_memory:
         batches: InMemoryBatches | StreamingBatches = InMemoryBatches(
             train.x, train.y, batch_size=batch_size, shuffle=spec.shuffle, generator=shuffle_gen, device=device,
