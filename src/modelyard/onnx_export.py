@@ -169,7 +169,7 @@ class OnnxBackend:
 
 
 def _write_cache(path: Path, data: bytes) -> None:
-    from modelyard.store.files import atomic_write_bytes
+    from modelyard._files import atomic_write_bytes
 
     try:
         atomic_write_bytes(path, data)

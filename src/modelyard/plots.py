@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from modelyard.errors import DataError
-from modelyard.store.files import atomic_write_bytes
+from modelyard._files import atomic_write_bytes
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

@@ -21,7 +21,7 @@ from modelyard.errors import StoreError
 from modelyard.store import ModelStore, RunStore, home
 from modelyard.store import db as store_db
 from modelyard.store import paths
-from modelyard.store.files import atomic_write_bytes, dumps_json, to_jsonable
+from modelyard._files import atomic_write_bytes, dumps_json, to_jsonable
 
 
 @pytest.fixture(autouse=True)

@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 from modelyard.errors import InputError, NotFoundError, StoreError
 from modelyard.store import paths
 from modelyard.store.db import Database, MetaRow, ModelVersionRow, database, utcnow
-from modelyard.store.files import dumps_json
+from modelyard._files import dumps_json
 from modelyard.store.records import (
     LINEAGE_FILE,
     METRICS_FILE,

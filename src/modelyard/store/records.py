@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from modelyard.errors import NotFoundError, StoreError
-from modelyard.store.files import read_json, to_jsonable
+from modelyard._files import read_json, to_jsonable
 
 if TYPE_CHECKING:
     import torch

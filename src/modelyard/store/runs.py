@@ -28,7 +28,7 @@ from modelyard.errors import InputError, NotFoundError, SpecError, StoreError
 from modelyard.registry import closest
 from modelyard.store import paths
 from modelyard.store.db import Database, MetricRow, RunRow, database, utcnow
-from modelyard.store.files import dumps_json
+from modelyard._files import dumps_json
 from modelyard.store.records import RunRecord, run_record
 
 if TYPE_CHECKING:

@@ -16,17 +16,16 @@ are ignored (and cleaned up by the next save).
 from __future__ import annotations
 
 import json
-import os
 import secrets
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, Callable
+from typing import Any
 
 import torch
 from safetensors import safe_open
 from safetensors.torch import save as safetensors_bytes
 
+from modelyard._files import atomic_write_bytes
 from modelyard.errors import TrainingError
 from modelyard.training import _json
 
@@ -84,34 +83,6 @@ def _flatten(ckpt: Checkpoint) -> tuple[dict[str, torch.Tensor], dict[str, Any]]
     return tensors, meta
 
 
-def _write_atomic(path: Path, write: Callable[[BinaryIO], None]) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Make the rename itself durable (POSIX); not possible (nor needed) on Windows."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def save_checkpoint(directory: str | Path, ckpt: Checkpoint) -> Path:
     """Write ``ckpt`` atomically into ``directory`` and make it the last one; returns last.json."""
     folder = Path(directory)
@@ -120,10 +91,10 @@ def save_checkpoint(directory: str | Path, ckpt: Checkpoint) -> Path:
     token = secrets.token_hex(6)
     tensor_name = f"ckpt-{ckpt.epoch:06d}-{token}.safetensors"
     blob = safetensors_bytes(tensors, metadata={"format": _FORMAT, "token": token})
-    _write_atomic(folder / tensor_name, lambda fh: fh.write(blob))
+    atomic_write_bytes(folder / tensor_name, blob)
     doc = {"format": _FORMAT, "version": _VERSION, "tensors": tensor_name, "token": token, **meta}
     text = json.dumps(_json.encode(doc), allow_nan=False)
-    _write_atomic(folder / LAST, lambda fh: fh.write(text.encode("utf-8")))
+    atomic_write_bytes(folder / LAST, text.encode("utf-8"))
     # Only now is the new pair the last one: older tensor files and stale temp files can go.
     for old in folder.iterdir():
         stale_pair = old.name.startswith("ckpt-") and old.suffix == ".safetensors" and old.name != tensor_name

@@ -1,4 +1,4 @@
-"""Atomic file writes and strict JSON, shared by the stores, checkpoints and plots.
+"""Atomic file writes and strict JSON, shared by the store, checkpoints, plots and ONNX export.
 
 A reader (another process, a server worker) must never see half a file: everything is
 written to a temporary file in the same folder, flushed, then ``os.replace``d over the
@@ -35,7 +35,22 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    _fsync_dir(target.parent)
     return target
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make the rename itself durable (POSIX); not possible (nor needed) on Windows."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
