@@ -14,6 +14,7 @@ from modelyard.errors import DataError
 from modelyard.predict import Predictor
 from modelyard.spec import DataSpec
 from modelyard.training import evaluate
+from modelyard.workflow import eval_split
 
 __all__ = ["evaluate_model"]
 
@@ -43,11 +44,7 @@ def _own_split(model: Predictor) -> tuple[str, Split]:
             f"The data of model {model.ref} changed since it was trained (its preprocessing no longer "
             f"matches); evaluate on explicit data with --data"
         )
-    for name in ("test", "val", "train"):
-        split = getattr(prepared, name)
-        if split is not None:
-            return name, split
-    raise DataError(f"Model {model.ref} has no data to evaluate on")  # pragma: no cover - train always exists
+    return eval_split(prepared)
 
 
 def _other_split(model: Predictor, data: str) -> tuple[str, Split]:

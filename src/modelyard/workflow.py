@@ -24,7 +24,7 @@ from modelyard.spec import Spec, load_spec
 from modelyard.store import ModelStore, RunStore
 from modelyard.training import FitResult, evaluate, fit
 
-__all__ = ["TrainResult", "train", "resume", "build_checked", "model_meta"]
+__all__ = ["TrainResult", "train", "resume", "build_checked", "check_fit", "eval_split", "model_meta"]
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +99,8 @@ def model_meta(prepared: Prepared, spec: Spec) -> dict[str, Any]:
     }
 
 
-def _eval_split(prepared: Prepared) -> tuple[str, Any]:
+def eval_split(prepared: Prepared) -> tuple[str, Any]:
+    """The split a model is judged on: test if there is one, else validation, else training."""
     for name in ("test", "val", "train"):
         split = getattr(prepared, name)
         if split is not None:
@@ -173,7 +174,7 @@ def _run(
             checkpoint_dir=runs.run_dir(run_id) / "checkpoints", resume=resume,
             progress=progress, console=console,
         )
-        split_name, split = _eval_split(prepared)
+        split_name, split = eval_split(prepared)
         test_metrics = evaluate(
             network, split, metrics=list(spec.train.metrics), loss=spec.train.loss,
             task=spec.task, num_classes=prepared.num_classes,
