@@ -240,3 +240,15 @@ def test_nothing_in_the_store_is_a_pickle(store: ModelStore, home: Path) -> None
         assert f.metadata() == {"format": "pt"}
     for name in ("spec.json", "preprocess.json", "metrics.json", "lineage.json"):
         json.loads((mv.path / name).read_text())
+
+
+def test_registration_is_idempotent_per_run(store: ModelStore, home: Path) -> None:
+    """A retried job resumes its run; registering again returns the first version, writes nothing."""
+    first = register(store, seed=1, run_id="r-20261122-retry1")
+    again = register(store, seed=2, run_id="r-20261122-retry1")
+    assert again == first and again.ref == "fashion-mlp:1"
+    assert torch.equal(again.load_state_dict()["fc.weight"], weights(1)["fc.weight"])
+    assert [v.ref for v in store.list()] == ["fashion-mlp:1"]
+    assert sorted(p.name for p in (home / "artifacts" / "models" / "fashion-mlp").iterdir()) == ["1"]
+    assert store.for_run("r-20261122-retry1") == first and store.for_run("r-other") is None
+    assert register(store, seed=3, run_id="r-20261122-retry2").ref == "fashion-mlp:2"

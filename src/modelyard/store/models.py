@@ -138,7 +138,12 @@ class ModelStore:
         description: str | None = None,
         extra_files: Mapping[str, bytes] | None = None,
     ) -> ModelVersion:
-        """Store a new version of ``name`` (1 for a new name) and return it."""
+        """Store a new version of ``name`` (1 for a new name) and return it.
+
+        Idempotent per ``run_id``: if that run already registered a version (a retried
+        job, a resume after a crash between registration and finishing the run), that
+        version is returned and nothing new is written.
+        """
         from safetensors.torch import save_file
 
         check_name(name)
@@ -175,6 +180,15 @@ class ModelStore:
             committed = False
             try:
                 with self.db.session(write=True) as session:
+                    if row.run_id is not None:  # a retried run registers at most one version
+                        existing = session.scalars(
+                            select(ModelVersionRow).where(ModelVersionRow.run_id == row.run_id)
+                            .order_by(ModelVersionRow.version).limit(1)
+                        ).first()
+                        if existing is not None:
+                            logger.info("run %s already registered %s:%d; not registering again",
+                                        row.run_id, existing.name, existing.version)
+                            return self._version(existing)
                     last = session.scalar(select(func.max(ModelVersionRow.version)).where(ModelVersionRow.name == row.name))
                     hwm = session.get(MetaRow, hwm_key)
                     version = max(last or 0, int(hwm.value) if hwm else 0) + 1
@@ -205,6 +219,12 @@ class ModelStore:
         with self.db.session() as session:
             row = self._resolve(session, ref)
         return self._version(row)
+
+    def for_run(self, run_id: str) -> ModelVersion | None:
+        """The version registered by run ``run_id``, if any."""
+        with self.db.session() as session:
+            row = session.scalars(select(ModelVersionRow).where(ModelVersionRow.run_id == run_id).limit(1)).first()
+        return None if row is None else self._version(row)
 
     def versions(self, name: str) -> builtins.list[ModelVersion]:
         """All versions of ``name``, oldest first; unknown name → NotFoundError."""
