@@ -22,3 +22,9 @@ def _isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.fixture
 def home(_isolated_home: Path) -> Path:
     return _isolated_home
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    """Async tests run on asyncio, what uvicorn serves with (trio may be installed by selenium)."""
+    return "asyncio"

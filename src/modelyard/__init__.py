@@ -37,6 +37,9 @@ __all__ = [
     "Predictor",
     "evaluate",
     "serve",
+    "explain",
+    "compress",
+    "export",
     "ModelyardError",
     "SpecError",
     "ShapeError",
@@ -57,6 +60,9 @@ _LAZY = {
     "Predictor": ("modelyard.predict", "Predictor"),
     "evaluate": ("modelyard.evaluation", "evaluate_model"),
     "serve": ("modelyard.serving", "serve"),
+    "explain": ("modelyard.explaining", "explain"),
+    "compress": ("modelyard.compression", "compress"),
+    "export": ("modelyard.compression", "export"),
 }
 
 
@@ -76,6 +82,7 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # pragma: no cover
     from modelyard.evaluation import evaluate_model as evaluate
     from modelyard.predict import Predictor, load
+    from modelyard.compression import compress, export
     from modelyard.serving import serve
     from modelyard.spec import Spec, load_spec
     from modelyard.workflow import TrainResult, resume, train

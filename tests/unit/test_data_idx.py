@@ -6,7 +6,6 @@ import gzip
 import hashlib
 import shutil
 import struct
-import time
 from pathlib import Path
 
 import numpy as np
@@ -95,10 +94,8 @@ def test_wrong_number_of_dimensions(tmp_path: Path) -> None:
 # -- the real Fashion-MNIST files -----------------------------------------------------------
 
 @needs_fashion
-def test_real_fashion_mnist_shapes_labels_and_speed() -> None:
-    started = time.perf_counter()
+def test_real_fashion_mnist_shapes_and_labels() -> None:
     raw = load_source(_source(), seed=0)
-    elapsed = time.perf_counter() - started
     assert raw.x_train.shape == (60000, 784) and raw.x_train.dtype == np.float32
     assert raw.x_test is not None and raw.y_test is not None
     assert raw.x_test.shape == (10000, 784) and raw.y_test.shape == (10000,)
@@ -109,9 +106,6 @@ def test_real_fashion_mnist_shapes_labels_and_speed() -> None:
     np.testing.assert_array_equal(np.bincount(raw.y_test), [1000] * 10)
     assert raw.class_names is not None and raw.class_names[0] == "T-shirt/top" and raw.class_names[9] == "Ankle boot"
     assert raw.kind == "image"
-    # A numpy parser reads the 60k set in well under a second on an idle machine; the bound
-    # is loose for shared CI, but a per-byte Python parser would take minutes.
-    assert elapsed < 5.0
 
 
 @needs_fashion

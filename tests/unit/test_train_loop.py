@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import os
-import time
 from types import SimpleNamespace
 
 import pytest
@@ -52,15 +51,12 @@ def classifier(seed=0, features=4, classes=3):
                    input_shape=(features,))
 
 
-def test_xor_2_4_1_tanh_reaches_full_accuracy_quickly():
+def test_xor_2_4_1_tanh_reaches_full_accuracy():
+    # Speed is measured in benchmarks/, not here: this checks the 2-4-1 net learns XOR.
     torch.manual_seed(0)
     net = network(nn.Linear(2, 4), nn.Tanh(), nn.Linear(4, 1), nn.Tanh())
     train = spec(loss="mse", optimizer="sgd", lr=0.1, batch_size="full", epochs=1500, metrics=["accuracy"], log_every=1000)
-    # torch imports its compiler stack at the first optimizer of a process (~1.5 s): time the loop, not that.
-    torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=0.1)
-    start = time.perf_counter()
     result = fit(net, data(XOR_X, XOR_Y), train, seed=0, progress=False)
-    assert time.perf_counter() - start < 2.0
     assert result.history[-1]["accuracy"] == 1.0
     with torch.no_grad():
         assert torch.equal((net(XOR_X) >= 0.5).float(), XOR_Y)

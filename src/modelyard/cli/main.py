@@ -46,7 +46,7 @@ def cli(ctx: click.Context, home: str | None) -> None:
 
 
 def _register_commands() -> None:
-    from modelyard.cli import models, predict, runs, serve, train
+    from modelyard.cli import compress, explain, export, models, predict, runs, serve, train
 
     cli.add_command(train.train)
     cli.add_command(runs.runs)
@@ -54,6 +54,9 @@ def _register_commands() -> None:
     cli.add_command(predict.eval_cmd)
     cli.add_command(predict.predict)
     cli.add_command(serve.serve)
+    cli.add_command(compress.compress)
+    cli.add_command(export.export)
+    cli.add_command(explain.explain)
 
 
 _register_commands()

@@ -23,6 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from modelyard.errors import ModelyardError, NotFoundError, SpecError
 from modelyard.serving.auth import BearerAuthMiddleware
 from modelyard.serving.config import ServeConfig
+from modelyard.serving.explain_routes import add_explain_routes
 from modelyard.serving.limits import BodyLimitMiddleware
 from modelyard.serving.metrics import CONTENT_TYPE_LATEST, MetricsMiddleware, ServeMetrics
 from modelyard.serving.model import ServedModel
@@ -127,6 +128,8 @@ def create_app(models: Sequence[Any] | Mapping[str, Any], config: ServeConfig | 
     @app.get("/metrics", summary="Prometheus metrics")
     async def prometheus() -> Response:
         return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+    add_explain_routes(app)  # POST /v1/models/{name}[/versions/{n}]/explain (explain_routes.py)
 
     # Outermost last: metrics see every request, auth runs before any byte of the body is read.
     routes = {route.path: route for route in app.routes if getattr(route, "path", None) in (LATEST_ROUTE, VERSION_ROUTE)}

@@ -1,0 +1,186 @@
+"""``POST /v1/models/{name}/explain`` and ``/v1/models/{name}/versions/{n}/explain``.
+
+Bodies are decoded like the predict routes (strict JSON with a depth limit, PNG/JPEG
+bodies, multipart uploads; shape and finiteness checked by ``codec``), then the
+explanation runs in a worker thread (``asyncio.to_thread``) so the event loop keeps
+answering predictions. One explanation per model runs at a time (an asyncio lock:
+integrated gradients on a batch already uses every core), at most ``MAX_WAITING`` wait
+for it (then 503 + Retry-After), and a request holds at most ``max_instances``
+instances (413): an explanation costs tens to thousands of forward passes per instance.
+
+Options come from the JSON body (``{"instances", "method", "target", "top", "steps"}``)
+or, for image uploads, from the query string (``?method=saliency&target=Dress``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+from typing import Any
+
+import numpy as np
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+from pydantic import BaseModel, Field
+
+from modelyard.serving.codec import image_array, instances_array
+from modelyard.serving.errors import (
+    BodyTooLargeError,
+    InvalidInstancesError,
+    MalformedRequestError,
+    QueueFullError,
+    UnsupportedMediaTypeError,
+)
+from modelyard.serving.limits import parse_json
+from modelyard.serving.schemas import ErrorResponse
+
+__all__ = ["add_explain_routes", "MAX_INSTANCES", "MAX_WAITING"]
+
+MAX_INSTANCES = 32
+MAX_WAITING = 8
+_IMAGE_TYPES = ("image/png", "image/jpeg", "image/jpg")
+
+
+class ExplainRequest(BaseModel):
+    instances: list[Any] = Field(..., description="Raw samples, each of the model's `input_shape`")
+    method: str = Field("integrated_gradients", description="integrated_gradients (ig), saliency, shap or lime")
+    target: int | str | None = Field(None, description="Output index or class name; default the predicted class")
+    top: int = Field(10, description="Features listed in `top_features` (tabular models)")
+    steps: int = Field(50, description="Integration points for integrated gradients")
+
+
+class ExplainResponse(BaseModel):
+    model: str
+    version: int
+    ref: str
+    method: str
+    task: str
+    explained_output: str
+    details: dict[str, Any]
+    explanations: list[dict[str, Any]] = Field(..., description=(
+        "Per instance: target, label, output, attribution_sum, baseline_output (IG, SHAP), convergence_delta (IG), "
+        "attributions (raw input shape), top_features [{feature, value, contribution}] (tabular) or heatmap_png "
+        "(base64 PNG, image models)"))
+
+
+_REQUEST_DOC: dict[str, Any] = {"requestBody": {"required": True, "content": {
+    "application/json": {"schema": ExplainRequest.model_json_schema()},
+    "multipart/form-data": {"schema": {"type": "object", "properties": {"file": {"type": "string", "format": "binary"}}}},
+    "image/png": {"schema": {"type": "string", "format": "binary"}},
+    "image/jpeg": {"schema": {"type": "string", "format": "binary"}},
+}}}
+
+
+class _Slot:
+    """One served model's explainer (created on first use), its lock and its waiting count."""
+
+    def __init__(self, predictor: Any) -> None:
+        self.predictor = predictor
+        self.lock = asyncio.Lock()
+        self.waiting = 0
+        self._explainer: Any = None
+
+    def explain(self, raw: np.ndarray, options: dict[str, Any]) -> Any:
+        if self._explainer is None:
+            from modelyard.explaining import Explainer
+
+            self._explainer = Explainer(self.predictor)
+        return self._explainer.explain(raw, **options)
+
+
+def add_explain_routes(app: FastAPI, *, max_instances: int = MAX_INSTANCES) -> None:
+    """Declare both explain routes on ``app`` (its ``state.models`` and ``state.config``)."""
+    slots: dict[str, _Slot] = {}
+    errors: dict[int | str, dict[str, Any]] = {code: {"model": ErrorResponse} for code in (400, 404, 413, 415, 422, 503)}
+
+    async def run(request: Request, name: str, version: int | None) -> Response:
+        from modelyard.explaining.api import ExplainOptions
+
+        served = app.state.models.get(name, version)
+        raw, fields = await _decode(request, served, app.state.config, max_instances)
+        options = ExplainOptions.make(**fields).model_dump()  # unknown or invalid fields: 422 naming them
+        slot = slots.setdefault(served.ref, _Slot(served.predictor))
+        if slot.waiting >= MAX_WAITING:
+            raise QueueFullError(f"Model {served.ref} has {slot.waiting} explanations waiting: expected at most "
+                                 f"{MAX_WAITING}; retry shortly", retry_after=2)
+        slot.waiting += 1
+        try:
+            async with slot.lock:
+                result = await asyncio.to_thread(slot.explain, raw, options)
+        finally:
+            slot.waiting -= 1
+        body = {"model": served.name, "version": served.version, "ref": served.ref,
+                **{k: v for k, v in result.to_dict().items() if k != "model"}}
+        return Response(_dumps(body), media_type="application/json")
+
+    async def explain_latest(name: str, request: Request) -> Response:
+        return await run(request, name, None)
+
+    async def explain_version(name: str, version: int, request: Request) -> Response:
+        return await run(request, name, version)
+
+    for path, endpoint, summary in (
+        ("/v1/models/{name}/explain", explain_latest, "Explain the latest served version's outputs"),
+        ("/v1/models/{name}/versions/{version}/explain", explain_version, "Explain one served version's outputs"),
+    ):
+        app.add_api_route(path, endpoint, methods=["POST"], response_model=ExplainResponse, responses=errors,
+                          openapi_extra=_REQUEST_DOC, summary=summary)
+
+
+async def _decode(request: Request, served: Any, config: Any, max_instances: int) -> tuple[np.ndarray, dict[str, Any]]:
+    """Raw instances and the options (query string, then JSON body fields) of a request."""
+    ctype = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
+    options: dict[str, Any] = dict(request.query_params)
+    if ctype == "application/json":
+        payload = parse_json(await request.body(), max_depth=config.max_json_depth)
+        if not isinstance(payload, dict):
+            raise InvalidInstancesError('Invalid request body: expected a JSON object {"instances": [...], "method": ...}')
+        options.update({k: v for k, v in payload.items() if k != "instances"})
+        instances = payload.get("instances")
+        if isinstance(instances, list) and len(instances) > max_instances:
+            raise _too_many(len(instances), max_instances)
+        raw = instances_array({"instances": instances} if "instances" in payload else {},
+                              served.input_shape, served.input_dtype)
+    elif ctype in _IMAGE_TYPES:
+        raw = image_array(await request.body(), served.input_shape, source="upload",
+                          max_pixels=config.max_image_pixels)[None]
+    elif ctype == "multipart/form-data":
+        from starlette.datastructures import UploadFile
+
+        async with request.form(max_files=max_instances, max_fields=max_instances) as form:
+            files = [(f"{key}={value.filename or 'upload'}", await value.read())
+                     for key, value in form.multi_items() if isinstance(value, UploadFile)]
+        if not files:
+            raise MalformedRequestError("Multipart upload without a file: expected one or more PNG/JPEG file fields")
+        raw = np.stack([image_array(data, served.input_shape, source=source, max_pixels=config.max_image_pixels)
+                        for source, data in files])
+    else:
+        raise UnsupportedMediaTypeError(
+            f"Unsupported Content-Type {ctype!r}: expected application/json, image/png, image/jpeg or multipart/form-data")
+    if len(raw) > max_instances:
+        raise _too_many(len(raw), max_instances)
+    return raw, options
+
+
+def _too_many(received: int, limit: int) -> BodyTooLargeError:
+    return BodyTooLargeError(f"Too many instances to explain: expected at most {limit} per request, received {received}; "
+                             f"send them in smaller requests", field="instances")
+
+
+def _dumps(body: dict[str, Any]) -> bytes:
+    """Strict JSON; a model that produced NaN/Infinity gets null there instead of a 500."""
+    try:
+        return json.dumps(body, separators=(",", ":"), allow_nan=False).encode()
+    except ValueError:
+        return json.dumps(_finite(body), separators=(",", ":"), allow_nan=False).encode()
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
