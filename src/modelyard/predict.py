@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from modelyard.compression.loading import restore_weights
 from modelyard.data import Pipeline
 from modelyard.errors import InputError
 from modelyard.nn import Network, build_model
@@ -40,7 +41,7 @@ class Predictor:
         spec = load_spec(version.load_spec())
         meta = version.load_preprocess()
         network = build_model(spec.model, loss=spec.train.loss.type)
-        network.load_state_dict(version.load_state_dict(), strict=True)
+        restore_weights(network, version)  # applies compression.json (int8) when there is one
         dev = torch.device(device)
         network.to(dev).eval()
         return cls(version=version, spec=spec, network=network,

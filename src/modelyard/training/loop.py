@@ -172,6 +172,7 @@ def fit(
     resume: bool = False,
     progress: bool = True,
     console: Any = None,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
 ) -> FitResult:
     """Train ``network`` on ``prepared.train`` as ``train_spec`` says; validate on ``prepared.val``.
 
@@ -181,12 +182,14 @@ def fit(
     training forward passes as the weights change (as Keras reports them), not from a
     second pass. ``on_epoch_end(epoch, row)`` runs after the epoch's checkpoint is saved.
     With ``resume`` the last checkpoint in ``checkpoint_dir`` is continued exactly.
+    ``loss_fn(outputs, targets)`` replaces the spec's loss for the training steps only
+    (knowledge distillation packs teacher logits into the targets); validation uses the spec's.
 
     ``seed`` seeds the sample order, the augmentation and torch's global generator (which
     dropout draws from), so two fits with the same seed and network give the same weights.
     """
     previous_threads = torch.get_num_threads()
-    run = build_run(network, prepared, train_spec, seed=seed)
+    run = build_run(network, prepared, train_spec, seed=seed, loss_fn=loss_fn)
     torch.set_num_threads(run.threads)
     folder = Path(checkpoint_dir) if checkpoint_dir is not None and train_spec.checkpoint else None
     history: list[dict[str, Any]] = []

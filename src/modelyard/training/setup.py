@@ -111,8 +111,11 @@ def _check_monitors(spec: TrainSpec, has_val: bool, run_schedule: Schedule | Non
             )
 
 
-def build_run(network: nn.Module, prepared: Any, spec: TrainSpec, *, seed: int) -> TrainingRun:
-    """Build and check everything for ``fit``; moves the network and the data to the device."""
+def build_run(network: nn.Module, prepared: Any, spec: TrainSpec, *, seed: int, loss_fn: LossFn | None = None) -> TrainingRun:
+    """Build and check everything for ``fit``; moves the network and the data to the device.
+
+    ``loss_fn`` replaces the spec's loss for training steps (distillation's teacher + label loss).
+    """
     device = resolve_device(spec.device)
     train = prepared.train
     if train is None:
@@ -168,7 +171,7 @@ def build_run(network: nn.Module, prepared: Any, spec: TrainSpec, *, seed: int) 
     return TrainingRun(
         spec=spec, network=network, forward=forward, device=device, precision=precision, batches=batches,
         n_train=n, step_sizes=_step_sizes(n, batches.batch_size, len(batches), device), val=val,
-        loss_fn=LOSSES.build(spec.loss), optimizer=optimizer, schedule=schedule,
+        loss_fn=loss_fn or LOSSES.build(spec.loss), optimizer=optimizer, schedule=schedule,
         scaler=torch.amp.GradScaler(device.type) if precision.scaler else None, metrics=metrics,
         early=EarlyStopping(spec.early_stopping) if spec.early_stopping is not None else None,
         shuffle_gen=shuffle_gen, aug_gen=aug_gen, augment=_augmenter(prepared),

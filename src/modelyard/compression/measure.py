@@ -1,0 +1,82 @@
+"""Size, parameters, latency and accuracy of a model, measured the same way for parent and child.
+
+Latency is the median of many timed calls at batch 1 and 32 on real test samples, with
+one intra-op thread for every engine (a fixed thread count makes numbers comparable
+across runs on a shared machine), alternating the models round by round so that a
+burst of load elsewhere hits them alike. Two engines are timed:
+
+- ``torch``: ``Predictor.predict_tensor`` (what ``modelyard.load`` and the torch serving
+  backend run), including the output softmax.
+- ``onnxruntime``: the model's ONNX graph in ONNX Runtime, the onnx serving backend's
+  session settings, run with IO binding (see ``onnx_int8.bound_runner``). For a dynamically
+  quantized dense network torch cannot export its int8 modules, so the int8 graph is ONNX
+  Runtime's own dynamic quantization of the parent's fp32 graph.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+__all__ = ["BATCHES", "Measured", "onnx_accuracy", "time_calls"]
+
+BATCHES = (1, 32)
+
+
+@dataclass
+class Measured:
+    """One row of the before/after table."""
+
+    label: str
+    ref: str | None
+    weights_bytes: int | None
+    onnx_bytes: int | None
+    parameters: int
+    nonzero: int | None
+    latency_ms: dict[str, dict[int, float]] = field(default_factory=dict)  # engine → batch → ms
+    accuracy: float | None = None
+    onnx_accuracy: float | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "label": self.label, "ref": self.ref, "weights_bytes": self.weights_bytes, "onnx_bytes": self.onnx_bytes,
+            "parameters": self.parameters, "nonzero": self.nonzero,
+            "latency_ms": {e: {str(b): round(v, 4) for b, v in per.items()} for e, per in self.latency_ms.items()},
+            "accuracy": self.accuracy, "onnx_accuracy": self.onnx_accuracy,
+        }
+
+
+def time_calls(calls: dict[str, Callable[[], Any]], *, rounds: int = 20, per_round: int = 25, warmup: int = 20) -> dict[str, float]:
+    """Median milliseconds per call for each named call, alternating them round by round."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for call in calls.values():
+            for _ in range(warmup):
+                call()
+        samples: dict[str, list[float]] = {name: [] for name in calls}
+        for _ in range(rounds):
+            for name, call in calls.items():
+                for _ in range(per_round):
+                    t0 = time.perf_counter()
+                    call()
+                    samples[name].append(time.perf_counter() - t0)
+    finally:
+        torch.set_num_threads(previous)
+    return {name: statistics.median(values) * 1000.0 for name, values in samples.items()}
+
+
+def onnx_accuracy(predict: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, y: torch.Tensor,
+                  batch_size: int = 1024) -> float:
+    """Top-1 accuracy of a backend's ``predict_tensor`` on class-index targets."""
+    hits = 0
+    for start in range(0, len(x), batch_size):
+        out = predict(x[start : start + batch_size])
+        hits += int((out.argmax(dim=1) == y[start : start + batch_size]).sum())
+    return hits / max(len(x), 1)
