@@ -116,13 +116,20 @@ def train(
     progress: bool = True,
     console: Any = None,
     on_epoch_end: Callable[[int, dict[str, Any]], None] | None = None,
+    on_run_created: Callable[[str], None] | None = None,
 ) -> TrainResult:
-    """Train a model from a spec and register it; returns the run and the model version."""
+    """Train a model from a spec and register it; returns the run and the model version.
+
+    ``on_run_created(run_id)`` runs once the run exists and before training starts (the
+    control plane's worker stores the id in its job row, so a retry resumes this run).
+    """
     started = time.perf_counter()
     spec = load_spec(spec, overrides)
     network, prepared = build_checked(spec)
     runs = RunStore(home)
     run = runs.create(spec.to_dict(), environment(seed=spec.seed, device=spec.train.device))
+    if on_run_created is not None:
+        on_run_created(run.id)
     return _run(spec, network, prepared, runs, run.id, home=home, resume=False, progress=progress,
                 console=console, on_epoch_end=on_epoch_end, started=started)
 

@@ -46,7 +46,9 @@ def cli(ctx: click.Context, home: str | None) -> None:
 
 
 def _register_commands() -> None:
-    from modelyard.cli import compress, explain, export, models, predict, runs, serve, train
+    from modelyard.cli import (
+        compress, deployments, explain, export, jobs, models, predict, runs, serve, server, train,
+    )
 
     cli.add_command(train.train)
     cli.add_command(runs.runs)
@@ -57,6 +59,9 @@ def _register_commands() -> None:
     cli.add_command(compress.compress)
     cli.add_command(export.export)
     cli.add_command(explain.explain)
+    cli.add_command(server.server)
+    cli.add_command(jobs.jobs)
+    cli.add_command(deployments.deployments)
 
 
 _register_commands()

@@ -1,0 +1,202 @@
+"""Who may do what: one ASGI middleware in front of every route of the control plane.
+
+Rules (docs/server.md, "Auth"):
+- Host header must name the server (bound host, localhost, 127.0.0.1, plus the port):
+  else 400, against DNS rebinding. Writes whose Origin is not the server's own (or an
+  allowed origin) get 403. Both apply on loopback too.
+- Auth is required unless the server is bound to loopback and no token exists. Then
+  GET/HEAD/OPTIONS need a ``read`` or ``admin`` token, every other method ``admin``.
+- A token comes as ``Authorization: Bearer`` or as the console's session cookie; a write
+  carried by the cookie needs the matching ``X-CSRF-Token`` (browsers attach cookies on
+  their own, never that header).
+- Open paths: /healthz, the console's static files (GET / and /console/...), /v1/session.
+Routers contain no auth code; they read ``request.state.principal``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+from dataclasses import dataclass
+from http.cookies import SimpleCookie
+from pathlib import Path
+from typing import Any
+
+from modelyard.server.config import ServerConfig
+from modelyard.server.tokens import TokenInfo, TokenStore, secret_key
+
+__all__ = ["Principal", "Auth", "AuthMiddleware", "COOKIE", "CSRF_HEADER"]
+
+COOKIE = "modelyard_session"
+CSRF_HEADER = "x-csrf-token"
+SESSION_S = 12 * 3600
+_READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The caller: ``role`` read|admin, ``name`` of the token (``local`` on an open server)."""
+
+    role: str
+    name: str
+    via: str  # token | cookie | open
+
+
+LOCAL = Principal(role="admin", name="local", via="open")
+
+
+def _split_host(value: str) -> tuple[str, int | None]:
+    """``host[:port]`` / ``[v6]:port`` → (lower-case host, port or None)."""
+    value = value.strip().lower()
+    if value.startswith("["):
+        host, _, rest = value.partition("]")
+        host += "]"
+        port_text = rest[1:] if rest.startswith(":") else ""
+    elif value.count(":") == 1:
+        host, _, port_text = value.partition(":")
+    else:
+        host, port_text = value, ""
+    if port_text and not port_text.isdigit():
+        return host, -1
+    return host, int(port_text) if port_text else None
+
+
+class Auth:
+    """The decisions of the middleware, testable without a server."""
+
+    def __init__(self, config: ServerConfig, home: Path) -> None:
+        self.config = config
+        self.tokens = TokenStore(home)
+        self._key = secret_key(home)
+        self._hosts = config.host_names()
+
+    @property
+    def required(self) -> bool:
+        return not self.config.loopback or self.tokens.any()
+
+    def host_ok(self, host: str | None) -> bool:
+        if not host:
+            return False
+        if host.strip().lower() in self.config.allowed_hosts:
+            return True
+        name, port = _split_host(host)
+        return name in self._hosts and port in (None, self.config.port)
+
+    def origin_ok(self, origin: str) -> bool:
+        origin = origin.strip().lower().rstrip("/")
+        if origin in self.config.allowed_origins:
+            return True
+        scheme, sep, rest = origin.partition("://")
+        if not sep or scheme not in ("http", "https") or "/" in rest:
+            return False
+        name, port = _split_host(rest)
+        port = port if port is not None else (443 if scheme == "https" else 80)
+        return name in self._hosts and port == self.config.port
+
+    # -- session cookies and CSRF tokens -----------------------------------------------
+
+    def _sign(self, text: str) -> str:
+        return hmac.new(self._key, text.encode(), hashlib.sha256).hexdigest()
+
+    def session_cookie(self, info: TokenInfo) -> str:
+        """``<token id>.<expiry>.<signature>``; bound to the token's hash, so revoking it ends the session."""
+        body = f"{info.id}.{int(time.time()) + SESSION_S}"
+        return f"{body}.{self._sign(body + '.' + info.sha256)}"
+
+    def from_cookie(self, value: str) -> TokenInfo | None:
+        token_id, _, rest = value.partition(".")
+        expiry, _, signature = rest.partition(".")
+        info = self.tokens.by_id(token_id)
+        if info is None or not expiry.isdigit() or int(expiry) < time.time():
+            return None
+        ok = hmac.compare_digest(signature, self._sign(f"{token_id}.{expiry}.{info.sha256}"))
+        return info if ok else None
+
+    def csrf_for(self, cookie: str | None) -> str:
+        """The CSRF token of a session (or of the open, token-less loopback server)."""
+        return self._sign("csrf." + (cookie or "open"))[:40]
+
+    def identify(self, headers: dict[str, str]) -> tuple[Principal | None, str | None, str | None]:
+        """(principal, the session cookie if that carried it, problem if credentials were bad)."""
+        header = headers.get("authorization")
+        if header is not None:
+            scheme, _, token = header.partition(" ")
+            info = self.tokens.verify(token) if scheme.lower() == "bearer" and token.strip() else None
+            if info is None:
+                return None, None, "Invalid token: expected `Authorization: Bearer <token>` with a token from " \
+                                   "`modelyard server token create`"
+            return Principal(info.role, info.name, "token"), None, None
+        cookie = SimpleCookie()
+        try:
+            cookie.load(headers.get("cookie", ""))
+        except Exception:  # noqa: BLE001 - a malformed Cookie header carries no session
+            return None, None, None
+        morsel = cookie.get(COOKIE)
+        if morsel is not None and morsel.value:
+            info = self.from_cookie(morsel.value)
+            if info is not None:
+                return Principal(info.role, info.name, "cookie"), morsel.value, None
+            return None, None, "Session expired or revoked: sign in again with a token"
+        return None, None, None
+
+
+def _is_open_path(method: str, path: str) -> bool:
+    if path in ("/healthz", "/v1/session"):
+        return True
+    return method in ("GET", "HEAD") and (path == "/" or path == "/favicon.ico" or path.startswith("/console"))
+
+
+class AuthMiddleware:
+    """Pure ASGI (streams such as Server-Sent Events pass through untouched)."""
+
+    def __init__(self, app: Any, auth: Auth) -> None:
+        self.app, self.auth = app, auth
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", ())}
+        method, path = scope["method"].upper(), scope["path"]
+        write = method not in _READ_METHODS
+        if not self.auth.host_ok(headers.get("host")):
+            await _deny(send, 400, "InvalidHostError", f"Invalid Host header {headers.get('host')!r}: this server answers "
+                        f"to {self.auth.config.url()} (add the name with --allowed-host if it is reached by another)")
+            return
+        origin = headers.get("origin")
+        if write and origin is not None and not self.auth.origin_ok(origin):
+            await _deny(send, 403, "ForbiddenError", f"Cross-origin write refused: Origin {origin!r} is not this server "
+                        "(add it with --allowed-origin if it is your console)")
+            return
+        principal, cookie, problem = self.auth.identify(headers)
+        if not _is_open_path(method, path):
+            if self.auth.required:
+                if principal is None:
+                    await _deny(send, 401, "UnauthorizedError", problem or "Missing token: this server needs "
+                                "`Authorization: Bearer <token>` (create one with `modelyard server token create`)")
+                    return
+                if write and principal.role != "admin":
+                    await _deny(send, 403, "ForbiddenError", f"Token {principal.name!r} has role {principal.role!r}; "
+                                f"{method} {path} needs an admin token")
+                    return
+            elif principal is None:
+                principal = LOCAL
+            if write and cookie is not None and not hmac.compare_digest(
+                    headers.get(CSRF_HEADER, ""), self.auth.csrf_for(cookie)):
+                await _deny(send, 403, "ForbiddenError", "Missing or wrong X-CSRF-Token: a write carried by the session "
+                            "cookie needs the csrf value from GET /v1/session")
+                return
+        scope.setdefault("state", {})["principal"] = principal
+        scope["state"]["session_cookie"] = cookie
+        await self.app(scope, receive, send)
+
+
+async def _deny(send: Any, status: int, error: str, message: str) -> None:
+    body = json.dumps({"error": error, "message": message}).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    if status == 401:
+        headers.append((b"www-authenticate", b"Bearer"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

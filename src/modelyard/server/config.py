@@ -1,0 +1,117 @@
+"""``ServerConfig``: the control plane's settings, validated once at the boundary.
+
+The CLI (``modelyard server --port ... --workers ...``), the Python API and the tests all
+build one of these; a bad value is a one-line SpecError naming the ``server.<field>``.
+"""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+
+from modelyard._validation import StrictModel, spec_error_from
+from modelyard.serving.config import is_loopback
+from modelyard.store import paths
+
+__all__ = ["ServerConfig", "is_loopback", "WILDCARD_HOSTS"]
+
+# Binding to these listens on every interface of the machine.
+WILDCARD_HOSTS = frozenset({"0.0.0.0", "::", "[::]"})
+
+
+class ServerConfig(StrictModel):
+    """Settings of ``modelyard server`` (each one is a CLI option of the same name)."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=1, le=65535)
+    workers: int = Field(1, ge=0, le=64, description="training worker processes (0: API only)")
+    lease_s: float = Field(30.0, gt=0, le=86_400, description="a job whose worker is silent this long is reaped")
+    heartbeat_s: float = Field(5.0, gt=0, le=3_600, description="how often a worker renews its lease")
+    max_attempts: int = Field(3, ge=1, le=100, description="worker losses a job survives before it fails")
+    reap_interval_s: float = Field(2.0, gt=0, le=3_600)
+    home: Path | None = None
+    allowed_origins: list[str] = []
+    # Extra Host header values accepted besides the bound host, localhost and 127.0.0.1
+    # (a DNS name the server is reached by, e.g. behind a proxy).
+    allowed_hosts: list[str] = []
+
+    @field_validator("host")
+    @classmethod
+    def _host(cls, value: str) -> str:
+        value = value.strip()
+        if not value or any(c.isspace() or c in "/?#@" for c in value):
+            raise ValueError(f"expected an IP address or host name such as 127.0.0.1, received {value!r}")
+        return value
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _origins(cls, value: list[str]) -> list[str]:
+        for origin in value:
+            if not origin.startswith(("http://", "https://")) or origin.rstrip("/").count("/") != 2:
+                raise ValueError(f"expected origins such as https://console.example.com, received {origin!r}")
+        return [o.rstrip("/").lower() for o in value]
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _hosts(cls, value: list[str]) -> list[str]:
+        return [h.strip().lower() for h in value if h.strip()]
+
+    @model_validator(mode="after")
+    def _lease_longer_than_heartbeat(self) -> ServerConfig:
+        if self.lease_s <= self.heartbeat_s:
+            raise ValueError(
+                f"lease_s ({self.lease_s:g}) must be longer than heartbeat_s ({self.heartbeat_s:g}), "
+                "or every job would be reaped between two heartbeats; use lease_s >= 3 x heartbeat_s"
+            )
+        return self
+
+    @classmethod
+    def make(cls, **values: Any) -> ServerConfig:
+        """Build from keyword values (None means default); problems become one-line SpecErrors."""
+        try:
+            return cls(**{k: v for k, v in values.items() if v is not None})
+        except ValidationError as exc:
+            raise spec_error_from(exc, prefix="server") from None
+
+    @property
+    def loopback(self) -> bool:
+        """True when only this machine can connect."""
+        return is_loopback(self.host)
+
+    def store_home(self) -> Path:
+        """The resolved store folder (``home`` or ``$MODELYARD_HOME`` or ``~/.modelyard``)."""
+        return paths.home(self.home)
+
+    def url(self) -> str:
+        host = self.host
+        if host in WILDCARD_HOSTS:
+            host = "127.0.0.1"
+        elif ":" in host and not host.startswith("["):
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}"
+
+    def host_names(self) -> set[str]:
+        """Host names (no port) a request may name in its Host header (DNS-rebinding guard)."""
+        names = {"localhost", "127.0.0.1", "[::1]", self.host.lower(), *self.allowed_hosts}
+        if ":" in self.host and not self.host.startswith("["):
+            names.add(f"[{self.host.lower()}]")
+        if self.host in WILDCARD_HOSTS:
+            names |= _local_names()
+        return names
+
+
+def _local_names() -> set[str]:
+    """This machine's names and addresses (a wildcard bind is reached by any of them)."""
+    names: set[str] = set()
+    try:
+        hostname = socket.gethostname()
+        names |= {hostname.lower(), socket.getfqdn().lower()}
+        for info in socket.getaddrinfo(hostname, None):
+            address = str(info[4][0]).split("%")[0]
+            names.add(f"[{address}]" if ":" in address else address)
+    except OSError:
+        pass
+    return names

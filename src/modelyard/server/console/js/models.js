@@ -1,0 +1,96 @@
+// Model versions: the list, and one version with its metrics, training curve, confusion
+// matrix, lineage, input schema and a form that deploys it.
+
+import { get, post } from "./api.js";
+import { curves } from "./charts.js";
+import { ago, errorBox, fmt, h, link, section, table } from "./dom.js";
+
+export async function listView(el) {
+  const { models } = await get("/v1/models");
+  const metric = (m, key) => fmt(m.metrics && m.metrics.test ? m.metrics.test[key] : undefined);
+  el.append(h("h1", {}, "Models"), section("Registered versions", table([
+    { label: "Version", cell: (m) => link(`#/models/${m.name}/${m.version}`, m.ref) },
+    { label: "Task", cell: (m) => m.task || "–" },
+    { label: "Test accuracy", class: "num", cell: (m) => metric(m, "accuracy") },
+    { label: "Test loss", class: "num", cell: (m) => metric(m, "loss") },
+    { label: "Size", class: "num", cell: (m) => `${fmt(m.size_bytes / 1024, 1)} KiB` },
+    { label: "Registered", cell: (m) => ago(m.created_at) },
+    { label: "Run", cell: (m) => (m.run_id ? link(`#/runs/${m.run_id}`, m.run_id) : "–") },
+  ], models, { empty: "No models yet: a finished job registers one." })));
+}
+
+function metricsTable(test) {
+  const rows = Object.entries(test || {}).filter(([, v]) => typeof v === "number" || typeof v === "string");
+  return table([{ label: "Metric", cell: ([k]) => k }, { label: "Value", class: "num", cell: ([, v]) => fmt(v) }], rows,
+    { empty: "No test metrics recorded." });
+}
+
+// Rows are the true class, columns the predicted one; cell shade follows the row's share.
+export function confusionMatrix(cm) {
+  const total = cm.matrix.reduce((sum, row) => sum + row.reduce((a, b) => a + b, 0), 0);
+  return h("div", {},
+    h("table", { class: "confusion", id: "confusion-matrix" },
+      h("thead", {}, h("tr", {}, h("th", { class: "corner" }, "true \\ predicted"), cm.labels.map((l) => h("th", {}, l)))),
+      h("tbody", {}, cm.matrix.map((row, i) => {
+        const total = row.reduce((a, b) => a + b, 0) || 1;
+        return h("tr", {}, h("th", {}, cm.labels[i]), row.map((count, j) => {
+          const share = count / total;
+          const cls = i === j ? "diag" : "off";
+          return h("td", { class: cls, title: `${cm.labels[i]} → ${cm.labels[j]}: ${count}`,
+            style: `--share:${share.toFixed(3)}` }, count);
+        }));
+      }))),
+    h("p", { class: "muted small" }, `On the ${cm.split || "evaluation"} split (${cm.source === "computed" ? "computed now from the stored model" : "recorded at training"}), ${total} samples. Rows: true class; columns: predicted.`));
+}
+
+function deployForm(version) {
+  const name = h("input", { id: "deploy-name", value: version.name, required: true, pattern: "[a-z0-9][a-z0-9_.\\-]{0,63}" });
+  const replicas = h("input", { id: "deploy-replicas", type: "number", min: 1, max: 16, value: 1 });
+  const batch = h("input", { id: "deploy-batch", type: "number", min: 1, value: 64 });
+  const wait = h("input", { id: "deploy-wait", type: "number", min: 0, step: "0.5", value: 2 });
+  const backend = h("select", { id: "deploy-backend" }, ["auto", "torch", "onnx"].map((b) => h("option", { value: b }, b)));
+  const status = h("div", { class: "form-status" });
+  return h("form", { id: "deploy-form", onsubmit: async (event) => {
+    event.preventDefault();
+    status.replaceChildren(h("span", { class: "muted" }, "Starting replicas…"));
+    try {
+      const created = await post("/v1/deployments", {
+        name: name.value.trim(), model: version.ref, replicas: Number(replicas.value),
+        max_batch_size: Number(batch.value), max_wait_ms: Number(wait.value), backend: backend.value,
+      });
+      location.hash = `#/deployments/${created.name}`;
+    } catch (error) {
+      status.replaceChildren(errorBox(error));
+    }
+  } },
+  h("div", { class: "row" }, h("label", {}, "Deployment name ", name), h("label", {}, "Replicas ", replicas),
+    h("label", {}, "Max batch size ", batch), h("label", {}, "Max wait (ms) ", wait), h("label", {}, "Backend ", backend)),
+  h("button", { type: "submit", id: "deploy-submit" }, `Deploy ${version.ref}`), status);
+}
+
+export async function versionView(el, name, number) {
+  const version = await get(`/v1/models/${name}/versions/${number}`);
+  const schema = version.schema || {};
+  el.append(h("h1", {}, `Model ${version.ref}`));
+  el.append(section("Deploy", deployForm(version)));
+  const test = (version.metrics && version.metrics.test) || {};
+  el.append(section("Test metrics", metricsTable(test)));
+  const cmBox = h("div", { id: "confusion-box" });
+  if (version.task === "classification") el.append(section("Confusion matrix", cmBox));
+  if (version.confusion_matrix) {
+    cmBox.append(confusionMatrix(version.confusion_matrix));
+  } else if (version.task === "classification") {
+    cmBox.append(h("p", { class: "muted" }, "Computing on the model's evaluation split…"));
+    get(`/v1/models/${name}/versions/${number}/confusion_matrix`)
+      .then((cm) => cmBox.replaceChildren(confusionMatrix(cm)))
+      .catch((error) => cmBox.replaceChildren(errorBox(error)));
+  }
+  const curveCard = section("Training curve");
+  el.append(curveCard);
+  curves(curveCard, version.ref).update(version.history || []);
+  const facts = [["Task", version.task], ["Input shape", JSON.stringify(schema.input_shape)],
+    ["Classes", (schema.class_names || []).join(", ") || "–"], ["Registered", ago(version.created_at)],
+    ["Run", version.run_id ? link(`#/runs/${version.run_id}`, version.run_id) : "–"], ["Size", `${fmt(version.size_bytes / 1024, 1)} KiB`]];
+  el.append(section("Schema and lineage", h("dl", { class: "facts" }, facts.map(([k, v]) => [h("dt", {}, k), h("dd", {}, v)])),
+    h("pre", { class: "code" }, JSON.stringify(version.lineage || {}, null, 2))));
+}

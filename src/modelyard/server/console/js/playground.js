@@ -1,0 +1,120 @@
+// Playground: send one input to a deployment and see its prediction. Inputs: a drawing
+// (image models), an uploaded PNG/JPEG (sent as its bytes), one field per feature
+// (tabular models) or raw JSON instances. The last request and answer are kept in
+// `window.modelyard.playground` for scripts and tests.
+
+import { get, request } from "./api.js";
+import { badge, errorBox, fmt, h, link, section, table } from "./dom.js";
+import { downsample, drawingPad, preview, toInstance } from "./draw.js";
+
+export async function pickView(el) {
+  const { deployments } = await get("/v1/deployments");
+  el.append(h("h1", {}, "Playground"), section("Pick a deployment", table([
+    { label: "Deployment", cell: (d) => link(`#/playground/${d.name}`, d.name) },
+    { label: "Model", cell: (d) => d.model },
+    { label: "Status", cell: (d) => badge(d.status) },
+  ], deployments, { empty: "No deployments yet: deploy a model version first." })));
+}
+
+function resultView(answer, schema, millis) {
+  const rows = answer.predictions || [];
+  const first = rows[0] || {};
+  const parts = [];
+  if ("label" in first) {
+    parts.push(h("div", { class: "prediction", id: "prediction-label" }, String(first.label)));
+    const names = schema.class_names || first.probabilities.map((_, i) => String(i));
+    const ranked = first.probabilities.map((p, i) => [names[i], p]).sort((a, b) => b[1] - a[1]);
+    parts.push(h("div", { class: "bars", id: "prediction-probabilities" }, ranked.map(([name, p]) => h("div", { class: "bar-row" },
+      h("span", { class: "bar-label" }, name), h("span", { class: "bar" }, h("span", { style: `width:${(100 * (p || 0)).toFixed(1)}%` })),
+      h("span", { class: "bar-value" }, fmt(p, 3))))));
+  } else {
+    parts.push(h("div", { class: "prediction", id: "prediction-label" }, (first.value || []).map((v) => fmt(v)).join(", ")));
+  }
+  if (rows.length > 1) parts.push(h("p", { class: "muted" }, `${rows.length} instances; showing the first.`));
+  for (const warning of answer.warnings || []) parts.push(errorBox(warning));
+  parts.push(h("p", { class: "muted small" }, `${answer.ref} on ${answer.backend}, ${fmt(millis, 1)} ms round trip.`));
+  return h("div", { id: "prediction", dataset: { label: String(first.label ?? "") } }, parts);
+}
+
+export async function view(el, name) {
+  const deployment = await get(`/v1/deployments/${name}`);
+  const [model, version] = deployment.model.split(":");
+  const info = await get(`/v1/models/${model}/versions/${version}`);
+  const schema = info.schema;
+  const hints = schema.input_hints || {};
+  const shape = schema.input_shape;
+  const out = h("div", { id: "prediction-box" }, h("p", { class: "muted" }, "The prediction appears here."));
+  const state = (window.modelyard.playground = { deployment: name, schema, lastRequest: null, lastAnswer: null });
+
+  const send = async (body, contentType) => {
+    out.replaceChildren(h("p", { class: "muted" }, "Predicting…"));
+    const started = performance.now();
+    let parsed = null;
+    try { parsed = contentType === "application/json" ? JSON.parse(body) : null; } catch (_) { /* the server says what is wrong */ }
+    state.lastRequest = { body: parsed, contentType };
+    state.lastAnswer = null;
+    try {
+      const answer = await request("POST", `/v1/deployments/${name}/predict`, body, { raw: true, contentType });
+      state.lastAnswer = answer;
+      out.replaceChildren(resultView(answer, schema, performance.now() - started));
+    } catch (error) {
+      state.lastAnswer = { error: error.message };
+      out.replaceChildren(errorBox(error));
+    }
+  };
+  const sendInstances = (instances) => send(JSON.stringify({ instances }), "application/json");
+
+  el.append(h("h1", {}, `Playground: ${name} `, badge(deployment.status)),
+    h("p", { class: "muted" }, `Model ${deployment.model} (${schema.task}); input shape ${JSON.stringify(shape)}.`));
+  const inputs = [];
+  if (hints.image) inputs.push(drawCard(hints.image, shape, sendInstances), uploadCard(hints.image, send));
+  if (hints.features) inputs.push(featuresCard(hints.features, sendInstances));
+  inputs.push(jsonCard(shape, send));
+  el.append(h("div", { class: "playground" }, h("div", { class: "inputs" }, inputs), section("Prediction", out)));
+}
+
+function drawCard(image, shape, sendInstances) {
+  const { height: rows, width: cols } = image;
+  const canvas = h("canvas", { id: "draw-canvas", width: 280, height: 280, class: "pad" });
+  const small = h("canvas", { id: "draw-preview", class: "pixels" });
+  const pad = drawingPad(canvas, { lineWidth: 22 });
+  const pixels = () => downsample(pad.ink(), canvas.width, canvas.height, { rows, cols, fit: image.fit });
+  const predict = () => {
+    const px = pixels();
+    preview(small, px, rows, cols);
+    sendInstances([toInstance(px, shape, image)]);
+  };
+  window.modelyard.draw = { pad, pixels, canvas };
+  return section(`Draw (${cols}x${rows} input, values 0–${image.max_value})`,
+    h("div", { class: "draw" }, canvas, h("div", {}, h("p", { class: "muted small" }, "What the model sees:"), small)),
+    h("div", { class: "actions" }, h("button", { id: "draw-predict", onclick: predict }, "Predict"), " ",
+      h("button", { class: "secondary", id: "draw-clear", onclick: () => { pad.clear(); preview(small, new Float32Array(rows * cols), rows, cols); } }, "Clear")));
+}
+
+function uploadCard(image, send) {
+  const input = h("input", { type: "file", id: "upload-file", accept: "image/png,image/jpeg" });
+  const shown = h("img", { id: "upload-preview", class: "pixels", alt: "" });
+  input.addEventListener("change", async () => {
+    const file = input.files[0];
+    if (!file) return;
+    shown.src = URL.createObjectURL(file);
+    await send(await file.arrayBuffer(), file.type || "image/png");
+  });
+  return section(`Upload an image (PNG or JPEG, ${image.width}x${image.height} pixels)`, input, shown,
+    h("p", { class: "muted small" }, "The file is sent as it is; the server decodes it and applies the model's preprocessing."));
+}
+
+function featuresCard(names, sendInstances) {
+  const fields = names.map((feature) => h("input", { type: "number", step: "any", value: 0, name: feature, class: "feature" }));
+  return section("Feature values", h("form", { id: "features-form", class: "features", onsubmit: (event) => {
+    event.preventDefault();
+    sendInstances([fields.map((f) => Number(f.value))]);
+  } }, names.map((feature, i) => h("label", {}, feature, fields[i])), h("button", { type: "submit", id: "features-predict" }, "Predict")));
+}
+
+function jsonCard(shape, send) {
+  const example = JSON.stringify({ instances: [toInstance(new Float32Array(shape.reduce((a, b) => a * b, 1)), shape, { max_value: 0 })] });
+  const area = h("textarea", { id: "json-body", rows: 4, spellcheck: false }, example.length < 2000 ? example : '{"instances": [...]}');
+  return h("details", { class: "card" }, h("summary", {}, "Raw JSON request"), area,
+    h("div", { class: "actions" }, h("button", { id: "json-predict", onclick: () => send(area.value, "application/json") }, "Send")));
+}

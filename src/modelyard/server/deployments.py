@@ -1,0 +1,246 @@
+"""Deployments: model versions served by supervised ``modelyard serve`` processes.
+
+``Supervisor`` owns the replica processes of every deployment. A deployment is created
+with its replicas launched at once; a background thread then steps each replica about
+once a second (readiness, health, crash → restart with backoff, see ``replicas.py``),
+scrapes their ``/metrics`` for request rate and latency, and writes what it saw to the
+deployment's row when it changes. The row's ``desired`` state survives the server: on
+``start()`` every deployment that should run is brought back up (after stopping the
+replicas a dead server may have left behind). ``stop()`` (server shutdown) stops the
+processes but keeps ``desired``; ``delete`` stops them and removes the deployment.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import secrets
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from modelyard.errors import ModelyardError
+from modelyard.server.deployment_store import DeploymentRequest, DeploymentStore, row_dict
+from modelyard.server.replica_metrics import summarize
+from modelyard.server.replicas import Replica, ReplicaConfig, stop_all, stop_orphan
+from modelyard.store import ModelStore
+from modelyard.store.db import DeploymentRow
+from modelyard.store.refs import parse_ref
+
+__all__ = ["Supervisor", "DeploymentRequest", "DeploymentUnavailableError"]
+
+log = logging.getLogger(__name__)
+
+
+class DeploymentUnavailableError(ModelyardError):
+    """No replica of the deployment is ready to answer (starting, restarting or failed)."""
+
+    http_status = 503
+
+
+@dataclass
+class _Live:
+    """The running part of one deployment."""
+
+    name: str
+    ref: str
+    replicas: list[Replica]
+    restarts_before: int  # counted by earlier server processes
+    turn: itertools.count = field(default_factory=itertools.count)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    closed: bool = False
+    recorded: tuple[Any, ...] = ()
+
+    def status(self) -> str:
+        states = [r.state for r in self.replicas]
+        if all(s == "running" for s in states):
+            return "running"
+        if "running" in states:
+            return "degraded"
+        if all(s == "failed" for s in states):
+            return "failed"
+        return "degraded" if any(r.restarts or r.failures for r in self.replicas) else "starting"
+
+    def restarts(self) -> int:
+        return self.restarts_before + sum(r.restarts for r in self.replicas)
+
+    def error(self) -> str | None:
+        return next((f"replica {r.index}: {r.error}" for r in self.replicas if r.state != "running" and r.error), None)
+
+
+class Supervisor:
+    """Starts, watches, restarts and stops the serving processes of every deployment."""
+
+    def __init__(self, home: Path, *, host: str = "127.0.0.1", poll_s: float = 1.0, scrape_s: float = 2.0,
+                 grace_s: float = 10.0, replica_options: Mapping[str, Any] | None = None) -> None:
+        self.home = Path(home)
+        self.host = host
+        self.store = DeploymentStore(self.home)
+        self.poll_s, self.scrape_s, self.grace_s = poll_s, scrape_s, grace_s
+        self.replica_options = dict(replica_options or {})  # ReplicaConfig fields (tests shorten timeouts)
+        # Replicas accept only this key, so other local users cannot use them directly.
+        self.api_key = secrets.token_urlsafe(32)
+        self._live: dict[str, _Live] = {}
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._last_scrape = 0.0
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def start(self) -> None:
+        """Bring back every deployment whose desired state is running; start polling."""
+        for row in self.store.list(desired="running"):
+            for replica in _recorded_replicas(row):
+                stop_orphan(replica.get("pid", -1), replica.get("port", -1))
+            try:
+                ModelStore(self.home).get(row.model_ref)
+            except ModelyardError as exc:
+                self.store.update(row.name, status="failed", error=f"cannot restore: {exc.message}")
+                continue
+            self._launch(row)
+        self._ensure_polling()
+
+    def stop(self) -> None:
+        """Stop polling and every replica (SIGTERM, SIGKILL after ``grace_s``); desired states stay."""
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+            self._thread = None
+        with self._lock:
+            lives, self._live = list(self._live.values()), {}
+        for live in lives:
+            with live.lock:
+                live.closed = True
+        stop_all([r for live in lives for r in live.replicas], self.grace_s)
+        for live in lives:
+            self.store.update(live.name, status="stopped", restarts=live.restarts(), state={"replicas": []})
+        self._stopping.clear()
+
+    # -- API ---------------------------------------------------------------------------------
+    def create(self, body: Any) -> dict[str, Any]:
+        """Validate, resolve the model to an explicit ``name:N``, record and launch."""
+        request = body if isinstance(body, DeploymentRequest) else DeploymentRequest.parse(body)
+        version = ModelStore(self.home).get(request.model)
+        row = self.store.create(request, version.ref)
+        self._launch(row)
+        self._ensure_polling()
+        return self.describe(request.name)
+
+    def list(self) -> list[dict[str, Any]]:
+        return [self._describe(row) for row in self.store.list()]
+
+    def describe(self, name: str) -> dict[str, Any]:
+        return self._describe(self.store.get(name))
+
+    def delete(self, name: str) -> dict[str, Any]:
+        """Stop the replicas and remove the deployment; returns its last state."""
+        row = self.store.get(name)
+        self.store.update(name, desired="stopped")
+        with self._lock:
+            live = self._live.pop(name, None)
+        if live is not None:
+            with live.lock:
+                live.closed = True
+            stop_all(live.replicas, self.grace_s)
+        self.store.delete(name)
+        out = self._describe(row)
+        return out | {"desired": "stopped", "status": "stopped", "replicas": []}
+
+    def targets(self, name: str) -> tuple[list[str], str]:
+        """Base URLs of the ready replicas, starting with the next in turn, and the predict path."""
+        with self._lock:
+            live = self._live.get(name)
+        if live is None:
+            row = self.store.get(name)  # NotFoundError for an unknown name
+            raise DeploymentUnavailableError(
+                f"Deployment {name!r} is {row.status}: no replica is serving ({row.error or 'not started by this server'})")
+        ready = [r.base_url for r in live.replicas if r.state == "running"]
+        if not ready:
+            raise DeploymentUnavailableError(
+                f"Deployment {name!r} is {live.status()}: no replica is ready yet"
+                + (f" ({live.error()})" if live.error() else "; retry in a few seconds"))
+        first = next(live.turn) % len(ready)
+        model, version = parse_ref(live.ref)
+        return ready[first:] + ready[:first], f"/v1/models/{model}/versions/{version}/predict"
+
+    # -- internals ---------------------------------------------------------------------------
+    def _launch(self, row: DeploymentRow) -> None:
+        options = row_dict(row)["options"]
+        config = ReplicaConfig(ref=row.model_ref, home=self.home, api_key=self.api_key, host=self.host,
+                               log_dir=self.home / "server" / "deployments" / row.name,
+                               **options, **self.replica_options)
+        now = time.monotonic()
+        live = _Live(name=row.name, ref=row.model_ref, restarts_before=row.restarts,
+                     replicas=[Replica(index=i, config=config) for i in range(row.replicas)])
+        for replica in live.replicas:
+            replica.launch(now)
+        with self._lock:
+            self._live[row.name] = live
+        with live.lock:
+            self._record(live)
+
+    def _ensure_polling(self) -> None:
+        if self._thread is None or not self._thread.is_alive():
+            self._thread = threading.Thread(target=self._poll_loop, name="modelyard-supervisor", daemon=True)
+            self._thread.start()
+
+    def _poll_loop(self) -> None:
+        with httpx.Client(timeout=httpx.Timeout(2.0, connect=0.5)) as http:
+            while not self._stopping.wait(self.poll_s):
+                self.poll_once(http)
+
+    def poll_once(self, http: httpx.Client) -> None:
+        """One round over every replica (public so tests can drive the supervisor step by step)."""
+        now = time.monotonic()
+        scrape = now - self._last_scrape >= self.scrape_s
+        if scrape:
+            self._last_scrape = now
+        with self._lock:
+            lives = list(self._live.values())
+        for live in lives:
+            with live.lock:
+                if live.closed:
+                    continue
+                for replica in live.replicas:
+                    try:
+                        replica.step(http, now)
+                        if scrape:
+                            replica.scrape(http, now)
+                    except Exception:  # one replica's surprise must not stop the supervision of the rest
+                        log.exception("supervising replica %d of %s", replica.index, live.name)
+                self._record(live)
+
+    def _record(self, live: _Live) -> None:
+        """Write status, restarts, error and pids/ports to the row when they changed."""
+        replicas = [{"pid": r.proc.pid, "port": r.port} for r in live.replicas if r.proc is not None]
+        seen = (live.status(), live.restarts(), live.error(), tuple((p["pid"], p["port"]) for p in replicas))
+        if seen != live.recorded:
+            live.recorded = seen
+            self.store.update(live.name, status=seen[0], restarts=seen[1], error=seen[2], state={"replicas": replicas})
+
+    def _describe(self, row: DeploymentRow) -> dict[str, Any]:
+        out = row_dict(row)
+        with self._lock:
+            live = self._live.get(row.name)
+        now = time.monotonic()
+        if live is not None:
+            out |= {"status": live.status(), "restarts": live.restarts(), "error": live.error(),
+                    "replicas": [r.describe(now) for r in live.replicas],
+                    "metrics": summarize(r.metrics for r in live.replicas)}
+        else:
+            out |= {"replicas": [], "metrics": summarize([])}
+        return out | {"endpoint": f"/v1/deployments/{row.name}/predict"}
+
+
+def _recorded_replicas(row: DeploymentRow) -> list[dict[str, Any]]:
+    try:
+        found = json.loads(row.state_json or "{}").get("replicas", [])
+    except (ValueError, AttributeError):
+        return []
+    return [r for r in found if isinstance(r, dict) and isinstance(r.get("pid"), int) and isinstance(r.get("port"), int)]

@@ -1,0 +1,199 @@
+"""Jobs: training specs in a queue table (``jobs`` in the store's database).
+
+A job moves ``queued → running → succeeded | failed | cancelled``. The server submits,
+lists and cancels jobs here; workers claim and renew them through ``leases`` (same
+table, same rules). Ids look like ``j-20261122-3fa9c1``; as for runs, any unique prefix
+of the id or of its random part finds the job.
+"""
+
+from __future__ import annotations
+
+import builtins
+import json
+import re
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from modelyard._files import dumps_json
+from modelyard.errors import InputError, NotFoundError, StoreError
+from modelyard.registry import closest
+from modelyard.store import paths
+from modelyard.store.db import Database, JobRow, database, utcnow
+
+__all__ = ["Job", "JobStore", "JOB_STATUSES", "FINAL_STATUSES", "job_log_path"]
+
+JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
+FINAL_STATUSES = frozenset({"succeeded", "failed", "cancelled"})
+_ID_CHARS = re.compile(r"^[a-z0-9-]+$")
+_JOB_ID = re.compile(r"^j-[0-9]{8}-[0-9a-f]{6}$")
+
+
+def _now() -> datetime:
+    """The clock of the job table (tests replace it to age leases)."""
+    return utcnow()
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def job_log_path(home: Path, job_id: str) -> Path:
+    """``<home>/server/jobs/<job_id>.log``: the worker output of every attempt of one job."""
+    if not _JOB_ID.match(job_id):  # ids come from the database; checked so no path can escape
+        raise ValueError(f"not a job id: {job_id!r}")
+    return home / "server" / "jobs" / f"{job_id}.log"
+
+
+@dataclass(frozen=True)
+class Job:
+    """One job, detached from the database."""
+
+    id: str
+    name: str
+    status: str
+    spec: dict[str, Any]
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    attempts: int
+    max_attempts: int
+    worker_id: str | None
+    lease_expires_at: datetime | None
+    heartbeat_at: datetime | None
+    cancel_requested: bool
+    run_id: str | None
+    model_ref: str | None
+    error: str | None
+    progress: dict[str, Any] = field(default_factory=dict)
+    submitted_by: str | None = None
+
+    @property
+    def final(self) -> bool:
+        return self.status in FINAL_STATUSES
+
+    @property
+    def worker_pid(self) -> int | None:
+        """The worker process id (worker ids are ``<pid>@<host>``)."""
+        head = (self.worker_id or "").partition("@")[0]
+        return int(head) if head.isdigit() else None
+
+    def to_dict(self, *, spec: bool = True) -> dict[str, Any]:
+        """The REST form (``history`` is added by the API from the run store)."""
+        out = {
+            "id": self.id, "name": self.name, "status": self.status, "attempts": self.attempts,
+            "max_attempts": self.max_attempts, "created_at": _iso(self.created_at),
+            "started_at": _iso(self.started_at), "finished_at": _iso(self.finished_at),
+            "run_id": self.run_id, "model_ref": self.model_ref, "error": self.error,
+            "progress": {"epoch": 0, "epochs": self.spec.get("train", {}).get("epochs"), "fraction": 0.0,
+                         **self.progress},
+            "worker_id": self.worker_id, "worker_pid": self.worker_pid,
+            "heartbeat_at": _iso(self.heartbeat_at), "lease_expires_at": _iso(self.lease_expires_at),
+            "cancel_requested": self.cancel_requested, "submitted_by": self.submitted_by,
+        }
+        if spec:
+            out["spec"] = self.spec
+        return out
+
+
+def job_from_row(row: JobRow) -> Job:
+    return Job(
+        id=row.id, name=row.name, status=row.status, spec=json.loads(row.spec_json),
+        created_at=row.created_at, started_at=row.started_at, finished_at=row.finished_at,
+        attempts=row.attempts or 0, max_attempts=row.max_attempts, worker_id=row.worker_id,
+        lease_expires_at=row.lease_expires_at, heartbeat_at=row.heartbeat_at,
+        cancel_requested=bool(row.cancel_requested), run_id=row.run_id, model_ref=row.model_ref,
+        error=row.error, progress=json.loads(row.progress_json) if row.progress_json else {},
+        submitted_by=row.submitted_by,
+    )
+
+
+class JobStore:
+    """Jobs of the store at ``home``: submit, read, cancel (workers use ``leases``)."""
+
+    def __init__(self, home: str | Path | None = None) -> None:
+        self.home = paths.home(home)
+
+    @property
+    def db(self) -> Database:
+        return database(self.home)
+
+    def log_path(self, job_id: str) -> Path:
+        return job_log_path(self.home, job_id)
+
+    def submit(self, spec: dict[str, Any], *, max_attempts: int, submitted_by: str | None = None) -> Job:
+        """Queue a job for ``spec`` (a resolved, validated spec dict)."""
+        spec_json = dumps_json(spec, "spec", indent=None)
+        for _attempt in range(5):
+            now = _now()
+            row = JobRow(id=f"j-{now:%Y%m%d}-{secrets.token_hex(3)}", name=str(spec["name"]), status="queued",
+                         spec_json=spec_json, created_at=now, attempts=0, max_attempts=max_attempts,
+                         cancel_requested=0, submitted_by=submitted_by)
+            try:
+                with self.db.session(write=True) as session:
+                    session.add(row)
+                return job_from_row(row)
+            except IntegrityError:  # the random part collided: draw again
+                continue
+        raise StoreError("Could not allocate a unique job id after 5 attempts", field="job_id")
+
+    def get(self, job_id: str) -> Job:
+        with self.db.session() as session:
+            return job_from_row(resolve(session, job_id))
+
+    def list(self, status: str | None = None, limit: int = 50) -> builtins.list[Job]:
+        """Newest first, optionally only jobs with ``status``."""
+        if status is not None and status not in JOB_STATUSES:
+            hint = closest(status, JOB_STATUSES)
+            raise InputError(
+                f"Invalid value for `status`: expected one of {', '.join(JOB_STATUSES)}, received {status!r}"
+                + (f"; did you mean {hint!r}?" if hint else ""), field="status")
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 1000:
+            raise InputError(f"Invalid value for `limit`: expected an integer from 1 to 1000, received {limit!r}", field="limit")
+        query = select(JobRow).order_by(JobRow.created_at.desc(), JobRow.id.desc()).limit(limit)
+        if status is not None:
+            query = query.where(JobRow.status == status)
+        with self.db.session() as session:
+            return [job_from_row(row) for row in session.scalars(query)]
+
+    def cancel(self, job_id: str) -> Job:
+        """queued → cancelled at once; running → cancel requested (its worker stops it)."""
+        with self.db.session(write=True) as session:
+            row = resolve(session, job_id)
+            if row.status in FINAL_STATUSES:
+                raise StoreError(f"Job {row.id} already {row.status}; only queued or running jobs can be cancelled",
+                                 field="status")
+            if row.status == "queued":
+                row.status, row.finished_at, row.error = "cancelled", _now(), "cancelled by user"
+                row.lease_expires_at = None
+            row.cancel_requested = 1
+            session.flush()
+            return job_from_row(row)
+
+
+def resolve(session: Session, job_id: str) -> JobRow:
+    """The row of ``job_id`` (or a unique prefix of it or of its random part)."""
+    text = str(job_id).strip().lower()
+    if not text or not _ID_CHARS.match(text):
+        raise InputError(f"Invalid job id {job_id!r}: expected letters, digits and '-' such as j-20261122-3fa9c1",
+                         field="job_id")
+    row = session.get(JobRow, text)
+    if row is not None:
+        return row
+    found = session.scalars(
+        select(JobRow).where(or_(JobRow.id.startswith(text), JobRow.id.like(f"j-________-{text}%")))
+        .order_by(JobRow.created_at.desc()).limit(6)
+    ).all()
+    if len(found) == 1:
+        return found[0]
+    if found:
+        shown = ", ".join(r.id for r in found[:5]) + (", ..." if len(found) > 5 else "")
+        raise InputError(f"Ambiguous job id {job_id!r}: matches {shown}; type more characters", field="job_id")
+    raise NotFoundError(f"Unknown job {job_id!r}: no job id (or its part after the date) starts with it; "
+                        "list jobs with `modelyard jobs list`", field="job_id")

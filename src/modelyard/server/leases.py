@@ -1,0 +1,168 @@
+"""Leases on jobs: how workers claim, renew and finish jobs, and how lost ones are reaped.
+
+Every change is one ``BEGIN IMMEDIATE`` transaction, so two workers never claim the same
+job. A worker owns a running job only while ``worker_id`` names it; every write checks
+that, so a worker that was presumed dead (and whose job was handed to another) cannot
+overwrite the new owner's state: it gets ``LeaseLost`` and stops.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from modelyard.server import jobs as _jobs
+from modelyard.server.jobs import Job, job_from_row
+from modelyard.store import paths
+from modelyard.store.db import Database, JobRow, RunRow, database
+
+__all__ = ["Leases", "LeaseLost", "Reaped"]
+
+_ERROR_LIMIT = 500
+
+
+class LeaseLost(Exception):
+    """This worker no longer owns the job (it was reaped, cancelled or handed on)."""
+
+
+@dataclass(frozen=True)
+class Reaped:
+    """A running job whose lease expired, and what the reaper did with it."""
+
+    job_id: str
+    run_id: str | None
+    status: str  # queued (retry) | failed | cancelled
+    reason: str
+
+
+def _one_line(text: str) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= _ERROR_LIMIT else text[: _ERROR_LIMIT - 3] + "..."
+
+
+class Leases:
+    """Worker-side and reaper-side operations on the jobs of the store at ``home``."""
+
+    def __init__(self, home: str | Path | None, lease_s: float) -> None:
+        self.home = paths.home(home)
+        self.lease_s = lease_s
+
+    @property
+    def db(self) -> Database:
+        return database(self.home)
+
+    def _expiry(self, now: datetime) -> datetime:
+        return now + timedelta(seconds=self.lease_s)
+
+    def claim(self, worker_id: str) -> Job | None:
+        """Take the oldest queued job (queued → running, one more attempt), or None."""
+        with self.db.session() as session:  # a cheap read first: idle workers poll often
+            if session.scalar(select(JobRow.id).where(JobRow.status == "queued").limit(1)) is None:
+                return None
+        with self.db.session(write=True) as session:
+            row = session.scalars(
+                select(JobRow).where(JobRow.status == "queued").order_by(JobRow.created_at, JobRow.id).limit(1)
+            ).first()
+            if row is None:
+                return None
+            now = _jobs._now()
+            row.status, row.attempts, row.worker_id = "running", (row.attempts or 0) + 1, worker_id
+            row.lease_expires_at, row.heartbeat_at = self._expiry(now), now
+            row.started_at, row.finished_at = row.started_at or now, None
+            session.flush()
+            return job_from_row(row)
+
+    def renew(self, job_id: str, worker_id: str) -> Literal["ok", "cancel", "lost"]:
+        """Extend the lease; says whether the job was cancelled or is no longer ours."""
+        with self.db.session(write=True) as session:
+            row = session.get(JobRow, job_id)
+            if row is None or row.status != "running" or row.worker_id != worker_id:
+                return "lost"
+            now = _jobs._now()
+            row.lease_expires_at, row.heartbeat_at = self._expiry(now), now
+            return "cancel" if row.cancel_requested else "ok"
+
+    def set_run(self, job_id: str, worker_id: str, run_id: str) -> None:
+        with self.db.session(write=True) as session:
+            self._owned(session, job_id, worker_id).run_id = run_id
+
+    def progress(self, job_id: str, worker_id: str, progress: dict[str, Any]) -> None:
+        """Record progress; an epoch ending is also proof of life (renews the lease)."""
+        with self.db.session(write=True) as session:
+            row = self._owned(session, job_id, worker_id)
+            now = _jobs._now()
+            row.progress_json = json.dumps(progress)
+            row.lease_expires_at, row.heartbeat_at = self._expiry(now), now
+
+    def finish(self, job_id: str, worker_id: str, status: str, *, error: str | None = None,
+               model_ref: str | None = None) -> Job:
+        """running → succeeded | failed | cancelled."""
+        with self.db.session(write=True) as session:
+            row = self._owned(session, job_id, worker_id)
+            row.status, row.finished_at, row.lease_expires_at = status, _jobs._now(), None
+            row.error = None if error is None else _one_line(error)
+            if model_ref is not None:
+                row.model_ref = model_ref
+            session.flush()
+            return job_from_row(row)
+
+    def release(self, job_id: str, worker_id: str, reason: str) -> None:
+        """Give a job back to the queue without counting the attempt (graceful stop)."""
+        with self.db.session(write=True) as session:
+            row = self._owned(session, job_id, worker_id)
+            row.status, row.worker_id, row.lease_expires_at = "queued", None, None
+            row.attempts = max(0, (row.attempts or 1) - 1)
+            row.error = _one_line(reason)
+
+    def reap(self) -> list[Reaped]:
+        """Running jobs whose lease expired: retry (queued), or fail after max_attempts.
+
+        Their runs are marked failed (or cancelled) here too, in the same transaction.
+        """
+        now = _jobs._now()
+        reaped = []
+        with self.db.session(write=True) as session:
+            rows = session.scalars(
+                select(JobRow).where(JobRow.status == "running", JobRow.lease_expires_at < now)
+            ).all()
+            for row in rows:
+                seen = row.heartbeat_at or row.started_at or row.created_at
+                reason = f"no heartbeat for {(now - seen).total_seconds():.0f} s from worker {row.worker_id}"
+                if row.cancel_requested:
+                    row.status, row.error = "cancelled", _one_line(f"cancelled by user (worker lost: {reason})")
+                elif (row.attempts or 0) < row.max_attempts:
+                    row.status = "queued"
+                    row.error = _one_line(f"attempt {row.attempts} lost ({reason}); retrying from the last checkpoint")
+                    row.worker_id = None
+                else:
+                    row.status = "failed"
+                    row.error = _one_line(f"worker lost {row.attempts} times: {reason}")
+                row.lease_expires_at = None
+                if row.status != "queued":
+                    row.finished_at = now
+                self._settle_run(session, row, reason, now)
+                reaped.append(Reaped(row.id, row.run_id, row.status, reason))
+        return reaped
+
+    @staticmethod
+    def _settle_run(session: Session, row: JobRow, reason: str, now: datetime) -> None:
+        """The lost worker's run stops being ``running`` in the same transaction as its job,
+        so no worker can claim the job and resume the run before it is settled."""
+        run = session.get(RunRow, row.run_id) if row.run_id else None
+        if run is not None and run.status == "running":
+            run.status, run.finished_at = ("cancelled" if row.status == "cancelled" else "failed"), now
+            run.error = _one_line(f"worker lost: {reason}")
+
+    @staticmethod
+    def _owned(session: Session, job_id: str, worker_id: str) -> JobRow:
+        row = session.get(JobRow, job_id)
+        if row is None or row.status != "running" or row.worker_id != worker_id:
+            state = "gone" if row is None else f"{row.status} (worker {row.worker_id})"
+            raise LeaseLost(f"job {job_id} is no longer leased to worker {worker_id}: it is {state}")
+        return row

@@ -1,0 +1,114 @@
+"""``/v1/deployments``: create, list, show and delete deployments, and predict through them.
+
+``POST /v1/deployments/{name}/predict`` forwards the body and its Content-Type to one
+ready replica (round robin) and returns the replica's answer unchanged, so a client sees
+exactly the serving API of ``modelyard serve``. A replica that cannot be reached is
+skipped for the next one (a prediction has no side effects, so repeating it is safe);
+with none left the answer is a 503 that says why.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.concurrency import run_in_threadpool
+
+from modelyard.errors import InputError
+from modelyard.server.deployments import DeploymentUnavailableError
+
+__all__ = ["router", "MAX_BODY_BYTES"]
+
+log = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 8 * 1024 * 1024  # the serving default (ServeConfig.max_body_bytes)
+_TIMEOUT = httpx.Timeout(30.0, connect=1.0)
+_PASSED_HEADERS = ("content-type", "retry-after")
+
+
+class BodyTooLargeError(InputError):
+    http_status = 413
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise BodyTooLargeError(f"Request body too large: {declared} bytes, at most {limit}", field="body")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLargeError(f"Request body too large: more than {limit} bytes", field="body")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def _json_body(request: Request) -> Any:
+    raw = await _read_body(request, 1024 * 1024)
+    try:
+        return json.loads(raw or b"null")
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(f"Invalid request body: expected JSON such as {{\"name\": \"web\", \"model\": \"digits-mlp:1\"}}, "
+                         f"could not parse it ({exc})", field="body") from None
+
+
+def router(state: Any) -> APIRouter:
+    """The deployment routes of the control plane (``state.supervisor`` does the work)."""
+    holder: dict[str, httpx.AsyncClient] = {}
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        async with httpx.AsyncClient(timeout=_TIMEOUT) as client:  # one pool for every proxied request
+            holder["client"] = client
+            try:
+                yield
+            finally:
+                holder.pop("client", None)
+
+    api = APIRouter(prefix="/v1/deployments", tags=["deployments"], lifespan=lifespan)
+    supervisor = state.supervisor
+
+    @api.post("", status_code=201, summary="Deploy a model version on supervised serving processes")
+    async def create(request: Request) -> dict[str, Any]:
+        body = await _json_body(request)
+        return await run_in_threadpool(supervisor.create, body)
+
+    @api.get("", summary="Every deployment with its status, replicas and traffic")
+    async def list_deployments() -> dict[str, Any]:
+        return {"deployments": await run_in_threadpool(supervisor.list)}
+
+    @api.get("/{name}", summary="One deployment: status, replicas (pid, port, restarts), request rate, p50/p99")
+    async def show(name: str) -> dict[str, Any]:
+        return await run_in_threadpool(supervisor.describe, name)
+
+    @api.delete("/{name}", summary="Stop the replicas (SIGTERM, then SIGKILL) and remove the deployment")
+    async def delete(name: str) -> dict[str, Any]:
+        return await run_in_threadpool(supervisor.delete, name)
+
+    @api.post("/{name}/predict", summary="Predict through a ready replica (same body and answer as the serving API)")
+    async def predict(name: str, request: Request) -> Response:
+        body = await _read_body(request, MAX_BODY_BYTES)
+        urls, path = supervisor.targets(name)
+        headers = {"content-type": request.headers.get("content-type", "application/json"),
+                   "authorization": f"Bearer {supervisor.api_key}"}
+        client = holder.get("client")
+        for url in urls:
+            try:
+                if client is not None:
+                    answer = await client.post(url + path, content=body, headers=headers)
+                else:  # app without lifespan (a bare ASGI test client): one client per call
+                    async with httpx.AsyncClient(timeout=_TIMEOUT) as once:
+                        answer = await once.post(url + path, content=body, headers=headers)
+            except httpx.TransportError as exc:
+                log.warning("deployment %s: replica %s did not answer (%s); trying the next", name, url, exc)
+                continue
+            passed = {k: answer.headers[k] for k in _PASSED_HEADERS if k in answer.headers}
+            return Response(answer.content, status_code=answer.status_code, headers=passed)
+        raise DeploymentUnavailableError(f"Deployment {name!r}: no replica answered ({len(urls)} tried); retry shortly")
+
+    return api

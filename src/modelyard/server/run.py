@@ -1,0 +1,71 @@
+"""Run the control plane under uvicorn until SIGTERM or Ctrl-C.
+
+On SIGTERM/SIGINT uvicorn stops accepting connections, gives open requests (and event
+streams) a few seconds, then the app's lifespan stops the deployment supervisor, the
+reaper and the worker pool; each worker hands its running job back to the queue, and
+the next start resumes it from its last checkpoint. Queued jobs are rows in the store,
+so a restart loses none.
+"""
+
+from __future__ import annotations
+
+import errno
+import socket
+import sys
+from collections.abc import Callable
+
+from modelyard.errors import InputError
+from modelyard.server.config import ServerConfig
+from modelyard.server.tokens import TokenStore
+
+__all__ = ["serve", "bootstrap_token"]
+
+GRACEFUL_SHUTDOWN_S = 5
+
+
+def bootstrap_token(config: ServerConfig) -> str | None:
+    """On a non-loopback bind with no token yet: create an admin token and return it (once)."""
+    if config.loopback:
+        return None
+    tokens = TokenStore(config.store_home())
+    if tokens.any():
+        return None
+    _info, token = tokens.create("admin", "bootstrap-admin")
+    return token
+
+
+def _check_port(config: ServerConfig) -> None:
+    """A taken port is a one-line error now, not a uvicorn traceback later."""
+    family = socket.AF_INET6 if ":" in config.host.strip("[]") else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((config.host.strip("[]"), config.port))
+        except OSError as exc:
+            why = "is in use" if exc.errno == errno.EADDRINUSE else f"cannot be bound ({exc.strerror})"
+            raise InputError(f"Invalid value for `server.port`: {config.host}:{config.port} {why}; "
+                             "pick another with --port (or --host)", field="server.port") from None
+
+
+def serve(config: ServerConfig, *, echo: Callable[[str], None] | None = None) -> None:
+    """Serve the REST API, the console and the training workers; blocks until stopped."""
+    import uvicorn
+
+    from modelyard.server.app import create_server_app
+
+    say = echo or (lambda text: print(text, flush=True))
+    _check_port(config)
+    token = bootstrap_token(config)
+    if token is not None:
+        say(f"created admin token (shown once, store it now): {token}")
+        say("  clients send `Authorization: Bearer <token>`; make more with `modelyard server token create`")
+    app = create_server_app(config)
+    auth = "tokens required" if app.state.server.auth.required else "open to this machine (loopback, no tokens)"
+    say(f"modelyard server on {config.url()}  store {config.store_home()}  "
+        f"{config.workers} training worker(s)  auth: {auth}")
+    server = uvicorn.Server(uvicorn.Config(
+        app, host=config.host.strip("[]"), port=config.port, log_level="warning", lifespan="on",
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S, server_header=False))
+    server.run()
+    if not server.started:
+        sys.exit(1)

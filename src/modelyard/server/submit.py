@@ -1,0 +1,130 @@
+"""A job submission: request body → validated, resolved spec, checked before it is queued.
+
+The body is either ``{"spec": {...} | "yaml text", "overrides": [...], "max_attempts": N}``
+or a spec itself (JSON or YAML). Everything ``modelyard train`` checks before writing to
+the store and that is cheap is checked here, so a bad spec is a 422 naming the field
+instead of a job that fails later: the spec itself, the network's shapes, the device,
+and that a data file exists. (Whether the data's shape fits the network needs the data
+loaded; the worker checks that before it creates the run, and the job fails with the
+same message ``modelyard train`` gives.)
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import Field, ValidationError
+
+from modelyard._validation import StrictModel, describe, spec_error_from
+from modelyard.errors import InputError, SpecError
+
+__all__ = ["JobRequest", "parse_body", "check_spec", "absolute_data_path", "MAX_BODY_BYTES", "BodyTooLargeError",
+           "UnsupportedMediaType"]
+
+MAX_BODY_BYTES = 4 * 1024 * 1024
+_JSON_TYPES = ("application/json",)
+_YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml", "text/plain")
+
+
+class UnsupportedMediaType(InputError):
+    http_status = 415
+
+
+class BodyTooLargeError(InputError):
+    http_status = 413
+
+
+class JobRequest(StrictModel):
+    """The wrapper form of ``POST /v1/jobs``."""
+
+    spec: dict[str, Any] | str
+    overrides: list[str] = []
+    max_attempts: int | None = Field(None, ge=1, le=100)
+
+
+def _load_yaml(text: str, field: str) -> Any:
+    """``yaml.safe_load`` without anchors/aliases (a few aliases can expand to gigabytes)."""
+    try:
+        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+            if isinstance(event, yaml.AliasEvent):
+                raise SpecError(f"Invalid `{field}`: YAML aliases (*name) are not accepted in a job spec; "
+                                "write the values out", field=field)
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        raise SpecError(f"Malformed YAML in `{field}`{where}: {getattr(exc, 'problem', None) or exc}", field=field) from None
+
+
+def parse_body(body: bytes, content_type: str | None) -> JobRequest:
+    """Decode a request body (JSON or YAML, wrapper or bare spec) into a JobRequest."""
+    if len(body) > MAX_BODY_BYTES:
+        raise BodyTooLargeError(f"Job body too large: expected at most {MAX_BODY_BYTES} bytes, received {len(body)}",
+                                field="body")
+    media = (content_type or "").split(";")[0].strip().lower()
+    if media and media not in _JSON_TYPES + _YAML_TYPES and not media.endswith("+json"):
+        raise UnsupportedMediaType(f"Unsupported Content-Type {media!r}: send the spec as application/json or "
+                                   "application/yaml", field="content-type")
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise SpecError("Invalid job body: expected UTF-8 text (JSON or YAML)", field="body") from None
+    if not text.strip():
+        raise SpecError("Empty job body: expected a spec, or {\"spec\": ..., \"overrides\": [...]}", field="body")
+    if media in _JSON_TYPES or media.endswith("+json"):
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise SpecError(f"Malformed JSON body at line {exc.lineno}, column {exc.colno}: {exc.msg}", field="body") from None
+        except RecursionError:
+            raise SpecError("Invalid JSON body: nested too deeply", field="body") from None
+    else:
+        data = _load_yaml(text, "body")
+    if not isinstance(data, dict):
+        raise SpecError(f"Invalid job body: expected a mapping (a spec, or {{\"spec\": ...}}), received {describe(data)}",
+                        field="body")
+    try:
+        return JobRequest.model_validate(data if "spec" in data else {"spec": data})
+    except ValidationError as exc:
+        raise spec_error_from(exc) from None
+
+
+def check_spec(request: JobRequest) -> dict[str, Any]:
+    """The resolved spec dict of a request, after the cheap pre-flight checks of ``modelyard train``."""
+    from modelyard.data.raw import resolve_path
+    from modelyard.environment import resolve_device
+    from modelyard.nn import build_model
+    from modelyard.spec import load_spec
+
+    raw = request.spec
+    if isinstance(raw, str):
+        raw = _load_yaml(raw, "spec")
+        if not isinstance(raw, dict):
+            raise SpecError(f"Invalid value for `spec`: expected a mapping with name, data, model and train, "
+                            f"received {describe(raw)}", field="spec")
+    spec = load_spec(raw, list(request.overrides))
+    build_model(spec.model, loss=spec.train.loss.type)  # layer shapes fit together
+    resolve_device(spec.train.device)  # a cuda request on a CPU-only machine fails now
+    resolved = spec.to_dict()
+    options = resolved["data"]["source"].get("options", {})
+    if isinstance(options.get("path"), str):
+        # Absolute, so the job finds its data whatever the working directory of a later server.
+        folder = spec.data.source.type in ("images", "mnist", "fashion-mnist")
+        options["path"] = str(resolve_path(options["path"], "data.path", folder=folder))
+    return resolved
+
+
+def absolute_data_path(spec: dict[str, Any], base: Path) -> dict[str, Any]:
+    """A raw spec whose relative ``data.path`` is made absolute against ``base`` (the CLI's cwd)."""
+    data = spec.get("data")
+    if not isinstance(data, dict):
+        return spec
+    holder = data["source"] if isinstance(data.get("source"), dict) else data
+    holder = holder.get("options", holder) if isinstance(holder.get("options"), dict) else holder
+    path = holder.get("path")
+    if isinstance(path, str) and path and not Path(path).expanduser().is_absolute():
+        holder["path"] = str((base / Path(path).expanduser()).resolve())
+    return spec

@@ -1,0 +1,216 @@
+"""Deployments end to end on a real `python -m modelyard server` process.
+
+submit → train → register → deploy → predict through the API (answers compared with the
+in-process Predictor), a crashed replica restarted, a server restart restoring the
+deployment, the CLI, and a deployment whose replicas cannot start.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit"))
+from test_serve_support import assert_same_predictions, png, register  # noqa: E402
+from test_server_console_support import DIGITS  # noqa: E402
+
+from modelyard.inputs import image_to_array  # noqa: E402
+from modelyard.predict import Predictor  # noqa: E402
+from modelyard.server.deployments import Supervisor  # noqa: E402
+
+FINAL = ("succeeded", "failed", "cancelled")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(what: str, check: Callable[[], Any], seconds: float = 90.0, every: float = 0.3) -> Any:
+    deadline = time.monotonic() + seconds
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(every)
+    pytest.fail(f"timed out after {seconds:g} s waiting for {what} (last: {last!r})")
+
+
+class Server:
+    """One control-plane process on a free port over ``home``."""
+
+    def __init__(self, home: Path, log: Path) -> None:
+        self.home, self.log = home, log
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.http = httpx.Client(base_url=self.url, timeout=60)
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Server:
+        env = {**os.environ, "MODELYARD_HOME": str(self.home)}
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen([sys.executable, "-m", "modelyard", "server", "--port", str(self.port)],
+                                         env=env, stdout=out, stderr=subprocess.STDOUT)
+
+        def up() -> bool:
+            if self.proc.poll() is not None:
+                pytest.fail(f"server exited with {self.proc.returncode}:\n{self.log.read_text()}")
+            try:
+                return self.http.get("/healthz").status_code == 200
+            except httpx.TransportError:
+                return False
+
+        wait_for("the server", up, 60)
+        return self
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+
+    def __enter__(self) -> Server:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+        self.http.close()
+
+    def deployment(self, name: str) -> dict[str, Any]:
+        return self.http.get(f"/v1/deployments/{name}").json()
+
+    def running(self, name: str, replicas: int) -> dict[str, Any] | None:
+        d = self.deployment(name)
+        ready = [r for r in d.get("replicas", []) if r["state"] == "running"]
+        return d if d.get("status") == "running" and len(ready) == replicas else None
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie is dead too (its parent, the server, reaps it on its next poll).
+    return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+
+
+@pytest.fixture
+def server(home: Path, tmp_path: Path) -> Iterator[Server]:
+    with Server(home, tmp_path / "server.log") as srv:
+        yield srv
+
+
+def run_cli_process(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "modelyard", *args], env={**os.environ, **env, "COLUMNS": "200"},
+                          capture_output=True, text=True, timeout=180)
+
+
+def train_through_api(srv: Server) -> str:
+    job = srv.http.post("/v1/jobs", json={"spec": DIGITS}).json()
+    done = wait_for("the job", lambda: (j := srv.http.get(f"/v1/jobs/{job['id']}").json())["status"] in FINAL and j, 120)
+    assert done["status"] == "succeeded", done
+    assert [row["epoch"] for row in done["history"]] == [1, 2, 3]
+    return done["model_ref"]
+
+
+def test_submit_train_register_deploy_predict(server: Server, home: Path) -> None:
+    ref = train_through_api(server)
+    created = server.http.post("/v1/deployments", json={"name": "web", "model": ref.split(":")[0], "replicas": 2,
+                                                        "backend": "torch", "max_batch_size": 16})
+    assert created.status_code == 201, created.text
+    assert created.json()["model"] == ref  # "name" resolved to the explicit version at creation
+    deployment = wait_for("2 running replicas", lambda: server.running("web", 2))
+    assert len({r["pid"] for r in deployment["replicas"]}) == 2
+
+    model = Predictor.load(ref, home=home)
+    x = np.random.default_rng(0).uniform(0, 16, size=(5, 64)).round(2)
+    for _ in range(3):  # every replica answers the same as the model in-process
+        answer = server.http.post("/v1/deployments/web/predict", json={"instances": x.tolist()})
+        assert answer.status_code == 200, answer.text
+        assert_same_predictions(answer.json()["predictions"], model.records(x.astype(np.float32)), atol=1e-5)
+    pixels = np.arange(64, dtype=np.uint8).reshape(8, 8) * 3
+    image = server.http.post("/v1/deployments/web/predict", content=png(pixels), headers={"content-type": "image/png"})
+    assert image.status_code == 200, image.text
+    want = model.records(image_to_array(png(pixels), [64])[None])
+    assert_same_predictions(image.json()["predictions"], want, atol=1e-5)
+    bad = server.http.post("/v1/deployments/web/predict", json={"instances": [[1, 2]]})
+    assert bad.status_code == 422 and "expected a list of instances of shape [64]" in bad.json()["message"]
+
+    # Scraped from both replicas' /metrics: every request counted once, both replicas used.
+    seen = wait_for("the scraped request count", lambda: (d := server.deployment("web"))["metrics"]["requests_total"] == 5 and d)
+    assert all(r["requests_total"] >= 2 for r in seen["replicas"])  # round robin
+    assert seen["metrics"]["p50_ms"] > 0 and seen["metrics"]["error_rate"] == pytest.approx(0.2, abs=0.01)
+
+    # A replica killed with SIGKILL is restarted on a new process; traffic keeps flowing.
+    victim = seen["replicas"][0]["pid"]
+    os.kill(victim, signal.SIGKILL)
+    for _ in range(3):
+        assert server.http.post("/v1/deployments/web/predict", json={"instances": x[:1].tolist()}).status_code == 200
+    back = wait_for("the restart", lambda: (d := server.running("web", 2)) and d["restarts"] == 1 and d)
+    assert victim not in {r["pid"] for r in back["replicas"]}
+    assert sorted(r["restarts"] for r in back["replicas"]) == [0, 1]
+
+    pids = [r["pid"] for r in back["replicas"]]
+    gone = server.http.delete("/v1/deployments/web")
+    assert gone.status_code == 200 and gone.json()["status"] == "stopped"
+    wait_for("the replicas to exit", lambda: not any(alive(p) for p in pids), 20)
+    assert server.http.get("/v1/deployments/web").status_code == 404
+
+
+def test_server_restart_restores_deployments_and_cli(home: Path, tmp_path: Path) -> None:
+    ref = register("clf", home)
+    with Server(home, tmp_path / "server.log") as first:
+        env = {"MODELYARD_SERVER_URL": first.url}
+        out = run_cli_process(["deployments", "create", "iris", ref, "--backend", "torch"], env)
+        assert out.returncode == 0, out.stderr
+        assert "iris" in out.stdout and ref in out.stdout
+        before = wait_for("the replica", lambda: first.running("iris", 1))
+        listed = run_cli_process(["deployments", "list"], env)
+        assert listed.returncode == 0 and "iris" in listed.stdout and "running" in listed.stdout
+        first.stop()
+        assert not alive(before["replicas"][0]["pid"])  # the server's shutdown stopped its replicas
+    with Server(home, tmp_path / "server2.log") as second:
+        after = wait_for("the restored replica", lambda: second.running("iris", 1))
+        assert after["replicas"][0]["pid"] != before["replicas"][0]["pid"]
+        answer = second.http.post("/v1/deployments/iris/predict", json={"instances": [[1.0, 2.0, 3.0, 4.0]]})
+        assert answer.status_code == 200 and answer.json()["ref"] == ref
+        env = {"MODELYARD_SERVER_URL": second.url}
+        missing = run_cli_process(["deployments", "show", "iri"], env)
+        assert missing.returncode == 4 and "did you mean 'iris'" in missing.stderr
+        assert run_cli_process(["deployments", "delete", "iris"], env).returncode == 0
+        assert second.http.get("/v1/deployments").json() == {"deployments": []}
+
+
+def test_replicas_that_cannot_start_end_failed_with_the_reason(home: Path) -> None:
+    ref = register("clf", home)
+    name, version = ref.split(":")
+    weights = home / "artifacts" / "models" / name / version / "weights.safetensors"
+    weights.write_bytes(b"not safetensors")
+    supervisor = Supervisor(home, poll_s=0.2, replica_options={"max_failures": 2, "backoff_s": (0.1, 0.2)})
+    supervisor.start()
+    try:
+        supervisor.create({"name": "broken", "model": ref, "backend": "torch"})
+        failed = wait_for("the failure", lambda: (d := supervisor.describe("broken"))["status"] == "failed" and d, 120)
+        assert "gave up after 2 failures" in failed["error"]
+        assert f"Weights of model {ref} are unreadable" in failed["error"]  # the replica's own error line
+        assert failed["restarts"] == 1
+        with pytest.raises(Exception, match="no replica is ready"):
+            supervisor.targets("broken")
+    finally:
+        supervisor.stop()
