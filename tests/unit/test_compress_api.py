@@ -55,7 +55,13 @@ def test_quantize_registers_a_child_with_lineage_that_loads_like_plain_torch(sto
         assert torch.equal(loaded.predict_tensor(features), torch.softmax(reference(features), dim=1))
     assert (loaded.predict(_x()).argmax(1) == parent.predict(_x()).argmax(1)).mean() >= 0.9
     assert abs(result.rows[1].accuracy - result.rows[0].accuracy) < 0.05
-    assert set(result.speedup) == {"torch_b1", "torch_b32", "onnxruntime_b1", "onnxruntime_b32"}
+    assert set(result.speedup) == {f"{e}_b{b}" for e in ("torch", "onnxruntime", "served") for b in (1, 32)}
+    # "As served": each row names the runtime `auto` picked and repeats that runtime's latencies.
+    for row in result.rows:
+        assert row.served_by in ("torch", "onnxruntime") and row.latency_ms["served"] == row.latency_ms[row.served_by]
+        assert f"| {row.served_by} | yes |" in result.table()
+    assert child.metrics["compression"][1]["served_by"] == result.rows[1].served_by
+    assert result.served().startswith(f"as served (auto): parent on {result.rows[0].served_by}, quantize on ")
 
 
 def test_prune_and_distill_record_what_was_done(store: tuple[Path, str]) -> None:
@@ -112,7 +118,8 @@ def test_cli_compress_and_export(store: tuple[Path, str], tmp_path: Path) -> Non
     home, parent_ref = store
     ok = run_cli("--home", str(home), "compress", parent_ref, "--prune", "0.3", "--finetune", "1", "--no-progress")
     assert ok.code == 0, ok.err
-    assert "parent" in ok.out and "registered model digits:" in ok.out and "speedup" in ok.out
+    assert "parent" in ok.out and "registered model digits:" in ok.out and "speed-up per runtime" in ok.out
+    assert "as served (auto): parent on " in ok.out and "onnxruntime" in ok.out
     bad = run_cli("--home", str(home), "compress", parent_ref, "--prune", "lots")
     assert bad.code == 3 and bad.err.strip().count("\n") == 0
     assert bad.err.startswith("error: Invalid value for `--prune`: expected a number, received 'lots'")
@@ -158,6 +165,7 @@ def anyio_backend() -> str:
 @pytest.mark.anyio
 async def test_compressed_versions_serve_like_any_other(store: tuple[Path, str]) -> None:
     import httpx
+    import onnxruntime as ort
 
     from modelyard.serving import ServeConfig, create_app
 
@@ -165,17 +173,25 @@ async def test_compressed_versions_serve_like_any_other(store: tuple[Path, str])
     refs = [compress(parent_ref, quantize="int8", home=home, rounds=1).model_ref,
             compress(parent_ref, prune=0.5, home=home, rounds=1).model_ref]
     models = [Predictor.load(ref, home=home) for ref in refs]
-    app = create_app(models, ServeConfig(backend="auto"))
+    app = create_app(models, ServeConfig(backend="onnx"))
     x = _x(3).tolist()
     async with app.router.lifespan_context(app):
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as http:
+            listing = {m["ref"]: m["backend"] for m in (await http.get("/v1/models")).json()["models"]}
             for model in models:
                 r = await http.post(f"/v1/models/{model.version.name}/versions/{model.version.version}/predict",
                                     json={"instances": x})
                 assert r.status_code == 200, r.text
+                assert r.json()["backend"] == "onnx"
                 got = [p["probabilities"] for p in r.json()["predictions"]]
-                np.testing.assert_allclose(got, model.predict(np.asarray(x, dtype=np.float32)), atol=1e-5)
-    assert models[0].network is not None and r.json()["backend"] in ("torch", "onnx")
+                graph = model.version.path / listing[model.ref]["onnx_graph"]
+                session = ort.InferenceSession(graph.read_bytes(), providers=["CPUExecutionProvider"])
+                want = session.run(None, {"input": model.preprocess(np.asarray(x, dtype=np.float32)).numpy()})[0]
+                np.testing.assert_allclose(got, want, atol=1e-6)  # the stored graph, run by plain ONNX Runtime
+    int8 = listing[refs[0]]
+    assert int8["onnx_graph"] == "model.int8.onnx"  # the stored int8 graph, never an export of the torch int8 module
+    assert int8["onnx_check"] == json.loads(models[0].version.read_file("compression.json"))["onnx"]["check"]
+    assert listing[refs[1]]["onnx_graph"] == "model.onnx" and listing[refs[1]]["onnx_max_abs_diff"] < 1e-4
 
 
 def test_docs_commands_use_real_options() -> None:
@@ -213,6 +229,10 @@ def test_conv_models_get_static_int8_that_loads_and_exports(tmp_path: Path) -> N
     assert result.rows[1].onnx_accuracy is not None  # torch exports static int8 to QLinear* operators
     exported = export(result.model_ref, home=tmp_path)
     assert exported.check["class_agreement"] >= 0.97
+    assert exported.path.read_bytes() == (loaded.version.path / "model.int8.onnx").read_bytes()  # the stored, checked graph
+    shown = run_cli("--home", str(tmp_path), "models", "show", result.model_ref)  # FX int8 layers, a folded-free count
+    assert shown.code == 0, shown.err
+    assert f"params={8 * 9 + 8 + 8 * 6 * 6 * 10 + 10:,}" in shown.out
     # Fine-tuning a conv net (trained channels_last) still reloads bit for bit (compress checks it).
     pruned = compress(ref, prune=0.5, structured=True, finetune=1, home=tmp_path, rounds=1)
     assert Predictor.load(pruned.model_ref, home=tmp_path).network.records[0].output_shape == (4, 6, 6)

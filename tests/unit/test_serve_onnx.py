@@ -64,3 +64,69 @@ def test_auto_falls_back_to_torch_when_export_fails(home: Path, monkeypatch: pyt
     assert choice.backend.name == "torch" and "unsupported op" in choice.info["reason"]
     with pytest.raises(ExportError):
         select_backend(predictor, "onnx")
+
+
+def _plain(data: bytes, x: torch.Tensor) -> torch.Tensor:
+    """Reference: a fresh ONNX Runtime session's plain ``run``."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+    return torch.from_numpy(session.run(None, {"input": x.numpy()})[0])
+
+
+@pytest.mark.parametrize("spec", [
+    {"input": [6], "layers": [{"dense": 8, "activation": "relu"}, {"dense": 3, "activation": "softmax"}]},
+    {"input": [5], "layers": [{"embedding": 11, "dim": 4}, "flatten", {"dense": 2, "activation": "softmax"}]},
+])
+def test_io_bound_buffers_give_session_run_outputs_for_any_batch_size(spec: dict) -> None:
+    from modelyard.nn import build_model
+
+    torch.manual_seed(0)
+    network = build_model(spec, loss="cross_entropy").eval()
+    data = export_onnx(network)
+    backend = OnnxBackend(data, threads=1)
+    gen = torch.Generator().manual_seed(3)
+    outputs = []
+    for batch in (1, 3, 1, 7, 3, 0):
+        if network.input_dtype == torch.int64:
+            x = torch.randint(0, 11, (batch, 5), generator=gen)
+        else:
+            x = torch.randn(batch, 6, generator=gen)
+        got = backend.predict_tensor(x)
+        assert torch.equal(got, _plain(data, x)), batch
+        outputs.append((got, got.clone()))
+    assert all(torch.equal(a, b) for a, b in outputs)  # earlier results are not overwritten by later calls
+    with torch.inference_mode():  # buffers made in inference mode still work outside it, and back
+        x = torch.zeros(2, *network.input_shape, dtype=network.input_dtype)
+        backend.predict_tensor(x)
+    assert torch.equal(backend.predict_tensor(x), _plain(data, x))
+
+
+def test_io_binding_takes_strided_inputs_stays_bounded_and_is_thread_safe() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    import onnxruntime as ort
+
+    from modelyard.nn import build_model
+
+    torch.manual_seed(0)
+    network = build_model({"input": [6], "layers": [{"dense": 512, "activation": "relu"}, {"dense": 3}]}, loss="mse").eval()
+    data = export_onnx(network)
+    backend = OnnxBackend(data, threads=1)
+    wide = torch.randn(4, 12)
+    strided = wide[:, ::2]  # not contiguous
+    assert torch.equal(backend.predict_tensor(strided), _plain(data, strided.contiguous()))
+    grad = torch.randn(2, 6, requires_grad=True)  # takes the plain path, same answer
+    assert torch.equal(backend.predict_tensor(grad), _plain(data, grad.detach()))
+
+    for n in range(1, 24):  # 23 batch sizes seen, buffers kept for the 16 most recent
+        backend.predict_tensor(torch.zeros(n, 6))
+    assert len(backend._bound._entries) == backend._bound.MAX_SIZES
+
+    # Many threads on one batch size share one set of buffers: each must get its own answer.
+    inputs = [torch.randn(16, 6, generator=torch.Generator().manual_seed(i)) for i in range(300)]
+    session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+    want = [torch.from_numpy(session.run(None, {"input": x.numpy()})[0]) for x in inputs]
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        got = list(pool.map(backend.predict_tensor, inputs))
+    assert all(torch.equal(g, w) for g, w in zip(got, want))

@@ -57,7 +57,9 @@ def compress(obj: dict, ref: str, quantize: str | None, prune: str | None, struc
         return
     out = console()
     out.print(rich_table(result.rows, title=f"{result.operation}: {result.parent_ref} → {result.model_ref}"))
-    ratios = ", ".join(f"{k} {v:.2f}x" for k, v in result.speedup.items())
-    out.print(f"speedup (parent time / new time): {ratios}")
-    out.print("latency: median ms per call, 1 thread; torch = Predictor.predict_tensor, ort = ONNX Runtime")
+    ratios = ", ".join(f"{k.replace('_b', ' b')} {v:.2f}x" for k, v in result.speedup.items() if not k.startswith("served"))
+    out.print(f"speed-up per runtime (parent time / new time, same runtime): {ratios}")
+    out.print(result.served())
+    out.print("latency: median ms per call, 1 thread; torch = Predictor.predict_tensor (modelyard.load), onnxruntime = "
+              "the onnx serving backend on the ONNX graph; served = the runtime `modelyard serve --backend auto` picks")
     out.print(f"registered model [bold]{result.model_ref}[/bold]")

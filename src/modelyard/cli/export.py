@@ -31,7 +31,8 @@ def export(obj: dict, ref: str, fmt_name: str, output: str | None, name: str | N
         from modelyard.compression.report import rich_table
 
         out.print(rich_table(result.rows, title=f"export: {result.parent_ref} → {result.model_ref}"))
-        out.print("latency: median ms per call, 1 thread; torch = Predictor.predict_tensor, ort = ONNX Runtime")
+        out.print("latency: median ms per call, 1 thread; torch = Predictor.predict_tensor, onnxruntime = the onnx "
+                  "serving backend on the exported graph")
     check = ", ".join(f"{k} {v:.3g}" for k, v in result.check.items())
     out.print(f"exported {result.parent_ref} to ONNX ({check}) as model [bold]{result.model_ref}[/bold]")
     if result.output is not None:

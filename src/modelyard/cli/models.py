@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import click
 from rich.table import Table
@@ -43,12 +44,13 @@ def models(ctx: click.Context, name: str | None, as_json: bool) -> None:
 @click.pass_obj
 def show(obj: dict, ref: str, as_json: bool) -> None:
     """Show a model version: input schema, layers, lineage and metrics."""
-    from modelyard.nn import describe, parameter_count
+    from modelyard.compression.quantize import stored_parameter_count
     from modelyard.predict import Predictor
 
     p = Predictor.load(ref, home=obj["home"])
+    # Counts int8 weights too (quantized layers keep them outside `parameters()`).
     info = {**p.schema(), "run_id": p.version.run_id, "created_at": str(p.version.created_at),
-            "parameters": parameter_count(p.network), "size_bytes": p.version.size_bytes,
+            "parameters": stored_parameter_count(p.network), "size_bytes": p.version.size_bytes,
             "lineage": p.version.lineage, "test": (p.version.metrics or {}).get("test")}
     if as_json:
         click.echo(json.dumps(info, indent=2, default=str))
@@ -60,7 +62,7 @@ def show(obj: dict, ref: str, as_json: bool) -> None:
     if info["class_names"]:
         out.print("classes: " + ", ".join(map(str, info["class_names"])))
     layers = Table(show_header=True, header_style="bold", title="layers")
-    rows = describe(p.network)
+    rows = _layer_rows(p)
     for col in (rows[0].keys() if rows else []):
         layers.add_column(str(col))
     for row in rows:
@@ -68,3 +70,25 @@ def show(obj: dict, ref: str, as_json: bool) -> None:
     out.print(layers)
     if info["test"]:
         out.print(metrics_table({k: v for k, v in info["test"].items() if k != "split"}, title="test metrics"))
+
+
+def _layer_rows(p: Any) -> list[dict[str, Any]]:
+    """``describe`` rows with stored parameter counts, int8 layers included.
+
+    A statically quantized network's layers are an FX graph module (not a sequence): the rows
+    come from the float network of the same spec and the counts from the int8 modules by index
+    (a batch norm folded into its convolution counts there, so 0 on its own row).
+    """
+    from modelyard.compression.quantize import is_quantized, stored_parameter_count
+    from modelyard.nn import build_model, describe
+
+    network = p.network
+    if not is_quantized(network):
+        return describe(network)
+    spec = p.spec
+    rows = describe(build_model(spec.model, loss=spec.train.loss.type))
+    children = dict(network.layers.named_children())
+    for row in rows:
+        module = children.get(str(row["index"]))
+        row["params"] = stored_parameter_count(module) if module is not None else 0
+    return rows

@@ -6,6 +6,10 @@ is registered under the parent's name (or ``name``) with lineage ``{"parent",
 "operation", "options", "metrics_before", "metrics_after"}``, a ``compression.json``
 describing what was done, and the before/after table in its metrics. It is then loaded
 back from the store and must predict exactly what the in-memory network predicted.
+
+An int8 version also stores its ONNX Runtime int8 graph (``model.int8.onnx``) when that graph
+predicts the same class as the torch int8 model on at least 97% of the parent's test split;
+the check is recorded in ``compression.json`` and the serving backend runs that graph.
 """
 
 from __future__ import annotations
@@ -19,9 +23,16 @@ from typing import Any
 import torch
 
 from modelyard.compression import operations as ops
-from modelyard.compression.loading import COMPRESSION_FILE, FORMAT
+from modelyard.compression.loading import COMPRESSION_FILE, FORMAT, INT8_ONNX_FILE
 from modelyard.compression.measure import Measured
-from modelyard.compression.report import markdown_table, measure_pair, speedups
+from modelyard.compression.onnx_int8 import checked_int8_graph
+from modelyard.compression.report import (
+    markdown_table,
+    measure_pair,
+    onnx_graph,
+    served_summary,
+    speedups,
+)
 from modelyard.data import Prepared, prepare
 from modelyard.errors import DataError, InputError, StoreError
 from modelyard.predict import Predictor
@@ -34,7 +45,6 @@ __all__ = ["CompressResult", "compress", "parent_data"]
 
 log = logging.getLogger(__name__)
 
-INT8_ONNX_FILE = "model.int8.onnx"
 # A common middle ground; on the Fashion-MNIST MLP every T from 1 to 8 and alpha from 0.25 to 0.9
 # ended within half a point of the same student trained alone (docs/compression.md).
 DEFAULT_TEMPERATURE = 2.0
@@ -56,6 +66,10 @@ class CompressResult:
     def table(self) -> str:
         """The before/after table as markdown."""
         return markdown_table(self.rows)
+
+    def served(self) -> str:
+        """Which engine ``auto`` serves parent and child with, and the speed-up as served."""
+        return served_summary(self.rows[0], self.rows[1])
 
     def to_dict(self) -> dict[str, Any]:
         return {"model": self.model_ref, "parent": self.parent_ref, "operation": self.operation,
@@ -127,9 +141,16 @@ def compress(
     before = ops.test_metrics(parent.network, parent.spec, test, num_classes)
     after = ops.test_metrics(outcome.network, outcome.spec, test, num_classes)
     mode = outcome.options.get("mode") if operation == "quantize" else None
-    parent_row, child_row, graphs = measure_pair(
+    parent_graph = onnx_graph(parent.network)
+    int8_graph: bytes | None = None
+    if mode is not None:
+        int8_graph, record = checked_int8_graph(outcome.network, mode, parent_graph, test.x, split=split_name)
+        outcome.compression["onnx"] = record
+    child_graph = int8_graph if mode is not None else onnx_graph(outcome.network)
+    parent_row, child_row = measure_pair(
         parent, outcome.network, outcome.spec, outcome.state, test=test, parent_accuracy=before.get("accuracy"),
-        child_accuracy=after.get("accuracy"), child_label=operation, quant_mode=mode, rounds=rounds)
+        child_accuracy=after.get("accuracy"), child_label=operation, parent_graph=parent_graph, child_graph=child_graph,
+        child_check=(outcome.compression.get("onnx") or {}).get("check"), rounds=rounds)
     rows = [parent_row, child_row]
     if outcome.baseline is not None:
         alone = ops.test_metrics(outcome.baseline["network"], outcome.spec, test, num_classes)
@@ -142,8 +163,8 @@ def compress(
     }
     extra = {COMPRESSION_FILE: json.dumps({"format": FORMAT, "parent": parent.ref, "operation": operation,
                                            "options": outcome.options, **outcome.compression}, indent=1).encode()}
-    if mode == "dynamic" and "child" in graphs:
-        extra[INT8_ONNX_FILE] = graphs["child"]  # ONNX Runtime's int8 graph: `modelyard export` writes it
+    if int8_graph is not None:
+        extra[INT8_ONNX_FILE] = int8_graph  # what the onnx serving backend and `modelyard export` use
     version = ModelStore(home).register(
         name or parent.version.name, state_dict=outcome.state, spec=outcome.spec.to_dict(), preprocess=parent.meta,
         metrics={"test": {"split": split_name, **after}, "compression": [r.to_dict() for r in rows],

@@ -7,25 +7,29 @@ burst of load elsewhere hits them alike. Two engines are timed:
 
 - ``torch``: ``Predictor.predict_tensor`` (what ``modelyard.load`` and the torch serving
   backend run), including the output softmax.
-- ``onnxruntime``: the model's ONNX graph in ONNX Runtime, the onnx serving backend's
-  session settings, run with IO binding (see ``onnx_int8.bound_runner``). For a dynamically
-  quantized dense network torch cannot export its int8 modules, so the int8 graph is ONNX
-  Runtime's own dynamic quantization of the parent's fp32 graph.
+- ``onnxruntime``: ``OnnxBackend.predict_tensor`` on the model's ONNX graph (what the onnx
+  serving backend runs). For an int8 version that is its stored int8 graph (for dynamically
+  quantized dense layers, ONNX Runtime's quantization of the parent's fp32 graph).
+
+``served`` repeats the numbers of the engine that the serving backend's ``auto`` choice
+picked for the model (``served_by``), so a speed-up "as served" is what users get.
 """
 
 from __future__ import annotations
 
+import contextlib
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
-__all__ = ["BATCHES", "Measured", "onnx_accuracy", "time_calls"]
+__all__ = ["BATCHES", "ENGINES", "Measured", "one_thread", "onnx_accuracy", "time_calls"]
 
 BATCHES = (1, 32)
+ENGINES = {"torch": "torch", "onnx": "onnxruntime"}  # serving backend name → engine name in the table
 
 
 @dataclass
@@ -42,6 +46,14 @@ class Measured:
     accuracy: float | None = None
     onnx_accuracy: float | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
+    served_by: str | None = None  # the engine `auto` serves this model with
+    served_reason: str | None = None
+
+    def serve(self, engine: str, reason: str | None = None) -> None:
+        """Record that ``auto`` serves the model with ``engine``; its latencies become the ``served`` ones."""
+        self.served_by, self.served_reason = engine, reason
+        if engine in self.latency_ms:
+            self.latency_ms["served"] = dict(self.latency_ms[engine])
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -49,14 +61,24 @@ class Measured:
             "parameters": self.parameters, "nonzero": self.nonzero,
             "latency_ms": {e: {str(b): round(v, 4) for b, v in per.items()} for e, per in self.latency_ms.items()},
             "accuracy": self.accuracy, "onnx_accuracy": self.onnx_accuracy,
+            "served_by": self.served_by, "served_reason": self.served_reason,
         }
+
+
+@contextlib.contextmanager
+def one_thread() -> Iterator[None]:
+    """torch (and ONNX Runtime sessions made meanwhile for serving) on one intra-op thread."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def time_calls(calls: dict[str, Callable[[], Any]], *, rounds: int = 20, per_round: int = 25, warmup: int = 20) -> dict[str, float]:
     """Median milliseconds per call for each named call, alternating them round by round."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with one_thread():
         for call in calls.values():
             for _ in range(warmup):
                 call()
@@ -67,8 +89,6 @@ def time_calls(calls: dict[str, Callable[[], Any]], *, rounds: int = 20, per_rou
                     t0 = time.perf_counter()
                     call()
                     samples[name].append(time.perf_counter() - t0)
-    finally:
-        torch.set_num_threads(previous)
     return {name: statistics.median(values) * 1000.0 for name, values in samples.items()}
 
 

@@ -22,7 +22,7 @@ from torch import nn
 
 from modelyard.errors import InputError
 
-__all__ = ["ENGINE", "choose_mode", "is_quantized", "quantize_network", "rebuild_quantized"]
+__all__ = ["ENGINE", "choose_mode", "is_quantized", "quantize_network", "rebuild_quantized", "stored_parameter_count"]
 
 # x86 = fbgemm + onednn kernels; its default qconfig uses reduce_range for activations
 # (7-bit), which avoids overflow in the VNNI-less int8 dot products.
@@ -49,6 +49,22 @@ def is_quantized(network: nn.Module) -> bool:
     """True when any submodule runs on quantized tensors."""
     return any(type(m).__module__.startswith("torch.ao.nn.quantized") or type(m).__module__.startswith("torch.ao.nn.intrinsic.quantized")
                for m in network.modules())
+
+
+def stored_parameter_count(module: nn.Module) -> int:
+    """Weights and biases a module stores, int8 ones included.
+
+    Quantized layers keep their weights in packed params, not ``nn.Parameter``s, so
+    ``parameters()`` misses them; their ``weight()``/``bias()`` unpack them. Batch norms that
+    static quantization folded into the convolution before them are gone, so they count no more.
+    """
+    total = 0
+    for m in module.modules():
+        total += sum(p.numel() for p in m.parameters(recurse=False))
+        if type(m).__module__.startswith("torch.ao.nn") and callable(getattr(m, "weight", None)):
+            bias = m.bias() if callable(getattr(m, "bias", None)) else None
+            total += m.weight().numel() + (bias.numel() if bias is not None else 0)
+    return total
 
 
 def choose_mode(network: nn.Module, ref: str) -> str:

@@ -1,8 +1,10 @@
 """The before/after table: parent and compressed model measured the same way, in one process.
 
-Columns: weights file size, ONNX graph size, parameters (and how many are nonzero), median
-latency at batch 1 and 32 under torch and under ONNX Runtime, and test accuracy (torch and
-ONNX Runtime). Every number says which engine produced it.
+One line per model and engine: ``torch`` (weights file, ``Predictor.predict_tensor``) and
+``onnxruntime`` (ONNX graph, the onnx serving backend), each with its size, median latency at
+batch 1 and 32 and test accuracy. The ``served (auto)`` column marks the engine that the serving
+backend's ``auto`` choice picks for the model, decided exactly as ``modelyard serve`` decides
+it, so the "as served" speed-up is what users get.
 """
 
 from __future__ import annotations
@@ -13,27 +15,25 @@ from typing import Any
 
 import torch
 
-from modelyard.compression.measure import BATCHES, Measured, onnx_accuracy, time_calls
-from modelyard.compression.onnx_int8 import (
-    bound_runner,
-    dynamic_int8_graph,
-    float_graph,
-    static_int8_graph,
+from modelyard.compression.measure import (
+    BATCHES,
+    ENGINES,
+    Measured,
+    one_thread,
+    onnx_accuracy,
+    time_calls,
 )
-from modelyard.compression.quantize import is_quantized
+from modelyard.compression.onnx_int8 import float_graph
+from modelyard.compression.quantize import is_quantized, stored_parameter_count
 from modelyard.errors import ModelyardError
-from modelyard.nn import Network, build_model
+from modelyard.nn import Network
 from modelyard.onnx_export import OnnxBackend
+from modelyard.serving.backends import BackendChoice, TorchBackend, select_backend
+from modelyard.serving.config import ServeConfig
 from modelyard.store.records import WEIGHTS_FILE
 
-__all__ = [
-    "markdown_table",
-    "measure_export",
-    "measure_pair",
-    "rich_table",
-    "speedups",
-    "tensor_bytes",
-]
+__all__ = ["markdown_table", "measure_export", "measure_pair", "onnx_graph", "rich_table", "served_summary",
+           "speedups", "tensor_bytes"]
 
 log = logging.getLogger(__name__)
 
@@ -45,65 +45,76 @@ def tensor_bytes(state: dict[str, torch.Tensor]) -> int:
     return len(save({k: v.contiguous() for k, v in state.items()}, metadata={"format": "pt"}))
 
 
-def _counts(network: Network, spec: Any) -> tuple[int, int | None]:
-    """(parameters of the float architecture, nonzero ones or None when int8 hides them)."""
+def _counts(network: Network) -> tuple[int, int | None]:
+    """(stored parameters, nonzero ones or None when int8 hides them)."""
     if is_quantized(network):
-        return sum(p.numel() for p in build_model(spec.model, loss=spec.train.loss.type).parameters()), None
+        return stored_parameter_count(network), None
     params = list(network.parameters())
     return sum(p.numel() for p in params), sum(int(torch.count_nonzero(p)) for p in params)
 
 
-def _onnx(network: Network, parent_graph: bytes | None, mode: str | None) -> bytes | None:
-    """The graph ONNX Runtime runs for this network, or None if it has none (logged)."""
+def onnx_graph(network: Network) -> bytes | None:
+    """A float network's checked fp32 ONNX graph, or None if it has none (logged)."""
     try:
-        if mode == "dynamic":
-            return dynamic_int8_graph(parent_graph) if parent_graph is not None else None
-        if mode == "static":
-            return static_int8_graph(network)
         return float_graph(network)
     except (ModelyardError, ImportError) as exc:  # ImportError: onnx/onnxruntime not installed
         log.warning("no ONNX Runtime timing for this model: %s", exc)
         return None
 
 
+def _auto(predictor: Any, onnx: OnnxBackend | None, rounds: int) -> BackendChoice:
+    """The serving backend's ``auto`` choice for this model (default batch limit, one thread)."""
+    if onnx is None:
+        return BackendChoice(TorchBackend(predictor), {"name": "torch", "requested": "auto", "reason": "no ONNX graph"})
+    return select_backend(predictor, "auto", max_batch_size=ServeConfig().max_batch_size, cache_onnx=False,
+                          budget_s=min(1.0, 0.05 * rounds), threads=1, onnx_backend=onnx)
+
+
 def measure_pair(parent: Any, child: Network, child_spec: Any, child_state: dict[str, torch.Tensor], *,
                  test: Any, parent_accuracy: float | None, child_accuracy: float | None, child_label: str,
-                 quant_mode: str | None = None, rounds: int = 20) -> tuple[Measured, Measured, dict[str, bytes]]:
-    """Rows for parent and child, timed alternately; also the ONNX graphs made on the way."""
-    parent_graph = _onnx(parent.network, None, None)
-    child_graph = _onnx(child, parent_graph, quant_mode)
+                 parent_graph: bytes | None, child_graph: bytes | None, child_check: dict[str, Any] | None = None,
+                 rounds: int = 20) -> tuple[Measured, Measured]:
+    """Rows for parent and child, timed alternately, each marked with the engine ``auto`` serves it with."""
+    from modelyard.compression.loading import INT8_ONNX_FILE
+
     rows: list[Measured] = []
+    choices: list[BackendChoice] = []
     calls: dict[str, Any] = {}
     samples = {b: test.x[:b].contiguous() for b in BATCHES}
-    for label, ref, network, spec, state, graph, acc in (
-        ("parent", parent.ref, parent.network, parent.spec, None, parent_graph, parent_accuracy),
-        (child_label, None, child, child_spec, child_state, child_graph, child_accuracy),
-    ):
-        params, nonzero = _counts(network, spec)
-        weights = (parent.version.path / WEIGHTS_FILE).stat().st_size if state is None else tensor_bytes(state)
-        row = Measured(label, ref, weights, len(graph) if graph else None, params, nonzero, accuracy=acc)
-        rows.append(row)
-        predictor = _with_network(parent, network)
-        backend = OnnxBackend(graph, threads=1) if graph else None
-        for b, x in samples.items():
-            calls[f"{label}|torch|{b}"] = (lambda p=predictor, x=x: p.predict_tensor(x))
+    with one_thread():
+        for label, ref, network, state, graph, check, acc in (
+            ("parent", parent.ref, parent.network, None, parent_graph, None, parent_accuracy),
+            (child_label, None, child, child_state, child_graph, child_check, child_accuracy),
+        ):
+            params, nonzero = _counts(network)
+            weights = (parent.version.path / WEIGHTS_FILE).stat().st_size if state is None else tensor_bytes(state)
+            row = Measured(label, ref, weights, len(graph) if graph else None, params, nonzero, accuracy=acc)
+            rows.append(row)
+            predictor = _with_network(parent, network)
+            onnx = None
             if graph is not None:
-                calls[f"{label}|onnxruntime|{b}"] = bound_runner(graph, x)
-        if backend is not None and parent.task == "classification":
-            row.onnx_accuracy = onnx_accuracy(backend.predict_tensor, test.x, test.y)
+                int8 = is_quantized(network)
+                onnx = OnnxBackend(graph, threads=1, check=check, graph=INT8_ONNX_FILE if int8 else "model.onnx")
+            choices.append(_auto(predictor, onnx, rounds))
+            for b, x in samples.items():
+                calls[f"{label}|torch|{b}"] = (lambda p=predictor, x=x: p.predict_tensor(x))
+                if onnx is not None:
+                    calls[f"{label}|onnxruntime|{b}"] = (lambda o=onnx, x=x: o.predict_tensor(x))
+            if onnx is not None and parent.task == "classification":
+                row.onnx_accuracy = onnx_accuracy(onnx.predict_tensor, test.x, test.y)
     timings = time_calls(calls, rounds=rounds)
-    for row in rows:
+    for row, choice in zip(rows, choices):
         for key, ms in timings.items():
             label, engine, batch = key.split("|")
             if label == row.label:
                 row.latency_ms.setdefault(engine, {})[int(batch)] = ms
-    graphs = {"parent": parent_graph, "child": child_graph}
-    return rows[0], rows[1], {k: v for k, v in graphs.items() if v is not None}
+        row.serve(ENGINES[choice.backend.name], choice.info.get("reason"))
+    return rows[0], rows[1]
 
 
 def measure_export(model: Any, graph: bytes, test: Any, *, rounds: int = 20) -> list[Measured]:
     """Rows for an export: the model under torch, and its ONNX graph under ONNX Runtime."""
-    params, nonzero = _counts(model.network, model.spec)
+    params, nonzero = _counts(model.network)
     weights = (model.version.path / WEIGHTS_FILE).stat().st_size
     torch_row = Measured("torch", model.ref, weights, None, params, nonzero)
     onnx_row = Measured("onnx", None, None, len(graph), params, nonzero)
@@ -115,7 +126,7 @@ def measure_export(model: Any, graph: bytes, test: Any, *, rounds: int = 20) -> 
     for b in BATCHES:
         x = test.x[:b].contiguous()
         calls[f"torch|torch|{b}"] = (lambda x=x: model.predict_tensor(x))
-        calls[f"onnx|onnxruntime|{b}"] = bound_runner(graph, x)
+        calls[f"onnx|onnxruntime|{b}"] = (lambda x=x: backend.predict_tensor(x))
     for key, ms in time_calls(calls, rounds=rounds).items():
         label, engine, batch = key.split("|")
         (torch_row if label == "torch" else onnx_row).latency_ms.setdefault(engine, {})[int(batch)] = ms
@@ -130,7 +141,7 @@ def _with_network(parent: Any, network: Network) -> Any:
 
 
 def speedups(before: Measured, after: Measured) -> dict[str, float]:
-    """parent time / child time per engine and batch (> 1: the child is faster)."""
+    """parent time / child time per engine (and as served) and batch (> 1: the child is faster)."""
     out: dict[str, float] = {}
     for engine, per in after.latency_ms.items():
         for batch, ms in per.items():
@@ -138,6 +149,14 @@ def speedups(before: Measured, after: Measured) -> dict[str, float]:
             if base and ms:
                 out[f"{engine}_b{batch}"] = base / ms
     return out
+
+
+def served_summary(before: Measured, after: Measured) -> str:
+    """One line: which engine serves each model and the speed-up users get."""
+    ratios = speedups(before, after)
+    per_batch = ", ".join(f"batch {b} {ratios[f'served_b{b}']:.2f}x" for b in BATCHES if f"served_b{b}" in ratios)
+    return (f"as served (auto): parent on {before.served_by}, {after.label} on {after.served_by}"
+            + (f": {per_batch}" if per_batch else ""))
 
 
 def _fmt_bytes(n: int | None) -> str:
@@ -153,16 +172,25 @@ def _fmt_acc(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.2f}%"
 
 
-HEADERS = ["model", "weights", "onnx", "params", "nonzero", "torch b1 ms", "torch b32 ms", "ort b1 ms", "ort b32 ms",
-           "acc (torch)", "acc (ort)"]
+HEADERS = ["model", "runtime", "served (auto)", "size", "params", "nonzero", "b1 ms", "b32 ms", "accuracy"]
 
 
-def _cells(row: Measured) -> list[str]:
+def _lines(row: Measured) -> list[list[str]]:
+    """One line per engine the row has numbers for (the first one names the model)."""
     name = f"{row.label} ({row.ref})" if row.ref else row.label
-    return [name, _fmt_bytes(row.weights_bytes), _fmt_bytes(row.onnx_bytes), f"{row.parameters:,}",
-            "-" if row.nonzero is None else f"{row.nonzero:,}",
-            _fmt_ms(row, "torch", 1), _fmt_ms(row, "torch", 32), _fmt_ms(row, "onnxruntime", 1),
-            _fmt_ms(row, "onnxruntime", 32), _fmt_acc(row.accuracy), _fmt_acc(row.onnx_accuracy)]
+    engines = [
+        ("torch", f"{_fmt_bytes(row.weights_bytes)} safetensors" if row.weights_bytes else "-", row.accuracy),
+        ("onnxruntime", f"{_fmt_bytes(row.onnx_bytes)} onnx" if row.onnx_bytes else "-", row.onnx_accuracy),
+    ]
+    lines = []
+    for engine, size, accuracy in engines:
+        if engine not in row.latency_ms and size == "-" and (accuracy is None or engine != "torch"):
+            continue
+        served = "yes" if row.served_by == engine else ""
+        lines.append([name if not lines else "", engine, served, size, f"{row.parameters:,}",
+                      "-" if row.nonzero is None else f"{row.nonzero:,}",
+                      _fmt_ms(row, engine, 1), _fmt_ms(row, engine, 32), _fmt_acc(accuracy)])
+    return lines
 
 
 def markdown_table(rows: list[Measured]) -> str:
@@ -171,7 +199,8 @@ def markdown_table(rows: list[Measured]) -> str:
     out.write("| " + " | ".join(HEADERS) + " |\n")
     out.write("|" + "|".join("---" for _ in HEADERS) + "|\n")
     for row in rows:
-        out.write("| " + " | ".join(_cells(row)) + " |\n")
+        for line in _lines(row):
+            out.write("| " + " | ".join(line) + " |\n")
     return out.getvalue()
 
 
@@ -181,7 +210,8 @@ def rich_table(rows: list[Measured], title: str) -> Any:
 
     table = Table(title=title, show_header=True, header_style="bold")
     for i, head in enumerate(HEADERS):
-        table.add_column(head, justify="left" if i == 0 else "right")
+        table.add_column(head, justify="left" if i < 3 else "right")
     for row in rows:
-        table.add_row(*_cells(row))
+        for i, line in enumerate(_lines(row)):
+            table.add_row(*line, end_section=i == len(_lines(row)) - 1)
     return table

@@ -5,6 +5,11 @@ see (1, max_batch_size/4 and max_batch_size), alternating them round by round fo
 a second, and keeps ONNX Runtime only when the geometric mean of its median time per
 batch size, relative to torch's, is below 1. If ONNX export or its numerical check fails,
 torch serves and the reason is recorded. The choice and timings show in ``GET /v1/models``.
+
+An int8 version is never exported: its ONNX Runtime candidate is the int8 graph stored and
+checked (class agreement with the torch int8 model on the parent's test split) when it was
+compressed, and ``auto`` times torch int8 against ONNX Runtime int8. The graph used and its
+check are listed as ``onnx_graph`` and ``onnx_check``.
 """
 
 from __future__ import annotations
@@ -78,21 +83,28 @@ def _time_backends(backends: list[Backend], inputs: dict[int, torch.Tensor], bud
 
 
 def select_backend(predictor: Any, choice: BackendName = "auto", *, max_batch_size: int = 64,
-                   budget_s: float = 1.0, cache_onnx: bool = True) -> BackendChoice:
-    """Build the requested backend; for "auto", time torch and ONNX Runtime and keep the faster."""
+                   budget_s: float = 1.0, cache_onnx: bool = True, threads: int | None = None,
+                   onnx_backend: Any = None) -> BackendChoice:
+    """Build the requested backend; for "auto", time torch and ONNX Runtime and keep the faster.
+
+    ``threads``: ONNX Runtime's intra-op threads (default: torch's). ``onnx_backend``: an
+    ``OnnxBackend`` built already (compress measures a version before registering it).
+    """
     torch_backend = TorchBackend(predictor)
     if choice == "torch":
         return BackendChoice(torch_backend, {"name": "torch", "requested": choice})
     from modelyard.onnx_export import OnnxBackend
 
     try:
-        onnx_backend = OnnxBackend.from_predictor(predictor, cache=cache_onnx)
+        if onnx_backend is None:
+            onnx_backend = OnnxBackend.from_predictor(predictor, cache=cache_onnx, threads=threads)
     except (ModelyardError, ImportError) as exc:
         if choice == "onnx":
             raise
         log.warning("%s: ONNX backend unavailable (%s); serving with torch", predictor.ref, exc)
         return BackendChoice(torch_backend, {"name": "torch", "requested": choice, "reason": f"onnx unavailable: {exc}"})
-    info: dict[str, Any] = {"name": "onnx", "requested": choice, "onnx_max_abs_diff": onnx_backend.max_abs_diff}
+    info: dict[str, Any] = {"name": "onnx", "requested": choice, "onnx_max_abs_diff": onnx_backend.max_abs_diff,
+                            "onnx_graph": onnx_backend.graph, "onnx_check": onnx_backend.check}
     if choice == "onnx":
         return BackendChoice(onnx_backend, info)
 
