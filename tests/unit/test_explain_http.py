@@ -22,10 +22,6 @@ pytestmark = pytest.mark.anyio
 ROWS = [[1.0, 2.0, -1.0, 0.5], [0.3, -0.2, 0.1, 2.0]]
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"  # the server runs on asyncio (uvicorn); trio, when installed, is not a target
-
 
 @pytest.fixture
 def app(home: Path):

@@ -24,10 +24,6 @@ BASE = "http://127.0.0.1:8080"
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
 
 @pytest.fixture
 async def api(home: Path) -> AsyncIterator[httpx.AsyncClient]:

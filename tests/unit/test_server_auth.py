@@ -25,10 +25,6 @@ pytestmark = pytest.mark.anyio
 PUBLIC = "192.0.2.2"  # TEST-NET-1: never a real peer; the app only compares names
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
 
 @asynccontextmanager
 async def client(home: Path, host: str = "127.0.0.1", **config: object) -> AsyncIterator[httpx.AsyncClient]:

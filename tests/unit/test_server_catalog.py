@@ -22,10 +22,6 @@ from modelyard.workflow import eval_split
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"  # the routes run blocking store calls in threads; one event loop kind is enough
-
 
 def sklearn_confusion(ref: str, home: Path) -> list[list[int]]:
     model = Predictor.load(ref, home=home)
