@@ -71,6 +71,10 @@ class InMemoryBatches:
         fmt = torch.channels_last if channels_last else torch.contiguous_format
         self.x = x.to(device, non_blocking=True).contiguous(memory_format=fmt)
         self.y = y.to(device, non_blocking=True).contiguous()
+        # Rows are gathered with index_select (2x faster than x[idx] on a CPU); a
+        # channels-last batch is gathered from the NHWC view of the same memory, which
+        # keeps it channels-last (index_select on the NCHW view would not).
+        self._rows = self.x.permute(0, 2, 3, 1) if channels_last and self.x.ndim == 4 else self.x
         self.n = int(x.shape[0])
         self.batch_size = min(batch_size, self.n)
         self.shuffle = shuffle
@@ -93,8 +97,12 @@ class InMemoryBatches:
         perm = torch.randperm(self.n, generator=self.generator).to(self.device, non_blocking=True)
         for start in range(0, self.n, self.batch_size):
             idx = perm[start : start + self.batch_size]
-            # Advanced indexing keeps channels_last (index_select would not).
-            yield self.x[idx], self.y[idx]
+            yield self._gather(idx), self.y.index_select(0, idx)
+
+    def _gather(self, idx: torch.Tensor) -> torch.Tensor:
+        if self._rows is self.x:
+            return self.x.index_select(0, idx)
+        return self._rows.index_select(0, idx).permute(0, 3, 1, 2)  # NHWC rows, seen as NCHW
 
 
 class StreamingBatches:
