@@ -68,11 +68,15 @@ def test_fast_path_runtime_flags():
     assert result.runtime == {
         "batching": "in-memory-index",
         "optimizer": "fused",
+        "optimizer_step": "kernel",  # the fused Adam kernel called directly (training/fused_adam.py)
         "precision": "fp32",
         "device": "cpu",
         "channels_last": False,
         "threads": 1,  # a tiny net: extra intra-op threads only add overhead (runtime.cpu_threads)
         "compiled": False,
+        "step": "dense-fused",  # dense layers, ReLU and dropout: no autograd tape (training/dense_step.py)
+        "rewrites": {},
+        "allocator": "glibc-kept",
     }
     # auto: a tiny dense net trains faster in fp32 on any CPU
     auto = fit(classifier(), data(x, y, num_classes=3), spec(loss="cross_entropy", epochs=1, precision="auto"), seed=0, progress=False)

@@ -21,6 +21,7 @@ from modelyard.cli.main import cli
 from modelyard.spec import TrainSpec
 from modelyard.training import batches as batches_module
 from modelyard.training import runtime
+from modelyard.training.dense_step import DenseStep
 from modelyard.training.optimizers import OPTIMIZERS, implementation
 
 MLP_SPEC = {
@@ -36,7 +37,7 @@ MLP_SPEC = {
 @pytest.fixture
 def traps(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
     """Slow paths raise; fast paths are counted."""
-    counts = {"in_memory_epochs": 0, "in_memory_batches": 0, "adam_kernel_calls": 0}
+    counts = {"in_memory_epochs": 0, "in_memory_batches": 0, "adam_kernel_calls": 0, "dense_steps": 0, "backward_calls": 0}
 
     def refuse(what: str):
         def _raise(*args, **kwargs):
@@ -56,14 +57,17 @@ def traps(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
             yield batch
 
     monkeypatch.setattr(batches_module.InMemoryBatches, "__iter__", counted_iter)
-    for name in ("_fused_adam", "_multi_tensor_adam"):
-        kernel = getattr(torch_adam, name)
+    def counter(key: str, fn):
+        def counted(*args, **kwargs):
+            counts[key] += 1
+            return fn(*args, **kwargs)
+        return counted
 
-        def counted(*args, _kernel=kernel, **kwargs):
-            counts["adam_kernel_calls"] += 1
-            return _kernel(*args, **kwargs)
-
-        monkeypatch.setattr(torch_adam, name, counted)
+    # The kernels themselves: torch.optim's fused path and modelyard's direct call both end here.
+    monkeypatch.setattr(torch, "_fused_adam_", counter("adam_kernel_calls", torch._fused_adam_))
+    monkeypatch.setattr(torch_adam, "_multi_tensor_adam", counter("adam_kernel_calls", torch_adam._multi_tensor_adam))
+    monkeypatch.setattr(DenseStep, "__call__", counter("dense_steps", DenseStep.__call__))
+    monkeypatch.setattr(torch.Tensor, "backward", counter("backward_calls", torch.Tensor.backward))
     return counts
 
 
@@ -76,6 +80,8 @@ def test_cli_train_runs_in_memory_batches_and_fused_adam(tmp_path: Path, traps: 
     assert traps["in_memory_batches"] > 1
     # One fused/foreach kernel call per step (the for-loop Adam would have raised).
     assert traps["adam_kernel_calls"] == traps["in_memory_batches"]
+    # A dense stack trains through the fused step: no autograd backward over the network.
+    assert traps["dense_steps"] == traps["in_memory_batches"] and traps["backward_calls"] == 0
 
 
 def test_workflow_reports_the_fast_path_it_ran(tmp_path: Path, traps: dict[str, int]) -> None:
@@ -83,6 +89,8 @@ def test_workflow_reports_the_fast_path_it_ran(tmp_path: Path, traps: dict[str, 
     assert result.runtime["batching"] == "in-memory-index"
     assert result.runtime["optimizer"] == "fused"  # torch 2.13 has fused Adam on CPU
     assert result.runtime["compiled"] is False  # compile is an option, not the default
+    assert result.runtime["step"] == "dense-fused" and result.runtime["optimizer_step"] == "kernel"
+    assert result.runtime["allocator"] == "glibc-kept"
     assert result.runtime["precision"] in {"fp32", "bf16"}
     assert traps["adam_kernel_calls"] > 0
 
@@ -98,6 +106,10 @@ def test_conv_net_defaults_to_channels_last(tmp_path: Path, traps: dict[str, int
     result = workflow.train(spec, overrides=["train.precision=fp32"], home=tmp_path, progress=False)
     assert result.runtime["channels_last"] is True
     assert result.runtime["batching"] == "in-memory-index"
+    # conv → relu → maxpool trains as conv → maxpool → relu, the one-channel conv's weight
+    # gradient as GEMMs (training/fused_forward.py); the network itself is autograd's.
+    assert result.runtime["rewrites"] == {"pool_then_activation": 1, "one_channel_conv_gemm": 1}
+    assert result.runtime["step"] == "autograd" and traps["backward_calls"] == traps["in_memory_batches"]
 
 
 def test_spec_defaults_are_the_fast_ones() -> None:

@@ -92,15 +92,21 @@ def _diverged(run: TrainingRun, losses: torch.Tensor, upto: int, epoch: int) -> 
 def _step(run: TrainingRun, xb: torch.Tensor, yb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """One optimizer step; returns (batch mean loss, outputs), both still on the device."""
     spec = run.spec
-    with autocast(run.device, run.precision):
-        out = _forward(run, xb)
-        loss = run.loss_fn(out, yb)
-    penalty = weight_penalty(run.penalized, l1=spec.l1, l2=spec.l2)
-    total = loss if penalty is None else loss + penalty
-    if run.scaler is not None:
-        run.scaler.scale(total).backward()
+    if run.dense is not None:  # fused dense stack: fills every .grad itself (see dense_step)
+        loss, out = run.dense(xb, yb, run.loss_fn)
+        penalty = weight_penalty(run.penalized, l1=spec.l1, l2=spec.l2)
+        if penalty is not None:
+            penalty.backward()  # accumulates onto the gradients just written
     else:
-        total.backward()
+        with autocast(run.device, run.precision):
+            out = _forward(run, xb)
+            loss = run.loss_fn(out, yb)
+        penalty = weight_penalty(run.penalized, l1=spec.l1, l2=spec.l2)
+        total = loss if penalty is None else loss + penalty
+        if run.scaler is not None:
+            run.scaler.scale(total).backward()
+        else:
+            total.backward()
     if spec.clip_grad_norm is not None or spec.clip_grad_value is not None:
         if run.scaler is not None:
             run.scaler.unscale_(run.optimizer)
@@ -109,8 +115,9 @@ def _step(run: TrainingRun, xb: torch.Tensor, yb: torch.Tensor) -> tuple[torch.T
         run.scaler.step(run.optimizer)
         run.scaler.update()
     else:
-        run.optimizer.step()
-    run.optimizer.zero_grad(set_to_none=True)
+        run.optimizer_step()
+    if run.dense is None:  # the fused step overwrites its persistent gradient buffers
+        run.optimizer.zero_grad(set_to_none=True)
     if run.schedule is not None:
         run.schedule.step_batch()
     return loss.detach(), out

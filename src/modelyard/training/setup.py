@@ -20,9 +20,13 @@ from torch import nn
 from modelyard.errors import SpecError
 from modelyard.metrics import MetricSet, metric_names
 from modelyard.spec import TrainSpec
+from modelyard.training.allocator import keep_freed_memory
 from modelyard.training.batches import InMemoryBatches, StreamingBatches, check_split, is_tensor_split, split_size
+from modelyard.training.dense_step import DenseStep, dense_stack
 from modelyard.training.early_stopping import EarlyStopping
 from modelyard.training.evaluation import metric_activation
+from modelyard.training.fused_adam import fast_step
+from modelyard.training.fused_forward import fused_forward
 from modelyard.training.losses import LOSSES, LossFn
 from modelyard.training.optimizers import OPTIMIZERS, implementation
 from modelyard.training.regularization import penalized_parameters
@@ -71,6 +75,8 @@ class TrainingRun:
     task: str
     num_classes: int | None
     threads: int
+    dense: DenseStep | None = None  # the fused dense-stack step, when the network is one
+    optimizer_step: Callable[[], Any] | None = None  # optimizer.step or the direct fused-kernel call
     runtime: dict[str, Any] = field(default_factory=dict)
     compile_checked: bool = False  # the compiled forward has run once (or compilation is off)
 
@@ -166,24 +172,36 @@ def build_run(network: nn.Module, prepared: Any, spec: TrainSpec, *, seed: int, 
     _check_monitors(spec, val is not None, schedule)
 
     forward: Callable[[torch.Tensor], torch.Tensor] = network
+    dense = None
     if spec.compile:
         forward = torch.compile(network)  # compiled lazily at the first step; the loop falls back on failure
+    elif not precision.scaler and (ops := dense_stack(network)) is not None:
+        dense = DenseStep(network, ops, dtype=precision.dtype)
+    elif (fused := fused_forward(network, device=device, autocast_dtype=precision.dtype)) is not None:
+        forward = fused
+    allocator = keep_freed_memory() if device.type == "cpu" else "default"
+    scaler = torch.amp.GradScaler(device.type) if precision.scaler else None
+    direct = fast_step(optimizer, persistent_grads=dense is not None) if scaler is None else None
     return TrainingRun(
         spec=spec, network=network, forward=forward, device=device, precision=precision, batches=batches,
         n_train=n, step_sizes=_step_sizes(n, batches.batch_size, len(batches), device), val=val,
         loss_fn=loss_fn or LOSSES.build(spec.loss), optimizer=optimizer, schedule=schedule,
-        scaler=torch.amp.GradScaler(device.type) if precision.scaler else None, metrics=metrics,
+        scaler=scaler, metrics=metrics, optimizer_step=direct or optimizer.step,
         early=EarlyStopping(spec.early_stopping) if spec.early_stopping is not None else None,
         shuffle_gen=shuffle_gen, aug_gen=aug_gen, augment=_augmenter(prepared),
         penalized=penalized_parameters(network) if (spec.l1 or spec.l2) else [],
-        task=spec.task, num_classes=num_classes, threads=threads,
+        task=spec.task, num_classes=num_classes, threads=threads, dense=dense, compile_checked=not spec.compile,
         runtime={
             "batching": batches.kind,
             "optimizer": implementation(optimizer),
+            "optimizer_step": "kernel" if direct is not None else "torch",
             "precision": precision.name,
             "device": str(device),
             "channels_last": channels_last,
             "threads": threads,
             "compiled": bool(spec.compile),
+            "step": dense.kind if dense is not None else "autograd",
+            "rewrites": dict(getattr(forward, "rewrites", {})),
+            "allocator": allocator,
         },
     )
