@@ -4,13 +4,18 @@
     python benchmarks/train_bench.py --tta           # plus time to 88% (MLP) / 90% (CNN) vs Keras 3
 
 Same data (Fashion-MNIST, the tensors modelyard prepares), same network, Adam lr 1e-3,
-batch 128; every peer gets all the cores the thread cap allows. Each round trains every
-framework ``--epochs`` epochs on ``--samples`` training images, one after the other; a run's
-samples/s is its best epoch, and each framework's reported number is its median round
-(``--rounds``), so a slow stretch of the shared host hits all of them alike. modelyard runs twice: precision auto (what ``modelyard
-train`` does) and fp32, the accuracy reference. "mm ratio" is modelyard's achieved FLOP/s
-over torch.mm's FLOP/s on the same GEMM shapes (convolutions as im2col GEMMs), precision
-and threads. Peers are optional: a missing one is reported, not fatal.
+batch 128; every peer gets all the cores the thread cap allows. Every run is a fresh
+process (``--worker``): what one framework does to its process (modelyard keeps freed
+memory in glibc, TensorFlow and torch bring their own thread pools) cannot help or hurt
+the next. Each round trains every framework ``--epochs`` epochs on ``--samples`` training
+images, one after the other; a run's samples/s is its best epoch, and each framework's
+reported number is its median round (``--rounds``), so a slow stretch of the shared host
+hits all of them alike. modelyard runs twice: precision auto (what ``modelyard train``
+does) and fp32, the accuracy reference. "PyTorch DataLoader loop (memory kept)" is the same
+peer loop in a process where glibc keeps freed memory as modelyard's does: it shows how
+much of the gap is the allocator and how much the loop. "mm ratio" is modelyard's
+achieved FLOP/s over torch.mm's FLOP/s on the same GEMM shapes (convolutions as im2col
+GEMMs), precision and threads. Peers are optional: a missing one is reported, not fatal.
 Writes benchmarks/results/train_bench.{md,png}.
 """
 
@@ -18,8 +23,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
+import os
+import subprocess
+import sys
 import time
-import traceback
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -59,7 +67,8 @@ def modelyard_run(kind: str, precision: str, *, epochs: int, samples: int | None
     best = max(result.history, key=lambda row: row["samples_per_s"])
     name = "modelyard" if precision == "auto" else f"modelyard ({precision})"
     return {"framework": name, "samples_per_s": best["samples_per_s"], "epoch_s": len(prepared.train) / best["samples_per_s"],
-            "accuracy": float(test["accuracy"]), "precision": result.runtime["precision"], "runtime": result.runtime}
+            "accuracy": float(test["accuracy"]), "precision": result.runtime["precision"], "runtime": result.runtime,
+            "threads": result.runtime["threads"]}
 
 
 def modelyard_tta(kind: str, *, max_epochs: int) -> float | None:
@@ -110,14 +119,6 @@ def mm_ratio(kind: str, record: dict[str, Any], batch: int = 128) -> float:
     return achieved / (flops / mm_s)
 
 
-def _safe(name: str, fn: Any, *args: Any, **kw: Any) -> dict[str, Any]:
-    try:
-        return fn(*args, **kw)
-    except Exception as exc:  # noqa: BLE001 - an optional peer that fails is reported, not fatal
-        traceback.print_exc()
-        return {"framework": name, "error": f"{type(exc).__name__}: {str(exc)[:120]}"}
-
-
 def _median_row(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """The round with the median samples/s, plus every round's samples/s."""
     ok = [r for r in runs if "error" not in r]
@@ -129,37 +130,72 @@ def _median_row(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return row
 
 
+# Worker name → (row label, runs in a fresh process).
+FRAMEWORKS = {
+    "modelyard": "modelyard",
+    "modelyard-fp32": "modelyard (fp32)",
+    "torch": "PyTorch DataLoader loop",
+    "torch-kept": "PyTorch DataLoader loop (memory kept)",
+    "lightning": "Lightning",
+    "keras": "Keras 3",
+}
+
+
+def worker(name: str, kind: str, *, epochs: int, samples: int | None, threads: int, tta: bool, max_epochs: int) -> dict[str, Any]:
+    """One framework's run in this (fresh) process; the record it prints as JSON."""
+    torch.set_num_threads(threads)
+    if name.startswith("modelyard"):
+        if tta:
+            return {"framework": FRAMEWORKS[name], "time_to_target_s": modelyard_tta(kind, max_epochs=max_epochs)}
+        return modelyard_run(kind, "fp32" if name.endswith("fp32") else "auto", epochs=epochs, samples=samples)
+    _, _, prepared = _load(kind, [], samples)
+    train, test = (prepared.train.x, prepared.train.y), (prepared.test.x, prepared.test.y)
+    if name == "keras":
+        return _peers.keras_fit(kind, train, test, epochs=max_epochs if tta else epochs, seed=0, threads=threads,
+                                target=TARGETS[kind] if tta else None)
+    if name == "torch-kept":
+        from modelyard.training.allocator import keep_freed_memory
+
+        keep_freed_memory()
+    fn = _peers.lightning_fit if name == "lightning" else _peers.dataloader_loop
+    return {**fn(kind, train, test, epochs=epochs, seed=0), "framework": FRAMEWORKS[name]}
+
+
+def run_worker(name: str, kind: str, *, epochs: int, samples: int | None, threads: int, tta: bool = False,
+               max_epochs: int = 15) -> dict[str, Any]:
+    """``worker`` in a fresh interpreter; an error record if it fails."""
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", name, "--models", kind, "--epochs", str(epochs),
+           "--threads", str(threads), "--max-epochs", str(max_epochs)]
+    if samples is not None:
+        cmd += ["--samples", str(samples)]
+    if tta:
+        cmd.append("--tta")
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=3600, check=False, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    lines = done.stdout.strip().splitlines()
+    if done.returncode != 0 or not lines:
+        tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        return {"framework": FRAMEWORKS[name], "error": tail[:160]}
+    return {"threads": threads, **json.loads(lines[-1])}
+
+
 def bench(kind: str, *, epochs: int, samples: int | None, threads: int, skip: set[str], rounds: int) -> list[dict[str, Any]]:
     """Every framework once per round, in the same order each round; medians over rounds.
 
     The host's speed drifts by tens of percent over minutes on a shared machine; running all
     frameworks in each round and taking each one's median round keeps the ratios like for like.
     """
-    _, _, prepared = _load(kind, [], samples)
-    train, test = (prepared.train.x, prepared.train.y), (prepared.test.x, prepared.test.y)
-    peers = [("PyTorch DataLoader loop", "torch", _peers.dataloader_loop, {}),
-             ("Lightning", "lightning", _peers.lightning_fit, {}),
-             ("Keras 3", "keras", _peers.keras_fit, {"threads": threads})]
+    names = [n for n in FRAMEWORKS if n.split("-")[0] not in skip]
     runs: dict[str, list[dict[str, Any]]] = {}
     for r in range(rounds):
-        ours = [modelyard_run(kind, "auto", epochs=epochs, samples=samples),
-                modelyard_run(kind, "fp32", epochs=epochs, samples=samples)]
-        for row in ours:
-            row["threads"] = row["runtime"]["threads"]
-            runs.setdefault(row["framework"], []).append(row)
-        # Peers run with every core the thread cap allows (torch's default), not fewer.
-        for name, key, fn, kw in peers:
-            if key in skip:
-                continue
-            torch.set_num_threads(threads)
-            row = {**_safe(name, fn, kind, train, test, epochs=epochs, seed=0, **kw), "threads": threads}
-            runs.setdefault(name, []).append(row)
+        for name in names:
+            runs.setdefault(name, []).append(run_worker(name, kind, epochs=epochs, samples=samples, threads=threads))
         print(f"[{kind} round {r + 1}/{rounds}] " + ", ".join(
-            f"{n}: {v[-1].get('samples_per_s', 0):,.0f}" for n, v in runs.items()), flush=True)
+            f"{FRAMEWORKS[n]}: {v[-1].get('samples_per_s', 0):,.0f}" for n, v in runs.items()), flush=True)
     rows = [_median_row(v) for v in runs.values()]
     for row in rows[:2]:
-        torch.set_num_threads(row["threads"])
-        row["mm_ratio"] = mm_ratio(kind, row)
+        if "error" not in row:
+            torch.set_num_threads(row["threads"])
+            row["mm_ratio"] = mm_ratio(kind, row)
     return rows
 
 
@@ -215,7 +251,7 @@ def chart(results: dict[str, list[dict[str, Any]]], path: Path) -> None:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--models", default="mlp,cnn")
-    p.add_argument("--epochs", type=int, default=1)
+    p.add_argument("--epochs", type=int, default=2)
     p.add_argument("--samples", type=int, default=None, help="MLP training images (default all 60000)")
     p.add_argument("--cnn-samples", type=int, default=None, help="CNN training images (default all 60000)")
     p.add_argument("--threads", type=int, default=available_cores())
@@ -225,8 +261,13 @@ def main() -> None:
     p.add_argument("--tta-models", default="mlp,cnn")
     p.add_argument("--max-epochs", type=int, default=15)
     p.add_argument("--out", type=Path, default=HERE / "results")
+    p.add_argument("--worker", choices=sorted(FRAMEWORKS), help=argparse.SUPPRESS)  # internal: one run, JSON out
     args = p.parse_args()
-    torch.set_num_threads(args.threads)
+    if args.worker:
+        record = worker(args.worker, args.models, epochs=args.epochs, samples=args.samples, threads=args.threads,
+                        tta=args.tta, max_epochs=args.max_epochs)
+        print(json.dumps(record))
+        return
     skip = set(filter(None, args.skip.split(",")))
     results = {}
     for kind in args.models.split(","):
@@ -235,11 +276,10 @@ def main() -> None:
     tta: dict[str, dict[str, Any]] = {}
     if args.tta:
         for kind in args.tta_models.split(","):
-            _, _, prepared = _load(kind, [], None)
-            keras = _safe("Keras 3", _peers.keras_fit, kind, (prepared.train.x, prepared.train.y),
-                          (prepared.test.x, prepared.test.y), epochs=args.max_epochs, seed=0, threads=min(args.threads, idle_cores(available_cores())),
-                          target=TARGETS[kind])
-            tta[kind] = {"modelyard": modelyard_tta(kind, max_epochs=args.max_epochs), "keras": keras.get("time_to_target_s")}
+            threads = min(args.threads, idle_cores(available_cores()))
+            row = {name: run_worker(name, kind, epochs=0, samples=None, threads=threads, tta=True, max_epochs=args.max_epochs)
+                   for name in ("modelyard", "keras")}
+            tta[kind] = {name: r.get("time_to_target_s") for name, r in row.items()}
             print(f"[tta {kind}] {tta[kind]}", flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
     text = markdown(results, tta, args)
