@@ -73,13 +73,14 @@ class DataSpec(StrictModel):
     test: float | None = Field(None, ge=0.0, lt=1.0)
     preprocess: list[ComponentSpec] = []
     limit: int | None = Field(None, ge=1)
+    stream: bool = False  # keep the splits on disk and read batches as training needs them (npy source)
 
     @model_validator(mode="before")
     @classmethod
     def _gather_source_options(cls, data: Any) -> Any:
         if not isinstance(data, dict):
             return data
-        own = {"source", "validation", "test", "preprocess", "limit"}
+        own = {"source", "validation", "test", "preprocess", "limit", "stream"}
         if "source" not in data:
             raise ValueError("missing required field 'source' (a built-in data set or a file format)")
         extra = {k: v for k, v in data.items() if k not in own}

@@ -14,7 +14,7 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from modelyard._validation import StrictModel
-from modelyard.data.raw import SOURCES, RawData, missing_key_error, resolve_path
+from modelyard.data.raw import SOURCES, RawData, as_features, missing_key_error, resolve_path
 from modelyard.data.tables import labels_to_classes
 from modelyard.errors import DataError
 
@@ -66,9 +66,9 @@ def npz(opts: NpzOptions, *, seed: int) -> RawData:
         y_train, y_test = index[: len(y_train)], (index[len(y_train):] if y_test is not None else None)
     kind = opts.kind if opts.kind != "auto" else ("image" if arrays["x"].ndim == 4 else "tabular")
     return RawData(
-        x_train=_features(arrays["x"], kind),
+        x_train=as_features(arrays["x"], kind),
         y_train=_targets(y_train),
-        x_test=_features(arrays["x_test"], kind) if "x_test" in arrays else None,
+        x_test=as_features(arrays["x_test"], kind) if "x_test" in arrays else None,
         y_test=_targets(y_test) if y_test is not None else None,
         class_names=class_names,
         kind=kind,
@@ -89,13 +89,6 @@ def _load(archive: np.lib.npyio.NpzFile, key: str, path: Path, field: str) -> np
     if arr.ndim == 0:
         raise DataError(f"Invalid array {key!r} in {path} (`data.{field}`): expected one row per sample, received a scalar", field=f"data.{field}")
     return arr
-
-
-def _features(x: np.ndarray, kind: str) -> np.ndarray:
-    # Integer ids stay integers for sequence data (embedding inputs); everything else is float32.
-    if kind == "sequence" and x.dtype.kind in "iu":
-        return x.astype(np.int64)
-    return x.astype(np.float32)
 
 
 def _targets(y: np.ndarray) -> np.ndarray:

@@ -16,11 +16,13 @@ import numpy as np
 import torch
 
 from modelyard.data.pipeline import Pipeline
-from modelyard.data.raw import RawData
+from modelyard.data.raw import RawData, as_features
 from modelyard.data.sources import load_source
 from modelyard.data.split import derived_seed, holdout, subset
+from modelyard.data import streamed
+from modelyard.data.streamed import StreamedSplit, check_finite_rows, is_mapped
 from modelyard.data.targets import canonical_targets
-from modelyard.errors import DataError
+from modelyard.errors import DataError, SpecError
 
 if TYPE_CHECKING:
     from modelyard.spec import DataSpec
@@ -58,59 +60,101 @@ class Prepared:
     kind: str
 
 
-def prepare(data_spec: DataSpec, *, task: Literal["classification", "regression"], seed: int) -> Prepared:
-    """Load, split and preprocess the data of ``data_spec``, deterministically for ``seed``."""
+def prepare(data_spec: DataSpec, *, task: Literal["classification", "regression"], seed: int,
+            in_memory: bool = False) -> Prepared:
+    """Load, split and preprocess the data of ``data_spec``, deterministically for ``seed``.
+
+    With ``data.stream`` the splits stay on disk as ``StreamedSplit``s (the source must be
+    memory-mapped); ``in_memory`` loads them anyway (compression and explanations).
+    """
     raw = load_source(data_spec.source, seed=seed)
-    _check_finite(raw.x_train, "training data")
-    x, y = raw.x_train, raw.y_train
-    x_test, y_test = raw.x_test, raw.y_test
-    if x_test is not None:
-        _check_finite(x_test, "test data")
-    if data_spec.limit is not None and data_spec.limit < len(x):
-        keep = subset(len(x), data_spec.limit, derived_seed(seed, "limit"))
-        if x_test is not None and y_test is not None:
+    stream = data_spec.stream and not in_memory
+    if stream and not is_mapped(raw.x_train):
+        raise SpecError(
+            f"Invalid value for `data.stream`: streaming reads rows from a memory-mapped file, which source "
+            f"{data_spec.source.type!r} does not provide; use source npy (arrays saved with np.save) or set stream: false",
+            field="data.stream",
+        )
+    # Row numbers into the source's arrays; None means all of them, in order.
+    rows: np.ndarray | None = None
+    test_rows: np.ndarray | None = None
+    y, y_test = raw.y_train, raw.y_test
+    if data_spec.limit is not None and data_spec.limit < len(y):
+        rows = subset(len(y), data_spec.limit, derived_seed(seed, "limit"))
+        if y_test is not None:
             # The official test set shrinks by the same fraction as the training set.
-            k = max(1, round(data_spec.limit * len(x_test) / len(x)))
-            keep_test = subset(len(x_test), k, derived_seed(seed, "limit-test"))
-            x_test, y_test = x_test[keep_test], y_test[keep_test]
-        x, y = x[keep], y[keep]
+            k = max(1, round(data_spec.limit * len(y_test) / len(y)))
+            test_rows = subset(len(y_test), k, derived_seed(seed, "limit-test"))
+            y_test = y_test[test_rows]
+        y = y[rows]
+    check_finite_rows(raw.x_train, rows, "training data")
+    if raw.x_test is not None:
+        check_finite_rows(raw.x_test, test_rows, "test data")
 
     y = canonical_targets(y, task, class_names=raw.class_names, where="the training data")
     if y_test is not None:
         y_test = canonical_targets(y_test, task, class_names=raw.class_names, where="the test data")
     num_classes = _num_classes(task, raw, y, y_test)
     labels = y if task == "classification" else None
+    x_test_source = raw.x_test
+    everything = np.arange(len(y)) if rows is None else rows
 
-    if x_test is None:
+    if raw.x_test is None:
         fraction = data_spec.test if data_spec.test is not None else (DEFAULT_TEST_FRACTION if raw.holdout else 0.0)
         if fraction > 0:
-            kept, held = holdout(len(x), fraction, seed=derived_seed(seed, "test"), labels=labels, what="the test split")
-            x, y, x_test, y_test = x[kept], y[kept], x[held], y[held]
+            kept, held = holdout(len(y), fraction, seed=derived_seed(seed, "test"), labels=labels, what="the test split")
+            x_test_source, test_rows, y_test = raw.x_train, everything[held], y[held]
+            rows, y = everything[kept], y[kept]
     elif data_spec.test:
         log.warning("data.test=%s ignored: the source has its own test split", data_spec.test)
 
-    x_val = y_val = None
+    val_rows = y_val = None
     if data_spec.validation > 0:
         kept, held = holdout(
-            len(x), data_spec.validation, seed=derived_seed(seed, "validation"),
+            len(y), data_spec.validation, seed=derived_seed(seed, "validation"),
             labels=y if task == "classification" else None, what="the validation split", field="data.validation",
         )
-        x, y, x_val, y_val = x[kept], y[kept], x[held], y[held]
+        train_all = np.arange(len(y)) if rows is None else rows
+        rows, val_rows, y, y_val = train_all[kept], train_all[held], y[kept], y[held]
 
-    pipeline, x_fit, y_fit = Pipeline.fit_transform(
-        data_spec.preprocess, x, y, task=task, kind=raw.kind, num_classes=num_classes,
-        class_names=raw.class_names, feature_names=raw.feature_names,
-    )
-    train = _split(pipeline, x_fit, y_fit)
-    val = transformed_split(pipeline, x_val, y_val) if x_val is not None else None
-    test = transformed_split(pipeline, x_test, y_test) if x_test is not None else None
-    log.debug("prepared %s: train %d, val %d, test %d, input %s", data_spec.source.type, len(train),
-              len(val) if val else 0, len(test) if test else 0, pipeline.input_shape)
+    fit_args = dict(task=task, kind=raw.kind, num_classes=num_classes, class_names=raw.class_names, feature_names=raw.feature_names)
+    if data_spec.stream:
+        # Fitted on a seeded sample of the training rows, however the splits are held, so a
+        # streamed model's data re-created in memory (compress, explain) has the same pipeline.
+        train_rows = np.arange(len(y)) if rows is None else rows
+        fit_on = subset(len(train_rows), streamed.FIT_ROWS, derived_seed(seed, "stream-fit"))  # positions in the split
+        pipeline = Pipeline.fit(data_spec.preprocess, _rows(raw.x_train, train_rows[fit_on], raw.kind), y[fit_on], **fit_args)
+        train = None
+    else:
+        pipeline, x_fit, y_fit = Pipeline.fit_transform(data_spec.preprocess, _rows(raw.x_train, rows, raw.kind), y, **fit_args)
+        train = _split(pipeline, x_fit, y_fit)
+    if stream:
+        def on_disk(source: np.ndarray, split_rows: np.ndarray | None, targets: np.ndarray) -> StreamedSplit:
+            ty = torch.from_numpy(np.ascontiguousarray(pipeline.transform_y(targets)))
+            return StreamedSplit(source, np.arange(len(targets)) if split_rows is None else split_rows, ty, pipeline)
+
+        train = on_disk(raw.x_train, rows, y)
+        val = on_disk(raw.x_train, val_rows, y_val) if val_rows is not None else None
+        test = on_disk(x_test_source, test_rows, y_test) if y_test is not None else None
+    else:
+        if train is None:
+            train = transformed_split(pipeline, _rows(raw.x_train, rows, raw.kind), y)
+        val = transformed_split(pipeline, _rows(raw.x_train, val_rows, raw.kind), y_val) if val_rows is not None else None
+        test = transformed_split(pipeline, _rows(x_test_source, test_rows, raw.kind), y_test) if y_test is not None else None
+    log.debug("prepared %s: train %d, val %d, test %d, input %s%s", data_spec.source.type, len(train),
+              len(val) if val else 0, len(test) if test else 0, pipeline.input_shape, " (streamed)" if stream else "")
     return Prepared(
         train=train, val=val, test=test, pipeline=pipeline, num_classes=num_classes,
         class_names=raw.class_names, feature_names=raw.feature_names,
         input_shape=pipeline.input_shape, kind=raw.kind,
     )
+
+
+def _rows(x: np.ndarray, rows: np.ndarray | None, kind: str) -> np.ndarray:
+    """The chosen rows of a source array (all of them for None), in memory: a memory-mapped
+    file is read and converted as ``as_features`` says, other arrays are used as they are."""
+    taken = x if rows is None else x[rows]
+    return as_features(taken, kind) if is_mapped(x) else taken
 
 
 def _num_classes(task: str, raw: RawData, y: np.ndarray, y_test: np.ndarray | None) -> int | None:
@@ -123,19 +167,6 @@ def _num_classes(task: str, raw: RawData, y: np.ndarray, y_test: np.ndarray | No
         return len(raw.class_names)
     # At least two: a binary problem whose (limited) data happen to hold one class is still binary.
     return max(highest + 1, 2)
-
-
-def _check_finite(x: np.ndarray, where: str) -> None:
-    if x.dtype.kind != "f":
-        if x.dtype.kind not in "biu":
-            raise DataError(f"Invalid {where}: expected numeric features, received {x.dtype}", field="data")
-        return
-    finite = np.isfinite(x.reshape(len(x), -1))
-    if not finite.all():
-        rows = finite.all(axis=1)
-        i = int(np.argmin(rows))
-        j = int(np.argmin(finite[i]))
-        raise DataError(f"Invalid {where}: expected finite numbers, received {x.reshape(len(x), -1)[i, j]} in sample {i}, feature {j}", field="data")
 
 
 def transformed_split(pipeline: Pipeline, x: np.ndarray, y: np.ndarray, *, where: str = "the data") -> Split:

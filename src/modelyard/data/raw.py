@@ -17,7 +17,7 @@ from modelyard.components import ComponentRegistry
 from modelyard.errors import DataError
 from modelyard.registry import closest
 
-__all__ = ["RawData", "SOURCES", "Kind", "resolve_path", "missing_key_error"]
+__all__ = ["RawData", "SOURCES", "Kind", "resolve_path", "missing_key_error", "as_features"]
 
 Kind = Literal["tabular", "image", "sequence"]
 
@@ -94,3 +94,11 @@ def missing_key_error(kind: str, key: str, found: list[str], where: Path | str, 
     if hint:
         msg += f"; did you mean {hint!r}?"
     return DataError(msg, field=field)
+
+
+def as_features(x: np.ndarray, kind: str) -> np.ndarray:
+    """Features as the pipeline takes them: integer ids stay int64 for sequence data (embedding
+    inputs), everything else becomes float32."""
+    if kind == "sequence" and x.dtype.kind in "iu":
+        return np.asarray(x, dtype=np.int64)
+    return np.asarray(x, dtype=np.float32)

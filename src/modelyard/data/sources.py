@@ -1,14 +1,15 @@
 """The data source registry with every built-in source registered.
 
 Built-in data sets: ``xor``, ``linear``, ``digits``, ``mnist``, ``fashion-mnist``.
-File formats (option ``path``): ``csv``, ``parquet``, ``npz``, ``images``.
+File formats (option ``path``): ``csv``, ``parquet``, ``npz``, ``images``; ``npy`` (options
+``x``/``y``) memory-maps its features, so ``data.stream: true`` can train on data larger than memory.
 Each source is ``(opts, *, seed) -> RawData``; importing this module registers them all.
 """
 
 from __future__ import annotations
 
 # Importing the modules registers their sources in SOURCES.
-from modelyard.data import images, mnist, npz, synthetic, tables  # noqa: F401
+from modelyard.data import images, mnist, npy, npz, synthetic, tables  # noqa: F401
 from modelyard.data.raw import SOURCES, RawData
 from modelyard.components import ComponentSpec
 

@@ -27,7 +27,7 @@ def training_sample(predictor: Predictor, *, size: int = SAMPLE_SIZE) -> np.ndar
     from modelyard.data import prepare
 
     spec = predictor.spec
-    prepared = prepare(spec.data, task=spec.task, seed=spec.seed)
+    prepared = prepare(spec.data, task=spec.task, seed=spec.seed, in_memory=True)  # needs tensors, not streams
     if prepared.pipeline.state_dict() != predictor.pipeline.state_dict():
         raise DataError(
             f"The data of model {predictor.ref} changed since it was trained (its preprocessing no longer "

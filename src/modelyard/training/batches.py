@@ -14,11 +14,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
 
 from modelyard.errors import DataError
 
-__all__ = ["InMemoryBatches", "StreamingBatches", "is_tensor_split", "split_size", "check_split"]
+__all__ = ["InMemoryBatches", "StreamingBatches", "dataset_loader", "is_tensor_split", "split_size", "check_split"]
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 
@@ -105,8 +105,26 @@ class InMemoryBatches:
         return self._rows.index_select(0, idx).permute(0, 3, 1, 2)  # NHWC rows, seen as NCHW
 
 
+def dataset_loader(dataset: Dataset, *, batch_size: int, shuffle: bool, generator: torch.Generator | None = None,
+                   workers: int = 0, pin_memory: bool = False) -> DataLoader:
+    """A DataLoader over ``dataset``; one that reads whole batches (``dataset.batched``, such as
+    a memory-mapped ``StreamedSplit``) is indexed with each batch's positions at once instead
+    of sample by sample (torch's documented "automatic batching disabled" form)."""
+    # Not persistent: each epoch's iterator then draws its seeds from ``generator`` the same
+    # way in a resumed run as in an uninterrupted one (exact resume).
+    common = {"num_workers": workers, "pin_memory": pin_memory, "persistent_workers": False}
+    if getattr(dataset, "batched", False):
+        order = RandomSampler(dataset, generator=generator) if shuffle else SequentialSampler(dataset)  # type: ignore[arg-type]
+        return DataLoader(dataset, sampler=BatchSampler(order, batch_size, drop_last=False), batch_size=None,
+                          generator=generator, **common)
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=generator, drop_last=False, **common)
+
+
 class StreamingBatches:
-    """A DataLoader over a Dataset (data larger than memory), seeded and with workers."""
+    """A DataLoader over a Dataset (data larger than memory), seeded and with workers.
+
+    A ``StreamedSplit`` (``data.stream: true``) is read a whole batch at a time by the workers.
+    """
 
     kind = "dataloader"
 
@@ -124,18 +142,8 @@ class StreamingBatches:
         self.device = device
         self.channels_last = channels_last
         self.batch_size = min(batch_size, len(dataset))  # type: ignore[arg-type]
-        self.loader = DataLoader(
-            dataset,
-            batch_size=self.batch_size,
-            shuffle=shuffle,
-            generator=generator,
-            num_workers=workers,
-            pin_memory=device.type == "cuda",
-            # Not persistent: each epoch's iterator then draws its seeds from ``generator`` the
-            # same way in a resumed run as in an uninterrupted one (exact resume).
-            persistent_workers=False,
-            drop_last=False,
-        )
+        self.loader = dataset_loader(dataset, batch_size=self.batch_size, shuffle=shuffle, generator=generator,
+                                     workers=workers, pin_memory=device.type == "cuda")
 
     def __len__(self) -> int:
         return len(self.loader)

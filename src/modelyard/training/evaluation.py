@@ -11,11 +11,10 @@ from typing import Any, Literal
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
 
 from modelyard.components import ComponentSpec
 from modelyard.metrics import MetricSet
-from modelyard.training.batches import check_split, is_tensor_split, split_size
+from modelyard.training.batches import check_split, dataset_loader, is_tensor_split, split_size
 from modelyard.training.losses import LOSSES
 from modelyard.training.runtime import autocast, resolve_precision, wants_channels_last, worth_bf16_on_cpu
 
@@ -54,7 +53,7 @@ def _batches(split: Any, batch_size: int, device: torch.device) -> Iterator[tupl
             xb = x[start : start + batch_size].to(device, non_blocking=True)
             yield xb, y[start : start + batch_size].to(device, non_blocking=True)
     else:
-        for xb, yb in DataLoader(split, batch_size=batch_size, shuffle=False):
+        for xb, yb in dataset_loader(split, batch_size=batch_size, shuffle=False):
             yield xb.to(device, non_blocking=True), yb.to(device, non_blocking=True)
 
 
