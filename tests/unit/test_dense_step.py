@@ -48,6 +48,18 @@ def test_gradients_equal_autograd_for_every_activation(act_a, act_b) -> None:
         torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
 
 
+def test_without_a_flatten_dense_layers_act_on_the_last_axis() -> None:
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Sequential(nn.Linear(5, 8), nn.Tanh()), nn.Dropout(0.0), nn.Linear(8, 3))
+    x, y = torch.randn(6, 4, 5), torch.randn(6, 4, 3)  # [N, T, F]: each of the T positions is a row
+    ref_loss, ref = autograd_grads(net, x, y, F.mse_loss)
+    loss, out = DenseStep(net, dense_stack(net), dtype=None)(x, y, F.mse_loss)
+    assert out.shape == (6, 4, 3)
+    torch.testing.assert_close(loss, ref_loss)
+    for got, want in zip((p.grad for p in net.parameters()), ref):
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.parametrize("loss", [{"cross_entropy": {"label_smoothing": 0.1}}, "mse", "mae", {"huber": 0.5},
                                   "binary_cross_entropy"])
 def test_any_loss_gets_its_exact_gradient(loss) -> None:

@@ -91,37 +91,46 @@ class _Dropout:
 _Op = _Dense | _Activation | _Dropout
 
 
-def dense_stack(network: nn.Module) -> list[_Op] | None:
+@dataclass(frozen=True)
+class _Flatten:
+    """A leading ``Flatten``: samples become rows (without it, dense layers act on the last axis)."""
+
+
+def dense_stack(network: nn.Module) -> list[_Op | _Flatten] | None:
     """The network as fused ops, or None when any part of it needs autograd.
 
     Accepted: ``Linear`` layers, the activations ``_activation`` knows, ``Dropout``,
     ``Identity`` (a final softmax folded into the loss leaves one) and a ``Flatten`` before
-    the first dense layer. Everything else (convolutions, normalisation, embeddings, a
+    the first dense layer (returned as the first op). Everything else (convolutions, normalisation, embeddings, a
     softmax that stayed in the network, a module with hooks such as pruning masks) trains
     through autograd.
     """
     body = getattr(network, "layers", network)
     if (type(network).forward is not nn.Sequential.forward and body is network) or not (is_plain(network) and is_plain(body)):
         return None
-    ops: list[_Op] = []
+    ops: list[_Op | _Flatten] = []
     for leaf in leaves(body):
         if not is_plain(leaf):
             return None
         if isinstance(leaf, nn.Identity):
             continue
         if isinstance(leaf, nn.Flatten) and not ops and leaf.start_dim == 1 and leaf.end_dim == -1:
-            continue  # the step flattens its input itself
+            ops.append(_Flatten())
+            continue
         if isinstance(leaf, nn.Linear):
             ops.append(_Dense(leaf))
-        elif isinstance(leaf, nn.Dropout) and ops:
+        elif isinstance(leaf, nn.Dropout) and _has_dense(ops):
             ops.append(_Dropout(float(leaf.p)))
-        elif (act := _activation(leaf)) is not None and ops:
+        elif (act := _activation(leaf)) is not None and _has_dense(ops):
             ops.append(act)
         else:
             return None
-    if not any(isinstance(op, _Dense) for op in ops) or not isinstance(ops[0], _Dense):
-        return None
-    return ops
+    return ops if _has_dense(ops) else None
+
+
+def _has_dense(ops: list[_Op | _Flatten]) -> bool:
+    """True once a dense layer is in ``ops`` (activations and dropout must follow one)."""
+    return any(isinstance(op, _Dense) for op in ops)
 
 
 class DenseStep:
@@ -134,9 +143,10 @@ class DenseStep:
 
     kind = "dense-fused"
 
-    def __init__(self, network: nn.Module, ops: list[_Op], *, dtype: torch.dtype | None) -> None:
+    def __init__(self, network: nn.Module, ops: list[_Op | _Flatten], *, dtype: torch.dtype | None) -> None:
         self.network = network
-        self.ops = ops
+        self.flatten = bool(ops) and isinstance(ops[0], _Flatten)
+        self.ops: list[_Op] = [op for op in ops if not isinstance(op, _Flatten)]
         self.dtype = dtype  # compute dtype of the GEMMs (bf16 under autocast rules), None = as stored
         for p in network.parameters():
             if p.requires_grad and p.grad is None:
@@ -147,8 +157,14 @@ class DenseStep:
 
     @torch.no_grad()
     def __call__(self, x: Tensor, y: Tensor, loss_fn: Callable[[Tensor, Tensor], Tensor]) -> tuple[Tensor, Tensor]:
-        """One forward and backward pass; returns (batch mean loss, outputs), both detached."""
-        h = self._cast(x.reshape(x.shape[0], -1))
+        """One forward and backward pass; returns (batch mean loss, outputs), both detached.
+
+        Rows are samples after a leading flatten; otherwise every position of the leading axes
+        is a row (dense layers act on the last axis, as ``nn.Linear`` does), and the outputs
+        get the leading axes back.
+        """
+        lead = (x.shape[0],) if self.flatten else tuple(x.shape[:-1])
+        h = self._cast(x.reshape(x.shape[0], -1) if self.flatten else x.reshape(-1, x.shape[-1]))
         saved: list[tuple[Tensor, ...]] = []
         for op in self.ops:  # forward, keeping what each backward formula reads
             if isinstance(op, _Dense):
@@ -161,13 +177,13 @@ class DenseStep:
             else:
                 z, h = h, op.forward(h)
                 saved.append((z if op.needs_input else h, h))
-        out = h
+        out = h.view(*lead, h.shape[-1])
         with torch.enable_grad():  # the loss alone goes through autograd, on a leaf
             leaf = out.detach().float().requires_grad_(True) if self.dtype is not None else out.detach().requires_grad_(True)
             loss = loss_fn(leaf, y)
             (grad,) = torch.autograd.grad(loss, leaf)
-        grad = self._cast(grad)
-        for i in range(len(self.ops) - 1, -1, -1):  # ops[0] is a dense layer (dense_stack checks)
+        grad = self._cast(grad.reshape(-1, grad.shape[-1]))
+        for i in range(len(self.ops) - 1, -1, -1):  # self.ops[0] is a dense layer (dense_stack checks)
             op, keep = self.ops[i], saved[i]
             if isinstance(op, _Dense):
                 inputs, weight = keep

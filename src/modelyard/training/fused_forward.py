@@ -32,6 +32,7 @@ from modelyard.training._modules import is_plain, leaves
 __all__ = ["FusedForward", "fused_forward", "one_channel_conv2d", "shifted_windows"]
 
 Tensor = torch.Tensor
+Step = Callable[[Tensor], Tensor]
 
 # Activations f with f(max(a, b)) == max(f(a), f(b)) whose pool-first gradient is exact.
 _MONOTONE = (nn.ReLU, nn.LeakyReLU)  # (negative slopes < 0 are not monotone: checked below)
@@ -92,7 +93,7 @@ def one_channel_conv2d(conv: nn.Conv2d, x: Tensor) -> Tensor:
     return _OneChannelConv2d.apply(x, conv.weight, conv.bias, conv.stride, conv.padding, conv.dilation)
 
 
-def _gemm_conv_applies(module: nn.Module) -> bool:
+def _is_one_channel_conv(module: nn.Module) -> bool:
     return (isinstance(module, nn.Conv2d) and module.in_channels == 1 and module.groups == 1
             and module.padding_mode == "zeros" and not isinstance(module.padding, str))
 
@@ -102,9 +103,6 @@ def _in_place(activation: nn.Module) -> Step:
         slope = activation.negative_slope
         return lambda x: F.leaky_relu_(x, slope)
     return torch.relu_
-
-
-Step = Callable[[Tensor], Tensor]
 
 
 class FusedForward:
@@ -144,7 +142,7 @@ def fused_forward(network: nn.Module, *, device: torch.device, autocast_dtype: t
             rewrites["pool_then_activation"] += 1
             i += 2
             continue
-        if gemm_ok and _gemm_conv_applies(leaf) and is_plain(leaf):
+        if gemm_ok and _is_one_channel_conv(leaf) and is_plain(leaf):
             steps.append(lambda x, conv=leaf: one_channel_conv2d(conv, x))
             rewrites["one_channel_conv_gemm"] += 1
         else:
