@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import torch
@@ -97,7 +97,7 @@ def prepare(data_spec: DataSpec, *, task: Literal["classification", "regression"
     num_classes = _num_classes(task, raw, y, y_test)
     labels = y if task == "classification" else None
     x_test_source = raw.x_test
-    everything = np.arange(len(y)) if rows is None else rows
+    everything = _positions(rows, len(y))
 
     if raw.x_test is None:
         fraction = data_spec.test if data_spec.test is not None else (DEFAULT_TEST_FRACTION if raw.holdout else 0.0)
@@ -114,31 +114,25 @@ def prepare(data_spec: DataSpec, *, task: Literal["classification", "regression"
             len(y), data_spec.validation, seed=derived_seed(seed, "validation"),
             labels=y if task == "classification" else None, what="the validation split", field="data.validation",
         )
-        train_all = np.arange(len(y)) if rows is None else rows
+        train_all = _positions(rows, len(y))
         rows, val_rows, y, y_val = train_all[kept], train_all[held], y[kept], y[held]
 
     fit_args = dict(task=task, kind=raw.kind, num_classes=num_classes, class_names=raw.class_names, feature_names=raw.feature_names)
     if data_spec.stream:
-        # Fitted on a seeded sample of the training rows, however the splits are held, so a
-        # streamed model's data re-created in memory (compress, explain) has the same pipeline.
-        train_rows = np.arange(len(y)) if rows is None else rows
-        fit_on = subset(len(train_rows), streamed.FIT_ROWS, derived_seed(seed, "stream-fit"))  # positions in the split
-        pipeline = Pipeline.fit(data_spec.preprocess, _rows(raw.x_train, train_rows[fit_on], raw.kind), y[fit_on], **fit_args)
-        train = None
+        pipeline = _sampled_pipeline(data_spec, raw, _positions(rows, len(y)), y, seed=seed, **fit_args)
     else:
         pipeline, x_fit, y_fit = Pipeline.fit_transform(data_spec.preprocess, _rows(raw.x_train, rows, raw.kind), y, **fit_args)
-        train = _split(pipeline, x_fit, y_fit)
     if stream:
         def on_disk(source: np.ndarray, split_rows: np.ndarray | None, targets: np.ndarray) -> StreamedSplit:
             ty = torch.from_numpy(np.ascontiguousarray(pipeline.transform_y(targets)))
-            return StreamedSplit(source, np.arange(len(targets)) if split_rows is None else split_rows, ty, pipeline)
+            return StreamedSplit(source, _positions(split_rows, len(targets)), ty, pipeline)
 
         train = on_disk(raw.x_train, rows, y)
         val = on_disk(raw.x_train, val_rows, y_val) if val_rows is not None else None
         test = on_disk(x_test_source, test_rows, y_test) if y_test is not None else None
     else:
-        if train is None:
-            train = transformed_split(pipeline, _rows(raw.x_train, rows, raw.kind), y)
+        train = (transformed_split(pipeline, _rows(raw.x_train, rows, raw.kind), y) if data_spec.stream
+                 else _split(pipeline, x_fit, y_fit))
         val = transformed_split(pipeline, _rows(raw.x_train, val_rows, raw.kind), y_val) if val_rows is not None else None
         test = transformed_split(pipeline, _rows(x_test_source, test_rows, raw.kind), y_test) if y_test is not None else None
     log.debug("prepared %s: train %d, val %d, test %d, input %s%s", data_spec.source.type, len(train),
@@ -148,6 +142,19 @@ def prepare(data_spec: DataSpec, *, task: Literal["classification", "regression"
         class_names=raw.class_names, feature_names=raw.feature_names,
         input_shape=pipeline.input_shape, kind=raw.kind,
     )
+
+
+def _positions(rows: np.ndarray | None, n: int) -> np.ndarray:
+    """Row numbers as an array (None stands for all ``n`` rows, in order)."""
+    return np.arange(n) if rows is None else rows
+
+
+def _sampled_pipeline(data_spec: DataSpec, raw: RawData, train_rows: np.ndarray, y: np.ndarray, *, seed: int,
+                      **fit_args: Any) -> Pipeline:
+    """A streamed spec's pipeline, fitted on a seeded sample of its training rows however the
+    splits are held, so its data re-created in memory (compress, explain) gets the same one."""
+    fit_on = subset(len(train_rows), streamed.FIT_ROWS, derived_seed(seed, "stream-fit"))  # positions in the split
+    return Pipeline.fit(data_spec.preprocess, _rows(raw.x_train, train_rows[fit_on], raw.kind), y[fit_on], **fit_args)
 
 
 def _rows(x: np.ndarray, rows: np.ndarray | None, kind: str) -> np.ndarray:

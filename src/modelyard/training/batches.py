@@ -74,7 +74,7 @@ class InMemoryBatches:
         # Rows are gathered with index_select (2x faster than x[idx] on a CPU); a
         # channels-last batch is gathered from the NHWC view of the same memory, which
         # keeps it channels-last (index_select on the NCHW view would not).
-        self._rows = self.x.permute(0, 2, 3, 1) if channels_last and self.x.ndim == 4 else self.x
+        self._nhwc = self.x.permute(0, 2, 3, 1) if channels_last and self.x.ndim == 4 else None
         self.n = int(x.shape[0])
         self.batch_size = min(batch_size, self.n)
         self.shuffle = shuffle
@@ -100,9 +100,9 @@ class InMemoryBatches:
             yield self._gather(idx), self.y.index_select(0, idx)
 
     def _gather(self, idx: torch.Tensor) -> torch.Tensor:
-        if self._rows is self.x:
+        if self._nhwc is None:
             return self.x.index_select(0, idx)
-        return self._rows.index_select(0, idx).permute(0, 3, 1, 2)  # NHWC rows, seen as NCHW
+        return self._nhwc.index_select(0, idx).permute(0, 3, 1, 2)  # NHWC rows, seen as NCHW
 
 
 def dataset_loader(dataset: Dataset, *, batch_size: int, shuffle: bool, generator: torch.Generator | None = None,

@@ -44,7 +44,6 @@ _SELU_SCALE = 1.0507009873554804934193349852946
 class _Activation:
     """``forward(z) -> y`` and ``backward(grad_y, z, y) -> grad_z`` with torch's kernels."""
 
-    name: str
     forward: Callable[[Tensor], Tensor]
     backward: Callable[[Tensor, Tensor, Tensor], Tensor]
     needs_input: bool  # backward reads z (else only y, so z need not be kept)
@@ -53,27 +52,27 @@ class _Activation:
 def _activation(module: nn.Module) -> _Activation | None:
     """The fused form of a pointwise activation module, or None if it has none."""
     if isinstance(module, nn.ReLU):
-        return _Activation("relu", torch.relu, lambda g, z, y: aten.threshold_backward(g, y, 0), False)
+        return _Activation(torch.relu, lambda g, z, y: aten.threshold_backward(g, y, 0), False)
     if isinstance(module, nn.LeakyReLU) and module.negative_slope >= 0:
         s = float(module.negative_slope)
-        return _Activation("leaky_relu", lambda z: F.leaky_relu(z, s), lambda g, z, y: aten.leaky_relu_backward(g, y, s, True), False)
+        return _Activation(lambda z: F.leaky_relu(z, s), lambda g, z, y: aten.leaky_relu_backward(g, y, s, True), False)
     if isinstance(module, nn.Tanh):
-        return _Activation("tanh", torch.tanh, lambda g, z, y: aten.tanh_backward(g, y), False)
+        return _Activation(torch.tanh, lambda g, z, y: aten.tanh_backward(g, y), False)
     if isinstance(module, nn.Sigmoid):
-        return _Activation("sigmoid", torch.sigmoid, lambda g, z, y: aten.sigmoid_backward(g, y), False)
+        return _Activation(torch.sigmoid, lambda g, z, y: aten.sigmoid_backward(g, y), False)
     if isinstance(module, nn.GELU):
         a = module.approximate
-        return _Activation("gelu", lambda z: F.gelu(z, approximate=a), lambda g, z, y: aten.gelu_backward(g, z, approximate=a), True)
+        return _Activation(lambda z: F.gelu(z, approximate=a), lambda g, z, y: aten.gelu_backward(g, z, approximate=a), True)
     if isinstance(module, nn.SiLU):
-        return _Activation("silu", F.silu, lambda g, z, y: aten.silu_backward(g, z), True)
+        return _Activation(F.silu, lambda g, z, y: aten.silu_backward(g, z), True)
     if isinstance(module, nn.ELU) and module.alpha >= 0:
         alpha = float(module.alpha)
-        return _Activation("elu", lambda z: F.elu(z, alpha), lambda g, z, y: aten.elu_backward(g, alpha, 1, 1, True, y), False)
+        return _Activation(lambda z: F.elu(z, alpha), lambda g, z, y: aten.elu_backward(g, alpha, 1, 1, True, y), False)
     if isinstance(module, nn.SELU):
-        return _Activation("selu", F.selu, lambda g, z, y: aten.elu_backward(g, _SELU_ALPHA, _SELU_SCALE, 1, True, y), False)
+        return _Activation(F.selu, lambda g, z, y: aten.elu_backward(g, _SELU_ALPHA, _SELU_SCALE, 1, True, y), False)
     if isinstance(module, nn.Softplus):
         beta, threshold = float(module.beta), float(module.threshold)
-        return _Activation("softplus", lambda z: F.softplus(z, beta, threshold),
+        return _Activation(lambda z: F.softplus(z, beta, threshold),
                            lambda g, z, y: aten.softplus_backward(g, z, beta, threshold), True)
     return None
 

@@ -92,16 +92,15 @@ def _diverged(run: TrainingRun, losses: torch.Tensor, upto: int, epoch: int) -> 
 def _step(run: TrainingRun, xb: torch.Tensor, yb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """One optimizer step; returns (batch mean loss, outputs), both still on the device."""
     spec = run.spec
+    penalty = weight_penalty(run.penalized, l1=spec.l1, l2=spec.l2)
     if run.dense is not None:  # fused dense stack: fills every .grad itself (see dense_step)
         loss, out = run.dense(xb, yb, run.loss_fn)
-        penalty = weight_penalty(run.penalized, l1=spec.l1, l2=spec.l2)
         if penalty is not None:
             penalty.backward()  # accumulates onto the gradients just written
     else:
         with autocast(run.device, run.precision):
             out = _forward(run, xb)
             loss = run.loss_fn(out, yb)
-        penalty = weight_penalty(run.penalized, l1=spec.l1, l2=spec.l2)
         total = loss if penalty is None else loss + penalty
         if run.scaler is not None:
             run.scaler.scale(total).backward()
