@@ -121,7 +121,13 @@ def test_io_binding_takes_strided_inputs_stays_bounded_and_is_thread_safe() -> N
 
     for n in range(1, 24):  # 23 batch sizes seen, buffers kept for the 16 most recent
         backend.predict_tensor(torch.zeros(n, 6))
-    assert len(backend._bound._entries) == backend._bound.MAX_SIZES
+        backend.predict_tensor(torch.zeros(2, 6))  # used again and again: never the least recent
+    kept = [shape[0] for shape in backend._bound._entries]
+    assert len(kept) == backend._bound.MAX_SIZES and 2 in kept
+    assert sorted(kept) == sorted({2, *range(9, 24)})
+    for n in (2, 2, 17, 17, 2):  # repeats of the last shape and switches give the plain session's answers
+        x = torch.randn(n, 6)
+        assert torch.equal(backend.predict_tensor(x), _plain(data, x))
 
     # Many threads on one batch size share one set of buffers: each must get its own answer.
     inputs = [torch.randn(16, 6, generator=torch.Generator().manual_seed(i)) for i in range(300)]
