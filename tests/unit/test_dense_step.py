@@ -169,3 +169,17 @@ def test_the_loop_never_zeroes_the_persistent_gradient_buffers(monkeypatch: pyte
     monkeypatch.setattr(torch.optim.Optimizer, "zero_grad", lambda self, set_to_none=True: calls.append(set_to_none))
     _train(monkeypatch, True)
     assert calls == []  # zero_grad would free the buffers DenseStep writes into
+
+
+def test_plain_cross_entropy_takes_the_tape_free_gradient_with_the_same_result(monkeypatch) -> None:
+    loss_fn = LOSSES.build(TrainSpec.model_validate({"loss": "cross_entropy"}).loss)
+    net = stack(nn.ReLU, nn.Tanh)
+    x, y = torch.randn(32, 12), torch.randint(0, 3, (32,))
+    ref_loss, ref = autograd_grads(net, x, y, loss_fn)
+    calls = []
+    monkeypatch.setattr(torch.autograd, "grad", lambda *a, **k: calls.append(a))  # must not be reached
+    loss_value, _ = DenseStep(net, dense_stack(net), dtype=None)(x, y, loss_fn)
+    assert calls == []
+    torch.testing.assert_close(loss_value, ref_loss)
+    for got, want in zip((p.grad for p in net.parameters()), ref):
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
