@@ -10,32 +10,22 @@ source. Targets are read into memory (one label or a few values per sample). Lik
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
-from pydantic import Field, model_validator
+from pydantic import Field
 
-from modelyard._validation import StrictModel
+from modelyard.data.arrays import ArrayOptions, arrays_to_raw
 from modelyard.data.raw import SOURCES, RawData, resolve_path
-from modelyard.data.tables import labels_to_classes
 from modelyard.errors import DataError
 
 __all__ = ["NpyOptions"]
 
 
-class NpyOptions(StrictModel):
+class NpyOptions(ArrayOptions):
+    pair_noun = "files"
+
     x: str = Field(min_length=1, description=".npy file of features, one row per sample")
     y: str = Field(min_length=1, description=".npy file of targets, one per sample")
-    x_test: str | None = None
-    y_test: str | None = None
-    kind: Literal["auto", "tabular", "image", "sequence"] = "auto"
-    class_names: list[str] | None = Field(None, min_length=1)
-
-    @model_validator(mode="after")
-    def _test_pair(self) -> NpyOptions:
-        if (self.x_test is None) != (self.y_test is None):
-            raise ValueError("expected both `x_test` and `y_test` files, or neither")
-        return self
 
 
 def _open(path_option: str, field: str, *, mapped: bool) -> np.ndarray:
@@ -56,10 +46,6 @@ def _open(path_option: str, field: str, *, mapped: bool) -> np.ndarray:
     return arr
 
 
-def _targets(y: np.ndarray) -> np.ndarray:
-    return y.astype(np.int64) if y.dtype.kind in "iub" else y.astype(np.float32)
-
-
 @SOURCES.component("npy", options=NpyOptions)
 def npy(opts: NpyOptions, *, seed: int) -> RawData:
     """Features and targets as .npy files; the features stay memory-mapped on disk."""
@@ -67,11 +53,4 @@ def npy(opts: NpyOptions, *, seed: int) -> RawData:
     y = _open(opts.y, "y", mapped=False)
     x_test = _open(opts.x_test, "x_test", mapped=True) if opts.x_test else None
     y_test = _open(opts.y_test, "y_test", mapped=False) if opts.y_test else None
-    class_names = list(opts.class_names) if opts.class_names else None
-    if y.dtype.kind in "US":
-        both = np.concatenate([y.reshape(-1), y_test.reshape(-1)]) if y_test is not None else y.reshape(-1)
-        index, class_names = labels_to_classes(both)
-        y, y_test = index[: len(y)], (index[len(y):] if y_test is not None else None)
-    kind = opts.kind if opts.kind != "auto" else ("image" if x.ndim == 4 else "tabular")
-    return RawData(x_train=x, y_train=_targets(y), x_test=x_test, y_test=_targets(y_test) if y_test is not None else None,
-                   class_names=class_names, kind=kind)
+    return arrays_to_raw(opts, x, y, x_test, y_test, convert_features=False)

@@ -8,33 +8,22 @@ from __future__ import annotations
 
 import zipfile
 from pathlib import Path
-from typing import Literal
-
 import numpy as np
-from pydantic import Field, model_validator
+from pydantic import Field
 
-from modelyard._validation import StrictModel
-from modelyard.data.raw import SOURCES, RawData, as_features, missing_key_error, resolve_path
-from modelyard.data.tables import labels_to_classes
+from modelyard.data.arrays import ArrayOptions, arrays_to_raw
+from modelyard.data.raw import SOURCES, RawData, missing_key_error, resolve_path
 from modelyard.errors import DataError
 
 __all__ = ["NpzOptions"]
 
 
-class NpzOptions(StrictModel):
+class NpzOptions(ArrayOptions):
+    pair_noun = "keys"
+
     path: str = Field(min_length=1)
     x: str = "x"
     y: str = "y"
-    x_test: str | None = None
-    y_test: str | None = None
-    kind: Literal["auto", "tabular", "image", "sequence"] = "auto"
-    class_names: list[str] | None = Field(None, min_length=1)
-
-    @model_validator(mode="after")
-    def _test_pair(self) -> NpzOptions:
-        if (self.x_test is None) != (self.y_test is None):
-            raise ValueError("expected both `x_test` and `y_test` keys, or neither")
-        return self
 
 
 @SOURCES.component("npz", options=NpzOptions, primary="path")
@@ -57,22 +46,7 @@ def npz(opts: NpzOptions, *, seed: int) -> RawData:
             if key not in keys:
                 raise missing_key_error("array", key, keys, path, f"data.{field}")
             arrays[field] = _load(archive, key, path, field)
-    class_names = list(opts.class_names) if opts.class_names else None
-    y_train, y_test = arrays["y"], arrays.get("y_test")
-    if y_train.dtype.kind in "US":
-        # String labels: one class list shared by train and test.
-        both = np.concatenate([y_train.reshape(-1), y_test.reshape(-1)]) if y_test is not None else y_train.reshape(-1)
-        index, class_names = labels_to_classes(both)
-        y_train, y_test = index[: len(y_train)], (index[len(y_train):] if y_test is not None else None)
-    kind = opts.kind if opts.kind != "auto" else ("image" if arrays["x"].ndim == 4 else "tabular")
-    return RawData(
-        x_train=as_features(arrays["x"], kind),
-        y_train=_targets(y_train),
-        x_test=as_features(arrays["x_test"], kind) if "x_test" in arrays else None,
-        y_test=_targets(y_test) if y_test is not None else None,
-        class_names=class_names,
-        kind=kind,
-    )
+    return arrays_to_raw(opts, arrays["x"], arrays["y"], arrays.get("x_test"), arrays.get("y_test"))
 
 
 def _load(archive: np.lib.npyio.NpzFile, key: str, path: Path, field: str) -> np.ndarray:
@@ -90,8 +64,3 @@ def _load(archive: np.lib.npyio.NpzFile, key: str, path: Path, field: str) -> np
         raise DataError(f"Invalid array {key!r} in {path} (`data.{field}`): expected one row per sample, received a scalar", field=f"data.{field}")
     return arr
 
-
-def _targets(y: np.ndarray) -> np.ndarray:
-    if y.dtype.kind in "iub":
-        return y.astype(np.int64)
-    return y.astype(np.float32)
