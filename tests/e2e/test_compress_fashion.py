@@ -92,7 +92,6 @@ def test_distilled_student_is_a_quarter_of_the_size_and_reported_next_to_its_bas
     assert student.accuracy > 0.84 and alone.accuracy > 0.84
 
 
-
 @pytest.mark.anyio
 async def test_every_compressed_version_loads_and_serves(teacher: tuple[Path, str], results: dict[str, CompressResult]) -> None:
     import httpx

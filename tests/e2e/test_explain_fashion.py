@@ -77,7 +77,6 @@ def test_cli_writes_a_heatmap_of_a_png_image(trained: tuple[Path, str], images: 
     assert body["explanations"][0]["label"] == "Ankle boot" and len(body["explanations"][0]["attributions"]) == 784
 
 
-
 @pytest.mark.anyio
 async def test_http_explain_route(trained: tuple[Path, str], images: np.ndarray) -> None:
     import httpx

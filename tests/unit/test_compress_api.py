@@ -157,7 +157,6 @@ def test_exported_graph_predicts_what_torch_predicts(store: tuple[Path, str]) ->
     assert int8.check["class_agreement"] >= 0.97
 
 
-
 @pytest.mark.anyio
 async def test_compressed_versions_serve_like_any_other(store: tuple[Path, str]) -> None:
     import httpx

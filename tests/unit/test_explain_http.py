@@ -22,7 +22,6 @@ pytestmark = pytest.mark.anyio
 ROWS = [[1.0, 2.0, -1.0, 0.5], [0.3, -0.2, 0.1, 2.0]]
 
 
-
 @pytest.fixture
 def app(home: Path):
     refs = [register("lin", home), register("lin", home), register_served("img", home)]

@@ -24,7 +24,6 @@ BASE = "http://127.0.0.1:8080"
 pytestmark = pytest.mark.anyio
 
 
-
 @pytest.fixture
 async def api(home: Path) -> AsyncIterator[httpx.AsyncClient]:
     app = create_server_app(ServerConfig(port=8080, home=home), start_workers=False)

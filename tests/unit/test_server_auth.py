@@ -25,7 +25,6 @@ pytestmark = pytest.mark.anyio
 PUBLIC = "192.0.2.2"  # TEST-NET-1: never a real peer; the app only compares names
 
 
-
 @asynccontextmanager
 async def client(home: Path, host: str = "127.0.0.1", **config: object) -> AsyncIterator[httpx.AsyncClient]:
     app = create_server_app(ServerConfig(host=host, port=8080, home=home, **config), start_workers=False)

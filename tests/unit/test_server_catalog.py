@@ -22,7 +22,6 @@ from modelyard.workflow import eval_split
 pytestmark = pytest.mark.anyio
 
 
-
 def sklearn_confusion(ref: str, home: Path) -> list[list[int]]:
     model = Predictor.load(ref, home=home)
     _, split = eval_split(prepare(model.spec.data, task=model.spec.task, seed=model.spec.seed))

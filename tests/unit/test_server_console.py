@@ -20,7 +20,6 @@ ROOT = Path(__file__).resolve().parents[2]
 JS_FILES = sorted((CONSOLE_DIR / "js").glob("*.js"))
 
 
-
 async def test_page_and_every_referenced_asset_are_served(home: Path) -> None:
     async with client(mini_app(home)) as http:
         page = await http.get("/")
