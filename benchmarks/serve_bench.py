@@ -7,7 +7,8 @@ For the Fashion-MNIST MLP and CNN (``examples/fashion_{mlp,cnn}.yaml`` trained f
 epoch: accuracy does not matter for throughput), each server runs alone as its own
 process on 127.0.0.1 and a bounded closed-loop load generator (``loadgen.py``, in this
 process) measures requests/s and p50/p99 latency at 1, 16 and 64 concurrent clients,
-one Fashion-MNIST image (784 pixel values as JSON) per request. Servers:
+one Fashion-MNIST image (784 pixel values as JSON; ``--payload floats``: scaled to [0, 1]) per
+request. Servers:
 
 - ``modelyard``: ``modelyard serve`` with its defaults (backend auto, batch 64, wait 2 ms)
 - ``modelyard-torch``: the same with ``--backend torch`` (batching alone, no ONNX Runtime)
@@ -160,6 +161,8 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=1.0, help="unmeasured seconds before each cell")
     parser.add_argument("--rounds", type=int, default=1, help="repeat every cell; the median round is reported")
     parser.add_argument("--port", type=int, default=8765, help="first port; servers take consecutive ones")
+    parser.add_argument("--payload", choices=["pixels", "floats"], default="pixels",
+                        help="instances as integer pixels (0-255) or as floats in [0, 1] (pixels / 255)")
     parser.add_argument("--out", type=Path, default=None, help="also write the markdown here")
     args = parser.parse_args()
 
@@ -171,6 +174,8 @@ def main() -> None:
 
     predictors = {name: Predictor.load(name, home=home) for name in MODELS}
     images = {name: sample_images(p.input_shape) for name, p in predictors.items()}
+    if args.payload == "floats":  # what a client that scales its inputs sends: ~4x the JSON of pixels
+        images = {name: x / 255.0 for name, x in images.items()}
     bodies = {name: [build_request(f"/v1/models/{name}/predict", json.dumps({"instances": [img.tolist()]}).encode())
                      for img in images[name]] for name in MODELS}
     plain_bodies = {name: [json.dumps({"instances": [img.tolist()]}).encode() for img in images[name]] for name in MODELS}
@@ -206,7 +211,8 @@ def main() -> None:
 
     cpu = os.cpu_count()
     header = (f"Serving benchmark: {args.seconds:g} s per cell after {args.warmup:g} s warm-up, median of {args.rounds} "
-              f"round(s), {cpu} CPU cores shared by server and load generator, torch {__import__('torch').__version__}.\n")
+              f"round(s), {args.payload} payload, {cpu} CPU cores shared by server and load generator, "
+              f"torch {__import__('torch').__version__}.\n")
     table = header + "\n" + markdown(results, args.servers, args.clients) + "\n"
     print(table)
     if args.out:

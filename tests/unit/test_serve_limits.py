@@ -66,6 +66,40 @@ def test_depth_counts_structure_not_brackets_inside_strings() -> None:
         parse_json(sneaky, max_depth=32)
 
 
+VALID_DOCUMENTS = [
+    {"instances": [[0.1, -2.5e-7, 3e5, 1e-320, -0.0, 255, 0]]},  # exponents, a subnormal, integers
+    {"instances": [[1.7976931348623157e308, -1.7976931348623157e308]]},  # float64's limits
+    {"text": "tab\tquote\" backslash\\ slash/ é 漢 \U0001f600", "nested": [[[[]]], {}, {"a": None}]},
+    [True, False, None, "", 2**63 - 1, -(2**63)],
+]
+
+
+@pytest.mark.parametrize("document", VALID_DOCUMENTS)
+def test_the_fast_parser_reads_documents_exactly_as_the_standard_library(document: object, monkeypatch) -> None:
+    import modelyard.serving.limits as limits
+
+    monkeypatch.setattr(limits, "_parse_slowly", lambda body: pytest.fail(f"fell back on {body!r}"))
+    for body in (json.dumps(document).encode(), json.dumps(document, indent=2, ensure_ascii=False).encode()):
+        got = parse_json(body, max_depth=32)
+        assert got == json.loads(body) and json.dumps(got) == json.dumps(json.loads(body))  # same values, same types
+
+
+def test_what_the_fast_parser_refuses_gets_the_standard_librarys_answer() -> None:
+    # A lone surrogate is valid JSON to Python (orjson refuses it): parsed, not an error.
+    assert parse_json(b'{"a": "\\ud800"}', max_depth=32) == {"a": "\ud800"}
+    # A number past float64 becomes infinity, as with Python's json (the codec then refuses it).
+    assert parse_json(b"[1e400, -1e400]", max_depth=32) == [float("inf"), float("-inf")]
+    # Errors keep the standard library's wording and position.
+    with pytest.raises(MalformedRequestError, match="Malformed JSON: Expecting value at line 2 column 5"):
+        parse_json(b'{"instances":\n    ]}', max_depth=32)
+    with pytest.raises(MalformedRequestError, match="Malformed JSON: Unexpected UTF-8 BOM"):
+        parse_json(b'\xef\xbb\xbf{"instances": [[1]]}', max_depth=32)
+
+
+def test_integers_past_64_bits_become_the_nearest_float() -> None:
+    assert parse_json(b"[123456789012345678901234567890]", max_depth=32) == [1.2345678901234568e29]
+
+
 class _App:
     """An ASGI app that reads the whole body, recording how many bytes it saw."""
 

@@ -16,6 +16,7 @@ import json
 import logging
 from typing import Any
 
+import orjson
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 
@@ -78,7 +79,7 @@ class PredictRoutes:
         try:
             model = self.models.get(name, _version(version))
             features = await self._decode(model, scope, receive)
-            status, body = 200, json.dumps(await model.predict(features), separators=(",", ":"), allow_nan=False).encode()
+            status, body = 200, orjson.dumps(await model.predict(features))  # finite by construction (codec)
         except ModelyardError as exc:
             status, headers, body = error_body(exc)
         except StarletteHTTPException as exc:  # multipart limits (too many files or fields)
