@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import zipfile
 from pathlib import Path
+
 import numpy as np
 from pydantic import Field
 
@@ -63,4 +64,3 @@ def _load(archive: np.lib.npyio.NpzFile, key: str, path: Path, field: str) -> np
     if arr.ndim == 0:
         raise DataError(f"Invalid array {key!r} in {path} (`data.{field}`): expected one row per sample, received a scalar", field=f"data.{field}")
     return arr
-

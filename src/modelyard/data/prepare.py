@@ -19,7 +19,7 @@ from modelyard.data.pipeline import Pipeline
 from modelyard.data.raw import RawData, as_features
 from modelyard.data.sources import load_source
 from modelyard.data.split import derived_seed, holdout, subset
-from modelyard.data import streamed
+from modelyard.data import streamed  # streamed.FIT_ROWS read at call time (tests lower it)
 from modelyard.data.streamed import StreamedSplit, check_finite_rows, is_mapped
 from modelyard.data.targets import canonical_targets
 from modelyard.errors import DataError, SpecError
@@ -118,10 +118,12 @@ def prepare(data_spec: DataSpec, *, task: Literal["classification", "regression"
         rows, val_rows, y, y_val = train_all[kept], train_all[held], y[kept], y[held]
 
     fit_args = dict(task=task, kind=raw.kind, num_classes=num_classes, class_names=raw.class_names, feature_names=raw.feature_names)
+    fitted: Split | None = None  # the training split, when fitting transformed it already
     if data_spec.stream:
         pipeline = _sampled_pipeline(data_spec, raw, _positions(rows, len(y)), y, seed=seed, **fit_args)
     else:
         pipeline, x_fit, y_fit = Pipeline.fit_transform(data_spec.preprocess, _rows(raw.x_train, rows, raw.kind), y, **fit_args)
+        fitted = _split(pipeline, x_fit, y_fit)
     if stream:
         def on_disk(source: np.ndarray, split_rows: np.ndarray | None, targets: np.ndarray) -> StreamedSplit:
             ty = torch.from_numpy(np.ascontiguousarray(pipeline.transform_y(targets)))
@@ -131,8 +133,7 @@ def prepare(data_spec: DataSpec, *, task: Literal["classification", "regression"
         val = on_disk(raw.x_train, val_rows, y_val) if val_rows is not None else None
         test = on_disk(x_test_source, test_rows, y_test) if y_test is not None else None
     else:
-        train = (transformed_split(pipeline, _rows(raw.x_train, rows, raw.kind), y) if data_spec.stream
-                 else _split(pipeline, x_fit, y_fit))
+        train = fitted if fitted is not None else transformed_split(pipeline, _rows(raw.x_train, rows, raw.kind), y)
         val = transformed_split(pipeline, _rows(raw.x_train, val_rows, raw.kind), y_val) if val_rows is not None else None
         test = transformed_split(pipeline, _rows(x_test_source, test_rows, raw.kind), y_test) if y_test is not None else None
     log.debug("prepared %s: train %d, val %d, test %d, input %s%s", data_spec.source.type, len(train),

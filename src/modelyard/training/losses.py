@@ -107,18 +107,26 @@ def cross_entropy(opts: CrossEntropyOptions) -> LossFn:
                     f"{_shape(output)}, received floats of shape {_shape(target)}"
                 )
             return F.cross_entropy(output, target, label_smoothing=smoothing)
-        if target.ndim == 2 and target.shape[1] == 1:
-            target = target.reshape(-1)
-        if target.ndim != 1 or output.ndim != 2 or target.shape[0] != output.shape[0]:
+        indices = _class_indices(output, target)
+        if indices is None:
             raise DataError(
                 f"Invalid targets for loss 'cross_entropy': expected class indices of shape [{output.shape[0]}] "
                 f"for logits {_shape(output)}, received {_shape(target)}"
             )
-        return F.cross_entropy(output, target.long(), label_smoothing=smoothing)
+        return F.cross_entropy(output, indices, label_smoothing=smoothing)
 
     if smoothing == 0.0:
         loss.value_and_grad = _cross_entropy_value_and_grad  # type: ignore[attr-defined]
     return loss
+
+
+def _class_indices(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor | None:
+    """Integer targets as int64 class indices [N] for logits [N, C] ([N, 1] columns too), or None."""
+    if target.ndim == 2 and target.shape[1] == 1:
+        target = target.reshape(-1)
+    if target.ndim != 1 or output.ndim != 2 or target.shape[0] != output.shape[0]:
+        return None
+    return target.long()
 
 
 def _cross_entropy_value_and_grad(output: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
@@ -131,13 +139,11 @@ def _cross_entropy_value_and_grad(output: torch.Tensor, target: torch.Tensor) ->
     probability rows, shapes ``loss`` would reject with its message) returns None, and the
     caller goes through ``loss`` and autograd.
     """
-    if target.is_floating_point() or output.ndim != 2 or not output.is_floating_point():
+    if target.is_floating_point() or not output.is_floating_point():
         return None
-    if target.ndim == 2 and target.shape[1] == 1:
-        target = target.reshape(-1)
-    if target.ndim != 1 or target.shape[0] != output.shape[0]:
+    target = _class_indices(output, target)
+    if target is None:
         return None
-    target = target.long()
     aten = torch.ops.aten
     mean, ignore = 1, -100  # torch's Reduction.MEAN and default ignore_index, as F.cross_entropy passes them
     log_probs = aten._log_softmax(output, 1, False)
