@@ -34,7 +34,7 @@ def served_speedup(parent_ref: str, child_ref: str, home: Path, *, rounds: int) 
     x = parent.preprocess(np.random.default_rng(0).uniform(0, 255, size=(1, 784)))
     with one_thread():
         chosen = {"parent": select_backend(parent, "auto"), "int8": select_backend(child, "auto")}
-        ms = time_calls({name: (lambda b=c.backend: b.predict_tensor(x)) for name, c in chosen.items()},
+        ms = time_calls({name: (lambda b=c.backend: b.predict_array(x)) for name, c in chosen.items()},
                         rounds=rounds, per_round=20, warmup=200)
     return {"ms": ms, "backends": {n: c.info["name"] for n, c in chosen.items()}, "speedup": ms["parent"] / ms["int8"]}
 

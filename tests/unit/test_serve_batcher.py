@@ -9,6 +9,7 @@ import asyncio
 import threading
 import time
 
+import numpy as np
 import pytest
 import torch
 
@@ -58,6 +59,16 @@ async def test_concurrent_requests_share_one_forward_pass_and_get_their_own_rows
     for x, out in zip(xs, outs):
         torch.testing.assert_close(out, model(x), rtol=0, atol=1e-6)
     assert all(name.startswith("modelyard-") for name in rec.threads)  # not the event loop's thread
+
+
+async def test_numpy_outputs_are_handed_back_row_by_row_like_tensors() -> None:
+    batcher = DynamicBatcher(lambda x: model(x).numpy(), max_batch_size=64, max_wait_ms=50)  # the serving backends' form
+    xs = requests(5, rows=3)
+    outs = await asyncio.gather(*(batcher.submit(x) for x in xs))
+    await batcher.close()
+    for x, out in zip(xs, outs):
+        assert isinstance(out, np.ndarray) and out.shape == (3, 3)
+        np.testing.assert_allclose(out, model(x).numpy(), rtol=0, atol=1e-6)
 
 
 async def test_batches_never_exceed_max_batch_size_and_split_on_request_boundaries() -> None:

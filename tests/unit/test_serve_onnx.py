@@ -11,7 +11,7 @@ from test_serve_support import instances, register
 
 from modelyard.onnx_export import ONNX_FILE, ExportError, OnnxBackend, check_onnx, export_onnx
 from modelyard.predict import Predictor
-from modelyard.serving.backends import select_backend
+from modelyard.serving.backends import TorchBackend, select_backend
 
 
 @pytest.mark.parametrize("name", ["clf", "img", "reg"])
@@ -24,6 +24,10 @@ def test_onnx_backend_matches_torch_predict_tensor(name: str, home: Path) -> Non
     assert got.shape == want.shape and got.dtype == torch.float32
     torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
     assert backend.max_abs_diff is not None and backend.max_abs_diff < 1e-4
+    array = backend.predict_array(features)  # the serving call: the same values as numpy
+    assert isinstance(array, np.ndarray) and array.dtype == np.float32 and np.array_equal(array, got.numpy())
+    torch_backend = TorchBackend(predictor)
+    assert np.array_equal(torch_backend.predict_array(features), want.numpy())
 
 
 def test_export_is_cached_in_the_version_folder_and_a_stale_cache_is_replaced(home: Path) -> None:
@@ -94,7 +98,9 @@ def test_io_bound_buffers_give_session_run_outputs_for_any_batch_size(spec: dict
             x = torch.randn(batch, 6, generator=gen)
         got = backend.predict_tensor(x)
         assert torch.equal(got, _plain(data, x)), batch
-        outputs.append((got, got.clone()))
+        array = backend.predict_array(x)
+        assert isinstance(array, np.ndarray) and np.array_equal(array, got.numpy()), batch
+        outputs += [(got, got.clone()), (torch.from_numpy(array), torch.from_numpy(array.copy()))]
     assert all(torch.equal(a, b) for a, b in outputs)  # earlier results are not overwritten by later calls
     with torch.inference_mode():  # buffers made in inference mode still work outside it, and back
         x = torch.zeros(2, *network.input_shape, dtype=network.input_dtype)
@@ -116,6 +122,12 @@ def test_io_binding_takes_strided_inputs_stays_bounded_and_is_thread_safe() -> N
     wide = torch.randn(4, 12)
     strided = wide[:, ::2]  # not contiguous
     assert torch.equal(backend.predict_tensor(strided), _plain(data, strided.contiguous()))
+    offset = wide.reshape(-1)[6:30].reshape(4, 6)  # contiguous, starting 6 values into its storage
+    assert offset.is_contiguous() and offset.storage_offset() == 6
+    assert torch.equal(backend.predict_tensor(offset), _plain(data, offset.clone()))
+    negated = torch._neg_view(offset)  # contiguous, but its bytes are the un-negated values
+    assert negated.is_contiguous() and negated.is_neg()
+    assert torch.equal(backend.predict_tensor(negated), _plain(data, -offset))
     grad = torch.randn(2, 6, requires_grad=True)  # takes the plain path, same answer
     assert torch.equal(backend.predict_tensor(grad), _plain(data, grad.detach()))
 

@@ -5,11 +5,12 @@ one intra-op thread for every engine (a fixed thread count makes numbers compara
 across runs on a shared machine), alternating the models round by round so that a
 burst of load elsewhere hits them alike. Two engines are timed:
 
-- ``torch``: ``Predictor.predict_tensor`` (what ``modelyard.load`` and the torch serving
-  backend run), including the output softmax.
-- ``onnxruntime``: ``OnnxBackend.predict_tensor`` on the model's ONNX graph (what the onnx
-  serving backend runs). For an int8 version that is its stored int8 graph (for dynamically
-  quantized dense layers, ONNX Runtime's quantization of the parent's fp32 graph).
+- ``torch``: ``Predictor.predict_tensor`` (what ``modelyard.load`` runs; the torch serving
+  backend adds a zero-copy ``.numpy()``), including the output softmax.
+- ``onnxruntime``: ``OnnxBackend.predict_array`` on the model's ONNX graph (what the onnx
+  serving backend runs: features in, the numpy outputs the server encodes out). For an
+  int8 version that is its stored int8 graph (for dynamically quantized dense layers,
+  ONNX Runtime's quantization of the parent's fp32 graph).
 
 ``served`` repeats the numbers of the engine that the serving backend's ``auto`` choice
 picked for the model (``served_by``), so a speed-up "as served" is what users get.

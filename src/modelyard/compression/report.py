@@ -1,8 +1,8 @@
 """The before/after table: parent and compressed model measured the same way, in one process.
 
 One line per model and engine: ``torch`` (weights file, ``Predictor.predict_tensor``) and
-``onnxruntime`` (ONNX graph, the onnx serving backend), each with its size, median latency at
-batch 1 and 32 and test accuracy. The ``served (auto)`` column marks the engine that the serving
+``onnxruntime`` (ONNX graph, ``OnnxBackend.predict_array``: the onnx serving backend's call),
+each with its size, median latency at batch 1 and 32 and test accuracy. The ``served (auto)`` column marks the engine that the serving
 backend's ``auto`` choice picks for the model, decided exactly as ``modelyard serve`` decides
 it, so the "as served" speed-up is what users get.
 """
@@ -99,7 +99,7 @@ def measure_pair(parent: Any, child: Network, child_spec: Any, child_state: dict
             for b, x in samples.items():
                 calls[f"{label}|torch|{b}"] = (lambda p=predictor, x=x: p.predict_tensor(x))
                 if onnx is not None:
-                    calls[f"{label}|onnxruntime|{b}"] = (lambda o=onnx, x=x: o.predict_tensor(x))
+                    calls[f"{label}|onnxruntime|{b}"] = (lambda o=onnx, x=x: o.predict_array(x))
             if onnx is not None and parent.task == "classification":
                 row.onnx_accuracy = onnx_accuracy(onnx.predict_tensor, test.x, test.y)
     timings = time_calls(calls, rounds=rounds)
@@ -126,7 +126,7 @@ def measure_export(model: Any, graph: bytes, test: Any, *, rounds: int = 20) -> 
     for b in BATCHES:
         x = test.x[:b].contiguous()
         calls[f"torch|torch|{b}"] = (lambda x=x: model.predict_tensor(x))
-        calls[f"onnx|onnxruntime|{b}"] = (lambda x=x: backend.predict_tensor(x))
+        calls[f"onnx|onnxruntime|{b}"] = (lambda x=x: backend.predict_array(x))
     for key, ms in time_calls(calls, rounds=rounds).items():
         label, engine, batch = key.split("|")
         (torch_row if label == "torch" else onnx_row).latency_ms.setdefault(engine, {})[int(batch)] = ms

@@ -3,7 +3,8 @@
 "auto" measures both on this machine at startup, on the batch sizes this deployment will
 see (1, max_batch_size/4 and max_batch_size), alternating them round by round for about
 a second, and keeps ONNX Runtime only when the geometric mean of its median time per
-batch size, relative to torch's, is below 1. If ONNX export or its numerical check fails,
+batch size, relative to torch's, is below 1. What is timed is the call the server makes,
+``predict_array`` (features in, numpy outputs out, ready to encode). If ONNX export or its numerical check fails,
 torch serves and the reason is recorded. The choice and timings show in ``GET /v1/models``.
 
 An int8 version is never exported: its ONNX Runtime candidate is the int8 graph stored and
@@ -20,6 +21,7 @@ import statistics
 import time
 from typing import Any, Literal, Protocol
 
+import numpy as np
 import torch
 
 from modelyard.errors import ModelyardError
@@ -32,9 +34,13 @@ BackendName = Literal["auto", "torch", "onnx"]
 
 
 class Backend(Protocol):
+    """Preprocessed features → outputs; ``predict_array`` (numpy) is what the server calls."""
+
     name: str
 
     def predict_tensor(self, features: torch.Tensor) -> torch.Tensor: ...
+
+    def predict_array(self, features: torch.Tensor) -> np.ndarray: ...
 
 
 class TorchBackend:
@@ -47,6 +53,9 @@ class TorchBackend:
 
     def predict_tensor(self, features: torch.Tensor) -> torch.Tensor:
         return self._predictor.predict_tensor(features)
+
+    def predict_array(self, features: torch.Tensor) -> np.ndarray:
+        return self._predictor.predict_tensor(features).numpy()
 
 
 class BackendChoice:
@@ -69,14 +78,14 @@ def _time_backends(backends: list[Backend], inputs: dict[int, torch.Tensor], bud
     samples: dict[str, dict[int, list[float]]] = {b.name: {n: [] for n in inputs} for b in backends}
     for backend in backends:  # first calls allocate and plan: not part of the timing
         for x in inputs.values():
-            backend.predict_tensor(x)
+            backend.predict_array(x)
     start = time.perf_counter()
     rounds = 0
     while rounds < 3 or (rounds < 50 and time.perf_counter() - start < budget_s):
         for backend in backends:
             for n, x in inputs.items():
                 t0 = time.perf_counter()
-                backend.predict_tensor(x)
+                backend.predict_array(x)
                 samples[backend.name][n].append(time.perf_counter() - t0)
         rounds += 1
     return {name: {n: statistics.median(v) for n, v in per.items()} for name, per in samples.items()}

@@ -4,7 +4,8 @@ Requests arrive already validated and preprocessed (a bad one fails in its own h
 before it can share a batch with anyone). The batcher collates their tensors with
 ``torch.cat``, remembering each request's row span, runs the model in one dedicated
 worker thread (so the event loop keeps parsing the next requests while torch computes),
-and hands each request back its own rows.
+and hands each request back its own rows of the outputs (a tensor or a numpy array,
+whichever ``run`` returns; the server's backends return numpy, ready to encode).
 
 A batch starts as soon as ``max_batch_size`` rows are waiting, or ``max_wait_ms`` after
 its oldest request arrived. The wait only applies under concurrency (recent batches held
@@ -26,6 +27,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 
 from modelyard.serving.errors import QueueFullError, RequestTimeoutError, ShuttingDownError
@@ -34,11 +36,13 @@ __all__ = ["DynamicBatcher"]
 
 log = logging.getLogger(__name__)
 
+Outputs = torch.Tensor | np.ndarray  # row-sliceable, with a leading batch axis
+
 
 @dataclass(eq=False)
 class _Pending:
     features: torch.Tensor  # (rows, *input_shape)
-    future: asyncio.Future[torch.Tensor]
+    future: asyncio.Future[Outputs]
     arrived: float  # loop.time()
     deadline: float
     rows: int = field(init=False)
@@ -50,14 +54,14 @@ class _Pending:
 class DynamicBatcher:
     """Queue + collate + one worker thread for one model.
 
-    ``run`` maps a (B, ...) tensor to a (B, ...) tensor; it is called from the worker
+    ``run`` maps a (B, ...) tensor to (B, ...) outputs; it is called from the worker
     thread only, one batch at a time. ``on_batch(rows, seconds)`` is called after each
     forward pass (metrics).
     """
 
     def __init__(
         self,
-        run: Callable[[torch.Tensor], torch.Tensor],
+        run: Callable[[torch.Tensor], Outputs],
         *,
         max_batch_size: int = 64,
         max_wait_ms: float = 2.0,
@@ -87,7 +91,7 @@ class DynamicBatcher:
         """Requests waiting for a batch (not counting the one being computed)."""
         return len(self._queue)
 
-    async def submit(self, features: torch.Tensor) -> torch.Tensor:
+    async def submit(self, features: torch.Tensor) -> Outputs:
         """Queue ``features`` (rows of one request) and wait for their outputs."""
         if self._closing:
             raise ShuttingDownError(f"Model {self.name} is shutting down and takes no new requests; retry on another replica")
@@ -257,7 +261,7 @@ class DynamicBatcher:
                 item.future.set_result(out[offset : offset + item.rows])
             offset += item.rows
 
-    def _run_checked(self, features: torch.Tensor) -> torch.Tensor:
+    def _run_checked(self, features: torch.Tensor) -> Outputs:
         out = self._run(features)
         if out.shape[0] != features.shape[0]:
             raise RuntimeError(f"model returned {out.shape[0]} rows for a batch of {features.shape[0]}")

@@ -39,7 +39,7 @@ class ServedModel:
         self.choice = backend or select_backend(predictor, config.backend, max_batch_size=config.max_batch_size)
         self.metrics = metrics
         self.batcher = DynamicBatcher(
-            self.choice.backend.predict_tensor, max_batch_size=config.max_batch_size, max_wait_ms=config.max_wait_ms,
+            self.choice.backend.predict_array, max_batch_size=config.max_batch_size, max_wait_ms=config.max_wait_ms,
             max_queue=config.max_queue, timeout_s=config.timeout, name=self.ref,
             on_batch=metrics.batch_observer(self.name),
         )
@@ -65,7 +65,7 @@ class ServedModel:
 
     # -- predict → encode -------------------------------------------------------------------
     async def predict(self, features: torch.Tensor) -> dict[str, Any]:
-        out = (await self.batcher.submit(features)).numpy()
+        out = await self.batcher.submit(features)  # this request's rows of the batch's numpy outputs
         records, warnings = encode_predictions(out, self.task, self.predictor.labels_from)
         if warnings:
             self.metrics.nonfinite.labels(model=self.name).inc(sum(1 for r in records if _has_null(r)))
