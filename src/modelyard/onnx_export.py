@@ -155,11 +155,13 @@ class OnnxBackend:
     def __init__(self, data: bytes, *, threads: int | None = None, max_abs_diff: float | None = None,
                  check: dict[str, Any] | None = None, graph: str = ONNX_FILE) -> None:
         self._session = _session(data, threads)
+        # Given None, onnxruntime builds default RunOptions on every run (2-4 µs at batch 1); these
+        # are read-only during a run, so one serves every call and thread.
         self._options = _run_options()
         self.max_abs_diff = max_abs_diff  # largest |onnx - torch| seen when the graph was checked
         self.check = check if check is not None else ({"max_abs_diff": max_abs_diff} if max_abs_diff is not None else {})
         self.graph = graph
-        self._bound = _BoundBuffers.for_session(self._session)
+        self._bound = _BoundBuffers.for_session(self._session, self._options)
 
     @classmethod
     def from_predictor(cls, predictor: Any, *, cache: bool = True, threads: int | None = None) -> OnnxBackend:
@@ -254,12 +256,10 @@ class _BoundBuffers:
     At batch 1 the Python around the run is what is left to cut (the Fashion-MNIST MLP's int8
     graph runs in ~14 µs, the call in ~25 µs): this path avoids numpy round trips, dict
     reordering on repeated shapes and onnxruntime's Python shim, ~3 µs less than the first
-    binding version; it passes one ``RunOptions`` made up front (with ``None`` onnxruntime
-    builds a default one per run, 2-4 µs), and copies a contiguous CPU input in with one
-    ``memmove`` instead of ``Tensor.copy_`` (~2 µs less as served), and returns the output as
-    a numpy copy, which the server encodes as it is: making a torch tensor per call costs
-    5-7 µs more (docs/compression.md).
-    Bounded: at most ``MAX_SIZES`` shapes (least
+    binding version. It also runs with the backend's one ``RunOptions``, copies a contiguous
+    CPU input in with one ``memmove`` (~2 µs less than ``Tensor.copy_`` as served) and returns
+    the output as a numpy copy, which the server encodes as it is (a torch tensor per call
+    costs 5-7 µs more; docs/compression.md). Bounded: at most ``MAX_SIZES`` shapes (least
     recently used dropped) of at most ``MAX_BYTES`` each; anything else (other dtypes or
     shapes, bigger batches, inputs that need gradients) takes the plain ``session.run`` path.
     A lock makes a backend shared between threads safe; each call returns a fresh array.
@@ -268,7 +268,7 @@ class _BoundBuffers:
     MAX_SIZES = 16
     MAX_BYTES = 1 << 20
 
-    def __init__(self, session: Any, in_dtype: torch.dtype, in_tail: tuple[int, ...],
+    def __init__(self, session: Any, options: Any, in_dtype: torch.dtype, in_tail: tuple[int, ...],
                  out_dtype: torch.dtype, out_tail: tuple[int, ...]) -> None:
         self._session = session
         self._dtype = in_dtype
@@ -279,7 +279,7 @@ class _BoundBuffers:
         self._lock = threading.Lock()
         self._last_shape: torch.Size | None = None
         self._last: _Entry | None = None
-        self._options = _run_options()  # read-only during a run: one serves every call and thread
+        self._options = options
         # onnxruntime's InferenceSession.run_with_iobinding is a Python shim over its C++ session
         # (``_sess``); calling that directly saves ~0.4 µs a call. Any other layout: the public API.
         native = getattr(session, "_sess", None)
@@ -289,7 +289,7 @@ class _BoundBuffers:
             self._run, self._native = session.run_with_iobinding, lambda binding: binding
 
     @classmethod
-    def for_session(cls, session: Any) -> _BoundBuffers | None:
+    def for_session(cls, session: Any, options: Any) -> _BoundBuffers | None:
         """Buffers for a one-input, one-output graph with a leading batch axis and fixed other axes."""
         inputs, outputs = session.get_inputs(), session.get_outputs()
         if len(inputs) != 1 or len(outputs) != 1:
@@ -298,7 +298,7 @@ class _BoundBuffers:
         in_tail, out_tail = inputs[0].shape[1:], outputs[0].shape[1:]
         if in_dtype is None or out_dtype is None or not all(isinstance(d, int) for d in [*in_tail, *out_tail]):
             return None
-        return cls(session, in_dtype, tuple(in_tail), out_dtype, tuple(out_tail))
+        return cls(session, options, in_dtype, tuple(in_tail), out_dtype, tuple(out_tail))
 
     def run(self, x: torch.Tensor) -> np.ndarray | None:
         """The outputs for ``x``, or None when ``x`` does not fit bound buffers.
@@ -306,9 +306,8 @@ class _BoundBuffers:
         Kept lean, it runs per call: at batch 1 this wrapper is a third of a small model's
         time. A repeat of the last shape costs two attribute checks, the lock, a shape
         comparison, the copy in (``memmove`` for a contiguous CPU tensor; ``Tensor.copy_``
-        takes strided or GPU ones), the session's C++ ``run_with_iobinding`` and the numpy
-        copy out.
-        Autograd inputs take the plain path.
+        takes strided, GPU or negated-view ones), the session's C++ ``run_with_iobinding``
+        and the numpy copy out. Autograd inputs take the plain path.
         """
         if x.dtype is not self._dtype or x.requires_grad:
             return None

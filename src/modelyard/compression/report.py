@@ -2,9 +2,9 @@
 
 One line per model and engine: ``torch`` (weights file, ``Predictor.predict_tensor``) and
 ``onnxruntime`` (ONNX graph, ``OnnxBackend.predict_array``: the onnx serving backend's call),
-each with its size, median latency at batch 1 and 32 and test accuracy. The ``served (auto)`` column marks the engine that the serving
-backend's ``auto`` choice picks for the model, decided exactly as ``modelyard serve`` decides
-it, so the "as served" speed-up is what users get.
+each with its size, median latency at batch 1 and 32 and test accuracy. The ``served (auto)``
+column marks the engine that the serving backend's ``auto`` choice picks for the model,
+decided exactly as ``modelyard serve`` decides it, so the "as served" speed-up is what users get.
 """
 
 from __future__ import annotations

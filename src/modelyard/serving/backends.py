@@ -4,8 +4,9 @@
 see (1, max_batch_size/4 and max_batch_size), alternating them round by round for about
 a second, and keeps ONNX Runtime only when the geometric mean of its median time per
 batch size, relative to torch's, is below 1. What is timed is the call the server makes,
-``predict_array`` (features in, numpy outputs out, ready to encode). If ONNX export or its numerical check fails,
-torch serves and the reason is recorded. The choice and timings show in ``GET /v1/models``.
+``predict_array`` (features in, numpy outputs out, ready to encode). If ONNX export or its
+numerical check fails, torch serves and the reason is recorded. The choice and timings show
+in ``GET /v1/models``.
 
 An int8 version is never exported: its ONNX Runtime candidate is the int8 graph stored and
 checked (class agreement with the torch int8 model on the parent's test split) when it was
