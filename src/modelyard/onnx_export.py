@@ -154,10 +154,12 @@ class OnnxBackend:
 
     def __init__(self, data: bytes, *, threads: int | None = None, max_abs_diff: float | None = None,
                  check: dict[str, Any] | None = None, graph: str = ONNX_FILE) -> None:
+        import onnxruntime as ort
+
         self._session = _session(data, threads)
         # Given None, onnxruntime builds default RunOptions on every run (2-4 µs at batch 1); these
         # are read-only during a run, so one serves every call and thread.
-        self._options = _run_options()
+        self._options = ort.RunOptions()
         self.max_abs_diff = max_abs_diff  # largest |onnx - torch| seen when the graph was checked
         self.check = check if check is not None else ({"max_abs_diff": max_abs_diff} if max_abs_diff is not None else {})
         self.graph = graph
@@ -236,12 +238,6 @@ def _is_int8(predictor: Any, path: Path | None) -> bool:
 _memmove = ctypes.memmove
 # (native binding, input buffer, output buffer, Python IOBinding, input address, input bytes)
 _Entry = tuple[Any, torch.Tensor, np.ndarray, Any, int, int]
-
-
-def _run_options() -> Any:
-    import onnxruntime as ort
-
-    return ort.RunOptions()
 
 
 _TORCH_TYPES = {"tensor(float)": torch.float32, "tensor(int64)": torch.int64, "tensor(double)": torch.float64}

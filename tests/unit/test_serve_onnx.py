@@ -128,6 +128,9 @@ def test_io_binding_takes_strided_inputs_stays_bounded_and_is_thread_safe() -> N
     negated = torch._neg_view(offset)  # contiguous, but its bytes are the un-negated values
     assert negated.is_contiguous() and negated.is_neg()
     assert torch.equal(backend.predict_tensor(negated), _plain(data, -offset))
+    rows = backend._bound.MAX_BYTES // backend._bound._per_sample + 1  # too big for bound buffers: session.run
+    big = torch.randn(rows, 6, generator=torch.Generator().manual_seed(5))
+    assert torch.equal(backend.predict_tensor(torch._neg_view(big)), _plain(data, -big))
     grad = torch.randn(2, 6, requires_grad=True)  # takes the plain path, same answer
     assert torch.equal(backend.predict_tensor(grad), _plain(data, grad.detach()))
 
