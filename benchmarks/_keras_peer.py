@@ -15,7 +15,14 @@ import numpy as np
 
 
 def main() -> None:
-    kind, path, epochs, seed, threads, target = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), float(sys.argv[6])
+    kind, path, epochs, seed, threads, target = (
+        sys.argv[1],
+        sys.argv[2],
+        int(sys.argv[3]),
+        int(sys.argv[4]),
+        int(sys.argv[5]),
+        float(sys.argv[6]),
+    )
     import keras
 
     if keras.backend.backend() == "tensorflow":
@@ -27,12 +34,18 @@ def main() -> None:
     with np.load(path) as d:  # plain arrays, allow_pickle stays False
         x, y, xt, yt = d["x"], d["y"], d["xt"], d["yt"]
     if kind == "mlp":
-        layers = [keras.Input((784,)), keras.layers.Dense(256, activation="relu"), keras.layers.Dense(128, activation="relu")]
+        layers = [
+            keras.Input((784,)),
+            keras.layers.Dense(256, activation="relu"),
+            keras.layers.Dense(128, activation="relu"),
+        ]
     else:
         layers = [
             keras.Input((28, 28, 1)),
-            keras.layers.Conv2D(32, 3, padding="same", activation="relu"), keras.layers.MaxPooling2D(2),
-            keras.layers.Conv2D(64, 3, padding="same", activation="relu"), keras.layers.MaxPooling2D(2),
+            keras.layers.Conv2D(32, 3, padding="same", activation="relu"),
+            keras.layers.MaxPooling2D(2),
+            keras.layers.Conv2D(64, 3, padding="same", activation="relu"),
+            keras.layers.MaxPooling2D(2),
             keras.layers.Flatten(),
         ]
     model = keras.Sequential([*layers, keras.layers.Dense(10, activation="softmax")])
@@ -62,8 +75,13 @@ def main() -> None:
     accuracy = float(model.evaluate(xt, yt, batch_size=1024, verbose=0)[1])
     epoch_s = min(timer.times)
     record = {
-        "framework": f"Keras 3 ({keras.backend.backend()})", "samples_per_s": len(x) / epoch_s, "epoch_s": epoch_s,
-        "accuracy": accuracy, "precision": "fp32", "time_to_target_s": timer.reached, "epochs_run": len(timer.times),
+        "framework": f"Keras 3 ({keras.backend.backend()})",
+        "samples_per_s": len(x) / epoch_s,
+        "epoch_s": epoch_s,
+        "accuracy": accuracy,
+        "precision": "fp32",
+        "time_to_target_s": timer.reached,
+        "epochs_run": len(timer.times),
     }
     print(json.dumps(record))
 

@@ -31,9 +31,14 @@ def torch_model(kind: str) -> nn.Module:
     if kind == "mlp":
         return nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 128), nn.ReLU(), nn.Linear(128, 10))
     return nn.Sequential(
-        nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Flatten(), nn.Linear(64 * 7 * 7, 10),
+        nn.Conv2d(1, 32, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(32, 64, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(64 * 7 * 7, 10),
     )
 
 
@@ -45,8 +50,14 @@ def _accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
     return correct / len(x)
 
 
-def dataloader_loop(kind: str, train: tuple[torch.Tensor, torch.Tensor], test: tuple[torch.Tensor, torch.Tensor],
-                    *, epochs: int, seed: int) -> Record:
+def dataloader_loop(
+    kind: str,
+    train: tuple[torch.Tensor, torch.Tensor],
+    test: tuple[torch.Tensor, torch.Tensor],
+    *,
+    epochs: int,
+    seed: int,
+) -> Record:
     """The PyTorch tutorial loop: TensorDataset + DataLoader(shuffle=True), Adam, loss.item() per step."""
     torch.manual_seed(seed)
     model = torch_model(kind)
@@ -67,8 +78,14 @@ def dataloader_loop(kind: str, train: tuple[torch.Tensor, torch.Tensor], test: t
     return _record("PyTorch DataLoader loop", len(train[0]), times, _accuracy(model, *test), "fp32")
 
 
-def lightning_fit(kind: str, train: tuple[torch.Tensor, torch.Tensor], test: tuple[torch.Tensor, torch.Tensor],
-                  *, epochs: int, seed: int) -> Record:
+def lightning_fit(
+    kind: str,
+    train: tuple[torch.Tensor, torch.Tensor],
+    test: tuple[torch.Tensor, torch.Tensor],
+    *,
+    epochs: int,
+    seed: int,
+) -> Record:
     """A LightningModule trained by ``Trainer.fit`` on CPU, logging off (the documented minimal setup)."""
     import lightning as L  # an optional extra: imported only when benchmarked
 
@@ -97,24 +114,50 @@ def lightning_fit(kind: str, train: tuple[torch.Tensor, torch.Tensor], test: tup
     L.seed_everything(seed, verbose=False)
     module, timer = Module(), Timer()
     trainer = L.Trainer(
-        max_epochs=epochs, accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
-        enable_progress_bar=False, enable_model_summary=False, callbacks=[timer],
+        max_epochs=epochs,
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[timer],
     )
     trainer.fit(module, DataLoader(TensorDataset(*train), batch_size=128, shuffle=True))
     return _record("Lightning", len(train[0]), timer.times, _accuracy(module.net, *test), "fp32")
 
 
-def keras_fit(kind: str, train: tuple[torch.Tensor, torch.Tensor], test: tuple[torch.Tensor, torch.Tensor],
-              *, epochs: int, seed: int, threads: int, target: float | None = None) -> Record:
+def keras_fit(
+    kind: str,
+    train: tuple[torch.Tensor, torch.Tensor],
+    test: tuple[torch.Tensor, torch.Tensor],
+    *,
+    epochs: int,
+    seed: int,
+    threads: int,
+    target: float | None = None,
+) -> Record:
     """Keras 3 ``model.fit`` in a subprocess (TensorFlow backend where installed)."""
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "data.npz"
         # Keras convolutions are channels-last: NCHW → NHWC.
         to_np = (lambda t: t.permute(0, 2, 3, 1).numpy()) if kind == "cnn" else (lambda t: t.numpy())
         np.savez(data, x=to_np(train[0]), y=train[1].numpy(), xt=to_np(test[0]), yt=test[1].numpy())
-        cmd = [sys.executable, str(Path(__file__).with_name("_keras_peer.py")), kind, str(data), str(epochs), str(seed),
-               str(threads), str(target or 0)]
-        env = {**os.environ, "KERAS_BACKEND": os.environ.get("KERAS_BACKEND", "tensorflow"), "TF_CPP_MIN_LOG_LEVEL": "3"}
+        cmd = [
+            sys.executable,
+            str(Path(__file__).with_name("_keras_peer.py")),
+            kind,
+            str(data),
+            str(epochs),
+            str(seed),
+            str(threads),
+            str(target or 0),
+        ]
+        env = {
+            **os.environ,
+            "KERAS_BACKEND": os.environ.get("KERAS_BACKEND", "tensorflow"),
+            "TF_CPP_MIN_LOG_LEVEL": "3",
+        }
         done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=3600, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"Keras peer failed: {done.stderr.strip().splitlines()[-1:]}")
@@ -123,4 +166,10 @@ def keras_fit(kind: str, train: tuple[torch.Tensor, torch.Tensor], test: tuple[t
 
 def _record(name: str, n: int, times: list[float], accuracy: float, precision: str) -> Record:
     epoch_s = min(times)  # the best epoch: least disturbed by the other processes on the machine
-    return {"framework": name, "samples_per_s": n / epoch_s, "epoch_s": epoch_s, "accuracy": accuracy, "precision": precision}
+    return {
+        "framework": name,
+        "samples_per_s": n / epoch_s,
+        "epoch_s": epoch_s,
+        "accuracy": accuracy,
+        "precision": precision,
+    }

@@ -25,7 +25,9 @@ from modelyard.predict import Predictor
 from modelyard.serving.backends import select_backend
 
 HERE = Path(__file__).resolve().parent
-STUDENT = {"model": {"input": [784], "layers": [{"dense": 64, "activation": "relu"}, {"dense": 10, "activation": "softmax"}]}}
+STUDENT = {
+    "model": {"input": [784], "layers": [{"dense": 64, "activation": "relu"}, {"dense": 10, "activation": "softmax"}]}
+}
 
 
 def served_speedup(parent_ref: str, child_ref: str, home: Path, *, rounds: int) -> dict[str, object]:
@@ -34,20 +36,29 @@ def served_speedup(parent_ref: str, child_ref: str, home: Path, *, rounds: int) 
     x = parent.preprocess(np.random.default_rng(0).uniform(0, 255, size=(1, 784)))
     with one_thread():
         chosen = {"parent": select_backend(parent, "auto"), "int8": select_backend(child, "auto")}
-        ms = time_calls({name: (lambda b=c.backend: b.predict_array(x)) for name, c in chosen.items()},
-                        rounds=rounds, per_round=20, warmup=200)
+        ms = time_calls(
+            {name: (lambda b=c.backend: b.predict_array(x)) for name, c in chosen.items()},
+            rounds=rounds,
+            per_round=20,
+            warmup=200,
+        )
     return {"ms": ms, "backends": {n: c.info["name"] for n, c in chosen.items()}, "speedup": ms["parent"] / ms["int8"]}
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--model", default=None, help="a registered Fashion-MNIST MLP (default: train examples/fashion_mlp.yaml)")
+    p.add_argument(
+        "--model", default=None, help="a registered Fashion-MNIST MLP (default: train examples/fashion_mlp.yaml)"
+    )
     p.add_argument("--home", type=Path, default=None)
     p.add_argument("--rounds", type=int, default=600, help="alternating timing rounds of 20 calls each")
     p.add_argument("--out", type=Path, default=HERE / "results")
     args = p.parse_args()
     home = args.home or Path(tempfile.mkdtemp(prefix="compress-bench-"))
-    ref = args.model or modelyard.train(HERE.parent / "examples" / "fashion_mlp.yaml", home=home, progress=False).model_ref
+    ref = (
+        args.model
+        or modelyard.train(HERE.parent / "examples" / "fashion_mlp.yaml", home=home, progress=False).model_ref
+    )
     results = {
         "int8 (dynamic)": compress(ref, quantize="int8", home=home, rounds=40),
         "50% pruned, 2 epochs fine-tuning": compress(ref, prune=0.5, finetune=2, home=home),
@@ -58,10 +69,14 @@ def main() -> None:
     for title, result in results.items():
         lines += [f"### {title}: {result.model_ref}", "", result.table(), "", result.served(), ""]
     served = served_speedup(ref, results["int8 (dynamic)"].model_ref, home, rounds=args.rounds)
-    lines += ["### int8 as served, batch 1", "",
-              f"parent on {served['backends']['parent']}: {served['ms']['parent']:.4f} ms; "
-              f"int8 on {served['backends']['int8']}: {served['ms']['int8']:.4f} ms; "
-              f"speed-up **{served['speedup']:.2f}x** (bar: 1.5x)", ""]
+    lines += [
+        "### int8 as served, batch 1",
+        "",
+        f"parent on {served['backends']['parent']}: {served['ms']['parent']:.4f} ms; "
+        f"int8 on {served['backends']['int8']}: {served['ms']['int8']:.4f} ms; "
+        f"speed-up **{served['speedup']:.2f}x** (bar: 1.5x)",
+        "",
+    ]
     text = "\n".join(lines)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "compress_bench.md").write_text(text, encoding="utf-8")

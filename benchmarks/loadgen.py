@@ -47,8 +47,10 @@ class Result:
 
 def build_request(path: str, body: bytes, host: str = "127.0.0.1", headers: dict[str, str] | None = None) -> bytes:
     extra = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
-    head = (f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\n{extra}\r\n")
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n{extra}\r\n"
+    )
     return head.encode() + body
 
 
@@ -78,8 +80,15 @@ async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bool]:
     return status, not close
 
 
-async def _client(port: int, requests: list[bytes], offset: int, warm_until: float, stop_at: float,
-                  latencies: list[float], counts: list[int]) -> None:
+async def _client(
+    port: int,
+    requests: list[bytes],
+    offset: int,
+    warm_until: float,
+    stop_at: float,
+    latencies: list[float],
+    counts: list[int],
+) -> None:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     i = offset
     try:

@@ -37,8 +37,11 @@ def plain_app(refs: list[str], home: str | None) -> Any:
     def add_route(predictor: Predictor) -> None:
         @app.post(f"/v1/models/{predictor.version.name}/predict")
         def predict(body: Body) -> dict[str, Any]:
-            return {"model": predictor.version.name, "version": predictor.version.version,
-                    "predictions": predictor.records(body.instances)}
+            return {
+                "model": predictor.version.name,
+                "version": predictor.version.version,
+                "predictions": predictor.records(body.instances),
+            }
 
     for ref in refs:
         add_route(Predictor.load(ref, home=home))
@@ -62,8 +65,9 @@ if ls is not None:
 
     class ModelAPI(ls.LitAPI):
         def __init__(self, ref: str, name: str, home: str | None, max_batch_size: int, batch_timeout: float) -> None:
-            super().__init__(max_batch_size=max_batch_size, batch_timeout=batch_timeout,
-                             api_path=f"/v1/models/{name}/predict")
+            super().__init__(
+                max_batch_size=max_batch_size, batch_timeout=batch_timeout, api_path=f"/v1/models/{name}/predict"
+            )
             self.ref, self.home = ref, home
 
         def setup(self, device: str) -> None:
@@ -85,8 +89,11 @@ if ls is not None:
 
         def encode_response(self, output: np.ndarray) -> dict[str, Any]:
             labels = self.predictor.labels_from(output)
-            return {"model": self.predictor.version.name, "version": self.predictor.version.version,
-                    "predictions": [{"label": labels[0], "probabilities": output[0].tolist()}]}
+            return {
+                "model": self.predictor.version.name,
+                "version": self.predictor.version.version,
+                "predictions": [{"label": labels[0], "probabilities": output[0].tolist()}],
+            }
 
 
 def run_litserve(refs: list[str], home: str | None, port: int, max_batch_size: int, batch_timeout: float) -> None:

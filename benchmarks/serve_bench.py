@@ -46,7 +46,11 @@ SERVERS = ["modelyard", "modelyard-torch", "plain", "litserve"]
 
 def _env(home: Path) -> dict[str, str]:
     src = str(ROOT / "src")
-    return {**os.environ, "MODELYARD_HOME": str(home), "PYTHONPATH": src + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    return {
+        **os.environ,
+        "MODELYARD_HOME": str(home),
+        "PYTHONPATH": src + os.pathsep + os.environ.get("PYTHONPATH", ""),
+    }
 
 
 def ensure_models(home: Path) -> None:
@@ -57,8 +61,21 @@ def ensure_models(home: Path) -> None:
         if ModelStore(home).list(name=name):
             continue
         print(f"training {name} for 1 epoch into {home} ...", file=sys.stderr, flush=True)
-        subprocess.run([sys.executable, "-m", "modelyard.cli.main", "train", str(spec), "--set", "train.epochs=1",
-                        "--no-progress"], env=_env(home), check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "modelyard.cli.main",
+                "train",
+                str(spec),
+                "--set",
+                "train.epochs=1",
+                "--no-progress",
+            ],
+            env=_env(home),
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
 
 
 def sample_images(shape: list[int], n: int = 32) -> np.ndarray:
@@ -77,10 +94,21 @@ def command(server: str, port: int, home: Path) -> tuple[list[str], str]:
     refs = list(MODELS)
     if server.startswith("modelyard"):
         backend = "torch" if server == "modelyard-torch" else "auto"
-        return [sys.executable, "-m", "modelyard.cli.main", "serve", *refs, "--port", str(port), "--backend", backend], "/readyz"
+        return [
+            sys.executable,
+            "-m",
+            "modelyard.cli.main",
+            "serve",
+            *refs,
+            "--port",
+            str(port),
+            "--backend",
+            backend,
+        ], "/readyz"
     script = str(HERE / "serve_baselines.py")
-    return [sys.executable, script, server, *refs, "--port", str(port), "--home", str(home)], \
-        ("/healthz" if server == "plain" else "/health")
+    return [sys.executable, script, server, *refs, "--port", str(port), "--home", str(home)], (
+        "/healthz" if server == "plain" else "/health"
+    )
 
 
 def start(server: str, port: int, home: Path) -> subprocess.Popen:
@@ -115,16 +143,23 @@ def stop(proc: subprocess.Popen) -> None:
         proc.wait(10)
 
 
-def check_answers(server: str, port: int, bodies: dict[str, list[bytes]], predictors: dict[str, Any],
-                  images: dict[str, np.ndarray]) -> None:
+def check_answers(
+    server: str, port: int, bodies: dict[str, list[bytes]], predictors: dict[str, Any], images: dict[str, np.ndarray]
+) -> None:
     """Same labels and probabilities (to 1e-5) as in-process predict, or the run stops."""
     import httpx
 
     for name, predictor in predictors.items():
-        got = httpx.post(f"http://127.0.0.1:{port}/v1/models/{name}/predict", content=bodies[name][0],
-                         headers={"content-type": "application/json"}, timeout=30).json()["predictions"]
+        got = httpx.post(
+            f"http://127.0.0.1:{port}/v1/models/{name}/predict",
+            content=bodies[name][0],
+            headers={"content-type": "application/json"},
+            timeout=30,
+        ).json()["predictions"]
         want = predictor.records(images[name][:1].astype(np.float32))
-        if got[0]["label"] != want[0]["label"] or not np.allclose(got[0]["probabilities"], want[0]["probabilities"], atol=1e-5):
+        if got[0]["label"] != want[0]["label"] or not np.allclose(
+            got[0]["probabilities"], want[0]["probabilities"], atol=1e-5
+        ):
             raise RuntimeError(f"{server} answers {got[0]} for {name}, in-process predict {want[0]}")
 
 
@@ -139,8 +174,13 @@ def markdown(results: dict[tuple[str, str, int], Result], servers: list[str], cl
     peers = [s for s in ("plain", "litserve") if s in servers]
     ours = [s for s in ("modelyard", "modelyard-torch") if s in servers]
     head = "| model | clients | " + " | ".join(f"{o} / {p} req/s | {o} / {p} p99" for o in ours for p in peers) + " |"
-    lines += ["", "Ratios (req/s: higher is better for modelyard; p99: lower is better):", "", head,
-              "|---|---:|" + "---:|" * (2 * len(ours) * len(peers))]
+    lines += [
+        "",
+        "Ratios (req/s: higher is better for modelyard; p99: lower is better):",
+        "",
+        head,
+        "|---|---:|" + "---:|" * (2 * len(ours) * len(peers)),
+    ]
     for model in MODELS:
         for c in clients:
             cells = []
@@ -154,15 +194,21 @@ def markdown(results: dict[tuple[str, str, int], Result], servers: list[str], cl
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--home", type=Path, default=None, help="store with fashion-mlp/fashion-cnn (trained if missing)")
+    parser.add_argument(
+        "--home", type=Path, default=None, help="store with fashion-mlp/fashion-cnn (trained if missing)"
+    )
     parser.add_argument("--servers", nargs="+", choices=SERVERS, default=SERVERS)
     parser.add_argument("--clients", nargs="+", type=int, default=[1, 16, 64])
     parser.add_argument("--seconds", type=float, default=4.0, help="measured seconds per cell")
     parser.add_argument("--warmup", type=float, default=1.0, help="unmeasured seconds before each cell")
     parser.add_argument("--rounds", type=int, default=1, help="repeat every cell; the median round is reported")
     parser.add_argument("--port", type=int, default=8765, help="first port; servers take consecutive ones")
-    parser.add_argument("--payload", choices=["pixels", "floats"], default="pixels",
-                        help="instances as integer pixels (0-255) or as floats in [0, 1] (pixels / 255)")
+    parser.add_argument(
+        "--payload",
+        choices=["pixels", "floats"],
+        default="pixels",
+        help="instances as integer pixels (0-255) or as floats in [0, 1] (pixels / 255)",
+    )
     parser.add_argument("--out", type=Path, default=None, help="also write the markdown here")
     args = parser.parse_args()
 
@@ -176,9 +222,16 @@ def main() -> None:
     images = {name: sample_images(p.input_shape) for name, p in predictors.items()}
     if args.payload == "floats":  # what a client that scales its inputs sends: ~4x the JSON of pixels
         images = {name: x / 255.0 for name, x in images.items()}
-    bodies = {name: [build_request(f"/v1/models/{name}/predict", json.dumps({"instances": [img.tolist()]}).encode())
-                     for img in images[name]] for name in MODELS}
-    plain_bodies = {name: [json.dumps({"instances": [img.tolist()]}).encode() for img in images[name]] for name in MODELS}
+    bodies = {
+        name: [
+            build_request(f"/v1/models/{name}/predict", json.dumps({"instances": [img.tolist()]}).encode())
+            for img in images[name]
+        ]
+        for name in MODELS
+    }
+    plain_bodies = {
+        name: [json.dumps({"instances": [img.tolist()]}).encode() for img in images[name]] for name in MODELS
+    }
 
     # Phase 1: the uvicorn servers (idle ones use no CPU) are all up and take turns per
     # cell, in rotating order, so drifting background load hits them alike. Phase 2:
@@ -196,13 +249,19 @@ def main() -> None:
             for _ in range(args.rounds):
                 for model in MODELS:
                     for clients in args.clients:
-                        order = servers[turn % len(servers):] + servers[: turn % len(servers)]
+                        order = servers[turn % len(servers) :] + servers[: turn % len(servers)]
                         turn += 1
                         for server in order:
-                            r = run_load(ports[server], bodies[model], clients, warmup=args.warmup, seconds=args.seconds)
+                            r = run_load(
+                                ports[server], bodies[model], clients, warmup=args.warmup, seconds=args.seconds
+                            )
                             runs.setdefault((model, server, clients), []).append(r)
-                            print(f"{server:16s} {model:12s} {clients:3d} clients: {r.rps:8.0f} req/s  p50 {r.p50:7.2f} ms  "
-                                  f"p99 {r.p99:7.2f} ms  errors {r.errors}", file=sys.stderr, flush=True)
+                            print(
+                                f"{server:16s} {model:12s} {clients:3d} clients: {r.rps:8.0f} req/s  p50 {r.p50:7.2f} ms  "
+                                f"p99 {r.p99:7.2f} ms  errors {r.errors}",
+                                file=sys.stderr,
+                                flush=True,
+                            )
         finally:
             for proc in procs.values():
                 stop(proc)
@@ -210,9 +269,11 @@ def main() -> None:
     results = {key: sorted(rs, key=lambda r: r.rps)[(len(rs) - 1) // 2] for key, rs in runs.items()}
 
     cpu = os.cpu_count()
-    header = (f"Serving benchmark: {args.seconds:g} s per cell after {args.warmup:g} s warm-up, median of {args.rounds} "
-              f"round(s), {args.payload} payload, {cpu} CPU cores shared by server and load generator, "
-              f"torch {__import__('torch').__version__}.\n")
+    header = (
+        f"Serving benchmark: {args.seconds:g} s per cell after {args.warmup:g} s warm-up, median of {args.rounds} "
+        f"round(s), {args.payload} payload, {cpu} CPU cores shared by server and load generator, "
+        f"torch {__import__('torch').__version__}.\n"
+    )
     table = header + "\n" + markdown(results, args.servers, args.clients) + "\n"
     print(table)
     if args.out:

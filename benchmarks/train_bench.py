@@ -54,8 +54,10 @@ def _load(kind: str, overrides: list[str], samples: int | None) -> tuple[Any, An
     spec = load_spec(EXAMPLES / f"fashion_{kind}.yaml", ["data.validation=0", "train.metrics=[accuracy]", *overrides])
     network, prepared = build_checked(spec)
     if samples is not None:
-        prepared = dataclasses.replace(prepared, train=dataclasses.replace(prepared.train, x=prepared.train.x[:samples],
-                                                                           y=prepared.train.y[:samples]))
+        prepared = dataclasses.replace(
+            prepared,
+            train=dataclasses.replace(prepared.train, x=prepared.train.x[:samples], y=prepared.train.y[:samples]),
+        )
     return spec, network, prepared
 
 
@@ -63,12 +65,25 @@ def modelyard_run(kind: str, precision: str, *, epochs: int, samples: int | None
     """What ``modelyard train`` runs (build_checked + fit), with test accuracy afterwards."""
     spec, network, prepared = _load(kind, [f"train.precision={precision}", f"train.epochs={epochs}"], samples)
     result = fit(network, prepared, spec.train, seed=spec.seed, progress=False)
-    test = evaluate(network, prepared.test, metrics=list(spec.train.metrics), loss=spec.train.loss, task=spec.task, num_classes=prepared.num_classes)
+    test = evaluate(
+        network,
+        prepared.test,
+        metrics=list(spec.train.metrics),
+        loss=spec.train.loss,
+        task=spec.task,
+        num_classes=prepared.num_classes,
+    )
     best = max(result.history, key=lambda row: row["samples_per_s"])
     name = "modelyard" if precision == "auto" else f"modelyard ({precision})"
-    return {"framework": name, "samples_per_s": best["samples_per_s"], "epoch_s": len(prepared.train) / best["samples_per_s"],
-            "accuracy": float(test["accuracy"]), "precision": result.runtime["precision"], "runtime": result.runtime,
-            "threads": result.runtime["threads"]}
+    return {
+        "framework": name,
+        "samples_per_s": best["samples_per_s"],
+        "epoch_s": len(prepared.train) / best["samples_per_s"],
+        "accuracy": float(test["accuracy"]),
+        "precision": result.runtime["precision"],
+        "runtime": result.runtime,
+        "threads": result.runtime["threads"],
+    }
 
 
 def modelyard_tta(kind: str, *, max_epochs: int) -> float | None:
@@ -141,7 +156,9 @@ FRAMEWORKS = {
 }
 
 
-def worker(name: str, kind: str, *, epochs: int, samples: int | None, threads: int, tta: bool, max_epochs: int) -> dict[str, Any]:
+def worker(
+    name: str, kind: str, *, epochs: int, samples: int | None, threads: int, tta: bool, max_epochs: int
+) -> dict[str, Any]:
     """One framework's run in this (fresh) process; the record it prints as JSON."""
     torch.set_num_threads(threads)
     if name.startswith("modelyard"):
@@ -151,8 +168,15 @@ def worker(name: str, kind: str, *, epochs: int, samples: int | None, threads: i
     _, _, prepared = _load(kind, [], samples)
     train, test = (prepared.train.x, prepared.train.y), (prepared.test.x, prepared.test.y)
     if name == "keras":
-        return _peers.keras_fit(kind, train, test, epochs=max_epochs if tta else epochs, seed=0, threads=threads,
-                                target=TARGETS[kind] if tta else None)
+        return _peers.keras_fit(
+            kind,
+            train,
+            test,
+            epochs=max_epochs if tta else epochs,
+            seed=0,
+            threads=threads,
+            target=TARGETS[kind] if tta else None,
+        )
     if name == "torch-kept":
         from modelyard.training.allocator import keep_freed_memory
 
@@ -161,16 +185,31 @@ def worker(name: str, kind: str, *, epochs: int, samples: int | None, threads: i
     return {**fn(kind, train, test, epochs=epochs, seed=0), "framework": FRAMEWORKS[name]}
 
 
-def run_worker(name: str, kind: str, *, epochs: int, samples: int | None, threads: int, tta: bool = False,
-               max_epochs: int = 15) -> dict[str, Any]:
+def run_worker(
+    name: str, kind: str, *, epochs: int, samples: int | None, threads: int, tta: bool = False, max_epochs: int = 15
+) -> dict[str, Any]:
     """``worker`` in a fresh interpreter; an error record if it fails."""
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", name, "--models", kind, "--epochs", str(epochs),
-           "--threads", str(threads), "--max-epochs", str(max_epochs)]
+    cmd = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--worker",
+        name,
+        "--models",
+        kind,
+        "--epochs",
+        str(epochs),
+        "--threads",
+        str(threads),
+        "--max-epochs",
+        str(max_epochs),
+    ]
     if samples is not None:
         cmd += ["--samples", str(samples)]
     if tta:
         cmd.append("--tta")
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=3600, check=False, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    done = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=3600, check=False, env={**os.environ, "PYTHONWARNINGS": "ignore"}
+    )
     lines = done.stdout.strip().splitlines()
     if done.returncode != 0 or not lines:
         tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
@@ -178,7 +217,9 @@ def run_worker(name: str, kind: str, *, epochs: int, samples: int | None, thread
     return {"threads": threads, **json.loads(lines[-1])}
 
 
-def bench(kind: str, *, epochs: int, samples: int | None, threads: int, skip: set[str], rounds: int) -> list[dict[str, Any]]:
+def bench(
+    kind: str, *, epochs: int, samples: int | None, threads: int, skip: set[str], rounds: int
+) -> list[dict[str, Any]]:
     """Every framework once per round, in the same order each round; medians over rounds.
 
     The host's speed drifts by tens of percent over minutes on a shared machine; running all
@@ -189,8 +230,11 @@ def bench(kind: str, *, epochs: int, samples: int | None, threads: int, skip: se
     for r in range(rounds):
         for name in names:
             runs.setdefault(name, []).append(run_worker(name, kind, epochs=epochs, samples=samples, threads=threads))
-        print(f"[{kind} round {r + 1}/{rounds}] " + ", ".join(
-            f"{FRAMEWORKS[n]}: {v[-1].get('samples_per_s', 0):,.0f}" for n, v in runs.items()), flush=True)
+        print(
+            f"[{kind} round {r + 1}/{rounds}] "
+            + ", ".join(f"{FRAMEWORKS[n]}: {v[-1].get('samples_per_s', 0):,.0f}" for n, v in runs.items()),
+            flush=True,
+        )
     rows = [_median_row(v) for v in runs.values()]
     for row in rows[:2]:
         if "error" not in row:
@@ -200,14 +244,22 @@ def bench(kind: str, *, epochs: int, samples: int | None, threads: int, skip: se
 
 
 def markdown(results: dict[str, list[dict[str, Any]]], tta: dict[str, dict[str, Any]], args: argparse.Namespace) -> str:
-    lines = [(f"Thread cap: {args.threads}; rounds: {args.rounds} (each framework's median round is shown, with every round's samples/s); "
-              f"epochs per framework and round: {args.epochs}; "
-             f"training images: {args.samples or 60000} (MLP), {args.cnn_samples or 60000} (CNN); batch 128, Adam lr 1e-3."), ""]
+    lines = [
+        (
+            f"Thread cap: {args.threads}; rounds: {args.rounds} (each framework's median round is shown, with every round's samples/s); "
+            f"epochs per framework and round: {args.epochs}; "
+            f"training images: {args.samples or 60000} (MLP), {args.cnn_samples or 60000} (CNN); batch 128, Adam lr 1e-3."
+        ),
+        "",
+    ]
     for kind, rows in results.items():
         ours = rows[0]
-        lines += [f"### Seed {kind.upper()}", "",
-                  "| framework | precision | threads | samples/s (median) | rounds | modelyard ÷ this | epoch s | test accuracy | mm ratio |",
-                  "|---|---|---:|---:|---|---:|---:|---:|---:|"]
+        lines += [
+            f"### Seed {kind.upper()}",
+            "",
+            "| framework | precision | threads | samples/s (median) | rounds | modelyard ÷ this | epoch s | test accuracy | mm ratio |",
+            "|---|---|---:|---:|---|---:|---:|---:|---:|",
+        ]
         for r in rows:
             if "error" in r:
                 lines.append(f"| {r['framework']} | — | — | not run: {r['error']} | | | | | |")
@@ -215,18 +267,31 @@ def markdown(results: dict[str, list[dict[str, Any]]], tta: dict[str, dict[str, 
             ratio = ours["samples_per_s"] / r["samples_per_s"]
             mm = f"{r['mm_ratio']:.2f}" if "mm_ratio" in r else ""
             spread = " / ".join(f"{v / 1000:.1f}k" for v in r.get("rounds", []))
-            lines.append(f"| {r['framework']} | {r['precision']} | {r['threads']} | {r['samples_per_s']:,.0f} | {spread} | {ratio:.2f}x | "
-                         f"{r['epoch_s']:.2f} | {100 * r['accuracy']:.2f}% | {mm} |")
-        lines += ["", (f"modelyard runtime: `{ours.get('runtime')}`; accuracy vs its fp32 run: "
-                  f"{100 * (ours['accuracy'] - rows[1]['accuracy']):+.2f} points."), ""]
+            lines.append(
+                f"| {r['framework']} | {r['precision']} | {r['threads']} | {r['samples_per_s']:,.0f} | {spread} | {ratio:.2f}x | "
+                f"{r['epoch_s']:.2f} | {100 * r['accuracy']:.2f}% | {mm} |"
+            )
+        lines += [
+            "",
+            (
+                f"modelyard runtime: `{ours.get('runtime')}`; accuracy vs its fp32 run: "
+                f"{100 * (ours['accuracy'] - rows[1]['accuracy']):+.2f} points."
+            ),
+            "",
+        ]
     if tta:
-        lines += ["### Time to accuracy (test accuracy checked after each epoch)", "",
-                  "| model | target | modelyard s | Keras 3 s | Keras ÷ modelyard |", "|---|---:|---:|---:|---:|"]
+        lines += [
+            "### Time to accuracy (test accuracy checked after each epoch)",
+            "",
+            "| model | target | modelyard s | Keras 3 s | Keras ÷ modelyard |",
+            "|---|---:|---:|---:|---:|",
+        ]
         for kind, t in tta.items():
             ours, keras = t.get("modelyard"), t.get("keras")
             ratio = f"{keras / ours:.2f}x" if ours and keras else "—"
-            fmt = lambda v: f"{v:.1f}" if v else "not reached"
-            lines.append(f"| {kind.upper()} | {100 * TARGETS[kind]:.0f}% | {fmt(ours)} | {fmt(keras)} | {ratio} |")
+            lines.append(
+                f"| {kind.upper()} | {100 * TARGETS[kind]:.0f}% | {_seconds(ours)} | {_seconds(keras)} | {ratio} |"
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -239,8 +304,11 @@ def chart(results: dict[str, list[dict[str, Any]]], path: Path) -> None:
     fig, axes = plt.subplots(1, len(results), figsize=(6 * len(results), 4))
     for ax, (kind, rows) in zip(axes if len(results) > 1 else [axes], results.items()):
         ok = [r for r in rows if "error" not in r]
-        ax.barh([r["framework"] for r in ok][::-1], [r["samples_per_s"] for r in ok][::-1],
-                color=["tab:blue" if r["framework"].startswith("modelyard") else "tab:gray" for r in ok][::-1])
+        ax.barh(
+            [r["framework"] for r in ok][::-1],
+            [r["samples_per_s"] for r in ok][::-1],
+            color=["tab:blue" if r["framework"].startswith("modelyard") else "tab:gray" for r in ok][::-1],
+        )
         ax.set_title(f"Seed {kind.upper()}: training samples/s (higher is better)")
         ax.set_xlabel("samples/s")
     fig.tight_layout()
@@ -264,21 +332,34 @@ def main() -> None:
     p.add_argument("--worker", choices=sorted(FRAMEWORKS), help=argparse.SUPPRESS)  # internal: one run, JSON out
     args = p.parse_args()
     if args.worker:
-        record = worker(args.worker, args.models, epochs=args.epochs, samples=args.samples, threads=args.threads,
-                        tta=args.tta, max_epochs=args.max_epochs)
+        record = worker(
+            args.worker,
+            args.models,
+            epochs=args.epochs,
+            samples=args.samples,
+            threads=args.threads,
+            tta=args.tta,
+            max_epochs=args.max_epochs,
+        )
         print(json.dumps(record))
         return
     skip = set(filter(None, args.skip.split(",")))
     results = {}
     for kind in args.models.split(","):
         samples = args.cnn_samples if kind == "cnn" else args.samples
-        results[kind] = bench(kind, epochs=args.epochs, samples=samples, threads=args.threads, skip=skip, rounds=args.rounds)
+        results[kind] = bench(
+            kind, epochs=args.epochs, samples=samples, threads=args.threads, skip=skip, rounds=args.rounds
+        )
     tta: dict[str, dict[str, Any]] = {}
     if args.tta:
         for kind in args.tta_models.split(","):
             threads = min(args.threads, idle_cores(available_cores()))
-            row = {name: run_worker(name, kind, epochs=0, samples=None, threads=threads, tta=True, max_epochs=args.max_epochs)
-                   for name in ("modelyard", "keras")}
+            row = {
+                name: run_worker(
+                    name, kind, epochs=0, samples=None, threads=threads, tta=True, max_epochs=args.max_epochs
+                )
+                for name in ("modelyard", "keras")
+            }
             tta[kind] = {name: r.get("time_to_target_s") for name, r in row.items()}
             print(f"[tta {kind}] {tta[kind]}", flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -290,3 +371,7 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def _seconds(value: float | None) -> str:
+    return f"{value:.1f}" if value else "not reached"

@@ -80,9 +80,9 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # pragma: no cover
+    from modelyard.compression import compress, export
     from modelyard.evaluation import evaluate_model as evaluate
     from modelyard.predict import Predictor, load
-    from modelyard.compression import compress, export
     from modelyard.serving import serve
     from modelyard.spec import Spec, load_spec
     from modelyard.workflow import TrainResult, resume, train

@@ -51,7 +51,9 @@ class ReshapeOptions(StrictModel):
     @classmethod
     def _sizes(cls, value: list[int]) -> list[int]:
         if any(v == 0 or v < -1 for v in value) or value.count(-1) > 1:
-            raise ValueError(f"expected positive sizes with at most one -1 (inferred), such as [1, 28, 28] or [-1, 4], received {value}")
+            raise ValueError(
+                f"expected positive sizes with at most one -1 (inferred), such as [1, 28, 28] or [-1, 4], received {value}"
+            )
         return value
 
 

@@ -34,9 +34,15 @@ def resolve_device(name: str = "auto") -> torch.device:
             return torch.device("mps")
         return torch.device("cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise SpecError(f"Invalid value for `train.device`: {name!r} was asked for but no CUDA GPU is available; use 'auto' or 'cpu'", field="train.device")
+        raise SpecError(
+            f"Invalid value for `train.device`: {name!r} was asked for but no CUDA GPU is available; use 'auto' or 'cpu'",
+            field="train.device",
+        )
     if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise SpecError("Invalid value for `train.device`: 'mps' was asked for but Apple MPS is not available; use 'auto' or 'cpu'", field="train.device")
+        raise SpecError(
+            "Invalid value for `train.device`: 'mps' was asked for but Apple MPS is not available; use 'auto' or 'cpu'",
+            field="train.device",
+        )
     return torch.device(name)
 
 

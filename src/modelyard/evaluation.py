@@ -28,8 +28,12 @@ def evaluate_model(ref: str, *, data: str | None = None, home: str | Path | None
     model = Predictor.load(ref, home=home)
     split_name, split = _own_split(model) if data is None else _other_split(model, data)
     metrics = evaluate(
-        model.network, split, metrics=list(model.spec.train.metrics), loss=model.spec.train.loss,
-        task=model.task, num_classes=model.meta.get("num_classes"),
+        model.network,
+        split,
+        metrics=list(model.spec.train.metrics),
+        loss=model.spec.train.loss,
+        task=model.task,
+        num_classes=model.meta.get("num_classes"),
     )
     return {"model": model.ref, "split": split_name, **metrics}
 
@@ -53,8 +57,11 @@ def _other_split(model: Predictor, data: str) -> tuple[str, Split]:
     if path.exists():
         kind = "images" if path.is_dir() else _SUFFIX_SOURCES.get(path.suffix.lower())
         if kind is None:
-            raise DataError(f"Invalid value for `--data`: expected a .csv, .parquet or .npz file, an image folder or "
-                            f"a built-in source name, received {data!r}", field="--data")
+            raise DataError(
+                f"Invalid value for `--data`: expected a .csv, .parquet or .npz file, an image folder or "
+                f"a built-in source name, received {data!r}",
+                field="--data",
+            )
         options: dict[str, Any] = {"path": str(path.resolve())}
         if kind == stored.type:
             options.update({k: v for k, v in stored.options.items() if k in _LAYOUT_OPTIONS and v is not None})

@@ -34,7 +34,9 @@ def read_inputs(path: str | Path, raw_shape: list[int], feature_names: list[str]
         try:
             arr = np.load(path, allow_pickle=False)
         except ValueError as exc:
-            raise InputError(f"Cannot read {path}: expected a numeric .npy array (pickled objects are refused): {exc}") from None
+            raise InputError(
+                f"Cannot read {path}: expected a numeric .npy array (pickled objects are refused): {exc}"
+            ) from None
         return _numeric(arr, path)
     if suffix in IMAGE_SUFFIXES:
         return image_to_array(path.read_bytes(), raw_shape, source=str(path))[None]
@@ -56,7 +58,9 @@ def _json(path: Path) -> np.ndarray:
         raise InputError(f"Malformed JSON in {path}: {exc}") from None
     if isinstance(data, dict):
         if "instances" not in data:
-            raise InputError(f"Invalid JSON in {path}: expected a list of instances or {{\"instances\": [...]}}, received keys {sorted(data)}")
+            raise InputError(
+                f'Invalid JSON in {path}: expected a list of instances or {{"instances": [...]}}, received keys {sorted(data)}'
+            )
         data = data["instances"]
     return _numeric(data, path)
 
@@ -77,11 +81,15 @@ def _csv(path: Path, feature_names: list[str] | None) -> np.ndarray:
         elif present:
             missing = [c for c in feature_names if c not in frame.columns]
             shown = ", ".join(missing[:5]) + (f", ... ({len(missing)} in all)" if len(missing) > 5 else "")
-            raise InputError(f"Invalid CSV {path}: expected the feature columns the model was trained on, missing {shown}")
+            raise InputError(
+                f"Invalid CSV {path}: expected the feature columns the model was trained on, missing {shown}"
+            )
     return _numeric(frame.to_numpy(), path)
 
 
-def image_to_array(data: bytes, raw_shape: list[int], *, source: str = "image", max_pixels: int = 4096 * 4096) -> np.ndarray:
+def image_to_array(
+    data: bytes, raw_shape: list[int], *, source: str = "image", max_pixels: int = 4096 * 4096
+) -> np.ndarray:
     """Decode PNG/JPEG bytes into one raw sample shaped ``raw_shape``.
 
     ``raw_shape`` is either flat ([784] for 28x28 grayscale) or channels-first [C, H, W].
@@ -112,7 +120,9 @@ def image_to_array(data: bytes, raw_shape: list[int], *, source: str = "image", 
             channels, side = 3, side3
         height = width = side
     if (image.height, image.width) != (height, width):
-        raise InputError(f"Invalid image {source}: expected {width}x{height} pixels, received {image.width}x{image.height}")
+        raise InputError(
+            f"Invalid image {source}: expected {width}x{height} pixels, received {image.width}x{image.height}"
+        )
     arr = np.asarray(image.convert("L" if channels == 1 else "RGB"), dtype=np.float32)
     if channels == 3:
         arr = arr.transpose(2, 0, 1)

@@ -257,4 +257,3 @@ def _inputs(kind: InputKind, outputs: torch.Tensor, targets: torch.Tensor) -> tu
     if outputs.ndim == 2 and outputs.shape[1] == 1:
         return outputs.reshape(-1), targets.reshape(-1)
     return outputs, targets
-

@@ -85,9 +85,16 @@ def _export(network: Any) -> bytes:
             # The TorchScript exporter is deprecated in favour of the dynamo one, which is
             # ~10x slower to export these small graphs; it is the fallback below.
             warnings.simplefilter("ignore")
-            torch.onnx.export(module, (example,), buffer, input_names=["input"], output_names=["output"],
-                              dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}},
-                              opset_version=OPSET, dynamo=False)
+            torch.onnx.export(
+                module,
+                (example,),
+                buffer,
+                input_names=["input"],
+                output_names=["output"],
+                dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}},
+                opset_version=OPSET,
+                dynamo=False,
+            )
         data = buffer.getvalue()
     except Exception as exc:  # the legacy exporter may be gone in a future torch
         log.info("TorchScript ONNX export failed (%s); trying the dynamo exporter", exc)
@@ -99,8 +106,15 @@ def _export_dynamo(module: nn.Module, example: torch.Tensor) -> bytes:
     try:
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            program = torch.onnx.export(module, (example,), dynamo=True, input_names=["input"], output_names=["output"],
-                                        dynamic_shapes=({0: torch.export.Dim("batch")},), verbose=False)
+            program = torch.onnx.export(
+                module,
+                (example,),
+                dynamo=True,
+                input_names=["input"],
+                output_names=["output"],
+                dynamic_shapes=({0: torch.export.Dim("batch")},),
+                verbose=False,
+            )
             with io.BytesIO() as out:
                 program.save(out)  # type: ignore[union-attr]
                 return out.getvalue()
@@ -134,10 +148,14 @@ def check_onnx(data: bytes, network: Any, *, atol: float = 1e-4, rtol: float = 1
             want = module(x).float().numpy()
         got = session.run(None, {"input": x.numpy()})[0]
         if got.shape != want.shape:
-            raise ExportError(f"The ONNX graph disagrees with torch: expected outputs of shape {list(want.shape)}, received {list(got.shape)}")
+            raise ExportError(
+                f"The ONNX graph disagrees with torch: expected outputs of shape {list(want.shape)}, received {list(got.shape)}"
+            )
         if not np.allclose(got, want, atol=atol, rtol=rtol, equal_nan=True):
             diff = float(np.nanmax(np.abs(got - want)))
-            raise ExportError(f"The ONNX graph disagrees with torch: expected outputs within {atol:g} (+{rtol:g}·|value|), received a difference of {diff:.3g}")
+            raise ExportError(
+                f"The ONNX graph disagrees with torch: expected outputs within {atol:g} (+{rtol:g}·|value|), received a difference of {diff:.3g}"
+            )
         worst = max(worst, float(np.nanmax(np.abs(got - want), initial=0.0)))
     return worst
 
@@ -152,8 +170,15 @@ class OnnxBackend:
 
     name = "onnx"
 
-    def __init__(self, data: bytes, *, threads: int | None = None, max_abs_diff: float | None = None,
-                 check: dict[str, Any] | None = None, graph: str = ONNX_FILE) -> None:
+    def __init__(
+        self,
+        data: bytes,
+        *,
+        threads: int | None = None,
+        max_abs_diff: float | None = None,
+        check: dict[str, Any] | None = None,
+        graph: str = ONNX_FILE,
+    ) -> None:
         import onnxruntime as ort
 
         self._session = _session(data, threads)
@@ -161,7 +186,9 @@ class OnnxBackend:
         # are read-only during a run, so one serves every call and thread.
         self._options = ort.RunOptions()
         self.max_abs_diff = max_abs_diff  # largest |onnx - torch| seen when the graph was checked
-        self.check = check if check is not None else ({"max_abs_diff": max_abs_diff} if max_abs_diff is not None else {})
+        self.check = (
+            check if check is not None else ({"max_abs_diff": max_abs_diff} if max_abs_diff is not None else {})
+        )
         self.graph = graph
         self._bound = _BoundBuffers.for_session(self._session, self._options)
 
@@ -205,8 +232,10 @@ class OnnxBackend:
                 x = _example(network, batch, seed=batch)
                 want, got = network.probabilities(network(x)).shape, backend.predict_tensor(x).shape
                 if got != want:
-                    raise ExportError(f"The int8 ONNX graph of model {predictor.ref} does not fit the model: expected "
-                                      f"outputs of shape {list(want)}, received {list(got)}")
+                    raise ExportError(
+                        f"The int8 ONNX graph of model {predictor.ref} does not fit the model: expected "
+                        f"outputs of shape {list(want)}, received {list(got)}"
+                    )
         return backend
 
     def predict_array(self, features: torch.Tensor) -> np.ndarray:
@@ -264,8 +293,15 @@ class _BoundBuffers:
     MAX_SIZES = 16
     MAX_BYTES = 1 << 20
 
-    def __init__(self, session: Any, options: Any, in_dtype: torch.dtype, in_tail: tuple[int, ...],
-                 out_dtype: torch.dtype, out_tail: tuple[int, ...]) -> None:
+    def __init__(
+        self,
+        session: Any,
+        options: Any,
+        in_dtype: torch.dtype,
+        in_tail: tuple[int, ...],
+        out_dtype: torch.dtype,
+        out_tail: tuple[int, ...],
+    ) -> None:
         self._session = session
         self._dtype = in_dtype
         self._in = (session.get_inputs()[0].name, in_tail)

@@ -16,8 +16,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from modelyard.errors import DataError
 from modelyard._files import atomic_write_bytes
+from modelyard.errors import DataError
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -43,7 +43,7 @@ def metric_families(history: Sequence[dict[str, Any]]) -> dict[str, list[str]]:
         for key, value in row.items():
             if key == "epoch" or _number(value) is None:
                 continue
-            family = next((key[len(p):] for p in _SPLIT_PREFIXES if key.startswith(p)), key) or key
+            family = next((key[len(p) :] for p in _SPLIT_PREFIXES if key.startswith(p)), key) or key
             keys = families.setdefault(family, [])
             if key not in keys:
                 keys.append(key)
@@ -82,13 +82,18 @@ def learning_curves(history: Sequence[dict[str, Any]], path: str | Path, *, titl
     for ax, (family, keys) in zip(axes, families.items()):
         for key in keys:
             ys = [_number(row.get(key)) for row in history]
-            ax.plot(xs, [math.nan if y is None else y for y in ys], marker="o" if len(xs) <= 30 else None,
-                    markersize=3, label=key)
+            ax.plot(
+                xs,
+                [math.nan if y is None else y for y in ys],
+                marker="o" if len(xs) <= 30 else None,
+                markersize=3,
+                label=key,
+            )
         ax.set_title(family)
         ax.set_xlabel("epoch")
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize="small")
-    for ax in axes[len(families):]:
+    for ax in axes[len(families) :]:
         ax.set_visible(False)
     if title:
         fig.suptitle(title)
@@ -121,13 +126,21 @@ def confusion_matrix(
     try:
         counts = np.asarray(matrix, dtype=np.float64)
     except (TypeError, ValueError):
-        raise DataError("Invalid value for `matrix`: expected a square list of lists of counts", field="matrix") from None
+        raise DataError(
+            "Invalid value for `matrix`: expected a square list of lists of counts", field="matrix"
+        ) from None
     if counts.ndim != 2 or counts.shape[0] != counts.shape[1] or counts.shape[0] == 0:
-        raise DataError(f"Invalid value for `matrix`: expected a square N x N list of counts, received shape {counts.shape}", field="matrix")
+        raise DataError(
+            f"Invalid value for `matrix`: expected a square N x N list of counts, received shape {counts.shape}",
+            field="matrix",
+        )
     n = counts.shape[0]
     names = [str(c) for c in class_names] if class_names is not None else [str(i) for i in range(n)]
     if len(names) != n:
-        raise DataError(f"Invalid value for `class_names`: expected {n} names (one per matrix row), received {len(names)}", field="class_names")
+        raise DataError(
+            f"Invalid value for `class_names`: expected {n} names (one per matrix row), received {len(names)}",
+            field="class_names",
+        )
     values = counts
     if normalize:
         totals = counts.sum(axis=1, keepdims=True)
@@ -151,6 +164,13 @@ def confusion_matrix(
         for i in range(n):
             for j in range(n):
                 text = f"{values[i, j]:.2f}" if normalize else f"{counts[i, j]:.0f}"
-                ax.text(j, i, text, ha="center", va="center", fontsize=fontsize,
-                        color="white" if values[i, j] > threshold else "black")
+                ax.text(
+                    j,
+                    i,
+                    text,
+                    ha="center",
+                    va="center",
+                    fontsize=fontsize,
+                    color="white" if values[i, j] > threshold else "black",
+                )
     return _render(fig, path)

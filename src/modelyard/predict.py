@@ -44,8 +44,14 @@ class Predictor:
         restore_weights(network, version)  # applies compression.json (int8) when there is one
         dev = torch.device(device)
         network.to(dev).eval()
-        return cls(version=version, spec=spec, network=network,
-                   pipeline=Pipeline.from_state(meta["pipeline"]), meta=meta, device=dev)
+        return cls(
+            version=version,
+            spec=spec,
+            network=network,
+            pipeline=Pipeline.from_state(meta["pipeline"]),
+            meta=meta,
+            device=dev,
+        )
 
     # -- metadata ---------------------------------------------------------------------------
     @property
@@ -86,7 +92,9 @@ class Predictor:
         try:
             arr = np.asarray(x, dtype=np.float32)
         except (TypeError, ValueError) as exc:
-            raise InputError(f"Invalid input: expected numbers of shape {self.input_shape} per instance, could not convert: {exc}") from None
+            raise InputError(
+                f"Invalid input: expected numbers of shape {self.input_shape} per instance, could not convert: {exc}"
+            ) from None
         if arr.ndim == len(self.input_shape):
             arr = arr[None]
         features = self.pipeline.transform_x(arr)
@@ -98,8 +106,10 @@ class Predictor:
     @torch.inference_mode()
     def predict_tensor(self, features: torch.Tensor, batch_size: int = 4096) -> torch.Tensor:
         """Preprocessed tensor → outputs (probabilities for classifiers, values for regression)."""
-        outs = [self.network.probabilities(self.network(features[i : i + batch_size]))
-                for i in range(0, len(features), batch_size)]
+        outs = [
+            self.network.probabilities(self.network(features[i : i + batch_size]))
+            for i in range(0, len(features), batch_size)
+        ]
         return torch.cat(outs).float().cpu()
 
     def predict(self, x: Any, batch_size: int = 4096) -> np.ndarray:

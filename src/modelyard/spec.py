@@ -93,7 +93,8 @@ class DataSpec(StrictModel):
                 source = {**source, **extra}
         out["source"] = _component("source", source, "data.source" if not extra else "data")
         out["preprocess"] = [
-            _component("preprocess", step, f"data.preprocess[{i}]") for i, step in enumerate(_as_list(data.get("preprocess", []), "data.preprocess"))
+            _component("preprocess", step, f"data.preprocess[{i}]")
+            for i, step in enumerate(_as_list(data.get("preprocess", []), "data.preprocess"))
         ]
         return out
 
@@ -119,7 +120,9 @@ class ModelSpec(StrictModel):
     @field_validator("layers", mode="before")
     @classmethod
     def _layers(cls, value: Any) -> Any:
-        return [_component("layer", layer, f"model.layers[{i}]") for i, layer in enumerate(_as_list(value, "model.layers"))]
+        return [
+            _component("layer", layer, f"model.layers[{i}]") for i, layer in enumerate(_as_list(value, "model.layers"))
+        ]
 
 
 class EarlyStoppingSpec(StrictModel):
@@ -169,7 +172,8 @@ class TrainSpec(StrictModel):
             data["schedule"] = _component("schedule", data["schedule"], "train.schedule")
         if "metrics" in data:
             data["metrics"] = [
-                _component("metric", m, f"train.metrics[{i}]") for i, m in enumerate(_as_list(data["metrics"], "train.metrics"))
+                _component("metric", m, f"train.metrics[{i}]")
+                for i, m in enumerate(_as_list(data["metrics"], "train.metrics"))
             ]
         if data.get("early_stopping") is True:
             data["early_stopping"] = {}
@@ -258,7 +262,10 @@ def _read_file(path: Path) -> dict[str, Any]:
         problem = getattr(exc, "problem", None) or getattr(exc, "msg", None) or str(exc)
         raise SpecError(f"Malformed spec file {path}{where}: {problem}", field="spec") from None
     if not isinstance(data, dict):
-        raise SpecError(f"Invalid spec file {path}: expected a mapping with name, data, model and train, received {describe(data)}", field="spec")
+        raise SpecError(
+            f"Invalid spec file {path}: expected a mapping with name, data, model and train, received {describe(data)}",
+            field="spec",
+        )
     return data
 
 
@@ -312,7 +319,9 @@ def apply_overrides(data: dict[str, Any], overrides: list[str] | tuple[str, ...]
                         node[key] = {"type": node[key]}
                     node = node[key]
             else:
-                raise SpecError(f"Invalid override path `{where}`: `{'.'.join(keys[:depth])}` is not a section", field=where)
+                raise SpecError(
+                    f"Invalid override path `{where}`: `{'.'.join(keys[:depth])}` is not a section", field=where
+                )
     return data
 
 

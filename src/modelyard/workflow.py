@@ -130,8 +130,19 @@ def train(
     run = runs.create(spec.to_dict(), environment(seed=spec.seed, device=spec.train.device))
     if on_run_created is not None:
         on_run_created(run.id)
-    return _run(spec, network, prepared, runs, run.id, home=home, resume=False, progress=progress,
-                console=console, on_epoch_end=on_epoch_end, started=started)
+    return _run(
+        spec,
+        network,
+        prepared,
+        runs,
+        run.id,
+        home=home,
+        resume=False,
+        progress=progress,
+        console=console,
+        on_epoch_end=on_epoch_end,
+        started=started,
+    )
 
 
 def resume(
@@ -150,8 +161,19 @@ def resume(
         raise TrainingError(f"Run {record.id} already completed and registered {record.model_ref}; nothing to resume")
     spec = load_spec(record.spec)
     network, prepared = build_checked(spec)
-    return _run(spec, network, prepared, runs, record.id, home=home, resume=True, progress=progress,
-                console=console, on_epoch_end=on_epoch_end, started=started)
+    return _run(
+        spec,
+        network,
+        prepared,
+        runs,
+        record.id,
+        home=home,
+        resume=True,
+        progress=progress,
+        console=console,
+        on_epoch_end=on_epoch_end,
+        started=started,
+    )
 
 
 def _run(
@@ -177,25 +199,45 @@ def _run(
 
     try:
         result: FitResult = fit(
-            network, prepared, spec.train, seed=spec.seed, on_epoch_end=record_epoch,
-            checkpoint_dir=runs.run_dir(run_id) / "checkpoints", resume=resume,
-            progress=progress, console=console,
+            network,
+            prepared,
+            spec.train,
+            seed=spec.seed,
+            on_epoch_end=record_epoch,
+            checkpoint_dir=runs.run_dir(run_id) / "checkpoints",
+            resume=resume,
+            progress=progress,
+            console=console,
         )
         split_name, split = eval_split(prepared)
         test_metrics = evaluate(
-            network, split, metrics=list(spec.train.metrics), loss=spec.train.loss,
-            task=spec.task, num_classes=prepared.num_classes,
+            network,
+            split,
+            metrics=list(spec.train.metrics),
+            loss=spec.train.loss,
+            task=spec.task,
+            num_classes=prepared.num_classes,
         )
         test_metrics = {"split": split_name, **test_metrics}
         state = {k: v.detach().to("cpu").contiguous() for k, v in network.state_dict().items()}
         version = ModelStore(home).register(
-            spec.name, state_dict=state, spec=spec.to_dict(), preprocess=model_meta(prepared, spec),
+            spec.name,
+            state_dict=state,
+            spec=spec.to_dict(),
+            preprocess=model_meta(prepared, spec),
             metrics={"test": test_metrics, "history": result.history, "runtime": result.runtime},
-            run_id=run_id, task=spec.task, description=spec.description,
+            run_id=run_id,
+            task=spec.task,
+            description=spec.description,
         )
-        summary = {"test": test_metrics, "runtime": result.runtime, "train_time_s": result.train_time_s,
-                   "best_epoch": result.best_epoch, "stopped_early": result.stopped_early,
-                   "class_names": prepared.class_names}
+        summary = {
+            "test": test_metrics,
+            "runtime": result.runtime,
+            "train_time_s": result.train_time_s,
+            "best_epoch": result.best_epoch,
+            "stopped_early": result.stopped_early,
+            "class_names": prepared.class_names,
+        }
         runs.finish(run_id, summary, version.ref)
     except KeyboardInterrupt:
         runs.fail(run_id, "interrupted (resume with `modelyard train --resume " + run_id + "`)")
@@ -207,7 +249,13 @@ def _run(
         runs.fail(run_id, f"{type(exc).__name__}: {exc}")
         raise
     return TrainResult(
-        run_id=run_id, model_ref=version.ref, history=result.history, test_metrics=test_metrics,
-        runtime=result.runtime, train_time_s=result.train_time_s,
-        total_time_s=time.perf_counter() - started, spec=spec, network=network,
+        run_id=run_id,
+        model_ref=version.ref,
+        history=result.history,
+        test_metrics=test_metrics,
+        runtime=result.runtime,
+        train_time_s=result.train_time_s,
+        total_time_s=time.perf_counter() - started,
+        spec=spec,
+        network=network,
     )

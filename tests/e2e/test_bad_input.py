@@ -9,7 +9,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from tests.helpers import run_cli
+from tests.support.cli import run_cli
 
 CSV_SPEC = {
     "name": "tabular",
@@ -65,15 +65,24 @@ GOOD3 = "a,b,c,label\n" + "\n".join(f"{i % 3},{i % 5},{i % 7},{i % 2}" for i in 
 
 CASES = {
     "malformed yaml": (lambda t: text_file(t / "s.yaml", "name: [x\n"), 2, "Malformed spec file"),
-    "unknown layer": (lambda t: spec_file(t, {**CSV_SPEC, "model": {"input": [2], "layers": [{"densse": 2}]}}), 2,
-                      "did you mean 'dense'?"),
-    "missing data file": (lambda t: spec_file(t, {**CSV_SPEC, "data": {**CSV_SPEC["data"], "path": str(t / "no.csv")}}), 3,
-                          "no.csv"),
+    "unknown layer": (
+        lambda t: spec_file(t, {**CSV_SPEC, "model": {"input": [2], "layers": [{"densse": 2}]}}),
+        2,
+        "did you mean 'dense'?",
+    ),
+    "missing data file": (
+        lambda t: spec_file(t, {**CSV_SPEC, "data": {**CSV_SPEC["data"], "path": str(t / "no.csv")}}),
+        3,
+        "no.csv",
+    ),
     "csv without target": (lambda t: csv_spec(t, GOOD.replace("label", "lbl")), 3, "label"),
     "nan in features": (lambda t: csv_spec(t, GOOD + "\nnan,1,0"), 3, "column 'a'"),
     "image of wrong size": (lambda t: image_folder(t, odd_size=True), 3, "odd.png"),
-    "incompatible shapes": (lambda t: spec_file(t, {**CSV_SPEC, "model": {"input": [2], "layers": [
-        {"conv2d": 4, "kernel": 3}]}}), 2, "model.layers[0]"),
+    "incompatible shapes": (
+        lambda t: spec_file(t, {**CSV_SPEC, "model": {"input": [2], "layers": [{"conv2d": 4, "kernel": 3}]}}),
+        2,
+        "model.layers[0]",
+    ),
     "input does not fit the data": (lambda t: csv_spec(t, GOOD3), 2, "model.input"),
     "classes do not fit the output": (lambda t: csv_spec(t, GOOD + "\n1,1,2\n2,2,2\n0,1,2"), 2, "3 classes"),
 }
@@ -102,7 +111,9 @@ def test_bad_prediction_inputs(tmp_path, home):
     before = (home / "modelyard.db").read_bytes() if (home / "modelyard.db").exists() else None
     Image.fromarray(np.zeros((28, 28), np.uint8)).save(tmp_path / "big.png")
     (tmp_path / "bad.json").write_text('{"instances": [[1, 2, 3]]}')
-    (tmp_path / "nan.json").write_text('{"instances": [[[' + ",".join(["NaN"] * 8) + "]" + ",[0,0,0,0,0,0,0,0]" * 7 + "]]}")
+    (tmp_path / "nan.json").write_text(
+        '{"instances": [[[' + ",".join(["NaN"] * 8) + "]" + ",[0,0,0,0,0,0,0,0]" * 7 + "]]}"
+    )
     (tmp_path / "broken.json").write_text('{"instances": [[1, 2')
     (tmp_path / "garbage.png").write_bytes(b"not an image")
     expectations = {

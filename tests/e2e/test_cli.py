@@ -12,15 +12,21 @@ from PIL import Image
 
 import modelyard
 from modelyard.store import ModelStore, RunStore
-from tests.helpers import run_cli, run_process
+from tests.support.cli import run_cli, run_process
 
 DIGITS = {
     "name": "digits-small",
     "seed": 1,
     "data": {"source": "digits", "validation": 0.1, "test": 0.2, "preprocess": ["scale"]},
     "model": {"input": [64], "layers": [{"dense": 32, "activation": "relu"}, {"dense": 10, "activation": "softmax"}]},
-    "train": {"loss": "cross_entropy", "optimizer": "adam", "lr": 0.01, "batch_size": 64, "epochs": 5,
-              "metrics": ["accuracy", "f1", "confusion_matrix"]},
+    "train": {
+        "loss": "cross_entropy",
+        "optimizer": "adam",
+        "lr": 0.01,
+        "batch_size": 64,
+        "epochs": 5,
+        "metrics": ["accuracy", "f1", "confusion_matrix"],
+    },
 }
 
 

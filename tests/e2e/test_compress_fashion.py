@@ -25,7 +25,9 @@ from tests.conftest import EXAMPLES
 
 pytestmark = pytest.mark.slow
 
-STUDENT = {"model": {"input": [784], "layers": [{"dense": 64, "activation": "relu"}, {"dense": 10, "activation": "softmax"}]}}
+STUDENT = {
+    "model": {"input": [784], "layers": [{"dense": 64, "activation": "relu"}, {"dense": 10, "activation": "softmax"}]}
+}
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +59,9 @@ def test_int8_is_within_one_point_and_its_onnx_graph_is_checked(results: dict[st
     assert child.served_by == "onnxruntime"  # auto serves the int8 version from its ONNX Runtime graph
 
 
-def test_int8_is_served_from_its_checked_onnx_runtime_graph(teacher: tuple[Path, str], results: dict[str, CompressResult]) -> None:
+def test_int8_is_served_from_its_checked_onnx_runtime_graph(
+    teacher: tuple[Path, str], results: dict[str, CompressResult]
+) -> None:
     """What users get: the backend `modelyard serve` picks (auto) for each version, and the same classes."""
     home, parent_ref = teacher
     parent, child = Predictor.load(parent_ref, home=home), Predictor.load(results["int8"].model_ref, home=home)
@@ -80,11 +84,16 @@ def test_half_pruned_and_fine_tuned_is_within_one_point(results: dict[str, Compr
     assert child.nonzero <= 0.51 * parent.parameters
     structured = results["structured"].rows
     print(results["structured"].table())
-    assert structured[1].parameters < 0.5 * structured[0].parameters and structured[1].weights_bytes < 0.5 * structured[0].weights_bytes
+    assert (
+        structured[1].parameters < 0.5 * structured[0].parameters
+        and structured[1].weights_bytes < 0.5 * structured[0].weights_bytes
+    )
     assert structured[1].accuracy > parent.accuracy - 0.03
 
 
-def test_distilled_student_is_a_quarter_of_the_size_and_reported_next_to_its_baseline(results: dict[str, CompressResult]) -> None:
+def test_distilled_student_is_a_quarter_of_the_size_and_reported_next_to_its_baseline(
+    results: dict[str, CompressResult],
+) -> None:
     parent, student, alone = results["distilled"].rows
     print("\n" + results["distilled"].table())
     assert student.parameters <= parent.parameters / 4
@@ -93,7 +102,9 @@ def test_distilled_student_is_a_quarter_of_the_size_and_reported_next_to_its_bas
 
 
 @pytest.mark.anyio
-async def test_every_compressed_version_loads_and_serves(teacher: tuple[Path, str], results: dict[str, CompressResult]) -> None:
+async def test_every_compressed_version_loads_and_serves(
+    teacher: tuple[Path, str], results: dict[str, CompressResult]
+) -> None:
     import httpx
     import onnxruntime as ort
 
@@ -108,15 +119,18 @@ async def test_every_compressed_version_loads_and_serves(teacher: tuple[Path, st
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as http:
             listing = {m["ref"]: m["backend"] for m in (await http.get("/v1/models")).json()["models"]}
             for model in models:
-                r = await http.post(f"/v1/models/{model.version.name}/versions/{model.version.version}/predict",
-                                    json={"instances": x})
+                r = await http.post(
+                    f"/v1/models/{model.version.name}/versions/{model.version.version}/predict", json={"instances": x}
+                )
                 assert r.status_code == 200, r.text
                 got = np.asarray([p["probabilities"] for p in r.json()["predictions"]])
                 features = model.preprocess(np.asarray(x, dtype=np.float32))
                 backend = listing[model.ref]
                 if backend["name"] == "onnx":  # the graph the listing names, run by plain ONNX Runtime
                     graph = (model.version.path / backend["onnx_graph"]).read_bytes()
-                    want = ort.InferenceSession(graph, providers=["CPUExecutionProvider"]).run(None, {"input": features.numpy()})[0]
+                    want = ort.InferenceSession(graph, providers=["CPUExecutionProvider"]).run(
+                        None, {"input": features.numpy()}
+                    )[0]
                 else:
                     want = model.predict(np.asarray(x, dtype=np.float32))
                 np.testing.assert_allclose(got, want, atol=1e-5)

@@ -28,13 +28,13 @@ import httpx
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit"))
-from test_serve_support import register  # noqa: E402
+from tests.support.serving import register  # noqa: E402
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 pytestmark = pytest.mark.skipif(
     not (shutil.which(CHROMIUM) and shutil.which(CHROMEDRIVER)),
-    reason="Debian's chromium and chromium-driver are not installed (apt-get install chromium chromium-driver)")
+    reason="Debian's chromium and chromium-driver are not installed (apt-get install chromium chromium-driver)",
+)
 WAIT_S = 120
 
 
@@ -56,8 +56,12 @@ def running_server(home: Path, log: Path) -> Iterator[str]:
     """`python -m modelyard server` on a free port over ``home``; its URL."""
     port = free_port()
     with log.open("wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "modelyard", "server", "--port", str(port)],
-                                env={**os.environ, "MODELYARD_HOME": str(home)}, stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "modelyard", "server", "--port", str(port)],
+            env={**os.environ, "MODELYARD_HOME": str(home)},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -95,8 +99,15 @@ def browser() -> Iterator[Any]:
 
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--window-size=1400,1100", "--force-device-scale-factor=1"):
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--window-size=1400,1100",
+        "--force-device-scale-factor=1",
+    ):
         options.add_argument(flag)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
@@ -126,7 +137,9 @@ def shot(driver: Any, folder: Path, name: str) -> Path:
 
 
 def api_predict(url: str, deployment: str, body: bytes, content_type: str) -> dict[str, Any]:
-    r = httpx.post(f"{url}/v1/deployments/{deployment}/predict", content=body, headers={"content-type": content_type}, timeout=30)
+    r = httpx.post(
+        f"{url}/v1/deployments/{deployment}/predict", content=body, headers={"content-type": content_type}, timeout=30
+    )
     assert r.status_code == 200, r.text
     return r.json()
 
@@ -149,8 +162,12 @@ def area_reference(canvas_png: bytes, rows: int, cols: int, fit: float) -> np.nd
         y, x = min(max(y, 0.0), height), min(max(x, 0.0), width)
         y0, x0 = min(int(y), height - 1), min(int(x), width - 1)
         fy, fx = y - y0, x - x0
-        return ((1 - fy) * (1 - fx) * table[y0, x0] + (1 - fy) * fx * table[y0, x0 + 1]
-                + fy * (1 - fx) * table[y0 + 1, x0] + fy * fx * table[y0 + 1, x0 + 1])
+        return (
+            (1 - fy) * (1 - fx) * table[y0, x0]
+            + (1 - fy) * fx * table[y0, x0 + 1]
+            + fy * (1 - fx) * table[y0 + 1, x0]
+            + fy * fx * table[y0 + 1, x0 + 1]
+        )
 
     ys, xs = np.nonzero(ink > 0.02)
     x0, x1, y0, y1 = xs.min(), xs.max() + 1, ys.min(), ys.max() + 1
@@ -188,8 +205,12 @@ def test_submit_watch_deploy_predict(server: str, browser: Any, screenshots: Pat
     driver = browser
     # A tabular model for the playground's feature form, deployed while the digits train.
     tabular = register("clf", home)
-    assert httpx.post(f"{server}/v1/deployments", json={"name": "iris", "model": tabular, "backend": "torch"},
-                      timeout=30).status_code == 201
+    assert (
+        httpx.post(
+            f"{server}/v1/deployments", json={"name": "iris", "model": tabular, "backend": "torch"}, timeout=30
+        ).status_code
+        == 201
+    )
     driver.get(server + "/#/jobs")
     spec = wait(driver, "the job form", lambda d: d.find_element(By.ID, "job-spec"))
     assert "name: digits-mlp" in spec.get_attribute("value")
@@ -204,15 +225,25 @@ def test_submit_watch_deploy_predict(server: str, browser: Any, screenshots: Pat
     wait(driver, "the job page", lambda d: d.current_url.split("#")[-1].startswith("/jobs/j-"))
     job_id = driver.current_url.split("/")[-1]
     curve = wait(driver, "the learning curve", lambda d: d.find_element(By.CSS_SELECTOR, ".curves[data-points]"))
-    wait(driver, "12 epochs on the curve and the job done",
-         lambda d: curve.get_attribute("data-points") == "12" and d.find_element(By.ID, "view").get_attribute("data-status") == "succeeded")
+    wait(
+        driver,
+        "12 epochs on the curve and the job done",
+        lambda d: (
+            curve.get_attribute("data-points") == "12"
+            and d.find_element(By.ID, "view").get_attribute("data-status") == "succeeded"
+        ),
+    )
     streamed = driver.execute_script("return window.modelyard.jobEvents")
     assert streamed["job"] == job_id and streamed["epochs"] >= 1  # epochs arrived over the event stream
     charts = driver.find_elements(By.CSS_SELECTOR, ".curves .chart canvas")
     assert len(charts) == 2  # loss and metrics
     job = httpx.get(f"{server}/v1/jobs/{job_id}").json()
     assert job["status"] == "succeeded" and len(job["history"]) == 12
-    wait(driver, "the log", lambda d: "registered" in d.find_element(By.ID, "job-log").text or d.find_element(By.ID, "job-log").text)
+    wait(
+        driver,
+        "the log",
+        lambda d: "registered" in d.find_element(By.ID, "job-log").text or d.find_element(By.ID, "job-log").text,
+    )
     shot(driver, screenshots, "1-job-learning-curve.png")
 
     # The registered version: metrics, confusion matrix (stored by this spec), deploy form.
@@ -225,8 +256,14 @@ def test_submit_watch_deploy_predict(server: str, browser: Any, screenshots: Pat
     name.send_keys("digits-web")
     Select(driver.find_element(By.ID, "deploy-backend")).select_by_value("torch")
     driver.find_element(By.ID, "deploy-submit").click()
-    wait(driver, "the deployment to run", lambda d: d.current_url.endswith("#/deployments/digits-web")
-         and d.find_element(By.ID, "view").get_attribute("data-status") == "running")
+    wait(
+        driver,
+        "the deployment to run",
+        lambda d: (
+            d.current_url.endswith("#/deployments/digits-web")
+            and d.find_element(By.ID, "view").get_attribute("data-status") == "running"
+        ),
+    )
 
     # Playground: draw, predict, and compare with the API on the same instance.
     driver.find_element(By.ID, "open-playground").click()
@@ -240,15 +277,17 @@ def test_submit_watch_deploy_predict(server: str, browser: Any, screenshots: Pat
     assert 0 <= min(sent["instances"][0]) and max(sent["instances"][0]) <= 16  # the digits' value range
     expected = api_predict(server, "digits-web", json.dumps(sent).encode(), "application/json")
     assert label.text == expected["predictions"][0]["label"] == state["lastAnswer"]["predictions"][0]["label"]
-    np.testing.assert_allclose(state["lastAnswer"]["predictions"][0]["probabilities"],
-                               expected["predictions"][0]["probabilities"], atol=1e-6)
+    np.testing.assert_allclose(
+        state["lastAnswer"]["predictions"][0]["probabilities"], expected["predictions"][0]["probabilities"], atol=1e-6
+    )
     bars = driver.find_elements(By.CSS_SELECTOR, "#prediction-probabilities .bar-row")
     assert len(bars) == 10
     shot(driver, screenshots, "2-playground-prediction.png")
 
     # What was sent is the drawing, area-averaged (checked with a summed-area table).
-    png = base64.b64decode(driver.execute_script(
-        "return window.modelyard.draw.canvas.toDataURL('image/png')").split(",", 1)[1])
+    png = base64.b64decode(
+        driver.execute_script("return window.modelyard.draw.canvas.toDataURL('image/png')").split(",", 1)[1]
+    )
     want = area_reference(png, 8, 8, 1.0) * 16
     np.testing.assert_allclose(np.asarray(sent["instances"][0]).reshape(8, 8), want, atol=2e-3)  # JSON keeps 3 decimals
 
@@ -260,37 +299,65 @@ def test_submit_watch_deploy_predict(server: str, browser: Any, screenshots: Pat
     path = tmp_path / "one.png"
     Image.fromarray(digit).save(path)
     driver.find_element(By.ID, "upload-file").send_keys(str(path))
-    wait(driver, "the upload's answer", lambda d: d.execute_script(
-        "const s = window.modelyard.playground; return s.lastRequest && s.lastRequest.contentType === 'image/png' && s.lastAnswer"))
+    wait(
+        driver,
+        "the upload's answer",
+        lambda d: d.execute_script(
+            "const s = window.modelyard.playground; return s.lastRequest && s.lastRequest.contentType === 'image/png' && s.lastAnswer"
+        ),
+    )
     answer = driver.execute_script("return window.modelyard.playground.lastAnswer")
     assert answer["predictions"] == api_predict(server, "digits-web", path.read_bytes(), "image/png")["predictions"]
 
     # A tabular model: one field per feature.
     driver.get(server + "/#/playground/iris")
-    fields = wait(driver, "the feature form", lambda d: d.find_elements(By.CSS_SELECTOR, "#features-form input.feature"))
+    fields = wait(
+        driver, "the feature form", lambda d: d.find_elements(By.CSS_SELECTOR, "#features-form input.feature")
+    )
     assert [f.get_attribute("name") for f in fields] == ["x1", "x2", "x3", "x4"]
     for field, value in zip(fields, ("5.1", "3.5", "1.4", "0.2")):
         field.clear()
         field.send_keys(value)
     wait(driver, "the iris replica", lambda d: httpx.get(f"{server}/v1/deployments/iris").json()["status"] == "running")
     driver.find_element(By.ID, "features-predict").click()
-    label = wait(driver, "the tabular prediction", lambda d: d.execute_script(
-        "const s = window.modelyard.playground; return s.lastAnswer && s.lastAnswer.predictions && s.lastAnswer.predictions[0].label"))
+    label = wait(
+        driver,
+        "the tabular prediction",
+        lambda d: d.execute_script(
+            "const s = window.modelyard.playground; return s.lastAnswer && s.lastAnswer.predictions && s.lastAnswer.predictions[0].label"
+        ),
+    )
     sent = driver.execute_script("return window.modelyard.playground.lastRequest.body")
     assert sent == {"instances": [[5.1, 3.5, 1.4, 0.2]]}
-    assert label == api_predict(server, "iris", json.dumps(sent).encode(), "application/json")["predictions"][0]["label"]
+    assert (
+        label == api_predict(server, "iris", json.dumps(sent).encode(), "application/json")["predictions"][0]["label"]
+    )
 
     # The deployment page shows the traffic the playground (and this test) made.
     driver.get(server + "/#/deployments/digits-web")
-    wait(driver, "the request count", lambda d: int(d.find_element(By.ID, "view").get_attribute("data-requests") or 0) >= 4, 30)
+    wait(
+        driver,
+        "the request count",
+        lambda d: int(d.find_element(By.ID, "view").get_attribute("data-requests") or 0) >= 4,
+        30,
+    )
     assert "running" in driver.find_element(By.ID, "deployment-summary").text
     shot(driver, screenshots, "3-deployment.png")
 
     # Run comparison: both runs in the metrics table and on the overlaid curves.
-    wait(driver, "the second job", lambda d: httpx.get(f"{server}/v1/jobs/{second['id']}").json()["status"] == "succeeded")
+    wait(
+        driver,
+        "the second job",
+        lambda d: httpx.get(f"{server}/v1/jobs/{second['id']}").json()["status"] == "succeeded",
+    )
     driver.get(server + "/#/runs")
-    boxes = wait(driver, "the runs list", lambda d: len(d.find_elements(By.CSS_SELECTOR, "input.pick")) == 2
-                 and d.find_elements(By.CSS_SELECTOR, "input.pick"))
+    boxes = wait(
+        driver,
+        "the runs list",
+        lambda d: (
+            len(d.find_elements(By.CSS_SELECTOR, "input.pick")) == 2 and d.find_elements(By.CSS_SELECTOR, "input.pick")
+        ),
+    )
     for box in boxes:
         box.click()
     driver.find_element(By.ID, "compare-runs").click()
@@ -308,8 +375,13 @@ def test_submit_watch_deploy_predict(server: str, browser: Any, screenshots: Pat
 def test_sign_in_with_a_token_then_write_with_the_csrf_token(home: Path, tmp_path: Path, browser: Any) -> None:
     from selenium.webdriver.common.by import By
 
-    made = subprocess.run([sys.executable, "-m", "modelyard", "server", "token", "create", "--role", "admin"],
-                          env={**os.environ, "MODELYARD_HOME": str(home)}, capture_output=True, text=True, timeout=60)
+    made = subprocess.run(
+        [sys.executable, "-m", "modelyard", "server", "token", "create", "--role", "admin"],
+        env={**os.environ, "MODELYARD_HOME": str(home)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert made.returncode == 0, made.stderr
     token = made.stdout.strip()
     with running_server(home, tmp_path / "server.log") as url:

@@ -25,7 +25,7 @@ from modelyard.predict import Predictor
 from modelyard.serving import ServeConfig, create_app
 from modelyard.spec import DataSpec
 from tests.conftest import EXAMPLES
-from tests.helpers import run_cli
+from tests.support.cli import run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -54,8 +54,10 @@ def test_integrated_gradients_sum_to_the_output_difference(trained: tuple[Path, 
     baseline = model.predict(np.zeros(784, dtype=np.float32))[0]
     assert list(e.targets) == list(probs.argmax(1))
     gap = np.abs(e.attribution_sums - (probs[np.arange(100), e.targets] - baseline[e.targets]))
-    print(f"\ncompleteness over 100 test images, 200 steps: max {gap.max():.2e}, median {np.median(gap):.2e}; "
-          f"mean f(x) - f(baseline) {np.mean(probs.max(1) - baseline[e.targets]):.3f}")
+    print(
+        f"\ncompleteness over 100 test images, 200 steps: max {gap.max():.2e}, median {np.median(gap):.2e}; "
+        f"mean f(x) - f(baseline) {np.mean(probs.max(1) - baseline[e.targets]):.3f}"
+    )
     assert gap.max() < TOLERANCE
     assert np.abs(e.convergence_delta).max() < TOLERANCE
     coarse = Explainer(model).explain(images[:20], steps=20)
@@ -88,10 +90,15 @@ async def test_http_explain_route(trained: tuple[Path, str], images: np.ndarray)
     Image.fromarray(images[1].reshape(28, 28).astype(np.uint8)).save(png, format="PNG")
     transport = httpx.ASGITransport(app=app)
     async with app.router.lifespan_context(app), httpx.AsyncClient(transport=transport, base_url="http://test") as http:
-        by_json = await http.post("/v1/models/fashion-mlp/explain", json={"instances": images[:2].tolist(), "steps": 100})
-        by_png = await http.post("/v1/models/fashion-mlp/explain?steps=100", content=png.getvalue(),
-                                 headers={"content-type": "image/png"})
-        shap = await http.post("/v1/models/fashion-mlp/explain", json={"instances": images[:1].tolist(), "method": "shap"})
+        by_json = await http.post(
+            "/v1/models/fashion-mlp/explain", json={"instances": images[:2].tolist(), "steps": 100}
+        )
+        by_png = await http.post(
+            "/v1/models/fashion-mlp/explain?steps=100", content=png.getvalue(), headers={"content-type": "image/png"}
+        )
+        shap = await http.post(
+            "/v1/models/fashion-mlp/explain", json={"instances": images[:1].tolist(), "method": "shap"}
+        )
     assert by_json.status_code == 200 and by_png.status_code == 200, (by_json.text, by_png.text)
     want = Explainer(model).explain(images[:2], steps=100)
     got = by_json.json()["explanations"]

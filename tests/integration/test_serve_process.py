@@ -17,11 +17,9 @@ import httpx
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit"))
-from test_serve_support import API_KEY, assert_same_predictions, instances, png, register  # noqa: E402
-
 import modelyard  # noqa: E402
 from modelyard.predict import Predictor  # noqa: E402
+from tests.support.serving import API_KEY, assert_same_predictions, instances, png, register  # noqa: E402
 
 SRC = str(Path(modelyard.__file__).resolve().parents[1])
 # uvicorn finishes its graceful shutdown, then re-raises the signal so the exit status says why.
@@ -35,8 +33,12 @@ def free_port() -> int:
 
 
 def start(args: list[str], home: Path, log: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
-    full_env = {**os.environ, "MODELYARD_HOME": str(home), "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", ""),
-                **(env or {})}
+    full_env = {
+        **os.environ,
+        "MODELYARD_HOME": str(home),
+        "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", ""),
+        **(env or {}),
+    }
     with log.open("wb") as out:
         return subprocess.Popen([sys.executable, *args], env=full_env, stdout=out, stderr=subprocess.STDOUT)
 
@@ -78,13 +80,29 @@ def raw_request(port: int, head: bytes, body: bytes = b"") -> bytes:
         return data
 
 
-def test_cli_server_answers_limits_bad_input_and_stops_on_sigterm(home: Path, tmp_path: Path,
-                                                                 stopper: list[subprocess.Popen]) -> None:
+def test_cli_server_answers_limits_bad_input_and_stops_on_sigterm(
+    home: Path, tmp_path: Path, stopper: list[subprocess.Popen]
+) -> None:
     register("clf", home)
     register("img", home)
     port, log = free_port(), tmp_path / "server.log"
-    proc = start(["-m", "modelyard.cli.main", "serve", "clf", "img:1", "--port", str(port), "--backend", "torch",
-                  "--max-body-bytes", "65536"], home, log)
+    proc = start(
+        [
+            "-m",
+            "modelyard.cli.main",
+            "serve",
+            "clf",
+            "img:1",
+            "--port",
+            str(port),
+            "--backend",
+            "torch",
+            "--max-body-bytes",
+            "65536",
+        ],
+        home,
+        log,
+    )
     stopper.append(proc)
     base = f"http://127.0.0.1:{port}"
     wait_ready(base, proc, log)
@@ -94,22 +112,36 @@ def test_cli_server_answers_limits_bad_input_and_stops_on_sigterm(home: Path, tm
     assert r.status_code == 200
     assert_same_predictions(r.json()["predictions"], Predictor.load("clf", home=home).records(x))
     pixels = np.arange(64, dtype=np.uint8).reshape(8, 8)
-    r = httpx.post(f"{base}/v1/models/img/predict", content=png(pixels), headers={"content-type": "image/png"}, timeout=10)
+    r = httpx.post(
+        f"{base}/v1/models/img/predict", content=png(pixels), headers={"content-type": "image/png"}, timeout=10
+    )
     assert r.status_code == 200 and r.json()["version"] == 1
-    bad = httpx.post(f"{base}/v1/models/clf/predict", content=b'{"instances": [[NaN, 1, 2, 3]]}',
-                     headers={"content-type": "application/json"}, timeout=10)
+    bad = httpx.post(
+        f"{base}/v1/models/clf/predict",
+        content=b'{"instances": [[NaN, 1, 2, 3]]}',
+        headers={"content-type": "application/json"},
+        timeout=10,
+    )
     assert bad.status_code == 422 and "NaN" in bad.json()["message"]
 
     # A declared 1 GB body is refused from the headers: the answer comes without sending it.
     started = time.monotonic()
-    reply = raw_request(port, b"POST /v1/models/clf/predict HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
-                              b"Content-Length: 1000000000\r\n\r\n", b'{"instances": [')
+    reply = raw_request(
+        port,
+        b"POST /v1/models/clf/predict HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+        b"Content-Length: 1000000000\r\n\r\n",
+        b'{"instances": [',
+    )
     assert reply.startswith(b"HTTP/1.1 413") and time.monotonic() - started < 3
     # A chunked body (no length) is cut off once past the limit.
     chunk = b"[1, 2, 3, 4], " * 1000
     chunked = b"".join(b"%x\r\n%s\r\n" % (len(chunk), chunk) for _ in range(6))
-    reply = raw_request(port, b"POST /v1/models/clf/predict HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
-                              b"Transfer-Encoding: chunked\r\n\r\n", chunked)
+    reply = raw_request(
+        port,
+        b"POST /v1/models/clf/predict HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n",
+        chunked,
+    )
     assert reply.startswith(b"HTTP/1.1 413")
     assert "modelyard_requests_total" in httpx.get(f"{base}/metrics", timeout=10).text
 
@@ -133,7 +165,9 @@ SLOW_SERVER = textwrap.dedent("""
 """)
 
 
-def test_sigterm_drains_in_flight_and_queued_requests(home: Path, tmp_path: Path, stopper: list[subprocess.Popen]) -> None:
+def test_sigterm_drains_in_flight_and_queued_requests(
+    home: Path, tmp_path: Path, stopper: list[subprocess.Popen]
+) -> None:
     register("clf", home)
     script = tmp_path / "slow_server.py"
     script.write_text(SLOW_SERVER)
@@ -170,15 +204,38 @@ def test_sigterm_drains_in_flight_and_queued_requests(home: Path, tmp_path: Path
         assert_same_predictions(response.json()["predictions"], reference.records(x))
 
 
-def test_two_workers_with_an_api_key_on_a_public_address(home: Path, tmp_path: Path, stopper: list[subprocess.Popen]) -> None:
+def test_two_workers_with_an_api_key_on_a_public_address(
+    home: Path, tmp_path: Path, stopper: list[subprocess.Popen]
+) -> None:
     register("reg", home)
     port, log = free_port(), tmp_path / "server.log"
-    refused = subprocess.run([sys.executable, "-m", "modelyard.cli.main", "serve", "reg", "--host", "0.0.0.0"],
-                             env={**os.environ, "MODELYARD_HOME": str(home), "PYTHONPATH": SRC, "MODELYARD_API_KEY": ""},
-                             capture_output=True, text=True, timeout=60)
+    refused = subprocess.run(
+        [sys.executable, "-m", "modelyard.cli.main", "serve", "reg", "--host", "0.0.0.0"],
+        env={**os.environ, "MODELYARD_HOME": str(home), "PYTHONPATH": SRC, "MODELYARD_API_KEY": ""},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert refused.returncode == 2 and "without an API key" in refused.stderr
-    proc = start(["-m", "modelyard.cli.main", "serve", "reg", "--host", "0.0.0.0", "--port", str(port), "--workers", "2",
-                  "--backend", "torch"], home, log, env={"MODELYARD_API_KEY": API_KEY})
+    proc = start(
+        [
+            "-m",
+            "modelyard.cli.main",
+            "serve",
+            "reg",
+            "--host",
+            "0.0.0.0",
+            "--port",
+            str(port),
+            "--workers",
+            "2",
+            "--backend",
+            "torch",
+        ],
+        home,
+        log,
+        env={"MODELYARD_API_KEY": API_KEY},
+    )
     stopper.append(proc)
     base = f"http://127.0.0.1:{port}"
     wait_ready(base, proc, log, seconds=90)

@@ -6,18 +6,14 @@ from __future__ import annotations
 
 import re
 import socket
-import sys
 from pathlib import Path
 
 import httpx
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from helpers import run_cli  # noqa: E402
-from test_server_jobs_process_support import spec, start_server  # noqa: E402
-
 from modelyard.server.tokens import TokenStore  # noqa: E402
+from tests.support.cli import run_cli  # noqa: E402
+from tests.support.server_process import spec, start_server  # noqa: E402
 
 
 def own_address() -> tuple[str, str]:
@@ -48,7 +44,9 @@ def test_a_public_server_refuses_unauthenticated_writes_and_checks_roles(home: P
         assert printed, server.output()
         admin = printed.group(1)
         assert TokenStore(home).verify(admin).role == "admin"
-        read = run_cli("--home", str(home), "server", "token", "create", "--role", "read", "--name", "viewer").out.strip()
+        read = run_cli(
+            "--home", str(home), "server", "token", "create", "--role", "read", "--name", "viewer"
+        ).out.strip()
         url = server.url
 
         assert httpx.get(f"{url}/healthz").status_code == 200
@@ -62,8 +60,12 @@ def test_a_public_server_refuses_unauthenticated_writes_and_checks_roles(home: P
         created = httpx.post(f"{url}/v1/jobs", json={"spec": spec()}, headers=as_admin)
         assert created.status_code == 201 and created.json()["submitted_by"] == "bootstrap-admin"
         assert httpx.get(f"{url}/v1/jobs", headers={**as_read, "Host": "rebound.example"}).status_code == 400
-        assert httpx.post(f"{url}/v1/jobs", json={"spec": spec()},
-                          headers={**as_admin, "Origin": "http://evil.example"}).status_code == 403
+        assert (
+            httpx.post(
+                f"{url}/v1/jobs", json={"spec": spec()}, headers={**as_admin, "Origin": "http://evil.example"}
+            ).status_code
+            == 403
+        )
 
         with httpx.Client(base_url=url) as browser:  # the console: cookie + CSRF header
             session = browser.post("/v1/session", json={"token": admin}).json()

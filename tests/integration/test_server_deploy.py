@@ -21,13 +21,11 @@ import httpx
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit"))
-from test_serve_support import assert_same_predictions, png, register  # noqa: E402
-from test_server_console_support import DIGITS  # noqa: E402
-
 from modelyard.inputs import image_to_array  # noqa: E402
 from modelyard.predict import Predictor  # noqa: E402
 from modelyard.server.deployments import Supervisor  # noqa: E402
+from tests.support.console import DIGITS  # noqa: E402
+from tests.support.serving import assert_same_predictions, png, register  # noqa: E402
 
 FINAL = ("succeeded", "failed", "cancelled")
 
@@ -62,8 +60,12 @@ class Server:
     def start(self) -> Server:
         env = {**os.environ, "MODELYARD_HOME": str(self.home)}
         with self.log.open("ab") as out:
-            self.proc = subprocess.Popen([sys.executable, "-m", "modelyard", "server", "--port", str(self.port)],
-                                         env=env, stdout=out, stderr=subprocess.STDOUT)
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "modelyard", "server", "--port", str(self.port)],
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
 
         def up() -> bool:
             if self.proc.poll() is not None:
@@ -117,13 +119,20 @@ def server(home: Path, tmp_path: Path) -> Iterator[Server]:
 
 
 def run_cli_process(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "modelyard", *args], env={**os.environ, **env, "COLUMNS": "200"},
-                          capture_output=True, text=True, timeout=180)
+    return subprocess.run(
+        [sys.executable, "-m", "modelyard", *args],
+        env={**os.environ, **env, "COLUMNS": "200"},
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
 
 
 def train_through_api(srv: Server) -> str:
     job = srv.http.post("/v1/jobs", json={"spec": DIGITS}).json()
-    done = wait_for("the job", lambda: (j := srv.http.get(f"/v1/jobs/{job['id']}").json())["status"] in FINAL and j, 120)
+    done = wait_for(
+        "the job", lambda: (j := srv.http.get(f"/v1/jobs/{job['id']}").json())["status"] in FINAL and j, 120
+    )
     assert done["status"] == "succeeded", done
     assert [row["epoch"] for row in done["history"]] == [1, 2, 3]
     return done["model_ref"]
@@ -131,8 +140,10 @@ def train_through_api(srv: Server) -> str:
 
 def test_submit_train_register_deploy_predict(server: Server, home: Path) -> None:
     ref = train_through_api(server)
-    created = server.http.post("/v1/deployments", json={"name": "web", "model": ref.split(":")[0], "replicas": 2,
-                                                        "backend": "torch", "max_batch_size": 16})
+    created = server.http.post(
+        "/v1/deployments",
+        json={"name": "web", "model": ref.split(":")[0], "replicas": 2, "backend": "torch", "max_batch_size": 16},
+    )
     assert created.status_code == 201, created.text
     assert created.json()["model"] == ref  # "name" resolved to the explicit version at creation
     deployment = wait_for("2 running replicas", lambda: server.running("web", 2))
@@ -153,7 +164,9 @@ def test_submit_train_register_deploy_predict(server: Server, home: Path) -> Non
     assert bad.status_code == 422 and "expected a list of instances of shape [64]" in bad.json()["message"]
 
     # Scraped from both replicas' /metrics: every request counted once, both replicas used.
-    seen = wait_for("the scraped request count", lambda: (d := server.deployment("web"))["metrics"]["requests_total"] == 5 and d)
+    seen = wait_for(
+        "the scraped request count", lambda: (d := server.deployment("web"))["metrics"]["requests_total"] == 5 and d
+    )
     assert all(r["requests_total"] >= 2 for r in seen["replicas"])  # round robin
     assert seen["metrics"]["p50_ms"] > 0 and seen["metrics"]["error_rate"] == pytest.approx(0.2, abs=0.01)
 

@@ -7,19 +7,16 @@ from __future__ import annotations
 import os
 import re
 import signal
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_server_jobs_process_support import Server, pid_alive, spec, start_server, wait_for, workers_alive  # noqa: E402
-
 from modelyard import workflow  # noqa: E402
 from modelyard.server.jobs import JobStore  # noqa: E402
 from modelyard.store import ModelStore, RunStore  # noqa: E402
+from tests.support.server_process import Server, pid_alive, spec, start_server, wait_for, workers_alive  # noqa: E402
 
 FAST_LEASE = ("--lease-s", "2", "--heartbeat-s", "0.3", "--reap-interval-s", "0.3")
 
@@ -55,7 +52,8 @@ def kill_worker_mid_epoch(server: Server, job_id: str, after_epoch: int) -> tupl
 
 
 def test_a_worker_killed_mid_epoch_is_noticed_and_its_job_resumes_from_the_checkpoint(
-        home: Path, tmp_path: Path, server: Server) -> None:
+    home: Path, tmp_path: Path, server: Server
+) -> None:
     body = spec("durable", epochs=6)
     job = server.submit({"spec": body})
     killed, seen = kill_worker_mid_epoch(server, job["id"], after_epoch=2)
@@ -94,11 +92,14 @@ def test_a_worker_killed_mid_epoch_is_noticed_and_its_job_resumes_from_the_check
 
 
 def test_a_restart_loses_no_queued_job_and_resumes_the_running_one(
-        home: Path, server: Server, servers: list[Server]) -> None:
+    home: Path, server: Server, servers: list[Server]
+) -> None:
     first = server
     running = first.submit({"spec": spec("restart-a", epochs=3)})
-    queued = [first.submit({"spec": spec("restart-b", epochs=3)}),  # on the second worker, if it is warm yet
-              *(first.submit({"spec": spec(f"restart-{c}", n=2000, epochs=2)}) for c in "cd")]
+    queued = [
+        first.submit({"spec": spec("restart-b", epochs=3)}),  # on the second worker, if it is warm yet
+        *(first.submit({"spec": spec(f"restart-{c}", n=2000, epochs=2)}) for c in "cd"),
+    ]
     first.wait_epoch(running["id"], 1)
     worker_pids = [w["pid"] for w in first.get("/healthz").json()["workers"]]
     assert first.stop(signal.SIGTERM) in (0, -signal.SIGTERM), first.output()
@@ -112,8 +113,12 @@ def test_a_restart_loses_no_queued_job_and_resumes_the_running_one(
     done = [second.wait_job(j["id"], timeout=60) for j in (running, *queued)]
     assert [d["status"] for d in done] == ["succeeded"] * 4
     assert "resuming after epoch" in second.get(f"/v1/jobs/{running['id']}/logs").text
-    assert sorted(v.ref for v in ModelStore(home).list() if v.name.startswith("restart")) == \
-        ["restart-a:1", "restart-b:1", "restart-c:1", "restart-d:1"]
+    assert sorted(v.ref for v in ModelStore(home).list() if v.name.startswith("restart")) == [
+        "restart-a:1",
+        "restart-b:1",
+        "restart-c:1",
+        "restart-d:1",
+    ]
 
     # A server killed outright: its workers notice their parent is gone and hand their job back.
     last = second.submit({"spec": spec("restart-e", epochs=20)})

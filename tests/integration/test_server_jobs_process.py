@@ -4,7 +4,6 @@ API (live events) and through `modelyard jobs`, cancel, and errors."""
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,13 +12,10 @@ import pytest
 import torch
 import yaml
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from helpers import run_cli  # noqa: E402
-from test_server_jobs_process_support import Server, free_port, spec, start_server  # noqa: E402
-
 from modelyard import workflow  # noqa: E402
 from modelyard.store import ModelStore, RunStore  # noqa: E402
+from tests.support.cli import run_cli  # noqa: E402
+from tests.support.server_process import Server, free_port, spec, start_server  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -89,8 +85,10 @@ def test_the_jobs_cli_submits_waits_lists_shows_and_prints_logs(server: Server, 
     assert logs.code == 0 and "epoch 2/2" in logs.out and "job succeeded: cli:1" in logs.out
 
     bad = run_cli("jobs", "submit", str(path), "--set", "train.lr=-1", *url)
-    assert bad.code == 2 and bad.err.strip() == \
-        "error: Invalid value for `train.lr`: expected a number > 0, received -1 (int)"
+    assert (
+        bad.code == 2
+        and bad.err.strip() == "error: Invalid value for `train.lr`: expected a number > 0, received -1 (int)"
+    )
     unknown = run_cli("jobs", "show", "j-20990101-abcdef", *url)
     assert unknown.code == 4 and unknown.err.startswith("error: Unknown job")
 

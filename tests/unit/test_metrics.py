@@ -37,8 +37,17 @@ def test_classification_metrics_match_sklearn(multiclass):
     logits, target = multiclass
     pred = logits.argmax(1).numpy()
     y = target.numpy()
-    raw = ["accuracy", "precision", "recall", "f1", {"precision": "weighted"}, {"recall": "micro"},
-           {"f1": "weighted"}, {"f1": "micro"}, "confusion_matrix"]
+    raw = [
+        "accuracy",
+        "precision",
+        "recall",
+        "f1",
+        {"precision": "weighted"},
+        {"recall": "micro"},
+        {"f1": "weighted"},
+        {"f1": "micro"},
+        "confusion_matrix",
+    ]
     out = compute(raw, logits, target, activation="softmax")
     assert out["accuracy"] == pytest.approx(skm.accuracy_score(y, pred))
     assert out["precision"] == pytest.approx(skm.precision_score(y, pred, average="macro", zero_division=0))
@@ -55,7 +64,9 @@ def test_classification_metrics_match_sklearn(multiclass):
 def test_top_k_accuracy_matches_sklearn(multiclass, k):
     logits, target = multiclass
     out = compute([{"top_k_accuracy": k}], logits, target)
-    assert out[f"top_{k}_accuracy"] == pytest.approx(skm.top_k_accuracy_score(target.numpy(), logits.numpy(), k=k, labels=list(range(C))))
+    assert out[f"top_{k}_accuracy"] == pytest.approx(
+        skm.top_k_accuracy_score(target.numpy(), logits.numpy(), k=k, labels=list(range(C)))
+    )
 
 
 def test_one_hot_targets_are_converted_to_indices(multiclass):
@@ -71,7 +82,9 @@ def test_binary_logits_one_column_with_sigmoid():
     target = torch.randint(0, 2, (100, 1), generator=g).float()
     pred = (torch.sigmoid(logits) >= 0.5).long().numpy().ravel()
     y = target.long().numpy().ravel()
-    out = compute(["accuracy", "f1", "confusion_matrix", {"top_k": 1}], logits, target, num_classes=2, activation="sigmoid")
+    out = compute(
+        ["accuracy", "f1", "confusion_matrix", {"top_k": 1}], logits, target, num_classes=2, activation="sigmoid"
+    )
     assert out["accuracy"] == pytest.approx(skm.accuracy_score(y, pred))
     assert out["f1"] == pytest.approx(skm.f1_score(y, pred, average="macro"))
     assert out["confusion_matrix"] == skm.confusion_matrix(y, pred, labels=[0, 1]).tolist()
@@ -103,7 +116,11 @@ def test_regression_metrics_match_sklearn():
 
 def test_names_aliases_and_errors():
     assert [metric_name(s) for s in specs("acc", {"f1": "weighted"}, {"top_k": 3}, "top_k_accuracy", "r2_score")] == [
-        "accuracy", "f1_weighted", "top_3_accuracy", "top_5_accuracy", "r2"
+        "accuracy",
+        "f1_weighted",
+        "top_3_accuracy",
+        "top_5_accuracy",
+        "r2",
     ]
     spec = TrainSpec.model_validate({"loss": "cross_entropy", "metrics": ["accuracy", {"f1": {"average": "weighted"}}]})
     assert [m.type for m in spec.metrics] == ["accuracy", "f1"]

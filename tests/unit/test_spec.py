@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pydantic
 import pytest
 import yaml
 
@@ -14,8 +15,14 @@ BASE = {
     "name": "fashion-mlp",
     "data": {"source": "fashion-mnist", "validation": 0.1, "preprocess": ["scale"]},
     "model": {"input": [784], "layers": [{"dense": 256, "activation": "relu"}, {"dense": 10, "activation": "softmax"}]},
-    "train": {"loss": "cross_entropy", "optimizer": "adam", "lr": 0.001, "batch_size": 128, "epochs": 10,
-              "metrics": ["accuracy", "f1"]},
+    "train": {
+        "loss": "cross_entropy",
+        "optimizer": "adam",
+        "lr": 0.001,
+        "batch_size": 128,
+        "epochs": 10,
+        "metrics": ["accuracy", "f1"],
+    },
 }
 
 
@@ -53,7 +60,7 @@ def test_resolved_spec_round_trips_and_is_frozen():
     again = load_spec(spec.to_dict())
     assert again == spec
     assert json.loads(spec.to_json()) == spec.to_dict()
-    with pytest.raises(Exception):
+    with pytest.raises(pydantic.ValidationError, match="frozen"):
         spec.name = "other"  # type: ignore[misc]
 
 

@@ -21,8 +21,13 @@ from modelyard.cli._fmt import console, fmt
 
 
 def _server_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    @click.option("--url", envvar="MODELYARD_SERVER_URL", default="http://127.0.0.1:8080", show_default=True,
-                  help="The control plane (env MODELYARD_SERVER_URL).")
+    @click.option(
+        "--url",
+        envvar="MODELYARD_SERVER_URL",
+        default="http://127.0.0.1:8080",
+        show_default=True,
+        help="The control plane (env MODELYARD_SERVER_URL).",
+    )
     @click.option("--token", envvar="MODELYARD_TOKEN", default=None, help="Bearer token (env MODELYARD_TOKEN).")
     @functools.wraps(func)
     def wrapper(*args: Any, url: str, token: str | None, **kwargs: Any) -> Any:
@@ -41,9 +46,11 @@ def _ms(value: float | None) -> str:
 def _print(deployment: dict[str, Any]) -> None:
     out = console()
     m = deployment["metrics"]
-    out.print(f"[bold]{deployment['name']}[/bold]  {deployment['model']}  {deployment['status']}  "
-              f"restarts={deployment['restarts']}  {fmt(m['requests_per_s'])} req/s  "
-              f"p50={_ms(m['p50_ms'])}  p99={_ms(m['p99_ms'])}")
+    out.print(
+        f"[bold]{deployment['name']}[/bold]  {deployment['model']}  {deployment['status']}  "
+        f"restarts={deployment['restarts']}  {fmt(m['requests_per_s'])} req/s  "
+        f"p50={_ms(m['p50_ms'])}  p99={_ms(m['p99_ms'])}"
+    )
     if deployment.get("error"):
         out.print(f"error: {deployment['error']}")
     table = Table(show_header=True, header_style="bold")
@@ -69,11 +76,25 @@ def deployments() -> None:
 @click.option("--backend", type=click.Choice(["auto", "torch", "onnx"]), default="auto", show_default=True)
 @click.option("--json", "as_json", is_flag=True)
 @_server_options
-def create(api: Any, name: str, model_ref: str, replicas: int, max_batch_size: int, max_wait_ms: float, backend: str,
-           as_json: bool) -> None:
+def create(
+    api: Any,
+    name: str,
+    model_ref: str,
+    replicas: int,
+    max_batch_size: int,
+    max_wait_ms: float,
+    backend: str,
+    as_json: bool,
+) -> None:
     """Deploy MODEL_REF (name:N) as NAME; predictions at /v1/deployments/NAME/predict."""
-    body = {"name": name, "model": model_ref, "replicas": replicas, "max_batch_size": max_batch_size,
-            "max_wait_ms": max_wait_ms, "backend": backend}
+    body = {
+        "name": name,
+        "model": model_ref,
+        "replicas": replicas,
+        "max_batch_size": max_batch_size,
+        "max_wait_ms": max_wait_ms,
+        "backend": backend,
+    }
     found = api.request("POST", "/v1/deployments", json=body).json()
     if as_json:
         click.echo(json.dumps(found, indent=2))
@@ -96,8 +117,16 @@ def list_cmd(api: Any, as_json: bool) -> None:
     for d in found:
         ready = sum(1 for r in d["replicas"] if r["state"] == "running")
         m = d["metrics"]
-        table.add_row(d["name"], d["model"], d["status"], f"{ready}/{d['replica_count']}", fmt(m["requests_per_s"]),
-                      _ms(m["p50_ms"]), _ms(m["p99_ms"]), str(d["restarts"]))
+        table.add_row(
+            d["name"],
+            d["model"],
+            d["status"],
+            f"{ready}/{d['replica_count']}",
+            fmt(m["requests_per_s"]),
+            _ms(m["p50_ms"]),
+            _ms(m["p99_ms"]),
+            str(d["restarts"]),
+        )
     console().print(table)
 
 

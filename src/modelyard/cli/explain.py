@@ -17,19 +17,43 @@ _SHOWN = 20  # instances summarized on screen; --json has them all
 @click.command()
 @click.argument("ref")
 @click.argument("file", metavar="INPUT", type=click.Path(dir_okay=False))
-@click.option("--method", "-m", default="integrated_gradients", show_default=True,
-              help="integrated_gradients (ig), saliency, shap or lime (shap and lime: tabular models).")
-@click.option("--target", default=None, metavar="CLASS",
-              help="Output to explain: a class name or output index. Default: the predicted class.")
+@click.option(
+    "--method",
+    "-m",
+    default="integrated_gradients",
+    show_default=True,
+    help="integrated_gradients (ig), saliency, shap or lime (shap and lime: tabular models).",
+)
+@click.option(
+    "--target",
+    default=None,
+    metavar="CLASS",
+    help="Output to explain: a class name or output index. Default: the predicted class.",
+)
 @click.option("--top", default=10, show_default=True, type=int, help="Features listed per instance (tabular models).")
 @click.option("--steps", default=50, show_default=True, type=int, help="Integration points for integrated gradients.")
-@click.option("--heatmap", default=None, metavar="OUT.png", type=click.Path(dir_okay=False),
-              help="Write the attribution heatmap (image models); several inputs give OUT-0.png, OUT-1.png, ...")
+@click.option(
+    "--heatmap",
+    default=None,
+    metavar="OUT.png",
+    type=click.Path(dir_okay=False),
+    help="Write the attribution heatmap (image models); several inputs give OUT-0.png, OUT-1.png, ...",
+)
 @click.option("--scale", default=8, show_default=True, type=int, help="Heatmap enlargement (pixels per input pixel).")
 @click.option("--json", "as_json", is_flag=True, help="Print the full explanation as JSON.")
 @click.pass_obj
-def explain(obj: dict, ref: str, file: str, method: str, target: str | None, top: int, steps: int,
-            heatmap: str | None, scale: int, as_json: bool) -> None:
+def explain(
+    obj: dict,
+    ref: str,
+    file: str,
+    method: str,
+    target: str | None,
+    top: int,
+    steps: int,
+    heatmap: str | None,
+    scale: int,
+    as_json: bool,
+) -> None:
     """Explain a model version's outputs on INPUT (JSON, CSV, NPY or a PNG/JPEG image)."""
     from modelyard.errors import SpecError
     from modelyard.explaining import Explainer
@@ -38,8 +62,11 @@ def explain(obj: dict, ref: str, file: str, method: str, target: str | None, top
     explainer = Explainer.load(ref, home=obj["home"])
     p = explainer.predictor
     if heatmap is not None and explainer.image is None:
-        raise SpecError(f"Invalid option `--heatmap`: model {p.ref} does not take images; heatmaps are drawn for "
-                        f"image models (tabular models list their top features)", field="--heatmap")
+        raise SpecError(
+            f"Invalid option `--heatmap`: model {p.ref} does not take images; heatmaps are drawn for "
+            f"image models (tabular models list their top features)",
+            field="--heatmap",
+        )
     x = read_inputs(file, p.input_shape, p.meta.get("feature_names"))
     result = explainer.explain(x, method=method, target=target, steps=steps, top=top)
     written = _write_heatmaps(result, heatmap, scale) if heatmap is not None else []
@@ -53,8 +80,10 @@ def _write_heatmaps(result: Any, out: str, scale: int) -> list[Path]:
     path = Path(out)
     if len(result) == 1:
         return [result.save_heatmap(path, scale=scale)]
-    return [result.save_heatmap(path.with_name(f"{path.stem}-{i}{path.suffix or '.png'}"), i, scale=scale)
-            for i in range(len(result))]
+    return [
+        result.save_heatmap(path.with_name(f"{path.stem}-{i}{path.suffix or '.png'}"), i, scale=scale)
+        for i in range(len(result))
+    ]
 
 
 def _summary(result: Any, written: list[Path]) -> None:
@@ -63,7 +92,9 @@ def _summary(result: Any, written: list[Path]) -> None:
     out.print(f"[bold]{result.model}[/bold]  {result.method}: {result.details.get('summary', '')}")
     for i in range(min(len(result), _SHOWN)):
         item = result.instance(i, heatmap=False)
-        line = f"#{i}  {what} {item['label']!s}: {fmt(item['output'])}  sum of attributions {fmt(item['attribution_sum'])}"
+        line = (
+            f"#{i}  {what} {item['label']!s}: {fmt(item['output'])}  sum of attributions {fmt(item['attribution_sum'])}"
+        )
         if "baseline_output" in item:
             line += f"  (baseline {fmt(item['baseline_output'])})"
         if "convergence_delta" in item:

@@ -22,17 +22,28 @@ def export(obj: dict, ref: str, fmt_name: str, output: str | None, name: str | N
 
     result = run(ref, format=fmt_name, output=output, name=name, home=obj["home"])
     if as_json:
-        click.echo(json.dumps({"model": result.model_ref, "parent": result.parent_ref, "path": str(result.path),
-                               "output": str(result.output) if result.output else None, "check": result.check,
-                               "rows": [r.to_dict() for r in result.rows]}))
+        click.echo(
+            json.dumps(
+                {
+                    "model": result.model_ref,
+                    "parent": result.parent_ref,
+                    "path": str(result.path),
+                    "output": str(result.output) if result.output else None,
+                    "check": result.check,
+                    "rows": [r.to_dict() for r in result.rows],
+                }
+            )
+        )
         return
     out = console()
     if result.rows:
         from modelyard.compression.report import rich_table
 
         out.print(rich_table(result.rows, title=f"export: {result.parent_ref} → {result.model_ref}"))
-        out.print("latency: median ms per call, 1 thread; torch = Predictor.predict_tensor, onnxruntime = the onnx "
-                  "serving backend on the exported graph")
+        out.print(
+            "latency: median ms per call, 1 thread; torch = Predictor.predict_tensor, onnxruntime = the onnx "
+            "serving backend on the exported graph"
+        )
     check = ", ".join(f"{k} {v:.3g}" for k, v in result.check.items())
     out.print(f"exported {result.parent_ref} to ONNX ({check}) as model [bold]{result.model_ref}[/bold]")
     if result.output is not None:

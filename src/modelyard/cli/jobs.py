@@ -18,8 +18,13 @@ _FINAL = ("succeeded", "failed", "cancelled")
 
 
 def _server_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    @click.option("--url", envvar="MODELYARD_SERVER_URL", default="http://127.0.0.1:8080", show_default=True,
-                  help="The control plane (env MODELYARD_SERVER_URL).")
+    @click.option(
+        "--url",
+        envvar="MODELYARD_SERVER_URL",
+        default="http://127.0.0.1:8080",
+        show_default=True,
+        help="The control plane (env MODELYARD_SERVER_URL).",
+    )
     @click.option("--token", envvar="MODELYARD_TOKEN", default=None, help="Bearer token (env MODELYARD_TOKEN).")
     @functools.wraps(func)
     def wrapper(*args: Any, url: str, token: str | None, **kwargs: Any) -> Any:
@@ -81,8 +86,11 @@ def _follow(api: Any, job_id: str, out: Any) -> None:
         for event, data in api.job_events(job_id):
             if event == "epoch":
                 epochs = int(data.get("epoch") or 0)
-                shown = "  ".join(f"{k} {fmt(v)}" for k, v in data.items()
-                                  if k not in ("epoch", "time_s", "samples_per_s", "lr") and v is not None)
+                shown = "  ".join(
+                    f"{k} {fmt(v)}"
+                    for k, v in data.items()
+                    if k not in ("epoch", "time_s", "samples_per_s", "lr") and v is not None
+                )
                 out.print(f"epoch {epochs}  {shown}")
             elif event == "status" and data.get("error") and data["status"] == "queued":
                 out.print(f"[yellow]{data['error']}[/yellow]")
@@ -118,9 +126,16 @@ def list_jobs(api: Any, status: str | None, limit: int, as_json: bool) -> None:
         table.add_column(col)
     for job in found:
         progress = job.get("progress") or {}
-        table.add_row(job["id"], job["name"], job["status"], f"{job['attempts']}/{job['max_attempts']}",
-                      f"{progress.get('epoch', 0)}/{progress.get('epochs') or '?'}", job.get("model_ref") or "-",
-                      (job.get("created_at") or "")[:19], job.get("error") or "-")
+        table.add_row(
+            job["id"],
+            job["name"],
+            job["status"],
+            f"{job['attempts']}/{job['max_attempts']}",
+            f"{progress.get('epoch', 0)}/{progress.get('epochs') or '?'}",
+            job.get("model_ref") or "-",
+            (job.get("created_at") or "")[:19],
+            job.get("error") or "-",
+        )
     console().print(table)
 
 
@@ -136,9 +151,13 @@ def show(api: Any, job_id: str, as_json: bool) -> None:
         return
     out = console()
     progress = job.get("progress") or {}
-    out.print(f"[bold]job {job['id']}[/bold]  {job['name']}  status={job['status']}  "
-              f"attempts={job['attempts']}/{job['max_attempts']}  epoch {progress.get('epoch', 0)}/{progress.get('epochs')}")
-    out.print(f"run={job.get('run_id') or '-'}  model={job.get('model_ref') or '-'}  worker={job.get('worker_id') or '-'}")
+    out.print(
+        f"[bold]job {job['id']}[/bold]  {job['name']}  status={job['status']}  "
+        f"attempts={job['attempts']}/{job['max_attempts']}  epoch {progress.get('epoch', 0)}/{progress.get('epochs')}"
+    )
+    out.print(
+        f"run={job.get('run_id') or '-'}  model={job.get('model_ref') or '-'}  worker={job.get('worker_id') or '-'}"
+    )
     if job.get("error"):
         out.print(f"error: {job['error']}")
     history = job.get("history") or []

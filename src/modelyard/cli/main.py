@@ -30,14 +30,22 @@ class _Group(click.Group):
         except Exception as exc:  # an unexpected fault: one line, traceback only on request
             if os.environ.get("MODELYARD_DEBUG"):
                 raise
-            click.echo(f"error: internal error ({type(exc).__name__}: {exc}); rerun with MODELYARD_DEBUG=1 for a traceback", err=True)
+            click.echo(
+                f"error: internal error ({type(exc).__name__}: {exc}); rerun with MODELYARD_DEBUG=1 for a traceback",
+                err=True,
+            )
             ctx.exit(1)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="modelyard")
-@click.option("--home", envvar="MODELYARD_HOME", type=click.Path(file_okay=False), default=None,
-              help="Store folder (database + artifacts). Default: $MODELYARD_HOME or ~/.modelyard.")
+@click.option(
+    "--home",
+    envvar="MODELYARD_HOME",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Store folder (database + artifacts). Default: $MODELYARD_HOME or ~/.modelyard.",
+)
 @click.pass_context
 def cli(ctx: click.Context, home: str | None) -> None:
     """modelyard: train, evaluate, register and use neural-network models from one spec."""
@@ -47,7 +55,17 @@ def cli(ctx: click.Context, home: str | None) -> None:
 
 def _register_commands() -> None:
     from modelyard.cli import (
-        compress, deployments, explain, export, jobs, models, predict, runs, serve, server, train,
+        compress,
+        deployments,
+        explain,
+        export,
+        jobs,
+        models,
+        predict,
+        runs,
+        serve,
+        server,
+        train,
     )
 
     cli.add_command(train.train)

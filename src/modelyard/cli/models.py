@@ -23,9 +23,23 @@ def models(ctx: click.Context, name: str | None, as_json: bool) -> None:
 
     versions = ModelStore(ctx.obj["home"]).list(name=name)
     if as_json:
-        click.echo(json.dumps([{"ref": v.ref, "task": v.task, "run_id": v.run_id, "created_at": str(v.created_at),
-                                "size_bytes": v.size_bytes, "test": (v.metrics or {}).get("test")} for v in versions],
-                              indent=2, default=str))
+        click.echo(
+            json.dumps(
+                [
+                    {
+                        "ref": v.ref,
+                        "task": v.task,
+                        "run_id": v.run_id,
+                        "created_at": str(v.created_at),
+                        "size_bytes": v.size_bytes,
+                        "test": (v.metrics or {}).get("test"),
+                    }
+                    for v in versions
+                ],
+                indent=2,
+                default=str,
+            )
+        )
         return
     table = Table(show_header=True, header_style="bold")
     for col in ("model", "task", "run", "created", "size", "test metric"):
@@ -33,8 +47,14 @@ def models(ctx: click.Context, name: str | None, as_json: bool) -> None:
     for v in versions:
         test = (v.metrics or {}).get("test", {})
         key = next((k for k in ("accuracy", "r2", "mse", "loss") if k in test), None)
-        table.add_row(v.ref, v.task or "-", v.run_id or "-", str(v.created_at)[:19],
-                      f"{v.size_bytes / 1024:.0f} KiB", f"{key}={fmt(test[key])}" if key else "-")
+        table.add_row(
+            v.ref,
+            v.task or "-",
+            v.run_id or "-",
+            str(v.created_at)[:19],
+            f"{v.size_bytes / 1024:.0f} KiB",
+            f"{key}={fmt(test[key])}" if key else "-",
+        )
     console().print(table)
 
 
@@ -49,21 +69,29 @@ def show(obj: dict, ref: str, as_json: bool) -> None:
 
     p = Predictor.load(ref, home=obj["home"])
     # Counts int8 weights too (quantized layers keep them outside `parameters()`).
-    info = {**p.schema(), "run_id": p.version.run_id, "created_at": str(p.version.created_at),
-            "parameters": stored_parameter_count(p.network), "size_bytes": p.version.size_bytes,
-            "lineage": p.version.lineage, "test": (p.version.metrics or {}).get("test")}
+    info = {
+        **p.schema(),
+        "run_id": p.version.run_id,
+        "created_at": str(p.version.created_at),
+        "parameters": stored_parameter_count(p.network),
+        "size_bytes": p.version.size_bytes,
+        "lineage": p.version.lineage,
+        "test": (p.version.metrics or {}).get("test"),
+    }
     if as_json:
         click.echo(json.dumps(info, indent=2, default=str))
         return
     out = console()
-    out.print(f"[bold]{p.ref}[/bold]  {p.task}  run={info['run_id'] or '-'}  params={info['parameters']:,}  "
-              f"size={info['size_bytes'] / 1024:.0f} KiB")
+    out.print(
+        f"[bold]{p.ref}[/bold]  {p.task}  run={info['run_id'] or '-'}  params={info['parameters']:,}  "
+        f"size={info['size_bytes'] / 1024:.0f} KiB"
+    )
     out.print(f"input shape {info['input_shape']} ({info['input_dtype']}), output shape {info['output_shape']}")
     if info["class_names"]:
         out.print("classes: " + ", ".join(map(str, info["class_names"])))
     layers = Table(show_header=True, header_style="bold", title="layers")
     rows = _layer_rows(p)
-    for col in (rows[0].keys() if rows else []):
+    for col in rows[0].keys() if rows else []:
         layers.add_column(str(col))
     for row in rows:
         layers.add_row(*[fmt(v) for v in row.values()])

@@ -12,9 +12,14 @@ from modelyard.cli._fmt import console, fmt, metrics_table
 
 @click.command("eval")
 @click.argument("ref")
-@click.option("--data", "data", default=None, metavar="SOURCE",
-              help="Evaluate on this data instead of the model's own test split: a file or folder of the "
-                   "training format (csv, parquet, npz, image folder) or a built-in source name.")
+@click.option(
+    "--data",
+    "data",
+    default=None,
+    metavar="SOURCE",
+    help="Evaluate on this data instead of the model's own test split: a file or folder of the "
+    "training format (csv, parquet, npz, image folder) or a built-in source name.",
+)
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_obj
 def eval_cmd(obj: dict, ref: str, data: str | None, as_json: bool) -> None:
@@ -26,8 +31,12 @@ def eval_cmd(obj: dict, ref: str, data: str | None, as_json: bool) -> None:
         click.echo(json.dumps(metrics, indent=2))
         return
     out = console()
-    out.print(metrics_table({k: v for k, v in metrics.items() if k not in ("split", "model")},
-                            title=f"{metrics['model']} on {metrics['split']}"))
+    out.print(
+        metrics_table(
+            {k: v for k, v in metrics.items() if k not in ("split", "model")},
+            title=f"{metrics['model']} on {metrics['split']}",
+        )
+    )
     if "confusion_matrix" in metrics:
         out.print("confusion matrix (rows: true, columns: predicted):")
         for row in metrics["confusion_matrix"]:

@@ -32,8 +32,15 @@ def runs(ctx: click.Context, name: str | None, status: str | None, limit: int, a
         table.add_column(col)
     for r in records:
         b = _brief(r)
-        table.add_row(b["id"], b["name"], b["status"], str(b["epochs"]), b["created_at"][:19],
-                      b["model"] or "-", b["headline"] or (r.error or "-"))
+        table.add_row(
+            b["id"],
+            b["name"],
+            b["status"],
+            str(b["epochs"]),
+            b["created_at"][:19],
+            b["model"] or "-",
+            b["headline"] or (r.error or "-"),
+        )
     console().print(table)
 
 
@@ -41,16 +48,26 @@ def _brief(r) -> dict:  # noqa: ANN001
     test = (r.summary or {}).get("test", {})
     key = next((k for k in ("accuracy", "r2", "mse", "loss") if k in test), None)
     return {
-        "id": r.id, "name": r.name, "status": r.status, "epochs": len(r.history),
-        "created_at": str(r.created_at), "model": r.model_ref, "error": r.error,
+        "id": r.id,
+        "name": r.name,
+        "status": r.status,
+        "epochs": len(r.history),
+        "created_at": str(r.created_at),
+        "model": r.model_ref,
+        "error": r.error,
         "headline": f"{key}={fmt(test[key])}" if key else None,
     }
 
 
 @runs.command("show")
 @click.argument("run_id")
-@click.option("--plots", "plots_dir", type=click.Path(file_okay=False), default=None,
-              help="Write learning-curve (and, for classifiers, confusion-matrix) PNGs into this folder.")
+@click.option(
+    "--plots",
+    "plots_dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Write learning-curve (and, for classifiers, confusion-matrix) PNGs into this folder.",
+)
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_obj
 def show(obj: dict, run_id: str, plots_dir: str | None, as_json: bool) -> None:
@@ -67,8 +84,10 @@ def show(obj: dict, run_id: str, plots_dir: str | None, as_json: bool) -> None:
         if r.error:
             out.print(f"error: {r.error}")
         env = r.env or {}
-        out.print(f"seed={env.get('seed')} torch={env.get('packages', {}).get('torch')} "
-                  f"python={env.get('python')} cores={env.get('cores')}")
+        out.print(
+            f"seed={env.get('seed')} torch={env.get('packages', {}).get('torch')} "
+            f"python={env.get('python')} cores={env.get('cores')}"
+        )
         if r.history:
             keys = [k for k in r.history[0] if k != "epoch"]
             table = Table(show_header=True, header_style="bold", title="epochs")
@@ -80,7 +99,11 @@ def show(obj: dict, run_id: str, plots_dir: str | None, as_json: bool) -> None:
             out.print(table)
         test = (r.summary or {}).get("test")
         if test:
-            out.print(metrics_table({k: v for k, v in test.items() if k != "split"}, title=f"{test.get('split', 'test')} metrics"))
+            out.print(
+                metrics_table(
+                    {k: v for k, v in test.items() if k != "split"}, title=f"{test.get('split', 'test')} metrics"
+                )
+            )
     if plots_dir:
         folder = Path(plots_dir)
         folder.mkdir(parents=True, exist_ok=True)

@@ -13,20 +13,44 @@ from modelyard.cli._fmt import console
 
 
 @click.group(invoke_without_command=True)
-@click.option("--host", default="127.0.0.1", show_default=True,
-              help="Address to listen on. Anything but loopback requires tokens (an admin token is made on first start).")
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to listen on. Anything but loopback requires tokens (an admin token is made on first start).",
+)
 @click.option("--port", default=8080, show_default=True, type=int)
 @click.option("--workers", default=1, show_default=True, type=int, help="Training worker processes (0: API only).")
-@click.option("--lease-s", default=30.0, show_default=True, type=float,
-              help="Seconds without a heartbeat before a running job is taken from its worker.")
+@click.option(
+    "--lease-s",
+    default=30.0,
+    show_default=True,
+    type=float,
+    help="Seconds without a heartbeat before a running job is taken from its worker.",
+)
 @click.option("--heartbeat-s", default=5.0, show_default=True, type=float, help="Seconds between worker heartbeats.")
-@click.option("--max-attempts", default=3, show_default=True, type=int,
-              help="Worker losses a job survives before it fails (per job: jobs submit --max-attempts).")
+@click.option(
+    "--max-attempts",
+    default=3,
+    show_default=True,
+    type=int,
+    help="Worker losses a job survives before it fails (per job: jobs submit --max-attempts).",
+)
 @click.option("--reap-interval-s", default=2.0, show_default=True, type=float, help="Seconds between reaper passes.")
-@click.option("--allowed-origin", "allowed_origins", multiple=True, metavar="ORIGIN",
-              help="Another origin allowed to send writes (a console served elsewhere); repeatable.")
-@click.option("--allowed-host", "allowed_hosts", multiple=True, metavar="NAME",
-              help="Another Host header the server answers to (its DNS name behind a proxy); repeatable.")
+@click.option(
+    "--allowed-origin",
+    "allowed_origins",
+    multiple=True,
+    metavar="ORIGIN",
+    help="Another origin allowed to send writes (a console served elsewhere); repeatable.",
+)
+@click.option(
+    "--allowed-host",
+    "allowed_hosts",
+    multiple=True,
+    metavar="NAME",
+    help="Another Host header the server answers to (its DNS name behind a proxy); repeatable.",
+)
 @click.pass_context
 def server(ctx: click.Context, **options: Any) -> None:
     """Run the control plane: jobs API, deployments, web console; blocks until Ctrl-C/SIGTERM."""

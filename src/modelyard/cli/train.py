@@ -11,12 +11,19 @@ from modelyard.cli._fmt import console, fmt, metrics_table
 
 @click.command()
 @click.argument("spec", required=False, type=click.Path(dir_okay=False))
-@click.option("--set", "overrides", multiple=True, metavar="PATH=VALUE",
-              help="Override a spec value by dotted path, e.g. --set train.lr=0.01 (repeatable).")
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="PATH=VALUE",
+    help="Override a spec value by dotted path, e.g. --set train.lr=0.01 (repeatable).",
+)
 @click.option("--resume", "resume_id", metavar="RUN", help="Continue an interrupted run from its last checkpoint.")
 @click.option("--progress/--no-progress", default=None, help="Live progress bar (default: on for a terminal).")
 @click.pass_obj
-def train(obj: dict, spec: str | None, overrides: tuple[str, ...], resume_id: str | None, progress: bool | None) -> None:
+def train(
+    obj: dict, spec: str | None, overrides: tuple[str, ...], resume_id: str | None, progress: bool | None
+) -> None:
     """Train a model from SPEC (YAML or JSON), evaluate it and register a model version."""
     from modelyard import workflow
     from modelyard.errors import SpecError
@@ -32,8 +39,10 @@ def train(obj: dict, spec: str | None, overrides: tuple[str, ...], resume_id: st
             raise click.UsageError("missing SPEC (a YAML or JSON spec file), or --resume RUN")
         result = workflow.train(spec, overrides=overrides, home=obj["home"], progress=show, console=out)
     last = result.history[-1] if result.history else {}
-    out.print(f"run {result.run_id}: {len(result.history)} epochs in {result.train_time_s:.1f}s "
-              f"({fmt(last.get('samples_per_s'))} samples/s, {result.runtime.get('precision')} on {result.runtime.get('device')})")
+    out.print(
+        f"run {result.run_id}: {len(result.history)} epochs in {result.train_time_s:.1f}s "
+        f"({fmt(last.get('samples_per_s'))} samples/s, {result.runtime.get('precision')} on {result.runtime.get('device')})"
+    )
     split = result.test_metrics.get("split", "test")
     out.print(metrics_table({k: v for k, v in result.test_metrics.items() if k != "split"}, title=f"{split} metrics"))
     out.print(f"registered model [bold]{result.model_ref}[/bold]")

@@ -72,8 +72,14 @@ class CompressResult:
         return served_summary(self.rows[0], self.rows[1])
 
     def to_dict(self) -> dict[str, Any]:
-        return {"model": self.model_ref, "parent": self.parent_ref, "operation": self.operation,
-                "options": self.options, "rows": [r.to_dict() for r in self.rows], "speedup": self.speedup}
+        return {
+            "model": self.model_ref,
+            "parent": self.parent_ref,
+            "operation": self.operation,
+            "options": self.options,
+            "rows": [r.to_dict() for r in self.rows],
+            "speedup": self.speedup,
+        }
 
 
 def parent_data(parent: Predictor) -> Prepared:
@@ -81,21 +87,30 @@ def parent_data(parent: Predictor) -> Prepared:
     spec = parent.spec
     prepared = prepare(spec.data, task=spec.task, seed=spec.seed, in_memory=True)  # needs tensors, not streams
     if prepared.pipeline.state_dict() != parent.pipeline.state_dict():
-        raise DataError(f"The data of model {parent.ref} changed since it was trained (its preprocessing no longer "
-                        f"matches); it cannot be fine-tuned, calibrated or evaluated on it")
+        raise DataError(
+            f"The data of model {parent.ref} changed since it was trained (its preprocessing no longer "
+            f"matches); it cannot be fine-tuned, calibrated or evaluated on it"
+        )
     return prepared
 
 
 def _operation(quantize: str | None, prune: float | None, distill: Any, extras: dict[str, Any]) -> str:
     """The one operation asked for; options that belong to another operation are refused, not ignored."""
-    chosen = [name for name, value in (("quantize", quantize), ("prune", prune), ("distill", distill)) if value is not None]
+    chosen = [
+        name for name, value in (("quantize", quantize), ("prune", prune), ("distill", distill)) if value is not None
+    ]
     if len(chosen) != 1:
         got = ", ".join(f"--{c}" for c in chosen) or "none"
-        raise InputError(f"Invalid compression request: expected exactly one of --quantize, --prune, --distill, received {got}",
-                         field="operation")
+        raise InputError(
+            f"Invalid compression request: expected exactly one of --quantize, --prune, --distill, received {got}",
+            field="operation",
+        )
     for option, (owner, value) in extras.items():
         if value and owner != chosen[0]:
-            raise InputError(f"Invalid option `--{option}`: it goes with --{owner}, received it with --{chosen[0]}", field=f"--{option}")
+            raise InputError(
+                f"Invalid option `--{option}`: it goes with --{owner}, received it with --{chosen[0]}",
+                field=f"--{option}",
+            )
     return chosen[0]
 
 
@@ -120,9 +135,17 @@ def compress(
     ``temperature`` and ``alpha`` default to 2.0 and 0.5 for ``distill``; ``structured``,
     ``finetune``, ``temperature`` and ``alpha`` given with another operation are refused.
     """
-    operation = _operation(quantize, prune, distill, {
-        "structured": ("prune", structured), "finetune": ("prune", finetune),
-        "temperature": ("distill", temperature is not None), "alpha": ("distill", alpha is not None)})
+    operation = _operation(
+        quantize,
+        prune,
+        distill,
+        {
+            "structured": ("prune", structured),
+            "finetune": ("prune", finetune),
+            "temperature": ("distill", temperature is not None),
+            "alpha": ("distill", alpha is not None),
+        },
+    )
     if name is not None:
         check_name(name, "--name")
     parent = Predictor.load(ref, home=home)
@@ -131,12 +154,20 @@ def compress(
     if operation == "quantize":
         outcome = ops.quantize(parent, prepared, dtype=str(quantize))
     elif operation == "prune":
-        outcome = ops.prune(parent, prepared, fraction=prune, structured=structured, finetune=finetune, progress=progress)  # type: ignore[arg-type]
+        outcome = ops.prune(
+            parent, prepared, fraction=prune, structured=structured, finetune=finetune, progress=progress
+        )  # type: ignore[arg-type]
     else:
-        outcome = ops.distill(parent, prepared, student=distill,
-                              temperature=DEFAULT_TEMPERATURE if temperature is None else temperature,
-                              alpha=DEFAULT_ALPHA if alpha is None else alpha,
-                              baseline=baseline, name=name, progress=progress)
+        outcome = ops.distill(
+            parent,
+            prepared,
+            student=distill,
+            temperature=DEFAULT_TEMPERATURE if temperature is None else temperature,
+            alpha=DEFAULT_ALPHA if alpha is None else alpha,
+            baseline=baseline,
+            name=name,
+            progress=progress,
+        )
     num_classes = prepared.num_classes
     before = ops.test_metrics(parent.network, parent.spec, test, num_classes)
     after = ops.test_metrics(outcome.network, outcome.spec, test, num_classes)
@@ -148,35 +179,77 @@ def compress(
         outcome.compression["onnx"] = record
     child_graph = int8_graph if mode is not None else onnx_graph(outcome.network)
     parent_row, child_row = measure_pair(
-        parent, outcome.network, outcome.spec, outcome.state, test=test, parent_accuracy=before.get("accuracy"),
-        child_accuracy=after.get("accuracy"), child_label=operation, parent_graph=parent_graph, child_graph=child_graph,
-        child_check=(outcome.compression.get("onnx") or {}).get("check"), rounds=rounds)
+        parent,
+        outcome.network,
+        outcome.spec,
+        outcome.state,
+        test=test,
+        parent_accuracy=before.get("accuracy"),
+        child_accuracy=after.get("accuracy"),
+        child_label=operation,
+        parent_graph=parent_graph,
+        child_graph=child_graph,
+        child_check=(outcome.compression.get("onnx") or {}).get("check"),
+        rounds=rounds,
+    )
     rows = [parent_row, child_row]
     if outcome.baseline is not None:
         alone = ops.test_metrics(outcome.baseline["network"], outcome.spec, test, num_classes)
-        rows.append(Measured("student without teacher", None, None, None, child_row.parameters, child_row.nonzero,
-                             accuracy=alone.get("accuracy")))
+        rows.append(
+            Measured(
+                "student without teacher",
+                None,
+                None,
+                None,
+                child_row.parameters,
+                child_row.nonzero,
+                accuracy=alone.get("accuracy"),
+            )
+        )
         outcome.options["baseline_accuracy"] = alone.get("accuracy")
     lineage = {
-        "parent": parent.ref, "operation": operation, "options": outcome.options,
-        "metrics_before": _summary(parent_row, before), "metrics_after": _summary(child_row, after),
+        "parent": parent.ref,
+        "operation": operation,
+        "options": outcome.options,
+        "metrics_before": _summary(parent_row, before),
+        "metrics_after": _summary(child_row, after),
     }
-    extra = {COMPRESSION_FILE: json.dumps({"format": FORMAT, "parent": parent.ref, "operation": operation,
-                                           "options": outcome.options, **outcome.compression}, indent=1).encode()}
+    extra = {
+        COMPRESSION_FILE: json.dumps(
+            {
+                "format": FORMAT,
+                "parent": parent.ref,
+                "operation": operation,
+                "options": outcome.options,
+                **outcome.compression,
+            },
+            indent=1,
+        ).encode()
+    }
     if int8_graph is not None:
         extra[INT8_ONNX_FILE] = int8_graph  # what the onnx serving backend and `modelyard export` use
     version = ModelStore(home).register(
-        name or parent.version.name, state_dict=outcome.state, spec=outcome.spec.to_dict(), preprocess=parent.meta,
-        metrics={"test": {"split": split_name, **after}, "compression": [r.to_dict() for r in rows],
-                 "history": outcome.history},
-        lineage=lineage, task=parent.task,
-        description=f"{operation} of {parent.ref}" + (f": {outcome.spec.description}" if outcome.spec.description else ""),
+        name or parent.version.name,
+        state_dict=outcome.state,
+        spec=outcome.spec.to_dict(),
+        preprocess=parent.meta,
+        metrics={
+            "test": {"split": split_name, **after},
+            "compression": [r.to_dict() for r in rows],
+            "history": outcome.history,
+        },
+        lineage=lineage,
+        task=parent.task,
+        description=f"{operation} of {parent.ref}"
+        + (f": {outcome.spec.description}" if outcome.spec.description else ""),
         extra_files=extra,
     )
     child_row.ref = version.ref
     child_row.weights_bytes = (version.path / WEIGHTS_FILE).stat().st_size
     _check_round_trip(version.ref, outcome.network, test.x[:256], home)
-    return CompressResult(version.ref, parent.ref, operation, outcome.options, rows, speedups(parent_row, child_row), lineage)
+    return CompressResult(
+        version.ref, parent.ref, operation, outcome.options, rows, speedups(parent_row, child_row), lineage
+    )
 
 
 def _summary(row: Measured, metrics: dict[str, Any]) -> dict[str, Any]:

@@ -27,16 +27,30 @@ from modelyard.spec import (  # _read_file: the same YAML/JSON errors as spec fi
     load_spec,
 )
 
-__all__ = ["check_options", "check_student", "kd_loss", "pack_targets", "packed_kd_loss", "student_spec", "teacher_logits"]
+__all__ = [
+    "check_options",
+    "check_student",
+    "kd_loss",
+    "pack_targets",
+    "packed_kd_loss",
+    "student_spec",
+    "teacher_logits",
+]
 
 _STUDENT_KEYS = {"name", "description", "seed", "data", "model", "train"}
 
 
-def kd_loss(student: torch.Tensor, teacher: torch.Tensor, labels: torch.Tensor, *, temperature: float, alpha: float) -> torch.Tensor:
+def kd_loss(
+    student: torch.Tensor, teacher: torch.Tensor, labels: torch.Tensor, *, temperature: float, alpha: float
+) -> torch.Tensor:
     """The distillation loss above for logits ``[N, C]`` and class indices ``[N]`` (batch mean)."""
     t = temperature
-    soft = F.kl_div(F.log_softmax(student.float() / t, dim=1), F.log_softmax(teacher.float() / t, dim=1),
-                    reduction="batchmean", log_target=True) * (t * t)
+    soft = F.kl_div(
+        F.log_softmax(student.float() / t, dim=1),
+        F.log_softmax(teacher.float() / t, dim=1),
+        reduction="batchmean",
+        log_target=True,
+    ) * (t * t)
     hard = F.cross_entropy(student.float(), labels)
     return alpha * soft + (1.0 - alpha) * hard
 
@@ -65,9 +79,15 @@ def teacher_logits(network: Network, x: torch.Tensor, batch_size: int = 4096) ->
 def check_options(temperature: Any, alpha: Any) -> tuple[float, float]:
     """Temperature > 0 and alpha in [0, 1], else a one-line InputError."""
     if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not temperature > 0:
-        raise InputError(f"Invalid value for `--temperature`: expected a number > 0 such as 4, received {temperature!r}", field="--temperature")
+        raise InputError(
+            f"Invalid value for `--temperature`: expected a number > 0 such as 4, received {temperature!r}",
+            field="--temperature",
+        )
     if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0.0 <= alpha <= 1.0:
-        raise InputError(f"Invalid value for `--alpha`: expected a weight between 0 and 1 such as 0.5, received {alpha!r}", field="--alpha")
+        raise InputError(
+            f"Invalid value for `--alpha`: expected a weight between 0 and 1 such as 0.5, received {alpha!r}",
+            field="--alpha",
+        )
     return float(temperature), float(alpha)
 
 
@@ -85,11 +105,19 @@ def student_spec(student: Any, teacher: Spec, *, name: str | None = None) -> Spe
         raw = _read_file(Path(student))
     unknown = sorted(set(raw) - _STUDENT_KEYS)
     if unknown:
-        raise SpecError(f"Invalid student spec: unknown section {unknown[0]!r}; expected model and optionally train, name, seed", field=f"student.{unknown[0]}")
+        raise SpecError(
+            f"Invalid student spec: unknown section {unknown[0]!r}; expected model and optionally train, name, seed",
+            field=f"student.{unknown[0]}",
+        )
     if "model" not in raw:
-        raise SpecError("Invalid student spec: expected a `model` section with input and layers, received none", field="student.model")
+        raise SpecError(
+            "Invalid student spec: expected a `model` section with input and layers, received none",
+            field="student.model",
+        )
     merged = teacher.to_dict()
-    merged.update(model=raw["model"], name=name or teacher.name, description=raw.get("description", f"student of {teacher.name}"))
+    merged.update(
+        model=raw["model"], name=name or teacher.name, description=raw.get("description", f"student of {teacher.name}")
+    )
     if "train" in raw:
         merged["train"] = raw["train"]
     if "seed" in raw:
@@ -97,17 +125,29 @@ def student_spec(student: Any, teacher: Spec, *, name: str | None = None) -> Spe
     spec = load_spec(merged)
     if "data" in raw:
         if load_spec({**merged, "data": raw["data"]}).data != teacher.data:
-            raise SpecError("Invalid value for `student.data`: the student trains on the teacher's data; expected the "
-                            "teacher's data section or none, received a different one", field="student.data")
+            raise SpecError(
+                "Invalid value for `student.data`: the student trains on the teacher's data; expected the "
+                "teacher's data section or none, received a different one",
+                field="student.data",
+            )
     return spec
 
 
 def check_student(student: Network, teacher: Network, teacher_ref: str) -> None:
     """The student must read the teacher's inputs and produce its outputs."""
     if tuple(student.input_shape) != tuple(teacher.input_shape):
-        raise ShapeError(f"Invalid value for `student.model.input`: expected {list(teacher.input_shape)} like the teacher "
-                         f"{teacher_ref}, received {list(student.input_shape)}", field="student.model.input")
-    if tuple(student.output_shape) != tuple(teacher.output_shape) or student.output_activation != teacher.output_activation:
-        raise ShapeError(f"Invalid value for `student.model.layers`: expected outputs {list(teacher.output_shape)} "
-                         f"({teacher.output_activation}) like the teacher {teacher_ref}, received "
-                         f"{list(student.output_shape)} ({student.output_activation})", field="student.model.layers")
+        raise ShapeError(
+            f"Invalid value for `student.model.input`: expected {list(teacher.input_shape)} like the teacher "
+            f"{teacher_ref}, received {list(student.input_shape)}",
+            field="student.model.input",
+        )
+    if (
+        tuple(student.output_shape) != tuple(teacher.output_shape)
+        or student.output_activation != teacher.output_activation
+    ):
+        raise ShapeError(
+            f"Invalid value for `student.model.layers`: expected outputs {list(teacher.output_shape)} "
+            f"({teacher.output_activation}) like the teacher {teacher_ref}, received "
+            f"{list(student.output_shape)} ({student.output_activation})",
+            field="student.model.layers",
+        )

@@ -60,8 +60,10 @@ def _graph(model: Predictor, info: dict[str, Any] | None, test: Any) -> tuple[by
     try:
         data, check = stored_int8_graph(model.version)  # the file whose check compression.json records
     except ExportError as exc:
-        raise ExportError(f"Cannot export model {model.ref} to ONNX: {exc.message}; quantize its float parent again "
-                          f"to make a checked int8 graph") from None
+        raise ExportError(
+            f"Cannot export model {model.ref} to ONNX: {exc.message}; quantize its float parent again "
+            f"to make a checked int8 graph"
+        ) from None
     if test is not None:  # the same check as at compression time, run again; else the recorded one stands
         check = check_int8_graph(data, model.network, test.x)
     return data, {"class_agreement": check.get("class_agreement"), "max_abs_diff": check.get("max_abs_diff")}
@@ -79,16 +81,27 @@ def _test_split(model: Predictor) -> Any:
         return None
 
 
-def export(ref: str, *, format: str = "onnx", output: str | Path | None = None, name: str | None = None,
-           home: str | Path | None = None) -> ExportResult:
+def export(
+    ref: str,
+    *,
+    format: str = "onnx",
+    output: str | Path | None = None,
+    name: str | None = None,
+    home: str | Path | None = None,
+) -> ExportResult:
     """Export model ``ref`` (``format="onnx"``) as a new version holding the graph; also to ``output``."""
     if format not in FORMATS:
-        raise InputError(f"Invalid value for `--format`: expected one of {', '.join(FORMATS)}, received {format!r}", field="--format")
+        raise InputError(
+            f"Invalid value for `--format`: expected one of {', '.join(FORMATS)}, received {format!r}", field="--format"
+        )
     if name is not None:
         check_name(name, "--name")
     out_path = Path(output) if output is not None else None
     if out_path is not None and (out_path.is_dir() or not out_path.parent.is_dir()):
-        raise InputError(f"Invalid value for `--output`: expected a file path in an existing folder, received {str(out_path)!r}", field="--output")
+        raise InputError(
+            f"Invalid value for `--output`: expected a file path in an existing folder, received {str(out_path)!r}",
+            field="--output",
+        )
     model = Predictor.load(ref, home=home)
     info = compression_info(model.version)
     test = _test_split(model)
@@ -102,11 +115,21 @@ def export(ref: str, *, format: str = "onnx", output: str | Path | None = None, 
     state = model.version.load_state_dict()  # the stored tensors as they are (int8 ones stay encoded)
     metrics = {k: v for k, v in model.version.metrics.items() if k == "test"}
     version = ModelStore(home).register(
-        name or model.version.name, state_dict=state, spec=model.version.load_spec(), preprocess=model.meta,
+        name or model.version.name,
+        state_dict=state,
+        spec=model.version.load_spec(),
+        preprocess=model.meta,
         metrics={**metrics, "export": {"format": format, "bytes": len(data), **check}},
-        lineage={"parent": model.ref, "operation": "export", "options": {"format": format},
-                 "metrics_before": rows[0].to_dict() if rows else {}, "metrics_after": rows[1].to_dict() if rows else {}},
-        task=model.task, description=f"{format} export of {model.ref}", extra_files=extra,
+        lineage={
+            "parent": model.ref,
+            "operation": "export",
+            "options": {"format": format},
+            "metrics_before": rows[0].to_dict() if rows else {},
+            "metrics_after": rows[1].to_dict() if rows else {},
+        },
+        task=model.task,
+        description=f"{format} export of {model.ref}",
+        extra_files=extra,
     )
     if out_path is not None:
         try:

@@ -22,7 +22,14 @@ from modelyard.errors import StoreError
 from modelyard.nn import Network
 from modelyard.store import ModelVersion
 
-__all__ = ["COMPRESSION_FILE", "INT8_ONNX_FILE", "compression_info", "graph_record", "restore_weights", "stored_int8_graph"]
+__all__ = [
+    "COMPRESSION_FILE",
+    "INT8_ONNX_FILE",
+    "compression_info",
+    "graph_record",
+    "restore_weights",
+    "stored_int8_graph",
+]
 
 COMPRESSION_FILE = "compression.json"
 INT8_ONNX_FILE = "model.int8.onnx"
@@ -37,10 +44,15 @@ def compression_info(version: ModelVersion) -> dict[str, Any] | None:
     try:
         info = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise StoreError(f"Compression description of model {version.ref} is unreadable ({path}): {exc}", field=COMPRESSION_FILE) from None
+        raise StoreError(
+            f"Compression description of model {version.ref} is unreadable ({path}): {exc}", field=COMPRESSION_FILE
+        ) from None
     if not isinstance(info, dict) or info.get("format") != FORMAT:
-        raise StoreError(f"Compression description of model {version.ref} has format {info.get('format') if isinstance(info, dict) else None!r}; "
-                         f"this modelyard reads format {FORMAT}", field=COMPRESSION_FILE)
+        raise StoreError(
+            f"Compression description of model {version.ref} has format {info.get('format') if isinstance(info, dict) else None!r}; "
+            f"this modelyard reads format {FORMAT}",
+            field=COMPRESSION_FILE,
+        )
     return info
 
 
@@ -58,13 +70,20 @@ def restore_weights(network: Network, version: ModelVersion) -> None:
     try:
         qtensors.restore(network, version.load_state_dict(), quantized["state"])
     except (KeyError, RuntimeError, ValueError) as exc:
-        raise StoreError(f"Quantized weights of model {version.ref} do not fit its compression description: {exc}", field="weights") from None
+        raise StoreError(
+            f"Quantized weights of model {version.ref} do not fit its compression description: {exc}", field="weights"
+        ) from None
 
 
 def graph_record(graph: bytes, *, made_by: str, check: dict[str, Any]) -> dict[str, Any]:
     """The ``onnx`` entry of ``compression.json`` for a stored int8 graph that passed ``check``."""
-    return {"file": INT8_ONNX_FILE, "sha256": hashlib.sha256(graph).hexdigest(), "bytes": len(graph),
-            "made_by": made_by, "check": check}
+    return {
+        "file": INT8_ONNX_FILE,
+        "sha256": hashlib.sha256(graph).hexdigest(),
+        "bytes": len(graph),
+        "made_by": made_by,
+        "check": check,
+    }
 
 
 def stored_int8_graph(version: ModelVersion) -> tuple[bytes, dict[str, Any]]:
@@ -78,14 +97,18 @@ def stored_int8_graph(version: ModelVersion) -> tuple[bytes, dict[str, Any]]:
     record = (compression_info(version) or {}).get("onnx") or {}
     if not record.get("file"):
         why = record.get("reason") or "it was compressed before int8 graphs were stored"
-        raise ExportError(f"Model {version.ref} is quantized to int8 and has no checked ONNX Runtime int8 graph "
-                          f"({INT8_ONNX_FILE}): {why}")
+        raise ExportError(
+            f"Model {version.ref} is quantized to int8 and has no checked ONNX Runtime int8 graph "
+            f"({INT8_ONNX_FILE}): {why}"
+        )
     path = version.path / record["file"]
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise ExportError(f"Cannot read the int8 ONNX graph of model {version.ref} ({path}): {exc}") from None
     if hashlib.sha256(data).hexdigest() != record.get("sha256"):
-        raise ExportError(f"The int8 ONNX graph of model {version.ref} ({path}) is not the file that was checked: "
-                          f"expected sha256 {record.get('sha256')}, received {hashlib.sha256(data).hexdigest()}")
+        raise ExportError(
+            f"The int8 ONNX graph of model {version.ref} ({path}) is not the file that was checked: "
+            f"expected sha256 {record.get('sha256')}, received {hashlib.sha256(data).hexdigest()}"
+        )
     return data, dict(record.get("check") or {})

@@ -58,11 +58,17 @@ class Measured:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "label": self.label, "ref": self.ref, "weights_bytes": self.weights_bytes, "onnx_bytes": self.onnx_bytes,
-            "parameters": self.parameters, "nonzero": self.nonzero,
+            "label": self.label,
+            "ref": self.ref,
+            "weights_bytes": self.weights_bytes,
+            "onnx_bytes": self.onnx_bytes,
+            "parameters": self.parameters,
+            "nonzero": self.nonzero,
             "latency_ms": {e: {str(b): round(v, 4) for b, v in per.items()} for e, per in self.latency_ms.items()},
-            "accuracy": self.accuracy, "onnx_accuracy": self.onnx_accuracy,
-            "served_by": self.served_by, "served_reason": self.served_reason,
+            "accuracy": self.accuracy,
+            "onnx_accuracy": self.onnx_accuracy,
+            "served_by": self.served_by,
+            "served_reason": self.served_reason,
         }
 
 
@@ -77,7 +83,9 @@ def one_thread() -> Iterator[None]:
         torch.set_num_threads(previous)
 
 
-def time_calls(calls: dict[str, Callable[[], Any]], *, rounds: int = 20, per_round: int = 25, warmup: int = 20) -> dict[str, float]:
+def time_calls(
+    calls: dict[str, Callable[[], Any]], *, rounds: int = 20, per_round: int = 25, warmup: int = 20
+) -> dict[str, float]:
     """Median milliseconds per call for each named call, alternating them round by round."""
     with one_thread():
         for call in calls.values():
@@ -93,8 +101,9 @@ def time_calls(calls: dict[str, Callable[[], Any]], *, rounds: int = 20, per_rou
     return {name: statistics.median(values) * 1000.0 for name, values in samples.items()}
 
 
-def onnx_accuracy(predict: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, y: torch.Tensor,
-                  batch_size: int = 1024) -> float:
+def onnx_accuracy(
+    predict: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, y: torch.Tensor, batch_size: int = 1024
+) -> float:
     """Top-1 accuracy of a backend's ``predict_tensor`` on class-index targets."""
     hits = 0
     for start in range(0, len(x), batch_size):

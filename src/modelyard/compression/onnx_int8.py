@@ -26,8 +26,14 @@ from modelyard.compression.loading import graph_record
 from modelyard.errors import ModelyardError
 from modelyard.onnx_export import ExportError, OnnxBackend, export_onnx
 
-__all__ = ["INT8_AGREEMENT", "check_int8_graph", "checked_int8_graph", "dynamic_int8_graph", "float_graph",
-           "static_int8_graph"]
+__all__ = [
+    "INT8_AGREEMENT",
+    "check_int8_graph",
+    "checked_int8_graph",
+    "dynamic_int8_graph",
+    "float_graph",
+    "static_int8_graph",
+]
 
 log = logging.getLogger(__name__)
 
@@ -97,8 +103,10 @@ def check_int8_graph(graph: bytes, network: Any, x: torch.Tensor, *, batch_size:
         batch = x[start : start + batch_size]
         got, want = backend.predict_tensor(batch), network.probabilities(network(batch)).float()
         if got.shape != want.shape:
-            raise ExportError(f"The int8 ONNX graph disagrees with torch: expected outputs of shape {list(want.shape)}, "
-                              f"received {list(got.shape)}")
+            raise ExportError(
+                f"The int8 ONNX graph disagrees with torch: expected outputs of shape {list(want.shape)}, "
+                f"received {list(got.shape)}"
+            )
         diff = (got - want).abs()
         worst, total, values = max(worst, float(diff.max())), total + float(diff.sum()), values + diff.numel()
         if got.shape[1] > 1:
@@ -106,16 +114,25 @@ def check_int8_graph(graph: bytes, network: Any, x: torch.Tensor, *, batch_size:
         else:  # one sigmoid output: the class is p >= 0.5
             same += int(((got[:, 0] >= 0.5) == (want[:, 0] >= 0.5)).sum())
     n = len(x)
-    check = {"against": "torch int8 (this version)", "samples": n, "class_agreement": same / max(n, 1),
-             "min_class_agreement": INT8_AGREEMENT, "max_abs_diff": worst, "mean_abs_diff": total / max(values, 1)}
+    check = {
+        "against": "torch int8 (this version)",
+        "samples": n,
+        "class_agreement": same / max(n, 1),
+        "min_class_agreement": INT8_AGREEMENT,
+        "max_abs_diff": worst,
+        "mean_abs_diff": total / max(values, 1),
+    }
     if check["class_agreement"] < INT8_AGREEMENT:
-        raise ExportError(f"The int8 ONNX graph disagrees with the torch int8 model: expected the same class on at least "
-                          f"{INT8_AGREEMENT:.0%} of {n} test samples, received {check['class_agreement']:.2%}")
+        raise ExportError(
+            f"The int8 ONNX graph disagrees with the torch int8 model: expected the same class on at least "
+            f"{INT8_AGREEMENT:.0%} of {n} test samples, received {check['class_agreement']:.2%}"
+        )
     return check
 
 
-def checked_int8_graph(network: Any, mode: str, parent_graph: bytes | None, x: torch.Tensor,
-                       split: str = "test") -> tuple[bytes | None, dict[str, Any]]:
+def checked_int8_graph(
+    network: Any, mode: str, parent_graph: bytes | None, x: torch.Tensor, split: str = "test"
+) -> tuple[bytes | None, dict[str, Any]]:
     """The int8 version's ONNX Runtime graph and its ``compression.json`` record.
 
     A graph that cannot be made or fails its check is not stored: the record says why, and the

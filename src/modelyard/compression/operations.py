@@ -43,9 +43,11 @@ class Outcome:
 
 def _float_copy(parent: Predictor, what: str) -> Network:
     if is_quantized(parent.network):
-        raise InputError(f"Cannot {what} model {parent.ref}: it is quantized to int8; {what} its float parent "
-                         f"({parent.version.lineage.get('parent', 'the model it was made from')}) and quantize the result",
-                         field="ref")
+        raise InputError(
+            f"Cannot {what} model {parent.ref}: it is quantized to int8; {what} its float parent "
+            f"({parent.version.lineage.get('parent', 'the model it was made from')}) and quantize the result",
+            field="ref",
+        )
     return copy.deepcopy(parent.network)
 
 
@@ -83,12 +85,16 @@ def quantize(parent: Predictor, prepared: Prepared, *, dtype: str, calibration_s
     return Outcome(network, parent.spec, options, tensors, {"quantization": {**step, "state": description}})
 
 
-def prune(parent: Predictor, prepared: Prepared, *, fraction: float, structured: bool, finetune: int,
-          progress: bool = False) -> Outcome:
+def prune(
+    parent: Predictor, prepared: Prepared, *, fraction: float, structured: bool, finetune: int, progress: bool = False
+) -> Outcome:
     """Magnitude pruning (unstructured or whole units), then ``finetune`` epochs of training."""
     fraction = pr.check_fraction(fraction)
     if isinstance(finetune, bool) or not isinstance(finetune, int) or finetune < 0:
-        raise InputError(f"Invalid value for `--finetune`: expected a whole number of epochs >= 0, received {finetune!r}", field="--finetune")
+        raise InputError(
+            f"Invalid value for `--finetune`: expected a whole number of epochs >= 0, received {finetune!r}",
+            field="--finetune",
+        )
     network = _float_copy(parent, "prune")
     spec = parent.spec
     options: dict[str, Any] = {"fraction": fraction, "structured": structured, "finetune_epochs": finetune}
@@ -110,14 +116,26 @@ def prune(parent: Predictor, prepared: Prepared, *, fraction: float, structured:
     return Outcome(network, spec, options, _plain_state(network), {}, history=history)
 
 
-def distill(parent: Predictor, prepared: Prepared, *, student: Any, temperature: float, alpha: float,
-            baseline: bool = True, name: str | None = None, progress: bool = False) -> Outcome:
+def distill(
+    parent: Predictor,
+    prepared: Prepared,
+    *,
+    student: Any,
+    temperature: float,
+    alpha: float,
+    baseline: bool = True,
+    name: str | None = None,
+    progress: bool = False,
+) -> Outcome:
     """Train ``student`` on the teacher's soft targets plus the labels (and, optionally, without the teacher)."""
     temperature, alpha = kd.check_options(temperature, alpha)
     teacher = parent.network
     if parent.task != "classification" or teacher.output_activation != "softmax":
-        raise InputError(f"Cannot distill model {parent.ref}: expected a softmax classifier (loss cross_entropy) as the "
-                         f"teacher, received a {parent.task} model with output {teacher.output_activation or 'values'}", field="ref")
+        raise InputError(
+            f"Cannot distill model {parent.ref}: expected a softmax classifier (loss cross_entropy) as the "
+            f"teacher, received a {parent.task} model with output {teacher.output_activation or 'values'}",
+            field="ref",
+        )
     spec = kd.student_spec(student, parent.spec, name=name)
     torch.manual_seed(spec.seed)
     network = build_model(spec.model, loss=spec.train.loss.type)
@@ -126,11 +144,21 @@ def distill(parent: Predictor, prepared: Prepared, *, student: Any, temperature:
     data = SimpleNamespace(train=Split(prepared.train.x, packed), val=prepared.val, num_classes=prepared.num_classes)
     # The packed targets are not labels, so training-time metrics are off; validation still reports val_loss.
     train = spec.train.model_copy(update={"metrics": [], "checkpoint": False})
-    result = fit(network, data, train, seed=spec.seed, progress=progress,
-                 loss_fn=kd.packed_kd_loss(temperature=temperature, alpha=alpha))
+    result = fit(
+        network,
+        data,
+        train,
+        seed=spec.seed,
+        progress=progress,
+        loss_fn=kd.packed_kd_loss(temperature=temperature, alpha=alpha),
+    )
     _settle(network)
-    options = {"student_parameters": sum(p.numel() for p in network.parameters()),
-               "temperature": temperature, "alpha": alpha, "epochs": spec.train.epochs}
+    options = {
+        "student_parameters": sum(p.numel() for p in network.parameters()),
+        "temperature": temperature,
+        "alpha": alpha,
+        "epochs": spec.train.epochs,
+    }
     outcome = Outcome(network, spec, options, _plain_state(network), {}, history=result.history)
     if baseline:
         torch.manual_seed(spec.seed)
@@ -142,5 +170,6 @@ def distill(parent: Predictor, prepared: Prepared, *, student: Any, temperature:
 
 def test_metrics(network: Network, spec: Spec, split: Split, num_classes: int | None) -> dict[str, Any]:
     """The spec's metrics on the parent's test split (fp32, as ``modelyard eval`` computes them)."""
-    return evaluate(network, split, metrics=list(spec.train.metrics), loss=spec.train.loss, task=spec.task,
-                    num_classes=num_classes)
+    return evaluate(
+        network, split, metrics=list(spec.train.metrics), loss=spec.train.loss, task=spec.task, num_classes=num_classes
+    )

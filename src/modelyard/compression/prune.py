@@ -40,17 +40,39 @@ __all__ = [
 
 _PRODUCERS = {"dense": "linear", "conv1d": "conv", "conv2d": "conv"}
 # Layers that act on each channel separately, so a removed channel simply disappears.
-_PER_CHANNEL = {"activation", "identity", "leaky_relu", "relu", "elu", "gelu", "selu", "sigmoid", "silu", "softplus",
-                "tanh", "dropout", "maxpool", "maxpool1d", "maxpool2d", "avgpool", "avgpool1d", "avgpool2d",
-                "global_avg_pool", "global_max_pool"}
+_PER_CHANNEL = {
+    "activation",
+    "identity",
+    "leaky_relu",
+    "relu",
+    "elu",
+    "gelu",
+    "selu",
+    "sigmoid",
+    "silu",
+    "softplus",
+    "tanh",
+    "dropout",
+    "maxpool",
+    "maxpool1d",
+    "maxpool2d",
+    "avgpool",
+    "avgpool1d",
+    "avgpool2d",
+    "global_avg_pool",
+    "global_max_pool",
+}
 
 
 def check_fraction(fraction: Any) -> float:
     """The pruning fraction as a float in (0, 1), else a one-line InputError."""
     ok = isinstance(fraction, (int, float)) and not isinstance(fraction, bool) and 0.0 < float(fraction) < 1.0
     if not ok:
-        raise InputError(f"Invalid value for `--prune`: expected a fraction between 0 and 1 (exclusive) such as 0.5, "
-                         f"received {fraction!r}", field="--prune")
+        raise InputError(
+            f"Invalid value for `--prune`: expected a fraction between 0 and 1 (exclusive) such as 0.5, "
+            f"received {fraction!r}",
+            field="--prune",
+        )
     return float(fraction)
 
 
@@ -93,7 +115,9 @@ def _types(spec: dict[str, Any]) -> list[str]:
     return [layer["type"] for layer in spec["model"]["layers"]]
 
 
-def _consumer(network: Network, types: list[str], spec: dict[str, Any], i: int) -> tuple[int | None, int, list[int], str]:
+def _consumer(
+    network: Network, types: list[str], spec: dict[str, Any], i: int
+) -> tuple[int | None, int, list[int], str]:
     """The next dense/conv layer reading layer ``i``'s units, values per unit, batch norms, or why none."""
     group, norms = 1, []
     rank = len(network.records[i].output_shape)
@@ -139,7 +163,9 @@ def plan_structured(network: Network, spec: dict[str, Any], fraction: float) -> 
     if not plan.keep:
         raise InputError(
             f"Cannot prune structurally: no dense or conv layer feeds another one ({'; '.join(plan.skipped) or 'only the output layer has weights'}); "
-            f"use unstructured pruning instead", field="--structured")
+            f"use unstructured pruning instead",
+            field="--structured",
+        )
     return plan
 
 
@@ -150,7 +176,9 @@ def _input_index(keep: torch.Tensor, group: int) -> torch.Tensor:
     return (keep[:, None] * group + torch.arange(group)[None, :]).reshape(-1)
 
 
-def prune_structured(network: Network, spec: dict[str, Any], plan: StructuredPlan, *, loss: str | None) -> tuple[Network, dict[str, Any]]:
+def prune_structured(
+    network: Network, spec: dict[str, Any], plan: StructuredPlan, *, loss: str | None
+) -> tuple[Network, dict[str, Any]]:
     """A new, smaller network (and its spec) holding the kept units' weights."""
     new_spec = copy.deepcopy(spec)
     for i, keep in plan.keep.items():

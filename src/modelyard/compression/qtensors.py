@@ -75,7 +75,8 @@ def _decode_value(key: str, entry: dict[str, Any], tensors: dict[str, torch.Tens
             q = torch._make_per_tensor_quantized_tensor(ints, entry["scale"], entry["zero_point"])
         else:
             q = torch._make_per_channel_quantized_tensor(
-                ints, tensors[f"{key}.scales"], tensors[f"{key}.zero_points"], entry["axis"])
+                ints, tensors[f"{key}.scales"], tensors[f"{key}.zero_points"], entry["axis"]
+            )
         if q.dtype != _QDTYPES[entry["dtype"]]:  # _make_* infers the dtype from the int dtype
             raise ValueError(f"stored {key} decodes to {q.dtype}, expected {entry['dtype']}")
         return q
@@ -97,9 +98,11 @@ def decode(tensors: dict[str, torch.Tensor], description: dict[str, Any]) -> Ord
     with warnings.catch_warnings():  # torch 2.13 marks quantized tensor creation deprecated (torchao)
         warnings.simplefilter("ignore", UserWarning)
         state: OrderedDict[str, Any] = OrderedDict(
-            (k, _decode_value(k, e, tensors)) for k, e in description.get("state", {}).items())
+            (k, _decode_value(k, e, tensors)) for k, e in description.get("state", {}).items()
+        )
     state._metadata = OrderedDict(  # type: ignore[attr-defined]
-        (k, {"version": v}) for k, v in description.get("versions", {}).items())
+        (k, {"version": v}) for k, v in description.get("versions", {}).items()
+    )
     return state
 
 

@@ -47,8 +47,11 @@ def _engine(name: str) -> None:
 
 def is_quantized(network: nn.Module) -> bool:
     """True when any submodule runs on quantized tensors."""
-    return any(type(m).__module__.startswith("torch.ao.nn.quantized") or type(m).__module__.startswith("torch.ao.nn.intrinsic.quantized")
-               for m in network.modules())
+    return any(
+        type(m).__module__.startswith("torch.ao.nn.quantized")
+        or type(m).__module__.startswith("torch.ao.nn.intrinsic.quantized")
+        for m in network.modules()
+    )
 
 
 def stored_parameter_count(module: nn.Module) -> int:
@@ -70,10 +73,18 @@ def stored_parameter_count(module: nn.Module) -> int:
 def choose_mode(network: nn.Module, ref: str) -> str:
     """``static`` for networks with convolutions, ``dynamic`` for dense ones; else InputError."""
     if is_quantized(network):
-        raise InputError(f"Cannot quantize model {ref}: it is already quantized to int8; quantize its float parent instead", field="ref")
+        raise InputError(
+            f"Cannot quantize model {ref}: it is already quantized to int8; quantize its float parent instead",
+            field="ref",
+        )
     kinds = {type(m).__name__ for m in network.modules() if len(list(m.children())) == 0}
-    if getattr(network, "input_dtype", torch.float32) != torch.float32 and any(isinstance(m, _CONV) for m in network.modules()):
-        raise InputError(f"Cannot quantize model {ref} to int8: static quantization needs float inputs, the model takes token ids", field="--quantize")
+    if getattr(network, "input_dtype", torch.float32) != torch.float32 and any(
+        isinstance(m, _CONV) for m in network.modules()
+    ):
+        raise InputError(
+            f"Cannot quantize model {ref} to int8: static quantization needs float inputs, the model takes token ids",
+            field="--quantize",
+        )
     if any(isinstance(m, _CONV) for m in network.modules()):
         return "static"
     if any(isinstance(m, nn.Linear) for m in network.modules()):
@@ -98,8 +109,9 @@ def _prepare_static(network: nn.Module) -> nn.Module:
     return prepare_fx(network.layers.eval(), _static_qconfig(), (example,))
 
 
-def quantize_network(network: nn.Module, mode: str, calibration: torch.Tensor | None = None,
-                     *, batch_size: int = 256) -> dict[str, Any]:
+def quantize_network(
+    network: nn.Module, mode: str, calibration: torch.Tensor | None = None, *, batch_size: int = 256
+) -> dict[str, Any]:
     """Quantize ``network.layers`` in place; returns what ``rebuild_quantized`` needs."""
     network.eval()
     with _quiet():
@@ -112,7 +124,9 @@ def quantize_network(network: nn.Module, mode: str, calibration: torch.Tensor | 
             from torch.ao.quantization.quantize_fx import convert_fx
 
             if calibration is None or len(calibration) == 0:
-                raise InputError("Static int8 quantization needs calibration samples, received none", field="calibration")
+                raise InputError(
+                    "Static int8 quantization needs calibration samples, received none", field="calibration"
+                )
             prepared = _prepare_static(network)
             with torch.no_grad():
                 for start in range(0, len(calibration), batch_size):

@@ -32,8 +32,16 @@ from modelyard.serving.backends import BackendChoice, TorchBackend, select_backe
 from modelyard.serving.config import ServeConfig
 from modelyard.store.records import WEIGHTS_FILE
 
-__all__ = ["markdown_table", "measure_export", "measure_pair", "onnx_graph", "rich_table", "served_summary",
-           "speedups", "tensor_bytes"]
+__all__ = [
+    "markdown_table",
+    "measure_export",
+    "measure_pair",
+    "onnx_graph",
+    "rich_table",
+    "served_summary",
+    "speedups",
+    "tensor_bytes",
+]
 
 log = logging.getLogger(__name__)
 
@@ -66,14 +74,32 @@ def _auto(predictor: Any, onnx: OnnxBackend | None, rounds: int) -> BackendChoic
     """The serving backend's ``auto`` choice for this model (default batch limit, one thread)."""
     if onnx is None:
         return BackendChoice(TorchBackend(predictor), {"name": "torch", "requested": "auto", "reason": "no ONNX graph"})
-    return select_backend(predictor, "auto", max_batch_size=ServeConfig().max_batch_size, cache_onnx=False,
-                          budget_s=min(1.0, 0.05 * rounds), threads=1, onnx_backend=onnx)
+    return select_backend(
+        predictor,
+        "auto",
+        max_batch_size=ServeConfig().max_batch_size,
+        cache_onnx=False,
+        budget_s=min(1.0, 0.05 * rounds),
+        threads=1,
+        onnx_backend=onnx,
+    )
 
 
-def measure_pair(parent: Any, child: Network, child_spec: Any, child_state: dict[str, torch.Tensor], *,
-                 test: Any, parent_accuracy: float | None, child_accuracy: float | None, child_label: str,
-                 parent_graph: bytes | None, child_graph: bytes | None, child_check: dict[str, Any] | None = None,
-                 rounds: int = 20) -> tuple[Measured, Measured]:
+def measure_pair(
+    parent: Any,
+    child: Network,
+    child_spec: Any,
+    child_state: dict[str, torch.Tensor],
+    *,
+    test: Any,
+    parent_accuracy: float | None,
+    child_accuracy: float | None,
+    child_label: str,
+    parent_graph: bytes | None,
+    child_graph: bytes | None,
+    child_check: dict[str, Any] | None = None,
+    rounds: int = 20,
+) -> tuple[Measured, Measured]:
     """Rows for parent and child, timed alternately, each marked with the engine ``auto`` serves it with."""
     from modelyard.compression.loading import INT8_ONNX_FILE
 
@@ -97,9 +123,9 @@ def measure_pair(parent: Any, child: Network, child_spec: Any, child_state: dict
                 onnx = OnnxBackend(graph, threads=1, check=check, graph=INT8_ONNX_FILE if int8 else "model.onnx")
             choices.append(_auto(predictor, onnx, rounds))
             for b, x in samples.items():
-                calls[f"{label}|torch|{b}"] = (lambda p=predictor, x=x: p.predict_tensor(x))
+                calls[f"{label}|torch|{b}"] = lambda p=predictor, x=x: p.predict_tensor(x)
                 if onnx is not None:
-                    calls[f"{label}|onnxruntime|{b}"] = (lambda o=onnx, x=x: o.predict_array(x))
+                    calls[f"{label}|onnxruntime|{b}"] = lambda o=onnx, x=x: o.predict_array(x)
             if onnx is not None and parent.task == "classification":
                 row.onnx_accuracy = onnx_accuracy(onnx.predict_tensor, test.x, test.y)
     timings = time_calls(calls, rounds=rounds)
@@ -125,8 +151,8 @@ def measure_export(model: Any, graph: bytes, test: Any, *, rounds: int = 20) -> 
     calls: dict[str, Any] = {}
     for b in BATCHES:
         x = test.x[:b].contiguous()
-        calls[f"torch|torch|{b}"] = (lambda x=x: model.predict_tensor(x))
-        calls[f"onnx|onnxruntime|{b}"] = (lambda x=x: backend.predict_array(x))
+        calls[f"torch|torch|{b}"] = lambda x=x: model.predict_tensor(x)
+        calls[f"onnx|onnxruntime|{b}"] = lambda x=x: backend.predict_array(x)
     for key, ms in time_calls(calls, rounds=rounds).items():
         label, engine, batch = key.split("|")
         (torch_row if label == "torch" else onnx_row).latency_ms.setdefault(engine, {})[int(batch)] = ms
@@ -155,8 +181,9 @@ def served_summary(before: Measured, after: Measured) -> str:
     """One line: which engine serves each model and the speed-up users get."""
     ratios = speedups(before, after)
     per_batch = ", ".join(f"batch {b} {ratios[f'served_b{b}']:.2f}x" for b in BATCHES if f"served_b{b}" in ratios)
-    return (f"as served (auto): parent on {before.served_by}, {after.label} on {after.served_by}"
-            + (f": {per_batch}" if per_batch else ""))
+    return f"as served (auto): parent on {before.served_by}, {after.label} on {after.served_by}" + (
+        f": {per_batch}" if per_batch else ""
+    )
 
 
 def _fmt_bytes(n: int | None) -> str:
@@ -187,9 +214,19 @@ def _lines(row: Measured) -> list[list[str]]:
         if engine not in row.latency_ms and size == "-" and (accuracy is None or engine != "torch"):
             continue
         served = "yes" if row.served_by == engine else ""
-        lines.append([name if not lines else "", engine, served, size, f"{row.parameters:,}",
-                      "-" if row.nonzero is None else f"{row.nonzero:,}",
-                      _fmt_ms(row, engine, 1), _fmt_ms(row, engine, 32), _fmt_acc(accuracy)])
+        lines.append(
+            [
+                name if not lines else "",
+                engine,
+                served,
+                size,
+                f"{row.parameters:,}",
+                "-" if row.nonzero is None else f"{row.nonzero:,}",
+                _fmt_ms(row, engine, 1),
+                _fmt_ms(row, engine, 32),
+                _fmt_acc(accuracy),
+            ]
+        )
     return lines
 
 

@@ -11,4 +11,14 @@ from modelyard.data.prepare import Prepared, Split, prepare, transformed_split
 from modelyard.data.preprocess import PREPROCESSORS
 from modelyard.data.sources import SOURCES, RawData, load_source
 
-__all__ = ["prepare", "Prepared", "Split", "Pipeline", "RawData", "SOURCES", "PREPROCESSORS", "load_source", "transformed_split"]
+__all__ = [
+    "prepare",
+    "Prepared",
+    "Split",
+    "Pipeline",
+    "RawData",
+    "SOURCES",
+    "PREPROCESSORS",
+    "load_source",
+    "transformed_split",
+]

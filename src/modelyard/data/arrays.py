@@ -31,8 +31,15 @@ class ArrayOptions(StrictModel):
         return self
 
 
-def arrays_to_raw(opts: ArrayOptions, x: np.ndarray, y: np.ndarray, x_test: np.ndarray | None,
-                  y_test: np.ndarray | None, *, convert_features: bool = True) -> RawData:
+def arrays_to_raw(
+    opts: ArrayOptions,
+    x: np.ndarray,
+    y: np.ndarray,
+    x_test: np.ndarray | None,
+    y_test: np.ndarray | None,
+    *,
+    convert_features: bool = True,
+) -> RawData:
     """Loaded arrays as RawData: string labels become class indices shared by train and test,
     ``kind: auto`` is image for 4-d features and tabular otherwise. ``convert_features`` False
     leaves the features as they are (a memory-mapped file stays on disk; ``prepare`` converts
@@ -41,13 +48,19 @@ def arrays_to_raw(opts: ArrayOptions, x: np.ndarray, y: np.ndarray, x_test: np.n
     if y.dtype.kind in "US":
         both = np.concatenate([y.reshape(-1), y_test.reshape(-1)]) if y_test is not None else y.reshape(-1)
         index, class_names = labels_to_classes(both)
-        y, y_test = index[: len(y)], (index[len(y):] if y_test is not None else None)
+        y, y_test = index[: len(y)], (index[len(y) :] if y_test is not None else None)
     kind = opts.kind if opts.kind != "auto" else ("image" if x.ndim == 4 else "tabular")
     if convert_features:
         x = as_features(x, kind)
         x_test = as_features(x_test, kind) if x_test is not None else None
-    return RawData(x_train=x, y_train=_targets(y), x_test=x_test, y_test=_targets(y_test) if y_test is not None else None,
-                   class_names=class_names, kind=kind)
+    return RawData(
+        x_train=x,
+        y_train=_targets(y),
+        x_test=x_test,
+        y_test=_targets(y_test) if y_test is not None else None,
+        class_names=class_names,
+        kind=kind,
+    )
 
 
 def _targets(y: np.ndarray) -> np.ndarray:

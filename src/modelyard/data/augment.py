@@ -60,7 +60,9 @@ def _shift(x: torch.Tensor, max_shift: int, gen: torch.Generator) -> torch.Tenso
     return out.permute(0, 3, 1, 2).contiguous()
 
 
-def augment_batch(x: torch.Tensor, gen: torch.Generator, *, flip: str = "none", shift: int = 0, noise: float = 0.0) -> torch.Tensor:
+def augment_batch(
+    x: torch.Tensor, gen: torch.Generator, *, flip: str = "none", shift: int = 0, noise: float = 0.0
+) -> torch.Tensor:
     """One augmented copy of the batch ``x`` [N, C, H, W] (the input is not modified)."""
     if flip in ("horizontal", "both"):
         x = _flip(x, 3, gen)

@@ -39,7 +39,9 @@ def read_idx(path: str | Path, *, ndim: int | None = None) -> np.ndarray:
     except FileNotFoundError:
         raise DataError(f"IDX file not found: {path}") from None
     except (OSError, EOFError, zlib.error) as exc:
-        raise DataError(f"Corrupt IDX file {path}: cannot decompress it ({exc}); delete it and fetch it again") from None
+        raise DataError(
+            f"Corrupt IDX file {path}: cannot decompress it ({exc}); delete it and fetch it again"
+        ) from None
     return parse_idx(data, name=str(path), ndim=ndim)
 
 

@@ -48,7 +48,10 @@ def images(opts: ImagesOptions, *, seed: int) -> RawData:
         test_classes = [p.name for p in _subfolders(test_root)]
         unknown = sorted(set(test_classes) - set(classes))
         if unknown:
-            raise DataError(f"Invalid image folder {test_root}: classes {unknown} have no training images (training classes: {classes})", field="data.path")
+            raise DataError(
+                f"Invalid image folder {test_root}: classes {unknown} have no training images (training classes: {classes})",
+                field="data.path",
+            )
         x_test, y_test, _ = _read_split(test_root, classes, opts, size, required=False)
     return RawData(x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test, class_names=classes, kind="image")
 
@@ -66,9 +69,16 @@ def _read_split(
     labels: list[int] = []
     for index, name in enumerate(classes):
         folder = root / name
-        files = sorted(p for p in folder.glob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES) if folder.is_dir() else []
+        files = (
+            sorted(p for p in folder.glob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            if folder.is_dir()
+            else []
+        )
         if not files and required:
-            raise DataError(f"Invalid image folder {folder} (`data.path`): class {name!r} holds no PNG or JPEG images", field="data.path")
+            raise DataError(
+                f"Invalid image folder {folder} (`data.path`): class {name!r} holds no PNG or JPEG images",
+                field="data.path",
+            )
         for file in files:
             try:
                 with Image.open(file) as image:
@@ -87,7 +97,9 @@ def _read_split(
                         image = image.resize((size[1], size[0]), Image.Resampling.BILINEAR)
                     pixels = np.asarray(image, dtype=np.float32)
             except (UnidentifiedImageError, OSError) as exc:
-                raise DataError(f"Cannot read image {file}: expected a PNG or JPEG file ({exc})", field="data.path") from None
+                raise DataError(
+                    f"Cannot read image {file}: expected a PNG or JPEG file ({exc})", field="data.path"
+                ) from None
             # HxW (grayscale) or HxWxC → channels-first CxHxW
             arrays.append(pixels[None] if pixels.ndim == 2 else pixels.transpose(2, 0, 1))
             labels.append(index)

@@ -29,11 +29,25 @@ from modelyard.data.idx import read_idx
 from modelyard.data.raw import SOURCES, RawData, resolve_path
 from modelyard.errors import DataError
 
-__all__ = ["IdxDataset", "DATASETS", "CHECKSUMS", "FILES", "find_folder", "search_folders", "download", "load_idx_dataset"]
+__all__ = [
+    "IdxDataset",
+    "DATASETS",
+    "CHECKSUMS",
+    "FILES",
+    "find_folder",
+    "search_folders",
+    "download",
+    "load_idx_dataset",
+]
 
 log = logging.getLogger(__name__)
 
-FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
+FILES = (
+    "train-images-idx3-ubyte.gz",
+    "train-labels-idx1-ubyte.gz",
+    "t10k-images-idx3-ubyte.gz",
+    "t10k-labels-idx1-ubyte.gz",
+)
 
 # file → (md5 of the published .gz archive, sha256 of the decompressed IDX file).
 # Archive md5s: the Fashion-MNIST README and torchvision's MNIST resources. Mirrors (and
@@ -41,16 +55,40 @@ FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-image
 # decompressed content has the published sha256.
 CHECKSUMS: dict[str, dict[str, tuple[str, str]]] = {
     "fashion-mnist": {
-        "train-images-idx3-ubyte.gz": ("8d4fb7e6c68d591d4c3dfef9ec88bf0d", "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888"),
-        "train-labels-idx1-ubyte.gz": ("25c81989df183df01b3e8a0aad5dffbe", "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9"),
-        "t10k-images-idx3-ubyte.gz": ("bef4ecab320f06d8554ea6380940ec79", "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b"),
-        "t10k-labels-idx1-ubyte.gz": ("bb300cfdad3c16e7a12a480ee83cd310", "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34"),
+        "train-images-idx3-ubyte.gz": (
+            "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+            "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+        ),
+        "train-labels-idx1-ubyte.gz": (
+            "25c81989df183df01b3e8a0aad5dffbe",
+            "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+        ),
+        "t10k-images-idx3-ubyte.gz": (
+            "bef4ecab320f06d8554ea6380940ec79",
+            "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+        ),
+        "t10k-labels-idx1-ubyte.gz": (
+            "bb300cfdad3c16e7a12a480ee83cd310",
+            "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+        ),
     },
     "mnist": {
-        "train-images-idx3-ubyte.gz": ("f68b3c2dcbeaaa9fbdd348bbdeb94873", "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db"),
-        "train-labels-idx1-ubyte.gz": ("d53e105ee54ea40749a09fcbcd1e9432", "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5"),
-        "t10k-images-idx3-ubyte.gz": ("9fb629c4189551a2d022fa330f9573f3", "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7"),
-        "t10k-labels-idx1-ubyte.gz": ("ec29112dd5afa0611ce80d1b7f02629c", "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2"),
+        "train-images-idx3-ubyte.gz": (
+            "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+            "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+        ),
+        "train-labels-idx1-ubyte.gz": (
+            "d53e105ee54ea40749a09fcbcd1e9432",
+            "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+        ),
+        "t10k-images-idx3-ubyte.gz": (
+            "9fb629c4189551a2d022fa330f9573f3",
+            "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+        ),
+        "t10k-labels-idx1-ubyte.gz": (
+            "ec29112dd5afa0611ce80d1b7f02629c",
+            "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+        ),
     },
 }
 
@@ -178,8 +216,13 @@ def load_idx_dataset(name: str, opts: IdxOptions) -> RawData:
     x_train, y_train = _pair(paths[FILES[0]], paths[FILES[1]])
     x_test, y_test = _pair(paths[FILES[2]], paths[FILES[3]])
     return RawData(
-        x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test,
-        class_names=list(info.class_names), feature_names=None, kind="image",
+        x_train=x_train,
+        y_train=y_train,
+        x_test=x_test,
+        y_test=y_test,
+        class_names=list(info.class_names),
+        feature_names=None,
+        kind="image",
     )
 
 
@@ -187,9 +230,13 @@ def _pair(images_path: Path | None, labels_path: Path | None) -> tuple[np.ndarra
     images = read_idx(images_path, ndim=3)  # type: ignore[arg-type]
     labels = read_idx(labels_path, ndim=1)  # type: ignore[arg-type]
     if images.dtype != np.uint8 or images.shape[1:] != (28, 28):
-        raise DataError(f"Invalid IDX file {images_path}: expected uint8 images of 28x28, received {images.dtype} {list(images.shape[1:])}")
+        raise DataError(
+            f"Invalid IDX file {images_path}: expected uint8 images of 28x28, received {images.dtype} {list(images.shape[1:])}"
+        )
     if len(images) != len(labels):
-        raise DataError(f"Invalid IDX files: {images_path} holds {len(images)} images but {labels_path} holds {len(labels)} labels")
+        raise DataError(
+            f"Invalid IDX files: {images_path} holds {len(images)} images but {labels_path} holds {len(labels)} labels"
+        )
     if labels.size and int(labels.max()) > 9:
         raise DataError(f"Invalid IDX file {labels_path}: expected labels 0..9, received {int(labels.max())}")
     # Raw pixel values 0..255 as float32, one flat row per image; reshaping is a preprocess step.

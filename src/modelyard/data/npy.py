@@ -33,16 +33,31 @@ def _open(path_option: str, field: str, *, mapped: bool) -> np.ndarray:
     try:
         arr = np.load(path, mmap_mode="r" if mapped else None, allow_pickle=False)
     except ValueError as exc:  # object arrays need pickle: refused
-        raise DataError(f"Invalid array file {path} (`data.{field}`): {exc}; save numeric arrays with np.save", field=f"data.{field}") from None
+        raise DataError(
+            f"Invalid array file {path} (`data.{field}`): {exc}; save numeric arrays with np.save",
+            field=f"data.{field}",
+        ) from None
     except (OSError, EOFError) as exc:
-        raise DataError(f"Cannot read {path} (`data.{field}`): expected a .npy file written by np.save ({exc})", field=f"data.{field}") from None
+        raise DataError(
+            f"Cannot read {path} (`data.{field}`): expected a .npy file written by np.save ({exc})",
+            field=f"data.{field}",
+        ) from None
     if not isinstance(arr, np.ndarray):
-        raise DataError(f"Invalid array file {path} (`data.{field}`): expected one .npy array, received a .npz archive (use source npz)", field=f"data.{field}")
+        raise DataError(
+            f"Invalid array file {path} (`data.{field}`): expected one .npy array, received a .npz archive (use source npz)",
+            field=f"data.{field}",
+        )
     allowed = "biuf" if field.startswith("x") else "biufUS"
     if arr.dtype.kind not in allowed:
-        raise DataError(f"Invalid array file {path} (`data.{field}`): expected numbers, received dtype {arr.dtype}", field=f"data.{field}")
+        raise DataError(
+            f"Invalid array file {path} (`data.{field}`): expected numbers, received dtype {arr.dtype}",
+            field=f"data.{field}",
+        )
     if arr.ndim == 0:
-        raise DataError(f"Invalid array file {path} (`data.{field}`): expected one row per sample, received a scalar", field=f"data.{field}")
+        raise DataError(
+            f"Invalid array file {path} (`data.{field}`): expected one row per sample, received a scalar",
+            field=f"data.{field}",
+        )
     return arr
 
 

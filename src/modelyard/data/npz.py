@@ -34,9 +34,14 @@ def npz(opts: NpzOptions, *, seed: int) -> RawData:
     try:
         archive = np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
-        raise DataError(f"Cannot read {path} (`data.path`): expected a .npz archive of numeric arrays ({exc})", field="data.path") from None
+        raise DataError(
+            f"Cannot read {path} (`data.path`): expected a .npz archive of numeric arrays ({exc})", field="data.path"
+        ) from None
     if not isinstance(archive, np.lib.npyio.NpzFile):
-        raise DataError(f"Invalid data file {path} (`data.path`): expected a .npz archive with named arrays, received a single .npy array", field="data.path")
+        raise DataError(
+            f"Invalid data file {path} (`data.path`): expected a .npz archive with named arrays, received a single .npy array",
+            field="data.path",
+        )
     with archive:
         keys = list(archive.files)
         arrays = {}
@@ -60,7 +65,13 @@ def _load(archive: np.lib.npyio.NpzFile, key: str, path: Path, field: str) -> np
             field=f"data.{field}",
         ) from None
     if arr.dtype.kind not in "biufUS" or (arr.dtype.kind in "US" and field.startswith("x")):
-        raise DataError(f"Invalid array {key!r} in {path} (`data.{field}`): expected numbers, received dtype {arr.dtype}", field=f"data.{field}")
+        raise DataError(
+            f"Invalid array {key!r} in {path} (`data.{field}`): expected numbers, received dtype {arr.dtype}",
+            field=f"data.{field}",
+        )
     if arr.ndim == 0:
-        raise DataError(f"Invalid array {key!r} in {path} (`data.{field}`): expected one row per sample, received a scalar", field=f"data.{field}")
+        raise DataError(
+            f"Invalid array {key!r} in {path} (`data.{field}`): expected one row per sample, received a scalar",
+            field=f"data.{field}",
+        )
     return arr

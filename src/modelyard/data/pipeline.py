@@ -72,7 +72,14 @@ class Pipeline:
     ) -> Pipeline:
         """Fit ``steps`` in order on the training arrays (raw x, canonical y)."""
         return cls.fit_transform(
-            steps, x, y, task=task, kind=kind, num_classes=num_classes, class_names=class_names, feature_names=feature_names
+            steps,
+            x,
+            y,
+            task=task,
+            kind=kind,
+            num_classes=num_classes,
+            class_names=class_names,
+            feature_names=feature_names,
         )[0]
 
     @classmethod
@@ -104,10 +111,20 @@ class Pipeline:
             integer_ids = integer_ids and step.keeps_ids
             built.append(step)
         for i, step in enumerate(built):
-            step.check_input_shape(shape, FitContext(task=task, kind=kind, num_classes=num_classes, field=f"data.preprocess[{i}]"))
+            step.check_input_shape(
+                shape, FitContext(task=task, kind=kind, num_classes=num_classes, field=f"data.preprocess[{i}]")
+            )
         pipeline = cls(
-            list(steps), built, task=task, kind=kind, raw_input_shape=raw_shape, input_shape=shape,
-            integer_ids=integer_ids, num_classes=num_classes, class_names=class_names, feature_names=feature_names,
+            list(steps),
+            built,
+            task=task,
+            kind=kind,
+            raw_input_shape=raw_shape,
+            input_shape=shape,
+            integer_ids=integer_ids,
+            num_classes=num_classes,
+            class_names=class_names,
+            feature_names=feature_names,
         )
         return pipeline, np.ascontiguousarray(x), y
 
@@ -117,9 +134,13 @@ class Pipeline:
         try:
             arr = np.asarray(x)
         except (TypeError, ValueError) as exc:
-            raise InputError(f"Invalid input: expected numbers of shape {list(self.raw_input_shape)}, received {exc}") from None
+            raise InputError(
+                f"Invalid input: expected numbers of shape {list(self.raw_input_shape)}, received {exc}"
+            ) from None
         if arr.dtype.kind not in "biuf":
-            raise InputError(f"Invalid input: expected numbers of shape {list(self.raw_input_shape)}, received values of type {arr.dtype}")
+            raise InputError(
+                f"Invalid input: expected numbers of shape {list(self.raw_input_shape)}, received values of type {arr.dtype}"
+            )
         if arr.shape == self.raw_input_shape:
             arr = arr[None]
         elif arr.ndim == 0 or arr.shape[1:] != self.raw_input_shape:
@@ -130,7 +151,9 @@ class Pipeline:
         if arr.dtype.kind == "f":
             finite = np.isfinite(arr).reshape(len(arr), -1).all(axis=1)
             if not finite.all():
-                raise InputError(f"Invalid input: expected finite numbers, received NaN or infinite values (first in sample {int(np.argmin(finite))})")
+                raise InputError(
+                    f"Invalid input: expected finite numbers, received NaN or infinite values (first in sample {int(np.argmin(finite))})"
+                )
         out = arr.astype(np.float32)
         for step in self.steps:
             out = step.transform_x(out)
@@ -138,7 +161,9 @@ class Pipeline:
 
     def transform_y(self, y: Any, *, where: str = "the data") -> np.ndarray:
         """Targets → int64 [N] labels (float32 one-hot rows after one_hot) or float32 [N, outputs]."""
-        out = canonical_targets(np.asarray(y), self.task, class_names=self.class_names, num_classes=self.num_classes, where=where)
+        out = canonical_targets(
+            np.asarray(y), self.task, class_names=self.class_names, num_classes=self.num_classes, where=where
+        )
         for step in self.steps:
             out = step.transform_y(out)
         return out
@@ -192,10 +217,16 @@ class Pipeline:
                 specs.append(spec)
                 steps.append(step)
             return cls(
-                specs, steps, task=state["task"], kind=state["kind"],
-                raw_input_shape=tuple(state["raw_input_shape"]), input_shape=tuple(state["input_shape"]),
-                integer_ids=bool(state.get("integer_ids", False)), num_classes=state.get("num_classes"),
-                class_names=state.get("class_names"), feature_names=state.get("feature_names"),
+                specs,
+                steps,
+                task=state["task"],
+                kind=state["kind"],
+                raw_input_shape=tuple(state["raw_input_shape"]),
+                input_shape=tuple(state["input_shape"]),
+                integer_ids=bool(state.get("integer_ids", False)),
+                num_classes=state.get("num_classes"),
+                class_names=state.get("class_names"),
+                feature_names=state.get("feature_names"),
             )
         except ModelyardError:
             raise

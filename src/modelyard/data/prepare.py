@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import torch
 
+from modelyard.data import streamed  # streamed.FIT_ROWS read at call time (tests lower it)
 from modelyard.data.pipeline import Pipeline
 from modelyard.data.raw import RawData, as_features
 from modelyard.data.sources import load_source
 from modelyard.data.split import derived_seed, holdout, subset
-from modelyard.data import streamed  # streamed.FIT_ROWS read at call time (tests lower it)
 from modelyard.data.streamed import StreamedSplit, check_finite_rows, is_mapped
 from modelyard.data.targets import canonical_targets
 from modelyard.errors import DataError, SpecError
@@ -60,8 +60,9 @@ class Prepared:
     kind: str
 
 
-def prepare(data_spec: DataSpec, *, task: Literal["classification", "regression"], seed: int,
-            in_memory: bool = False) -> Prepared:
+def prepare(
+    data_spec: DataSpec, *, task: Literal["classification", "regression"], seed: int, in_memory: bool = False
+) -> Prepared:
     """Load, split and preprocess the data of ``data_spec``, deterministically for ``seed``.
 
     With ``data.stream`` the splits stay on disk as ``StreamedSplit``s (the source must be
@@ -102,7 +103,9 @@ def prepare(data_spec: DataSpec, *, task: Literal["classification", "regression"
     if raw.x_test is None:
         fraction = data_spec.test if data_spec.test is not None else (DEFAULT_TEST_FRACTION if raw.holdout else 0.0)
         if fraction > 0:
-            kept, held = holdout(len(y), fraction, seed=derived_seed(seed, "test"), labels=labels, what="the test split")
+            kept, held = holdout(
+                len(y), fraction, seed=derived_seed(seed, "test"), labels=labels, what="the test split"
+            )
             x_test_source, test_rows, y_test = raw.x_train, everything[held], y[held]
             rows, y = everything[kept], y[kept]
     elif data_spec.test:
@@ -111,20 +114,29 @@ def prepare(data_spec: DataSpec, *, task: Literal["classification", "regression"
     val_rows = y_val = None
     if data_spec.validation > 0:
         kept, held = holdout(
-            len(y), data_spec.validation, seed=derived_seed(seed, "validation"),
-            labels=y if task == "classification" else None, what="the validation split", field="data.validation",
+            len(y),
+            data_spec.validation,
+            seed=derived_seed(seed, "validation"),
+            labels=y if task == "classification" else None,
+            what="the validation split",
+            field="data.validation",
         )
         train_all = _positions(rows, len(y))
         rows, val_rows, y, y_val = train_all[kept], train_all[held], y[kept], y[held]
 
-    fit_args = dict(task=task, kind=raw.kind, num_classes=num_classes, class_names=raw.class_names, feature_names=raw.feature_names)
+    fit_args = dict(
+        task=task, kind=raw.kind, num_classes=num_classes, class_names=raw.class_names, feature_names=raw.feature_names
+    )
     fitted: Split | None = None  # the training split, when fitting transformed it already
     if data_spec.stream:
         pipeline = _sampled_pipeline(data_spec, raw, _positions(rows, len(y)), y, seed=seed, **fit_args)
     else:
-        pipeline, x_fit, y_fit = Pipeline.fit_transform(data_spec.preprocess, _rows(raw.x_train, rows, raw.kind), y, **fit_args)
+        pipeline, x_fit, y_fit = Pipeline.fit_transform(
+            data_spec.preprocess, _rows(raw.x_train, rows, raw.kind), y, **fit_args
+        )
         fitted = _split(pipeline, x_fit, y_fit)
     if stream:
+
         def on_disk(source: np.ndarray, split_rows: np.ndarray | None, targets: np.ndarray) -> StreamedSplit:
             ty = torch.from_numpy(np.ascontiguousarray(pipeline.transform_y(targets)))
             return StreamedSplit(source, _positions(split_rows, len(targets)), ty, pipeline)
@@ -134,14 +146,33 @@ def prepare(data_spec: DataSpec, *, task: Literal["classification", "regression"
         test = on_disk(x_test_source, test_rows, y_test) if y_test is not None else None
     else:
         train = fitted if fitted is not None else transformed_split(pipeline, _rows(raw.x_train, rows, raw.kind), y)
-        val = transformed_split(pipeline, _rows(raw.x_train, val_rows, raw.kind), y_val) if val_rows is not None else None
-        test = transformed_split(pipeline, _rows(x_test_source, test_rows, raw.kind), y_test) if y_test is not None else None
-    log.debug("prepared %s: train %d, val %d, test %d, input %s%s", data_spec.source.type, len(train),
-              len(val) if val else 0, len(test) if test else 0, pipeline.input_shape, " (streamed)" if stream else "")
+        val = (
+            transformed_split(pipeline, _rows(raw.x_train, val_rows, raw.kind), y_val) if val_rows is not None else None
+        )
+        test = (
+            transformed_split(pipeline, _rows(x_test_source, test_rows, raw.kind), y_test)
+            if y_test is not None
+            else None
+        )
+    log.debug(
+        "prepared %s: train %d, val %d, test %d, input %s%s",
+        data_spec.source.type,
+        len(train),
+        len(val) if val else 0,
+        len(test) if test else 0,
+        pipeline.input_shape,
+        " (streamed)" if stream else "",
+    )
     return Prepared(
-        train=train, val=val, test=test, pipeline=pipeline, num_classes=num_classes,
-        class_names=raw.class_names, feature_names=raw.feature_names,
-        input_shape=pipeline.input_shape, kind=raw.kind,
+        train=train,
+        val=val,
+        test=test,
+        pipeline=pipeline,
+        num_classes=num_classes,
+        class_names=raw.class_names,
+        feature_names=raw.feature_names,
+        input_shape=pipeline.input_shape,
+        kind=raw.kind,
     )
 
 
@@ -150,8 +181,9 @@ def _positions(rows: np.ndarray | None, n: int) -> np.ndarray:
     return np.arange(n) if rows is None else rows
 
 
-def _sampled_pipeline(data_spec: DataSpec, raw: RawData, train_rows: np.ndarray, y: np.ndarray, *, seed: int,
-                      **fit_args: Any) -> Pipeline:
+def _sampled_pipeline(
+    data_spec: DataSpec, raw: RawData, train_rows: np.ndarray, y: np.ndarray, *, seed: int, **fit_args: Any
+) -> Pipeline:
     """A streamed spec's pipeline, fitted on a seeded sample of its training rows however the
     splits are held, so its data re-created in memory (compress, explain) gets the same one."""
     fit_on = subset(len(train_rows), streamed.FIT_ROWS, derived_seed(seed, "stream-fit"))  # positions in the split
@@ -171,7 +203,10 @@ def _num_classes(task: str, raw: RawData, y: np.ndarray, y_test: np.ndarray | No
     highest = max(int(y.max()), int(y_test.max()) if y_test is not None and len(y_test) else 0)
     if raw.class_names:
         if highest >= len(raw.class_names):
-            raise DataError(f"Invalid data: class label {highest} but only {len(raw.class_names)} class names {raw.class_names}", field="data")
+            raise DataError(
+                f"Invalid data: class label {highest} but only {len(raw.class_names)} class names {raw.class_names}",
+                field="data",
+            )
         return len(raw.class_names)
     # At least two: a binary problem whose (limited) data happen to hold one class is still binary.
     return max(highest + 1, 2)

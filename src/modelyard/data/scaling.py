@@ -79,13 +79,19 @@ class _Stats(Step):
     """Shared machinery: an (offset, divisor) pair broadcast over the batch axis."""
 
     def _set(self, offset: np.ndarray, divisor: np.ndarray) -> None:
-        self.load_state({"shape": list(offset.shape), "offset": offset.ravel().tolist(), "divisor": divisor.ravel().tolist()})
+        self.load_state(
+            {"shape": list(offset.shape), "offset": offset.ravel().tolist(), "divisor": divisor.ravel().tolist()}
+        )
 
     def transform_x(self, x: np.ndarray) -> np.ndarray:
         return (x.astype(np.float32, copy=False) - self._offset) / self._divisor
 
     def state_dict(self) -> dict[str, Any]:
-        return {"shape": list(self._offset.shape), "offset": self._offset.ravel().tolist(), "divisor": self._divisor.ravel().tolist()}
+        return {
+            "shape": list(self._offset.shape),
+            "offset": self._offset.ravel().tolist(),
+            "divisor": self._divisor.ravel().tolist(),
+        }
 
     def load_state(self, state: dict[str, Any]) -> None:
         shape = tuple(int(s) for s in state["shape"])

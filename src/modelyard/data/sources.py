@@ -8,10 +8,11 @@ Each source is ``(opts, *, seed) -> RawData``; importing this module registers t
 
 from __future__ import annotations
 
+from modelyard.components import ComponentSpec
+
 # Importing the modules registers their sources in SOURCES.
 from modelyard.data import images, mnist, npy, npz, synthetic, tables  # noqa: F401
 from modelyard.data.raw import SOURCES, RawData
-from modelyard.components import ComponentSpec
 
 __all__ = ["SOURCES", "RawData", "load_source"]
 

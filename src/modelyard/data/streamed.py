@@ -56,8 +56,10 @@ def check_finite_rows(x: np.ndarray, rows: np.ndarray | None, where: str) -> Non
             i = int(np.argmin(finite.all(axis=1)))
             j = int(np.argmin(finite[i]))
             sample = start + i if rows is None else int(rows[start + i])
-            raise DataError(f"Invalid {where}: expected finite numbers, received {flat[i, j]} in sample {sample}, feature {j}",
-                            field="data")
+            raise DataError(
+                f"Invalid {where}: expected finite numbers, received {flat[i, j]} in sample {sample}, feature {j}",
+                field="data",
+            )
 
 
 class StreamedSplit(Dataset):

@@ -58,7 +58,9 @@ class LinearOptions(StrictModel):
         if self.x is not None:
             widths = {len(row) for row in self.x}
             if not self.x or len(widths) != 1 or 0 in widths:
-                raise ValueError(f"`x` must be a non-empty list of equally long rows, received row lengths {sorted(widths)}")
+                raise ValueError(
+                    f"`x` must be a non-empty list of equally long rows, received row lengths {sorted(widths)}"
+                )
             width = widths.pop()
             if self.features is not None and self.features != width:
                 raise ValueError(f"`features` is {features} but the rows of `x` have {width} values")
@@ -68,14 +70,18 @@ class LinearOptions(StrictModel):
         if self.y is not None and self.x is not None:
             y = _matrix(self.y)
             if y.shape[0] != len(self.x):
-                raise ValueError(f"`y` must have one value (or row) per row of `x` ({len(self.x)}), received {len(self.y)}")
+                raise ValueError(
+                    f"`y` must have one value (or row) per row of `x` ({len(self.x)}), received {len(self.y)}"
+                )
             if self.outputs is not None and self.outputs != y.shape[1]:
                 raise ValueError(f"`outputs` is {self.outputs} but `y` has {y.shape[1]} value(s) per row")
             outputs = y.shape[1]
         if self.theta is not None:
             theta = _matrix(self.theta)
             if theta.shape != (features, outputs):
-                raise ValueError(f"`theta` must be a {features}x{outputs} matrix (features x outputs; a flat list when outputs is 1), received {list(theta.shape)}")
+                raise ValueError(
+                    f"`theta` must be a {features}x{outputs} matrix (features x outputs; a flat list when outputs is 1), received {list(theta.shape)}"
+                )
         return self
 
 

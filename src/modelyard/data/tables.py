@@ -38,7 +38,10 @@ def csv(opts: CsvOptions, *, seed: int) -> RawData:
     try:
         frame = pd.read_csv(path, sep=opts.sep)
     except pd.errors.EmptyDataError:
-        raise DataError(f"Invalid data file {path} (`data.path`): the file is empty, expected a header row and data rows", field="data.path") from None
+        raise DataError(
+            f"Invalid data file {path} (`data.path`): the file is empty, expected a header row and data rows",
+            field="data.path",
+        ) from None
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
         raise DataError(f"Cannot read CSV file {path} (`data.path`): {_first_line(exc)}", field="data.path") from None
     # Data row i is line i + 2 of the file (line 1 is the header).
@@ -52,7 +55,9 @@ def parquet(opts: TableOptions, *, seed: int) -> RawData:
     try:
         frame = pd.read_parquet(path)
     except (OSError, ValueError, ImportError) as exc:
-        raise DataError(f"Cannot read Parquet file {path} (`data.path`): {_first_line(exc)}", field="data.path") from None
+        raise DataError(
+            f"Cannot read Parquet file {path} (`data.path`): {_first_line(exc)}", field="data.path"
+        ) from None
     return frame_to_raw(frame, path, opts, row_label=lambda i: f"row {i}")
 
 
@@ -66,7 +71,10 @@ def frame_to_raw(frame: pd.DataFrame, path: Path, opts: TableOptions, *, row_lab
     frame = frame.rename(columns=str)
     columns = list(frame.columns)
     if not columns:
-        raise DataError(f"Invalid data file {path} (`data.path`): the file is empty, expected a header row and data rows", field="data.path")
+        raise DataError(
+            f"Invalid data file {path} (`data.path`): the file is empty, expected a header row and data rows",
+            field="data.path",
+        )
     if opts.target not in columns:
         raise missing_key_error("column", opts.target, columns, path, "data.target")
     features = list(opts.features) if opts.features is not None else [c for c in columns if c != opts.target]
@@ -74,11 +82,19 @@ def frame_to_raw(frame: pd.DataFrame, path: Path, opts: TableOptions, *, row_lab
         if name not in columns:
             raise missing_key_error("column", name, columns, path, "data.features")
     if opts.target in features:
-        raise DataError(f"Invalid value for `data.features`: the target column {opts.target!r} cannot also be a feature", field="data.features")
+        raise DataError(
+            f"Invalid value for `data.features`: the target column {opts.target!r} cannot also be a feature",
+            field="data.features",
+        )
     if not features:
-        raise DataError(f"Invalid data file {path}: expected at least one feature column besides the target {opts.target!r}, found none", field="data.features")
+        raise DataError(
+            f"Invalid data file {path}: expected at least one feature column besides the target {opts.target!r}, found none",
+            field="data.features",
+        )
     if len(frame) == 0:
-        raise DataError(f"Invalid data file {path} (`data.path`): the file has a header but no data rows", field="data.path")
+        raise DataError(
+            f"Invalid data file {path} (`data.path`): the file has a header but no data rows", field="data.path"
+        )
     x = np.empty((len(frame), len(features)), dtype=np.float32)
     for j, name in enumerate(features):
         x[:, j] = _numeric_column(frame[name], name, path, row_label)
@@ -116,7 +132,10 @@ def _target(series: pd.Series, name: str, path: Path, row_label: Any) -> tuple[n
     missing = series.isna().to_numpy()
     if missing.any():
         i = int(np.argmax(missing))
-        raise DataError(f"Invalid target column {name!r} in {path} (`data.target`): missing value at {row_label(i)}", field="data.target")
+        raise DataError(
+            f"Invalid target column {name!r} in {path} (`data.target`): missing value at {row_label(i)}",
+            field="data.target",
+        )
     if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
         values = series.to_numpy()
         if np.issubdtype(values.dtype, np.integer):
@@ -124,7 +143,10 @@ def _target(series: pd.Series, name: str, path: Path, row_label: Any) -> tuple[n
         values = values.astype(np.float64)
         if not np.isfinite(values).all():
             i = int(np.argmin(np.isfinite(values)))
-            raise DataError(f"Invalid target column {name!r} in {path} (`data.target`): expected finite numbers, received {values[i]} at {row_label(i)}", field="data.target")
+            raise DataError(
+                f"Invalid target column {name!r} in {path} (`data.target`): expected finite numbers, received {values[i]} at {row_label(i)}",
+                field="data.target",
+            )
         return values.astype(np.float32), None
     return labels_to_classes(series.astype(str).to_numpy())
 

@@ -34,19 +34,27 @@ def canonical_targets(
     finite = np.isfinite(y)
     if not finite.all():
         row = int(np.argmin(finite.all(axis=1)))
-        raise DataError(f"Invalid targets in {where}: expected finite numbers, received {y[row].tolist()} at sample {row}", field="data")
+        raise DataError(
+            f"Invalid targets in {where}: expected finite numbers, received {y[row].tolist()} at sample {row}",
+            field="data",
+        )
     return y
 
 
 def _classes(y: np.ndarray, class_names: list[str] | None, num_classes: int | None, where: str) -> np.ndarray:
     if y.dtype.kind in "USO":
         if not class_names:
-            raise DataError(f"Invalid targets in {where}: received text labels but the model has no class names", field="data")
+            raise DataError(
+                f"Invalid targets in {where}: received text labels but the model has no class names", field="data"
+            )
         lookup = {name: i for i, name in enumerate(class_names)}
         labels = [str(v) for v in y.reshape(-1)]
         unknown = sorted({v for v in labels if v not in lookup})
         if unknown:
-            raise DataError(f"Invalid targets in {where}: unknown class labels {unknown[:5]}; expected one of {class_names}", field="data")
+            raise DataError(
+                f"Invalid targets in {where}: unknown class labels {unknown[:5]}; expected one of {class_names}",
+                field="data",
+            )
         return np.asarray([lookup[v] for v in labels], dtype=np.int64)
     if y.dtype.kind not in "biuf":
         raise DataError(f"Invalid targets in {where}: expected class labels, received {y.dtype}", field="data")
@@ -71,9 +79,14 @@ def _classes(y: np.ndarray, class_names: list[str] | None, num_classes: int | No
             )
     labels = y.astype(np.int64)
     if labels.size and labels.min() < 0:
-        raise DataError(f"Invalid targets in {where}: class labels must be 0 or more, received {int(labels.min())}", field="data")
+        raise DataError(
+            f"Invalid targets in {where}: class labels must be 0 or more, received {int(labels.min())}", field="data"
+        )
     if num_classes is not None and labels.size and labels.max() >= num_classes:
-        raise DataError(f"Invalid targets in {where}: expected class labels 0..{num_classes - 1}, received {int(labels.max())}", field="data")
+        raise DataError(
+            f"Invalid targets in {where}: expected class labels 0..{num_classes - 1}, received {int(labels.max())}",
+            field="data",
+        )
     return labels
 
 

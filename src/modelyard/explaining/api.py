@@ -56,8 +56,9 @@ class ExplainOptions(StrictModel):
         except ValidationError as exc:
             error = spec_error_from(exc)
             if error.field == "spec":  # an unknown option: no field path to name
-                raise SpecError(error.message.replace("Invalid value for `spec`", "Invalid explain options"),
-                                field="options") from None
+                raise SpecError(
+                    error.message.replace("Invalid value for `spec`", "Invalid explain options"), field="options"
+                ) from None
             raise error from None
 
 
@@ -80,8 +81,17 @@ class Explainer:
             return None
         return image_geometry(self.predictor.input_shape)
 
-    def explain(self, inputs: Any, *, method: str = "integrated_gradients", target: int | str | None = None,
-                steps: int = 50, top: int = 10, baseline: Any = None, background: Any = None) -> Explanation:
+    def explain(
+        self,
+        inputs: Any,
+        *,
+        method: str = "integrated_gradients",
+        target: int | str | None = None,
+        steps: int = 50,
+        top: int = 10,
+        baseline: Any = None,
+        background: Any = None,
+    ) -> Explanation:
         """Attributions of ``inputs`` (raw samples, one or a batch) for the ``target`` output.
 
         ``target``: output index or class name; default the predicted class (classifiers)
@@ -93,30 +103,49 @@ class Explainer:
         chosen = get_method(options.method)
         p = self.predictor
         if chosen.tabular_only and self.image is not None:
-            raise SpecError(f"Invalid value for `method`: {chosen.name} explains tabular models, and {p.ref} takes "
-                            f"{'x'.join(map(str, self.image[1:]))} images; use integrated_gradients or saliency",
-                            field="method")
+            raise SpecError(
+                f"Invalid value for `method`: {chosen.name} explains tabular models, and {p.ref} takes "
+                f"{'x'.join(map(str, self.image[1:]))} images; use integrated_gradients or saliency",
+                field="method",
+            )
         problem = Problem.build(p, inputs, options.target)
         if chosen.gradients and problem.integer_inputs:
-            raise SpecError(f"Invalid value for `method`: {chosen.name} differentiates the model's inputs, but {p.ref} "
-                            f"takes integer token ids; use shap or lime", field="method")
-        settings = Settings(steps=options.steps, seed=p.spec.seed, baseline=_as_array(baseline, "baseline"),
-                            background=lambda: self._background_rows(background))
+            raise SpecError(
+                f"Invalid value for `method`: {chosen.name} differentiates the model's inputs, but {p.ref} "
+                f"takes integer token ids; use shap or lime",
+                field="method",
+            )
+        settings = Settings(
+            steps=options.steps,
+            seed=p.spec.seed,
+            baseline=_as_array(baseline, "baseline"),
+            background=lambda: self._background_rows(background),
+        )
         try:
             found = chosen.run(problem, settings)
         except ModuleNotFoundError as exc:  # the optional extra is not installed
             package = (exc.name or "").split(".")[0]
             if package not in _OPTIONAL:
                 raise
-            raise ModelyardError(f"Method {chosen.name} needs the Python package {package}: "
-                                 f"install it with pip install 'modelyard[explain]'") from None
+            raise ModelyardError(
+                f"Method {chosen.name} needs the Python package {package}: "
+                f"install it with pip install 'modelyard[explain]'"
+            ) from None
         return Explanation(
-            model=p.ref, method=chosen.name, task=p.task, inputs=problem.raw,
-            attributions=self._layout(found.values), targets=problem.targets,
+            model=p.ref,
+            method=chosen.name,
+            task=p.task,
+            inputs=problem.raw,
+            attributions=self._layout(found.values),
+            targets=problem.targets,
             labels=[_label(p, int(t), problem.outputs.shape[1]) for t in problem.targets],
-            outputs=problem.target_outputs(), feature_names=self._feature_names(found.values.shape[1]),
-            baseline_outputs=found.baseline_outputs, convergence_delta=found.convergence_delta,
-            image=self.image, top=options.top, per_instance=found.per_instance,
+            outputs=problem.target_outputs(),
+            feature_names=self._feature_names(found.values.shape[1]),
+            baseline_outputs=found.baseline_outputs,
+            convergence_delta=found.convergence_delta,
+            image=self.image,
+            top=options.top,
+            per_instance=found.per_instance,
             details={"summary": chosen.summary, **found.details},
         )
 
@@ -147,8 +176,12 @@ class Explainer:
             return [str(n) for n in names]
         if self.image is not None:
             channels, height, width = self.image
-            return [f"pixel[{c},{r},{col}]" if channels > 1 else f"pixel[{r},{col}]"
-                    for c in range(channels) for r in range(height) for col in range(width)]
+            return [
+                f"pixel[{c},{r},{col}]" if channels > 1 else f"pixel[{r},{col}]"
+                for c in range(channels)
+                for r in range(height)
+                for col in range(width)
+            ]
         return [f"feature_{i}" for i in range(size)]
 
 
@@ -167,16 +200,30 @@ def _as_array(value: Any, field: str) -> np.ndarray | None:
     try:
         arr = np.asarray(value, dtype=np.float32)
     except (TypeError, ValueError):
-        raise SpecError(f"Invalid value for `{field}`: expected numbers (one raw sample, rows, or one number), "
-                        f"received {type(value).__name__}", field=field) from None
+        raise SpecError(
+            f"Invalid value for `{field}`: expected numbers (one raw sample, rows, or one number), "
+            f"received {type(value).__name__}",
+            field=field,
+        ) from None
     if not np.isfinite(arr).all():
-        raise SpecError(f"Invalid value for `{field}`: expected finite numbers, received NaN or infinite values", field=field)
+        raise SpecError(
+            f"Invalid value for `{field}`: expected finite numbers, received NaN or infinite values", field=field
+        )
     return arr
 
 
-def explain(ref: str | Predictor, inputs: Any, *, method: str = "integrated_gradients", target: int | str | None = None,
-            steps: int = 50, top: int = 10, home: str | Path | None = None, baseline: Any = None,
-            background: Any = None) -> Explanation:
+def explain(
+    ref: str | Predictor,
+    inputs: Any,
+    *,
+    method: str = "integrated_gradients",
+    target: int | str | None = None,
+    steps: int = 50,
+    top: int = 10,
+    home: str | Path | None = None,
+    baseline: Any = None,
+    background: Any = None,
+) -> Explanation:
     """Explain model ``ref`` ("name", "name:N" or a loaded Predictor) on raw ``inputs``.
 
     ``method``: integrated_gradients (default; alias ig), saliency, shap or lime; the other
@@ -184,5 +231,6 @@ def explain(ref: str | Predictor, inputs: Any, *, method: str = "integrated_grad
     ``top_features()``, ``save_heatmap(path)``).
     """
     explainer = Explainer(ref) if isinstance(ref, Predictor) else Explainer.load(ref, home=home)
-    return explainer.explain(inputs, method=method, target=target, steps=steps, top=top,
-                             baseline=baseline, background=background)
+    return explainer.explain(
+        inputs, method=method, target=target, steps=steps, top=top, baseline=baseline, background=background
+    )

@@ -35,8 +35,11 @@ def _baseline(problem: Problem, settings: Settings) -> torch.Tensor:
         raw = np.full(raw_shape, float(raw), dtype=np.float32)
     baseline = problem.model_inputs(raw, "baseline")
     if len(baseline) != 1:
-        raise SpecError(f"Invalid value for `baseline`: expected one raw sample of shape {list(raw_shape)} "
-                        f"or one number, received {len(baseline)} samples", field="baseline")
+        raise SpecError(
+            f"Invalid value for `baseline`: expected one raw sample of shape {list(raw_shape)} "
+            f"or one number, received {len(baseline)} samples",
+            field="baseline",
+        )
     return baseline.float()
 
 
@@ -49,8 +52,13 @@ def integrated_gradients(problem: Problem, settings: Settings) -> Attribution:
     method = IntegratedGradients(problem.forward)
     with torch.enable_grad():
         attr, delta = method.attribute(
-            problem.features.float(), baselines=baseline, target=targets, n_steps=settings.steps,
-            method="gausslegendre", internal_batch_size=max(_ROWS_PER_PASS, 2 * n), return_convergence_delta=True,
+            problem.features.float(),
+            baselines=baseline,
+            target=targets,
+            n_steps=settings.steps,
+            method="gausslegendre",
+            internal_batch_size=max(_ROWS_PER_PASS, 2 * n),
+            return_convergence_delta=True,
         )
     baseline_rows = baseline.detach().cpu().numpy().reshape(1, -1).astype(np.float64)
     baseline_out = problem.evaluate(baseline_rows)[0][problem.targets]
@@ -58,8 +66,11 @@ def integrated_gradients(problem: Problem, settings: Settings) -> Attribution:
         values=attr.detach().cpu().double().numpy().reshape(n, -1),
         baseline_outputs=baseline_out,
         convergence_delta=delta.detach().cpu().double().numpy().reshape(n),
-        details={"steps": settings.steps, "integration": "gausslegendre",
-                 "baseline": "zeros" if settings.baseline is None else "given"},
+        details={
+            "steps": settings.steps,
+            "integration": "gausslegendre",
+            "baseline": "zeros" if settings.baseline is None else "given",
+        },
     )
 
 
@@ -72,9 +83,20 @@ def saliency(problem: Problem, settings: Settings) -> Attribution:
     return Attribution(values=grads.detach().cpu().double().numpy().reshape(len(x), -1), details={"absolute": True})
 
 
-register(Method("integrated_gradients", integrated_gradients, gradients=True,
-                summary="Captum integrated gradients from a baseline; attributions sum to f(x) - f(baseline)"),
-         "ig", "integrated_gradient", "integratedgradients")
-register(Method("saliency", saliency, gradients=True,
-                summary="Captum saliency: |d output / d input| at the input"),
-         "gradient", "gradients", "vanilla_gradient")
+register(
+    Method(
+        "integrated_gradients",
+        integrated_gradients,
+        gradients=True,
+        summary="Captum integrated gradients from a baseline; attributions sum to f(x) - f(baseline)",
+    ),
+    "ig",
+    "integrated_gradient",
+    "integratedgradients",
+)
+register(
+    Method("saliency", saliency, gradients=True, summary="Captum saliency: |d output / d input| at the input"),
+    "gradient",
+    "gradients",
+    "vanilla_gradient",
+)

@@ -43,7 +43,9 @@ def image_geometry(raw_shape: Sequence[int]) -> tuple[int, int, int] | None:
     return None
 
 
-def overlay_png(image: np.ndarray, attributions: np.ndarray, geometry: tuple[int, int, int], *, scale: int = 1) -> bytes:
+def overlay_png(
+    image: np.ndarray, attributions: np.ndarray, geometry: tuple[int, int, int], *, scale: int = 1
+) -> bytes:
     """PNG bytes of ``attributions`` over ``image`` (both one raw sample), ``scale``-times enlarged."""
     from matplotlib import colormaps
     from PIL import Image

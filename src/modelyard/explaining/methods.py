@@ -73,6 +73,8 @@ def get_method(name: Any) -> Method:
     if not isinstance(name, str):
         from modelyard.errors import SpecError
 
-        raise SpecError(f"Invalid value for `method`: expected one of {', '.join(METHODS.names())}, received {name!r}",
-                        field="method")
+        raise SpecError(
+            f"Invalid value for `method`: expected one of {', '.join(METHODS.names())}, received {name!r}",
+            field="method",
+        )
     return METHODS.get(name, field="method")

@@ -72,7 +72,7 @@ class Problem:
         outs = []
         with torch.inference_mode():
             for start in range(0, len(rows), _CHUNK):
-                z = torch.as_tensor(np.asarray(rows[start:start + _CHUNK]), dtype=torch.float32)
+                z = torch.as_tensor(np.asarray(rows[start : start + _CHUNK]), dtype=torch.float32)
                 z = z.reshape(len(z), *self.input_shape)
                 if self.integer_inputs:  # token ids: perturbed rows are rounded as Predictor.preprocess does
                     z = z.round().to(torch.int64)

@@ -48,8 +48,10 @@ class Explanation:
 
     def _index(self, index: int) -> int:
         if not isinstance(index, int) or isinstance(index, bool) or not -len(self) <= index < len(self):
-            raise SpecError(f"Invalid value for `index`: expected an instance index 0..{len(self) - 1}, received {index!r}",
-                            field="index")
+            raise SpecError(
+                f"Invalid value for `index`: expected an instance index 0..{len(self) - 1}, received {index!r}",
+                field="index",
+            )
         return index % len(self)
 
     def top_features(self, index: int = 0, k: int | None = None) -> list[dict[str, Any]]:
@@ -60,16 +62,25 @@ class Explanation:
         if values.size != contributions.size:  # preprocessing changed the size: show model-input positions
             values = np.full(contributions.size, np.nan)
         order = np.argsort(-np.abs(contributions), kind="stable")[: k or self.top]
-        return [{"feature": self.feature_names[j], "value": None if np.isnan(values[j]) else float(values[j]),
-                 "contribution": float(contributions[j])} for j in order]
+        return [
+            {
+                "feature": self.feature_names[j],
+                "value": None if np.isnan(values[j]) else float(values[j]),
+                "contribution": float(contributions[j]),
+            }
+            for j in order
+        ]
 
     def heatmap_png(self, index: int = 0, *, scale: int = 1) -> bytes:
         """The attribution overlay of one image input as PNG bytes (``scale``x enlarged)."""
         from modelyard.explaining.heatmap import overlay_png
 
         if self.image is None:
-            raise SpecError(f"Model {self.model} does not take images: heatmaps are drawn for image inputs only; "
-                            f"use top_features() for tabular inputs", field="heatmap")
+            raise SpecError(
+                f"Model {self.model} does not take images: heatmaps are drawn for image inputs only; "
+                f"use top_features() for tabular inputs",
+                field="heatmap",
+            )
         i = self._index(index)
         return overlay_png(self.inputs[i], self.attributions[i], self.image, scale=scale)
 

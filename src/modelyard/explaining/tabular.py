@@ -66,7 +66,8 @@ def kernel_shap(problem: Problem, settings: Settings) -> Attribution:
         raise SpecError(
             f"Invalid value for `method`: shap evaluates feature coalitions and explains at most {MAX_SHAP_FEATURES} "
             f"model-input features, model {problem.predictor.ref} has {features}; use integrated_gradients or saliency",
-            field="method")
+            field="method",
+        )
     shap = _import_shap()
     coalitions = 2 * features + 2048  # KernelExplainer's "auto" sample count
     rows = int(np.clip(_SHAP_BUDGET // (coalitions * features), 10, _SHAP_ROWS))
@@ -84,8 +85,11 @@ def kernel_shap(problem: Problem, settings: Settings) -> Attribution:
     return Attribution(
         values=values[index, :, problem.targets],
         baseline_outputs=expected[problem.targets],
-        details={"explainer": "KernelExplainer", "background_rows": len(background),
-                 "coalitions": min(coalitions, 2**features - 2) if features <= 30 else coalitions},
+        details={
+            "explainer": "KernelExplainer",
+            "background_rows": len(background),
+            "coalitions": min(coalitions, 2**features - 2) if features <= 30 else coalitions,
+        },
     )
 
 
@@ -100,13 +104,26 @@ def lime(problem: Problem, settings: Settings) -> Attribution:
     # hand them arbitrary weight. They get 0; LIME sees only the varying ones.
     varying = np.flatnonzero(background.std(axis=0) > 0)
     fits = []
-    explainer = LimeTabularExplainer(
-        background[:, varying], mode="regression", feature_names=[str(i) for i in varying],
-        discretize_continuous=True, random_state=settings.seed) if len(varying) else None
+    explainer = (
+        LimeTabularExplainer(
+            background[:, varying],
+            mode="regression",
+            feature_names=[str(i) for i in varying],
+            discretize_continuous=True,
+            random_state=settings.seed,
+        )
+        if len(varying)
+        else None
+    )
     for i, (row, target) in enumerate(zip(x, problem.targets)):
         if explainer is None:
-            fits.append({"intercept": float(problem.outputs[i, target]), "local_prediction": float(problem.outputs[i, target]),
-                         "score": 0.0})
+            fits.append(
+                {
+                    "intercept": float(problem.outputs[i, target]),
+                    "local_prediction": float(problem.outputs[i, target]),
+                    "score": 0.0,
+                }
+            )
             continue
 
         def predict(rows: np.ndarray, row: np.ndarray = row, target: int = int(target)) -> np.ndarray:
@@ -117,15 +134,36 @@ def lime(problem: Problem, settings: Settings) -> Attribution:
         found = explainer.explain_instance(row[varying], predict, num_features=len(varying), num_samples=_LIME_SAMPLES)
         for feature, weight in found.local_exp[1]:  # regression mode keeps the weights under label 1
             values[i, varying[int(feature)]] = weight
-        fits.append({"intercept": float(found.intercept[1]), "local_prediction": float(np.ravel(found.local_pred)[0]),
-                     "score": float(found.score)})
-    return Attribution(values=values, per_instance=fits,
-                       details={"background_rows": len(background), "samples": _LIME_SAMPLES, "discretizer": "quartile",
-                                "constant_features": int(problem.n_features - len(varying))})
+        fits.append(
+            {
+                "intercept": float(found.intercept[1]),
+                "local_prediction": float(np.ravel(found.local_pred)[0]),
+                "score": float(found.score),
+            }
+        )
+    return Attribution(
+        values=values,
+        per_instance=fits,
+        details={
+            "background_rows": len(background),
+            "samples": _LIME_SAMPLES,
+            "discretizer": "quartile",
+            "constant_features": int(problem.n_features - len(varying)),
+        },
+    )
 
 
-register(Method("shap", kernel_shap, tabular_only=True,
-                summary="Kernel SHAP vs a training-split background; values sum to f(x) - E[f(background)]"),
-         "kernel_shap", "kernelshap", "shapley")
-register(Method("lime", lime, tabular_only=True, summary="LIME: a local linear model on binned features"),
-         "lime_tabular")
+register(
+    Method(
+        "shap",
+        kernel_shap,
+        tabular_only=True,
+        summary="Kernel SHAP vs a training-split background; values sum to f(x) - E[f(background)]",
+    ),
+    "kernel_shap",
+    "kernelshap",
+    "shapley",
+)
+register(
+    Method("lime", lime, tabular_only=True, summary="LIME: a local linear model on binned features"), "lime_tabular"
+)

@@ -46,7 +46,10 @@ def _as_model_spec(model_spec: ModelSpec | Mapping[str, Any]) -> ModelSpec:
             return ModelSpec.model_validate(dict(model_spec))
         except ValidationError as exc:
             raise spec_error_from(exc, "model") from None
-    raise SpecError(f"Invalid value for `model`: expected a mapping with input and layers, received {type(model_spec).__name__}", field="model")
+    raise SpecError(
+        f"Invalid value for `model`: expected a mapping with input and layers, received {type(model_spec).__name__}",
+        field="model",
+    )
 
 
 def _strip_final(module: nn.Module, kind: type[nn.Module]) -> nn.Module:

@@ -116,7 +116,9 @@ def _kaiming_nonlinearity(opts: KaimingOptions, activation: str | None) -> tuple
     return "relu", 0.0
 
 
-@INITIALIZERS.component("he", "kaiming", "he_uniform", "kaiming_uniform", options=KaimingOptions, primary="nonlinearity")
+@INITIALIZERS.component(
+    "he", "kaiming", "he_uniform", "kaiming_uniform", options=KaimingOptions, primary="nonlinearity"
+)
 def _he(opts: KaimingOptions, tensor: torch.Tensor, *, activation: str | None = None) -> None:
     """He et al. (2015) uniform: U(±gain·sqrt(3 / fan)), gain from the nonlinearity."""
     nonlinearity, slope = _kaiming_nonlinearity(opts, activation)
@@ -157,7 +159,9 @@ def _split(value: Any) -> tuple[str, dict[str, Any]]:
         if primary is None:
             raise ValueError(f"initializer {name!r} takes no primary value, received {arg!r}")
         return str(name), {primary: arg}
-    raise ValueError(f"expected an initializer name such as xavier or a mapping such as {{normal: 0.02}}, received {value!r}")
+    raise ValueError(
+        f"expected an initializer name such as xavier or a mapping such as {{normal: 0.02}}, received {value!r}"
+    )
 
 
 def _parse(value: Any, *, bias: bool) -> ComponentSpec | None:
@@ -172,9 +176,7 @@ def _parse(value: Any, *, bias: bool) -> ComponentSpec | None:
         msg = f"expected one of {', '.join(allowed)}, received {name!r}"
         raise ValueError(msg + (f"; did you mean {INITIALIZERS.canonical(hint)!r}?" if hint else "")) from None
     if canonical not in allowed:
-        raise ValueError(
-            f"expected one of {', '.join(allowed)} (a bias has no fan-in/fan-out), received {name!r}"
-        )
+        raise ValueError(f"expected one of {', '.join(allowed)} (a bias has no fan-in/fan-out), received {name!r}")
     comp = INITIALIZERS.get(canonical)
     try:
         opts = comp.options.model_validate(options)
@@ -224,4 +226,3 @@ def initialize(
         elif init is not None:
             with torch.no_grad():
                 bias.zero_()
-

@@ -35,8 +35,11 @@ __all__ = ["create_server_app", "ServerState"]
 log = logging.getLogger(__name__)
 
 # Routers of the other half of the control plane; each is optional while it is being built.
-_OPTIONAL_ROUTERS = ("modelyard.server.routes_catalog", "modelyard.server.routes_deployments",
-                     "modelyard.server.routes_console")
+_OPTIONAL_ROUTERS = (
+    "modelyard.server.routes_catalog",
+    "modelyard.server.routes_deployments",
+    "modelyard.server.routes_console",
+)
 
 
 @dataclass
@@ -135,12 +138,19 @@ def _error_handlers(app: FastAPI) -> None:
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
         message = f"{exc.detail} ({request.method} {request.url.path}); see /docs for the routes"
-        return JSONResponse({"error": "HTTPError", "message": message}, status_code=exc.status_code, headers=exc.headers)
+        return JSONResponse(
+            {"error": "HTTPError", "message": message}, status_code=exc.status_code, headers=exc.headers
+        )
 
     async def unexpected(request: Request, exc: Exception) -> Response:
         log.exception("unexpected error in %s %s", request.method, request.url.path)
-        return JSONResponse({"error": "InternalError", "message": f"internal error ({type(exc).__name__}); "
-                             "the server log has the details"}, status_code=500)
+        return JSONResponse(
+            {
+                "error": "InternalError",
+                "message": f"internal error ({type(exc).__name__}); the server log has the details",
+            },
+            status_code=500,
+        )
 
     app.add_exception_handler(ModelyardError, modelyard_error)
     app.add_exception_handler(RequestValidationError, validation_error)

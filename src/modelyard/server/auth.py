@@ -125,8 +125,12 @@ class Auth:
             scheme, _, token = header.partition(" ")
             info = self.tokens.verify(token) if scheme.lower() == "bearer" and token.strip() else None
             if info is None:
-                return None, None, "Invalid token: expected `Authorization: Bearer <token>` with a token from " \
-                                   "`modelyard server token create`"
+                return (
+                    None,
+                    None,
+                    "Invalid token: expected `Authorization: Bearer <token>` with a token from "
+                    "`modelyard server token create`",
+                )
             return Principal(info.role, info.name, "token"), None, None
         cookie = SimpleCookie()
         try:
@@ -162,31 +166,59 @@ class AuthMiddleware:
         method, path = scope["method"].upper(), scope["path"]
         write = method not in _READ_METHODS
         if not self.auth.host_ok(headers.get("host")):
-            await _deny(send, 400, "InvalidHostError", f"Invalid Host header {headers.get('host')!r}: this server answers "
-                        f"to {self.auth.config.url()} (add the name with --allowed-host if it is reached by another)")
+            await _deny(
+                send,
+                400,
+                "InvalidHostError",
+                f"Invalid Host header {headers.get('host')!r}: this server answers "
+                f"to {self.auth.config.url()} (add the name with --allowed-host if it is reached by another)",
+            )
             return
         origin = headers.get("origin")
         if write and origin is not None and not self.auth.origin_ok(origin):
-            await _deny(send, 403, "ForbiddenError", f"Cross-origin write refused: Origin {origin!r} is not this server "
-                        "(add it with --allowed-origin if it is your console)")
+            await _deny(
+                send,
+                403,
+                "ForbiddenError",
+                f"Cross-origin write refused: Origin {origin!r} is not this server "
+                "(add it with --allowed-origin if it is your console)",
+            )
             return
         principal, cookie, problem = self.auth.identify(headers)
         if not _is_open_path(method, path):
             if self.auth.required:
                 if principal is None:
-                    await _deny(send, 401, "UnauthorizedError", problem or "Missing token: this server needs "
-                                "`Authorization: Bearer <token>` (create one with `modelyard server token create`)")
+                    await _deny(
+                        send,
+                        401,
+                        "UnauthorizedError",
+                        problem
+                        or "Missing token: this server needs "
+                        "`Authorization: Bearer <token>` (create one with `modelyard server token create`)",
+                    )
                     return
                 if write and principal.role != "admin":
-                    await _deny(send, 403, "ForbiddenError", f"Token {principal.name!r} has role {principal.role!r}; "
-                                f"{method} {path} needs an admin token")
+                    await _deny(
+                        send,
+                        403,
+                        "ForbiddenError",
+                        f"Token {principal.name!r} has role {principal.role!r}; {method} {path} needs an admin token",
+                    )
                     return
             elif principal is None:
                 principal = LOCAL
-            if write and cookie is not None and not hmac.compare_digest(
-                    headers.get(CSRF_HEADER, ""), self.auth.csrf_for(cookie)):
-                await _deny(send, 403, "ForbiddenError", "Missing or wrong X-CSRF-Token: a write carried by the session "
-                            "cookie needs the csrf value from GET /v1/session")
+            if (
+                write
+                and cookie is not None
+                and not hmac.compare_digest(headers.get(CSRF_HEADER, ""), self.auth.csrf_for(cookie))
+            ):
+                await _deny(
+                    send,
+                    403,
+                    "ForbiddenError",
+                    "Missing or wrong X-CSRF-Token: a write carried by the session "
+                    "cookie needs the csrf value from GET /v1/session",
+                )
                 return
         scope.setdefault("state", {})["principal"] = principal
         scope["state"]["session_cookie"] = cookie

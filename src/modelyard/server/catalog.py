@@ -126,8 +126,9 @@ class Catalog:
         """The confusion matrix of a classifier: stored, cached, or computed now (slow once)."""
         found = ModelStore(self.home).get(f"{name}:{version}")
         if found.task != "classification":
-            raise InputError(f"Model {found.ref} is a {found.task} model: a confusion matrix needs a classifier",
-                             field="task")
+            raise InputError(
+                f"Model {found.ref} is a {found.task} model: a confusion matrix needs a classifier", field="task"
+            )
         stored = self._stored_confusion(found) or self._confusion.get(found.ref)
         if stored is not None:
             return stored
@@ -146,8 +147,12 @@ class Catalog:
         matrix = test.get("confusion_matrix") if isinstance(test, dict) else None
         if not isinstance(matrix, list) or not matrix:
             return None
-        return {"labels": self._labels(version, len(matrix)), "matrix": matrix, "split": test.get("split"),
-                "source": "metrics.json"}
+        return {
+            "labels": self._labels(version, len(matrix)),
+            "matrix": matrix,
+            "split": test.get("split"),
+            "source": "metrics.json",
+        }
 
     def _compute_confusion(self, version: ModelVersion) -> dict[str, Any]:
         from modelyard.evaluation import _own_split  # the split and drift check of `modelyard eval`
@@ -157,8 +162,18 @@ class Catalog:
 
         model = Predictor.load(version.ref, home=self.home)
         split_name, split = _own_split(model)
-        result = evaluate(model.network, split, metrics=[METRICS.parse("confusion_matrix", field="metrics")],
-                          loss=None, task=model.task, num_classes=model.meta.get("num_classes"))
+        result = evaluate(
+            model.network,
+            split,
+            metrics=[METRICS.parse("confusion_matrix", field="metrics")],
+            loss=None,
+            task=model.task,
+            num_classes=model.meta.get("num_classes"),
+        )
         matrix = [[int(v) for v in row] for row in result["confusion_matrix"]]
-        return {"labels": self._labels(version, len(matrix)), "matrix": matrix, "split": split_name,
-                "source": "computed"}
+        return {
+            "labels": self._labels(version, len(matrix)),
+            "matrix": matrix,
+            "split": split_name,
+            "source": "computed",
+        }

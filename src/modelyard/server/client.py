@@ -73,7 +73,9 @@ class ServerClient:
     def __enter__(self) -> ServerClient:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.close()
 
     def close(self) -> None:
@@ -85,7 +87,8 @@ class ServerClient:
         except httpx.ConnectError:
             raise ServerUnavailableError(
                 f"No modelyard server at {self.url}: start one with `modelyard server` (or point --url / "
-                f"${URL_ENV} at a running one)") from None
+                f"${URL_ENV} at a running one)"
+            ) from None
         except httpx.TimeoutException:
             raise ServerUnavailableError(f"The modelyard server at {self.url} did not answer in time") from None
         if response.status_code >= 400:
@@ -94,8 +97,9 @@ class ServerClient:
 
     # -- jobs --------------------------------------------------------------------------
 
-    def submit_job(self, spec: dict[str, Any] | str, overrides: list[str] | tuple[str, ...] = (),
-                   max_attempts: int | None = None) -> dict[str, Any]:
+    def submit_job(
+        self, spec: dict[str, Any] | str, overrides: list[str] | tuple[str, ...] = (), max_attempts: int | None = None
+    ) -> dict[str, Any]:
         body: dict[str, Any] = {"spec": spec, "overrides": list(overrides)}
         if max_attempts is not None:
             body["max_attempts"] = max_attempts
@@ -114,12 +118,18 @@ class ServerClient:
     def job_logs(self, job_id: str, offset: int = 0) -> tuple[str, int, str]:
         """(text from ``offset``, the next offset, the job's status)."""
         response = self.request("GET", f"/v1/jobs/{job_id}/logs", params={"offset": offset})
-        return response.text, int(response.headers.get("x-next-offset", offset)), response.headers.get("x-job-status", "")
+        return (
+            response.text,
+            int(response.headers.get("x-next-offset", offset)),
+            response.headers.get("x-job-status", ""),
+        )
 
     def job_events(self, job_id: str) -> Iterator[tuple[str, Any]]:
         """(event, data) pairs from the job's Server-Sent Events until its ``end`` event."""
         try:
-            with self._http.stream("GET", f"/v1/jobs/{job_id}/events", timeout=httpx.Timeout(None, connect=5.0)) as resp:
+            with self._http.stream(
+                "GET", f"/v1/jobs/{job_id}/events", timeout=httpx.Timeout(None, connect=5.0)
+            ) as resp:
                 if resp.status_code >= 400:
                     resp.read()
                     raise _error_from(resp)
@@ -133,4 +143,6 @@ class ServerClient:
                         yield event, json.loads("\n".join(data))
                         event, data = "message", []
         except httpx.ConnectError:
-            raise ServerUnavailableError(f"No modelyard server at {self.url}: start one with `modelyard server`") from None
+            raise ServerUnavailableError(
+                f"No modelyard server at {self.url}: start one with `modelyard server`"
+            ) from None

@@ -40,8 +40,10 @@ class DeploymentRequest(StrictModel):
     @classmethod
     def parse(cls, body: Any) -> DeploymentRequest:
         if not isinstance(body, dict):
-            raise SpecError(f"Invalid request body: expected a JSON object with name and model, received {type(body).__name__}",
-                            field="body")
+            raise SpecError(
+                f"Invalid request body: expected a JSON object with name and model, received {type(body).__name__}",
+                field="body",
+            )
         try:
             return cls.model_validate(body)
         except ValidationError as exc:
@@ -57,10 +59,18 @@ def _iso(value: datetime | None) -> str | None:
 
 def row_dict(row: DeploymentRow) -> dict[str, Any]:
     """The stored part of a deployment's JSON form."""
-    return {"name": row.name, "model": row.model_ref, "replica_count": row.replicas,
-            "options": json.loads(row.options_json or "{}"), "desired": row.desired, "status": row.status,
-            "error": row.error, "restarts": row.restarts, "created_at": _iso(row.created_at),
-            "updated_at": _iso(row.updated_at)}
+    return {
+        "name": row.name,
+        "model": row.model_ref,
+        "replica_count": row.replicas,
+        "options": json.loads(row.options_json or "{}"),
+        "desired": row.desired,
+        "status": row.status,
+        "error": row.error,
+        "restarts": row.restarts,
+        "created_at": _iso(row.created_at),
+        "updated_at": _iso(row.updated_at),
+    }
 
 
 class DeploymentStore:
@@ -80,11 +90,22 @@ class DeploymentStore:
             if existing is not None:
                 raise StoreError(
                     f"Deployment {request.name!r} already exists (model {existing.model_ref}, {existing.status}); "
-                    f"delete it first or choose another name", field="name")
-            row = DeploymentRow(id=secrets.token_hex(8), name=request.name, model_ref=model_ref,
-                                replicas=request.replicas, options_json=json.dumps(request.options()),
-                                desired="running", status="starting", restarts=0, created_at=now,
-                                updated_at=now, state_json="{}")
+                    f"delete it first or choose another name",
+                    field="name",
+                )
+            row = DeploymentRow(
+                id=secrets.token_hex(8),
+                name=request.name,
+                model_ref=model_ref,
+                replicas=request.replicas,
+                options_json=json.dumps(request.options()),
+                desired="running",
+                status="starting",
+                restarts=0,
+                created_at=now,
+                updated_at=now,
+                state_json="{}",
+            )
             session.add(row)
         return row
 

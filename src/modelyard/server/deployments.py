@@ -77,8 +77,16 @@ class _Live:
 class Supervisor:
     """Starts, watches, restarts and stops the serving processes of every deployment."""
 
-    def __init__(self, home: Path, *, host: str = "127.0.0.1", poll_s: float = 1.0, scrape_s: float = 2.0,
-                 grace_s: float = 10.0, replica_options: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        home: Path,
+        *,
+        host: str = "127.0.0.1",
+        poll_s: float = 1.0,
+        scrape_s: float = 2.0,
+        grace_s: float = 10.0,
+        replica_options: Mapping[str, Any] | None = None,
+    ) -> None:
         self.home = Path(home)
         self.host = host
         self.store = DeploymentStore(self.home)
@@ -159,12 +167,14 @@ class Supervisor:
         if live is None:
             row = self.store.get(name)  # NotFoundError for an unknown name
             raise DeploymentUnavailableError(
-                f"Deployment {name!r} is {row.status}: no replica is serving ({row.error or 'not started by this server'})")
+                f"Deployment {name!r} is {row.status}: no replica is serving ({row.error or 'not started by this server'})"
+            )
         ready = [r.base_url for r in live.replicas if r.state == "running"]
         if not ready:
             raise DeploymentUnavailableError(
                 f"Deployment {name!r} is {live.status()}: no replica is ready yet"
-                + (f" ({live.error()})" if live.error() else "; retry in a few seconds"))
+                + (f" ({live.error()})" if live.error() else "; retry in a few seconds")
+            )
         first = next(live.turn) % len(ready)
         model, version = parse_ref(live.ref)
         return ready[first:] + ready[:first], f"/v1/models/{model}/versions/{version}/predict"
@@ -172,12 +182,22 @@ class Supervisor:
     # -- internals ---------------------------------------------------------------------------
     def _launch(self, row: DeploymentRow) -> None:
         options = row_dict(row)["options"]
-        config = ReplicaConfig(ref=row.model_ref, home=self.home, api_key=self.api_key, host=self.host,
-                               log_dir=self.home / "server" / "deployments" / row.name,
-                               **options, **self.replica_options)
+        config = ReplicaConfig(
+            ref=row.model_ref,
+            home=self.home,
+            api_key=self.api_key,
+            host=self.host,
+            log_dir=self.home / "server" / "deployments" / row.name,
+            **options,
+            **self.replica_options,
+        )
         now = time.monotonic()
-        live = _Live(name=row.name, ref=row.model_ref, restarts_before=row.restarts,
-                     replicas=[Replica(index=i, config=config) for i in range(row.replicas)])
+        live = _Live(
+            name=row.name,
+            ref=row.model_ref,
+            restarts_before=row.restarts,
+            replicas=[Replica(index=i, config=config) for i in range(row.replicas)],
+        )
         for replica in live.replicas:
             replica.launch(now)
         with self._lock:
@@ -230,9 +250,13 @@ class Supervisor:
             live = self._live.get(row.name)
         now = time.monotonic()
         if live is not None:
-            out |= {"status": live.status(), "restarts": live.restarts(), "error": live.error(),
-                    "replicas": [r.describe(now) for r in live.replicas],
-                    "metrics": summarize(r.metrics for r in live.replicas)}
+            out |= {
+                "status": live.status(),
+                "restarts": live.restarts(),
+                "error": live.error(),
+                "replicas": [r.describe(now) for r in live.replicas],
+                "metrics": summarize(r.metrics for r in live.replicas),
+            }
         else:
             out |= {"replicas": [], "metrics": summarize([])}
         return out | {"endpoint": f"/v1/deployments/{row.name}/predict"}
@@ -243,4 +267,6 @@ def _recorded_replicas(row: DeploymentRow) -> list[dict[str, Any]]:
         found = json.loads(row.state_json or "{}").get("replicas", [])
     except (ValueError, AttributeError):
         return []
-    return [r for r in found if isinstance(r, dict) and isinstance(r.get("pid"), int) and isinstance(r.get("port"), int)]
+    return [
+        r for r in found if isinstance(r, dict) and isinstance(r.get("pid"), int) and isinstance(r.get("port"), int)
+    ]

@@ -40,7 +40,9 @@ def job_history(runs: RunStore, job: Job) -> list[dict[str, Any]]:
     return runs.get(job.run_id).history
 
 
-async def job_events(jobs: JobStore, job_id: str, *, poll_s: float = 0.5, keepalive_s: float = 15.0) -> AsyncIterator[str]:
+async def job_events(
+    jobs: JobStore, job_id: str, *, poll_s: float = 0.5, keepalive_s: float = 15.0
+) -> AsyncIterator[str]:
     """The event stream of one job, until it reaches a final state."""
     runs = RunStore(jobs.home)
     job = await anyio.to_thread.run_sync(jobs.get, job_id)

@@ -42,7 +42,9 @@ class JobLog:
         logger.addHandler(self._handler)
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         if self._handler is not None:
             logger = logging.getLogger("modelyard")
             logger.removeHandler(self._handler)

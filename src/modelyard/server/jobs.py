@@ -87,15 +87,29 @@ class Job:
     def to_dict(self, *, spec: bool = True) -> dict[str, Any]:
         """The REST form (``history`` is added by the API from the run store)."""
         out = {
-            "id": self.id, "name": self.name, "status": self.status, "attempts": self.attempts,
-            "max_attempts": self.max_attempts, "created_at": _iso(self.created_at),
-            "started_at": _iso(self.started_at), "finished_at": _iso(self.finished_at),
-            "run_id": self.run_id, "model_ref": self.model_ref, "error": self.error,
-            "progress": {"epoch": 0, "epochs": self.spec.get("train", {}).get("epochs"), "fraction": 0.0,
-                         **self.progress},
-            "worker_id": self.worker_id, "worker_pid": self.worker_pid,
-            "heartbeat_at": _iso(self.heartbeat_at), "lease_expires_at": _iso(self.lease_expires_at),
-            "cancel_requested": self.cancel_requested, "submitted_by": self.submitted_by,
+            "id": self.id,
+            "name": self.name,
+            "status": self.status,
+            "attempts": self.attempts,
+            "max_attempts": self.max_attempts,
+            "created_at": _iso(self.created_at),
+            "started_at": _iso(self.started_at),
+            "finished_at": _iso(self.finished_at),
+            "run_id": self.run_id,
+            "model_ref": self.model_ref,
+            "error": self.error,
+            "progress": {
+                "epoch": 0,
+                "epochs": self.spec.get("train", {}).get("epochs"),
+                "fraction": 0.0,
+                **self.progress,
+            },
+            "worker_id": self.worker_id,
+            "worker_pid": self.worker_pid,
+            "heartbeat_at": _iso(self.heartbeat_at),
+            "lease_expires_at": _iso(self.lease_expires_at),
+            "cancel_requested": self.cancel_requested,
+            "submitted_by": self.submitted_by,
         }
         if spec:
             out["spec"] = self.spec
@@ -104,12 +118,23 @@ class Job:
 
 def job_from_row(row: JobRow) -> Job:
     return Job(
-        id=row.id, name=row.name, status=row.status, spec=json.loads(row.spec_json),
-        created_at=row.created_at, started_at=row.started_at, finished_at=row.finished_at,
-        attempts=row.attempts or 0, max_attempts=row.max_attempts, worker_id=row.worker_id,
-        lease_expires_at=row.lease_expires_at, heartbeat_at=row.heartbeat_at,
-        cancel_requested=bool(row.cancel_requested), run_id=row.run_id, model_ref=row.model_ref,
-        error=row.error, progress=json.loads(row.progress_json) if row.progress_json else {},
+        id=row.id,
+        name=row.name,
+        status=row.status,
+        spec=json.loads(row.spec_json),
+        created_at=row.created_at,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+        attempts=row.attempts or 0,
+        max_attempts=row.max_attempts,
+        worker_id=row.worker_id,
+        lease_expires_at=row.lease_expires_at,
+        heartbeat_at=row.heartbeat_at,
+        cancel_requested=bool(row.cancel_requested),
+        run_id=row.run_id,
+        model_ref=row.model_ref,
+        error=row.error,
+        progress=json.loads(row.progress_json) if row.progress_json else {},
         submitted_by=row.submitted_by,
     )
 
@@ -132,9 +157,17 @@ class JobStore:
         spec_json = dumps_json(spec, "spec", indent=None)
         for _attempt in range(5):
             now = _now()
-            row = JobRow(id=f"j-{now:%Y%m%d}-{secrets.token_hex(3)}", name=str(spec["name"]), status="queued",
-                         spec_json=spec_json, created_at=now, attempts=0, max_attempts=max_attempts,
-                         cancel_requested=0, submitted_by=submitted_by)
+            row = JobRow(
+                id=f"j-{now:%Y%m%d}-{secrets.token_hex(3)}",
+                name=str(spec["name"]),
+                status="queued",
+                spec_json=spec_json,
+                created_at=now,
+                attempts=0,
+                max_attempts=max_attempts,
+                cancel_requested=0,
+                submitted_by=submitted_by,
+            )
             try:
                 with self.db.session(write=True) as session:
                     session.add(row)
@@ -153,9 +186,13 @@ class JobStore:
             hint = closest(status, JOB_STATUSES)
             raise InputError(
                 f"Invalid value for `status`: expected one of {', '.join(JOB_STATUSES)}, received {status!r}"
-                + (f"; did you mean {hint!r}?" if hint else ""), field="status")
+                + (f"; did you mean {hint!r}?" if hint else ""),
+                field="status",
+            )
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 1000:
-            raise InputError(f"Invalid value for `limit`: expected an integer from 1 to 1000, received {limit!r}", field="limit")
+            raise InputError(
+                f"Invalid value for `limit`: expected an integer from 1 to 1000, received {limit!r}", field="limit"
+            )
         query = select(JobRow).order_by(JobRow.created_at.desc(), JobRow.id.desc()).limit(limit)
         if status is not None:
             query = query.where(JobRow.status == status)
@@ -167,8 +204,9 @@ class JobStore:
         with self.db.session(write=True) as session:
             row = resolve(session, job_id)
             if row.status in FINAL_STATUSES:
-                raise StoreError(f"Job {row.id} already {row.status}; only queued or running jobs can be cancelled",
-                                 field="status")
+                raise StoreError(
+                    f"Job {row.id} already {row.status}; only queued or running jobs can be cancelled", field="status"
+                )
             if row.status == "queued":
                 row.status, row.finished_at, row.error = "cancelled", _now(), "cancelled by user"
                 row.lease_expires_at = None
@@ -181,19 +219,25 @@ def resolve(session: Session, job_id: str) -> JobRow:
     """The row of ``job_id`` (or a unique prefix of it or of its random part)."""
     text = str(job_id).strip().lower()
     if not text or not _ID_CHARS.match(text):
-        raise InputError(f"Invalid job id {job_id!r}: expected letters, digits and '-' such as j-20261122-3fa9c1",
-                         field="job_id")
+        raise InputError(
+            f"Invalid job id {job_id!r}: expected letters, digits and '-' such as j-20261122-3fa9c1", field="job_id"
+        )
     row = session.get(JobRow, text)
     if row is not None:
         return row
     found = session.scalars(
-        select(JobRow).where(or_(JobRow.id.startswith(text), JobRow.id.like(f"j-________-{text}%")))
-        .order_by(JobRow.created_at.desc()).limit(6)
+        select(JobRow)
+        .where(or_(JobRow.id.startswith(text), JobRow.id.like(f"j-________-{text}%")))
+        .order_by(JobRow.created_at.desc())
+        .limit(6)
     ).all()
     if len(found) == 1:
         return found[0]
     if found:
         shown = ", ".join(r.id for r in found[:5]) + (", ..." if len(found) > 5 else "")
         raise InputError(f"Ambiguous job id {job_id!r}: matches {shown}; type more characters", field="job_id")
-    raise NotFoundError(f"Unknown job {job_id!r}: no job id (or its part after the date) starts with it; "
-                        "list jobs with `modelyard jobs list`", field="job_id")
+    raise NotFoundError(
+        f"Unknown job {job_id!r}: no job id (or its part after the date) starts with it; "
+        "list jobs with `modelyard jobs list`",
+        field="job_id",
+    )

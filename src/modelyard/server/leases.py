@@ -100,8 +100,9 @@ class Leases:
             row.progress_json = json.dumps(progress)
             row.lease_expires_at, row.heartbeat_at = self._expiry(now), now
 
-    def finish(self, job_id: str, worker_id: str, status: str, *, error: str | None = None,
-               model_ref: str | None = None) -> Job:
+    def finish(
+        self, job_id: str, worker_id: str, status: str, *, error: str | None = None, model_ref: str | None = None
+    ) -> Job:
         """running → succeeded | failed | cancelled."""
         with self.db.session(write=True) as session:
             row = self._owned(session, job_id, worker_id)

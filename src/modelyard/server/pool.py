@@ -52,8 +52,19 @@ class WorkerPool:
 
     def command(self) -> list[str]:
         c = self.config
-        return [sys.executable, "-m", "modelyard.server.worker", "--home", str(self.home),
-                "--lease-s", repr(c.lease_s), "--heartbeat-s", repr(c.heartbeat_s), "--parent-pid", str(os.getpid())]
+        return [
+            sys.executable,
+            "-m",
+            "modelyard.server.worker",
+            "--home",
+            str(self.home),
+            "--lease-s",
+            repr(c.lease_s),
+            "--heartbeat-s",
+            repr(c.heartbeat_s),
+            "--parent-pid",
+            str(os.getpid()),
+        ]
 
     def start(self) -> None:
         with self._lock:
@@ -68,8 +79,13 @@ class WorkerPool:
         if slot.out is not None:
             slot.out.close()
         slot.out = (folder / f"worker-{slot.index}.log").open("ab")
-        slot.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL, stdout=slot.out,
-                                     stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        slot.proc = subprocess.Popen(
+            self.command(),
+            stdin=subprocess.DEVNULL,
+            stdout=slot.out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
         slot.started = time.monotonic()
         log.info("started training worker %d (pid %d)", slot.index, slot.proc.pid)
 
@@ -89,8 +105,14 @@ class WorkerPool:
                 return
             lived = now - slot.started
             how = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exit status {code}"
-            log.warning("training worker %d (pid %d) died after %.0f s (%s); starting another; "
-                        "its job resumes once its lease expires", slot.index, slot.proc.pid, lived, how)
+            log.warning(
+                "training worker %d (pid %d) died after %.0f s (%s); starting another; "
+                "its job resumes once its lease expires",
+                slot.index,
+                slot.proc.pid,
+                lived,
+                how,
+            )
             slot.quick_deaths = slot.quick_deaths + 1 if lived < _QUICK_DEATH_S else 0
             slot.not_before = now + (min(_MAX_BACKOFF_S, 2.0 ** (slot.quick_deaths - 1)) if slot.quick_deaths else 0.0)
             slot.proc = None
@@ -104,9 +126,15 @@ class WorkerPool:
 
     def status(self) -> list[dict[str, Any]]:
         with self._lock:
-            return [{"slot": s.index, "pid": s.proc.pid if s.proc is not None else None,
-                     "alive": s.proc is not None and s.proc.poll() is None, "restarts": s.restarts}
-                    for s in self.slots]
+            return [
+                {
+                    "slot": s.index,
+                    "pid": s.proc.pid if s.proc is not None else None,
+                    "alive": s.proc is not None and s.proc.poll() is None,
+                    "restarts": s.restarts,
+                }
+                for s in self.slots
+            ]
 
     def stop(self, grace_s: float = 20.0) -> None:
         """SIGTERM every worker (a running job goes back to the queue), SIGKILL after ``grace_s``."""

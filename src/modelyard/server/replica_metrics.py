@@ -106,8 +106,9 @@ class MetricWindow:
         if first is last:
             first = self.samples[-2]
         gained = _minus(last.buckets, first.buckets)
-        return last.t - first.t, Sample(t=last.t, requests=last.requests - first.requests,
-                                        errors=last.errors - first.errors, buckets=gained)
+        return last.t - first.t, Sample(
+            t=last.t, requests=last.requests - first.requests, errors=last.errors - first.errors, buckets=gained
+        )
 
 
 def _minus(a: Sequence[tuple[float, float]], b: Sequence[tuple[float, float]]) -> tuple[tuple[float, float], ...]:

@@ -57,15 +57,33 @@ class ReplicaConfig:
     backend: str = "auto"
     log_dir: Path | None = None
     startup_timeout_s: float = 120.0
-    max_failures: int = 5          # failures in a row before the replica is given up
+    max_failures: int = 5  # failures in a row before the replica is given up
     backoff_s: tuple[float, float] = (1.0, 30.0)
-    stable_s: float = 60.0         # healthy this long: the failure count starts over
+    stable_s: float = 60.0  # healthy this long: the failure count starts over
     health_misses: int = 3
 
     def command(self, port: int) -> list[str]:
-        return [sys.executable, "-m", "modelyard", "--home", str(self.home), "serve", self.ref,
-                "--host", self.host, "--port", str(port), "--max-batch-size", str(self.max_batch_size),
-                "--max-wait-ms", str(self.max_wait_ms), "--backend", self.backend, "--log-level", "warning"]
+        return [
+            sys.executable,
+            "-m",
+            "modelyard",
+            "--home",
+            str(self.home),
+            "serve",
+            self.ref,
+            "--host",
+            self.host,
+            "--port",
+            str(port),
+            "--max-batch-size",
+            str(self.max_batch_size),
+            "--max-wait-ms",
+            str(self.max_wait_ms),
+            "--backend",
+            self.backend,
+            "--log-level",
+            "warning",
+        ]
 
 
 @dataclass
@@ -107,8 +125,9 @@ class Replica:
         self.state, self.launched_at, self.ready_at, self.misses = "starting", now, None, 0
         self.metrics = MetricWindow()
         try:
-            self.proc = subprocess.Popen(self.config.command(self.port), env=env, stdin=subprocess.DEVNULL,
-                                         stdout=out, stderr=subprocess.STDOUT)
+            self.proc = subprocess.Popen(
+                self.config.command(self.port), env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT
+            )
         except OSError as exc:  # no such interpreter, out of processes: counts as a failure
             self._failed(now, f"could not start: {exc}")
             return
@@ -179,8 +198,13 @@ class Replica:
             return
         low, high = self.config.backoff_s
         self.state, self.next_start_at = "backoff", now + min(high, low * 2 ** (self.failures - 1))
-        log.warning("replica %d of %s: %s; restarting in %.0f s", self.index, self.config.ref, self.error,
-                    self.next_start_at - now)
+        log.warning(
+            "replica %d of %s: %s; restarting in %.0f s",
+            self.index,
+            self.config.ref,
+            self.error,
+            self.next_start_at - now,
+        )
 
     def _last_error(self) -> str | None:
         """The last `error:` line (or last line) the process wrote, for the user to read."""
@@ -201,10 +225,16 @@ class Replica:
 
     def describe(self, now: float) -> dict[str, Any]:
         alive = self.proc is not None and self.proc.poll() is None
-        return {"index": self.index, "state": self.state, "pid": self.proc.pid if alive else None,
-                "port": self.port if alive else None, "restarts": self.restarts, "error": self.error,
-                "requests_total": int(self.metrics.latest.requests) if self.metrics.latest else 0,
-                "uptime_s": round(now - self.ready_at, 1) if self.state == "running" and self.ready_at else None}
+        return {
+            "index": self.index,
+            "state": self.state,
+            "pid": self.proc.pid if alive else None,
+            "port": self.port if alive else None,
+            "restarts": self.restarts,
+            "error": self.error,
+            "requests_total": int(self.metrics.latest.requests) if self.metrics.latest else 0,
+            "uptime_s": round(now - self.ready_at, 1) if self.state == "running" and self.ready_at else None,
+        }
 
 
 def stop_all(replicas: Iterable[Replica], grace_s: float = 10.0) -> None:

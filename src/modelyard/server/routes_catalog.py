@@ -22,8 +22,9 @@ def router(state: Any) -> APIRouter:
     api = APIRouter(prefix="/v1", tags=["catalog"])
 
     @api.get("/runs", summary="Training runs, newest first (without spec and per-epoch history)")
-    async def list_runs(name: str | None = None, status: str | None = None,
-                        limit: int = Query(50, ge=1, le=1000)) -> dict[str, Any]:
+    async def list_runs(
+        name: str | None = None, status: str | None = None, limit: int = Query(50, ge=1, le=1000)
+    ) -> dict[str, Any]:
         return {"runs": await run_in_threadpool(lambda: catalog.runs(name=name, status=status, limit=limit))}
 
     @api.get("/runs/{run_id}", summary="One run with its resolved spec and per-epoch metric history")
@@ -34,13 +35,17 @@ def router(state: Any) -> APIRouter:
     async def list_models(name: str | None = None) -> dict[str, Any]:
         return {"models": await run_in_threadpool(lambda: catalog.models(name))}
 
-    @api.get("/models/{name}/versions/{version}",
-             summary="One version: metrics, training curve, lineage, input schema and playground hints")
+    @api.get(
+        "/models/{name}/versions/{version}",
+        summary="One version: metrics, training curve, lineage, input schema and playground hints",
+    )
     async def show_version(name: str, version: int) -> dict[str, Any]:
         return await run_in_threadpool(catalog.version, name, version)
 
-    @api.get("/models/{name}/versions/{version}/confusion_matrix",
-             summary="Confusion matrix on the version's evaluation split (rows: true class)")
+    @api.get(
+        "/models/{name}/versions/{version}/confusion_matrix",
+        summary="Confusion matrix on the version's evaluation split (rows: true class)",
+    )
     async def confusion(name: str, version: int) -> dict[str, Any]:
         return await run_in_threadpool(catalog.confusion, name, version)
 

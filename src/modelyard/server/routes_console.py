@@ -22,16 +22,23 @@ __all__ = ["router", "CONSOLE_DIR", "SECURITY_HEADERS"]
 CONSOLE_DIR = Path(__file__).resolve().parent / "console"
 
 _TYPES = {
-    ".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8",
-    ".svg": "image/svg+xml", ".png": "image/png", ".ico": "image/x-icon", ".txt": "text/plain; charset=utf-8",
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".svg": "image/svg+xml",
+    ".png": "image/png",
+    ".ico": "image/x-icon",
+    ".txt": "text/plain; charset=utf-8",
     ".md": "text/plain; charset=utf-8",
 }
 # No inline scripts and no other origins; uPlot sets element styles from script, which
 # CSP allows; 'unsafe-inline' for styles covers the style attributes it writes.
 SECURITY_HEADERS = {
-    "content-security-policy": ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
-                                "img-src 'self' data: blob:; connect-src 'self'; object-src 'none'; "
-                                "base-uri 'none'; frame-ancestors 'none'; form-action 'self'"),
+    "content-security-policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+        "img-src 'self' data: blob:; connect-src 'self'; object-src 'none'; "
+        "base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
+    ),
     "x-content-type-options": "nosniff",
     "x-frame-options": "DENY",
     "referrer-policy": "no-referrer",
@@ -41,8 +48,11 @@ SECURITY_HEADERS = {
 
 def _asset_table(root: Path) -> dict[str, Path]:
     """URL name (``js/app.js``) → file, for every servable file under ``root``."""
-    return {p.relative_to(root).as_posix(): p for p in sorted(root.rglob("*"))
-            if p.is_file() and p.suffix in _TYPES and not p.name.startswith(".")}
+    return {
+        p.relative_to(root).as_posix(): p
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and p.suffix in _TYPES and not p.name.startswith(".")
+    }
 
 
 def _file_response(path: Path) -> Response:
@@ -62,8 +72,9 @@ def router(state: Any) -> APIRouter:
     async def asset(name: str) -> Response:
         found = assets.get(name or "index.html")
         if found is None:
-            raise NotFoundError(f"Unknown console file {name!r}: expected one of the console's assets such as js/app.js",
-                                field="path")
+            raise NotFoundError(
+                f"Unknown console file {name!r}: expected one of the console's assets such as js/app.js", field="path"
+            )
         return _file_response(found)
 
     return api

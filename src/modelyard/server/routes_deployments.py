@@ -53,8 +53,11 @@ async def _json_body(request: Request) -> Any:
     try:
         return json.loads(raw or b"null")
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"Invalid request body: expected JSON such as {{\"name\": \"web\", \"model\": \"digits-mlp:1\"}}, "
-                         f"could not parse it ({exc})", field="body") from None
+        raise InputError(
+            f'Invalid request body: expected JSON such as {{"name": "web", "model": "digits-mlp:1"}}, '
+            f"could not parse it ({exc})",
+            field="body",
+        ) from None
 
 
 def router(state: Any) -> APIRouter:
@@ -94,8 +97,10 @@ def router(state: Any) -> APIRouter:
     async def predict(name: str, request: Request) -> Response:
         body = await _read_body(request, MAX_BODY_BYTES)
         urls, path = supervisor.targets(name)
-        headers = {"content-type": request.headers.get("content-type", "application/json"),
-                   "authorization": f"Bearer {supervisor.api_key}"}
+        headers = {
+            "content-type": request.headers.get("content-type", "application/json"),
+            "authorization": f"Bearer {supervisor.api_key}",
+        }
         client = holder.get("client")
         for url in urls:
             try:

@@ -27,7 +27,9 @@ __all__ = ["router"]
 async def _body(request: Request) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise BodyTooLargeError(f"Job body too large: expected at most {MAX_BODY_BYTES} bytes, received {declared}", field="body")
+        raise BodyTooLargeError(
+            f"Job body too large: expected at most {MAX_BODY_BYTES} bytes, received {declared}", field="body"
+        )
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
@@ -49,8 +51,11 @@ def router(state: ServerState) -> APIRouter:
         spec = await run_in_threadpool(check_spec, parsed)
         principal = getattr(request.state, "principal", None)
         job = await run_in_threadpool(
-            jobs.submit, spec, max_attempts=parsed.max_attempts or state.config.max_attempts,
-            submitted_by=principal.name if principal is not None else None)
+            jobs.submit,
+            spec,
+            max_attempts=parsed.max_attempts or state.config.max_attempts,
+            submitted_by=principal.name if principal is not None else None,
+        )
         return {**job.to_dict(), "history": []}
 
     @api.get("", summary="List jobs, newest first")
@@ -65,8 +70,11 @@ def router(state: ServerState) -> APIRouter:
     @api.get("/{job_id}/events", summary="Live events (Server-Sent Events) until the job ends")
     async def events(job_id: str) -> StreamingResponse:
         await run_in_threadpool(jobs.get, job_id)  # an unknown id is a 404 before the stream starts
-        return StreamingResponse(job_events(jobs, job_id), media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+        return StreamingResponse(
+            job_events(jobs, job_id),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
 
     @api.get("/{job_id}/logs", summary="The worker output of every attempt, from byte `offset`")
     def logs(job_id: str, offset: int = Query(0, ge=0)) -> Response:

@@ -43,8 +43,11 @@ def _check_port(config: ServerConfig) -> None:
             sock.bind((config.host.strip("[]"), config.port))
         except OSError as exc:
             why = "is in use" if exc.errno == errno.EADDRINUSE else f"cannot be bound ({exc.strerror})"
-            raise InputError(f"Invalid value for `server.port`: {config.host}:{config.port} {why}; "
-                             "pick another with --port (or --host)", field="server.port") from None
+            raise InputError(
+                f"Invalid value for `server.port`: {config.host}:{config.port} {why}; "
+                "pick another with --port (or --host)",
+                field="server.port",
+            ) from None
 
 
 def serve(config: ServerConfig, *, echo: Callable[[str], None] | None = None) -> None:
@@ -61,11 +64,21 @@ def serve(config: ServerConfig, *, echo: Callable[[str], None] | None = None) ->
         say("  clients send `Authorization: Bearer <token>`; make more with `modelyard server token create`")
     app = create_server_app(config)
     auth = "tokens required" if app.state.server.auth.required else "open to this machine (loopback, no tokens)"
-    say(f"modelyard server on {config.url()}  store {config.store_home()}  "
-        f"{config.workers} training worker(s)  auth: {auth}")
-    server = uvicorn.Server(uvicorn.Config(
-        app, host=config.host.strip("[]"), port=config.port, log_level="warning", lifespan="on",
-        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S, server_header=False))
+    say(
+        f"modelyard server on {config.url()}  store {config.store_home()}  "
+        f"{config.workers} training worker(s)  auth: {auth}"
+    )
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host=config.host.strip("[]"),
+            port=config.port,
+            log_level="warning",
+            lifespan="on",
+            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+            server_header=False,
+        )
+    )
     server.run()
     if not server.started:
         sys.exit(1)

@@ -36,8 +36,12 @@ def router(state: ServerState) -> APIRouter:
         csrf = None
         if principal is not None and principal.via in ("cookie", "open"):
             csrf = auth.csrf_for(cookie if principal.via == "cookie" else None)
-        return {"auth": auth.required, "role": principal.role if principal else None,
-                "name": principal.name if principal else None, "csrf": csrf}
+        return {
+            "auth": auth.required,
+            "role": principal.role if principal else None,
+            "name": principal.name if principal else None,
+            "csrf": csrf,
+        }
 
     @api.get("/v1/session")
     def get_session(request: Request) -> dict[str, Any]:
@@ -49,8 +53,14 @@ def router(state: ServerState) -> APIRouter:
         """Trade a token for a session cookie (the token itself never reaches the page's script)."""
         info = auth.tokens.verify(body.token)
         if info is None:
-            return JSONResponse({"error": "UnauthorizedError", "message": "Invalid token: expected a token from "
-                                 "`modelyard server token create` (it is shown once, when created)"}, status_code=401)
+            return JSONResponse(
+                {
+                    "error": "UnauthorizedError",
+                    "message": "Invalid token: expected a token from "
+                    "`modelyard server token create` (it is shown once, when created)",
+                },
+                status_code=401,
+            )
         cookie = auth.session_cookie(info)
         response = JSONResponse(describe(Principal(info.role, info.name, "cookie"), cookie))
         response.set_cookie(COOKIE, cookie, max_age=SESSION_S, httponly=True, samesite="strict", path="/")

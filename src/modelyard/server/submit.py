@@ -21,8 +21,15 @@ from pydantic import Field, ValidationError
 from modelyard._validation import StrictModel, describe, spec_error_from
 from modelyard.errors import InputError, SpecError
 
-__all__ = ["JobRequest", "parse_body", "check_spec", "absolute_data_path", "MAX_BODY_BYTES", "BodyTooLargeError",
-           "UnsupportedMediaType"]
+__all__ = [
+    "JobRequest",
+    "parse_body",
+    "check_spec",
+    "absolute_data_path",
+    "MAX_BODY_BYTES",
+    "BodyTooLargeError",
+    "UnsupportedMediaType",
+]
 
 MAX_BODY_BYTES = 4 * 1024 * 1024
 _JSON_TYPES = ("application/json",)
@@ -50,42 +57,53 @@ def _load_yaml(text: str, field: str) -> Any:
     try:
         for event in yaml.parse(text, Loader=yaml.SafeLoader):
             if isinstance(event, yaml.AliasEvent):
-                raise SpecError(f"Invalid `{field}`: YAML aliases (*name) are not accepted in a job spec; "
-                                "write the values out", field=field)
+                raise SpecError(
+                    f"Invalid `{field}`: YAML aliases (*name) are not accepted in a job spec; write the values out",
+                    field=field,
+                )
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        raise SpecError(f"Malformed YAML in `{field}`{where}: {getattr(exc, 'problem', None) or exc}", field=field) from None
+        raise SpecError(
+            f"Malformed YAML in `{field}`{where}: {getattr(exc, 'problem', None) or exc}", field=field
+        ) from None
 
 
 def parse_body(body: bytes, content_type: str | None) -> JobRequest:
     """Decode a request body (JSON or YAML, wrapper or bare spec) into a JobRequest."""
     if len(body) > MAX_BODY_BYTES:
-        raise BodyTooLargeError(f"Job body too large: expected at most {MAX_BODY_BYTES} bytes, received {len(body)}",
-                                field="body")
+        raise BodyTooLargeError(
+            f"Job body too large: expected at most {MAX_BODY_BYTES} bytes, received {len(body)}", field="body"
+        )
     media = (content_type or "").split(";")[0].strip().lower()
     if media and media not in _JSON_TYPES + _YAML_TYPES and not media.endswith("+json"):
-        raise UnsupportedMediaType(f"Unsupported Content-Type {media!r}: send the spec as application/json or "
-                                   "application/yaml", field="content-type")
+        raise UnsupportedMediaType(
+            f"Unsupported Content-Type {media!r}: send the spec as application/json or application/yaml",
+            field="content-type",
+        )
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
         raise SpecError("Invalid job body: expected UTF-8 text (JSON or YAML)", field="body") from None
     if not text.strip():
-        raise SpecError("Empty job body: expected a spec, or {\"spec\": ..., \"overrides\": [...]}", field="body")
+        raise SpecError('Empty job body: expected a spec, or {"spec": ..., "overrides": [...]}', field="body")
     if media in _JSON_TYPES or media.endswith("+json"):
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise SpecError(f"Malformed JSON body at line {exc.lineno}, column {exc.colno}: {exc.msg}", field="body") from None
+            raise SpecError(
+                f"Malformed JSON body at line {exc.lineno}, column {exc.colno}: {exc.msg}", field="body"
+            ) from None
         except RecursionError:
             raise SpecError("Invalid JSON body: nested too deeply", field="body") from None
     else:
         data = _load_yaml(text, "body")
     if not isinstance(data, dict):
-        raise SpecError(f"Invalid job body: expected a mapping (a spec, or {{\"spec\": ...}}), received {describe(data)}",
-                        field="body")
+        raise SpecError(
+            f'Invalid job body: expected a mapping (a spec, or {{"spec": ...}}), received {describe(data)}',
+            field="body",
+        )
     try:
         return JobRequest.model_validate(data if "spec" in data else {"spec": data})
     except ValidationError as exc:
@@ -103,8 +121,11 @@ def check_spec(request: JobRequest) -> dict[str, Any]:
     if isinstance(raw, str):
         raw = _load_yaml(raw, "spec")
         if not isinstance(raw, dict):
-            raise SpecError(f"Invalid value for `spec`: expected a mapping with name, data, model and train, "
-                            f"received {describe(raw)}", field="spec")
+            raise SpecError(
+                f"Invalid value for `spec`: expected a mapping with name, data, model and train, "
+                f"received {describe(raw)}",
+                field="spec",
+            )
     spec = load_spec(raw, list(request.overrides))
     build_model(spec.model, loss=spec.train.loss.type)  # layer shapes fit together
     resolve_device(spec.train.device)  # a cuda request on a CPU-only machine fails now

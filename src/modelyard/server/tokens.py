@@ -91,16 +91,24 @@ class TokenStore:
     def create(self, role: str, name: str | None = None) -> tuple[TokenInfo, str]:
         """A new token of ``role``: returns its info and the token (shown once, never stored)."""
         if role not in ROLES:
-            raise InputError(f"Invalid value for `role`: expected one of {', '.join(ROLES)}, received {role!r}", field="role")
+            raise InputError(
+                f"Invalid value for `role`: expected one of {', '.join(ROLES)}, received {role!r}", field="role"
+            )
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
         with self._edit() as tokens:
             token_id = "t-" + secrets.token_hex(4)
             name = (name or f"{role}-{token_id[2:]}").strip()
             if not name or len(name) > 64 or any(t.name == name for t in tokens):
-                raise InputError(f"Invalid value for `name`: expected a new name of 1-64 characters, received {name!r}",
-                                 field="name")
-            info = TokenInfo(id=token_id, name=name, role=role, sha256=hash_token(token),
-                             created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+                raise InputError(
+                    f"Invalid value for `name`: expected a new name of 1-64 characters, received {name!r}", field="name"
+                )
+            info = TokenInfo(
+                id=token_id,
+                name=name,
+                role=role,
+                sha256=hash_token(token),
+                created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            )
             tokens.append(info)
         return info, token
 
@@ -110,7 +118,9 @@ class TokenStore:
             found = next((t for t in tokens if key in (t.id, t.name)), None)
             if found is None:
                 known = ", ".join(f"{t.id} ({t.name})" for t in tokens) or "none"
-                raise NotFoundError(f"Unknown token {key!r}: expected a token id or name; tokens: {known}", field="token")
+                raise NotFoundError(
+                    f"Unknown token {key!r}: expected a token id or name; tokens: {known}", field="token"
+                )
             tokens.remove(found)
         return found
 
@@ -121,8 +131,10 @@ class TokenStore:
         except FileNotFoundError:
             return []
         except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise StoreError(f"The token file {self.path} is unreadable ({exc}); fix or delete it and create tokens again",
-                             field="tokens") from None
+            raise StoreError(
+                f"The token file {self.path} is unreadable ({exc}); fix or delete it and create tokens again",
+                field="tokens",
+            ) from None
 
     @contextmanager
     def _edit(self) -> Iterator[builtins.list[TokenInfo]]:
@@ -157,5 +169,6 @@ def secret_key(home: str | Path | None = None) -> bytes:
     try:
         return bytes.fromhex(path.read_text(encoding="ascii").strip())
     except (OSError, ValueError) as exc:
-        raise StoreError(f"The session key {path} is unreadable ({exc}); delete it (sessions start over)",
-                         field="secret_key") from None
+        raise StoreError(
+            f"The session key {path} is unreadable ({exc}); delete it (sessions start over)", field="secret_key"
+        ) from None

@@ -43,8 +43,15 @@ class _Stop(BaseException):
 class Worker:
     """Claims and runs jobs until SIGTERM or until the server that started it is gone."""
 
-    def __init__(self, home: str | Path | None, *, lease_s: float, heartbeat_s: float, poll_s: float = 0.5,
-                 parent_pid: int | None = None) -> None:
+    def __init__(
+        self,
+        home: str | Path | None,
+        *,
+        lease_s: float,
+        heartbeat_s: float,
+        poll_s: float = 0.5,
+        parent_pid: int | None = None,
+    ) -> None:
         self.home = paths.home(home)
         self.leases = Leases(self.home, lease_s)
         self.heartbeat_s, self.poll_s = heartbeat_s, poll_s
@@ -145,16 +152,22 @@ class Worker:
         def epoch_end(epoch: int, metrics: dict[str, Any]) -> None:
             joblog.epoch(epoch, epochs, metrics)
             try:
-                self.leases.progress(job.id, self.worker_id, {
-                    "epoch": epoch, "epochs": epochs, "fraction": round(epoch / epochs, 4) if epochs else None})
+                self.leases.progress(
+                    job.id,
+                    self.worker_id,
+                    {"epoch": epoch, "epochs": epochs, "fraction": round(epoch / epochs, 4) if epochs else None},
+                )
             except LeaseLost:
                 self._interrupt_now("lost")  # a BaseException: the run is not marked failed
 
-        joblog.line(f"attempt {job.attempts}/{job.max_attempts} of job {job.id} ({job.name}) on worker {self.worker_id}")
+        joblog.line(
+            f"attempt {job.attempts}/{job.max_attempts} of job {job.id} ({job.name}) on worker {self.worker_id}"
+        )
         try:
             if job.run_id is None:
-                ref = workflow.train(job.spec, home=self.home, progress=False, on_epoch_end=epoch_end,
-                                     on_run_created=run_created).model_ref
+                ref = workflow.train(
+                    job.spec, home=self.home, progress=False, on_epoch_end=epoch_end, on_run_created=run_created
+                ).model_ref
             else:
                 ref = self._already_done(job.run_id, joblog)
                 if ref is None:
@@ -188,8 +201,11 @@ class Worker:
         except LeaseLost as exc:
             joblog.line(f"could not record {status}: {exc}")
             return
-        joblog.line(f"job {status}" + (f": {final.model_ref}" if final.model_ref else "")
-                    + (f" ({final.error})" if final.error else ""))
+        joblog.line(
+            f"job {status}"
+            + (f": {final.model_ref}" if final.model_ref else "")
+            + (f" ({final.error})" if final.error else "")
+        )
 
     def _already_done(self, run_id: str, joblog: JobLog, *, settle: bool = True) -> str | None:
         """The model of a run that got registered before its worker was lost, if any.
@@ -245,12 +261,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--poll-s", type=float, default=0.5)
     parser.add_argument("--parent-pid", type=int, default=None, help="exit once this process (the server) is gone")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=os.environ.get("MODELYARD_LOG", "INFO"),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=os.environ.get("MODELYARD_LOG", "INFO"), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     import modelyard.workflow  # noqa: F401 - import torch before the first claim, not during a lease
 
-    Worker(args.home, lease_s=args.lease_s, heartbeat_s=args.heartbeat_s, poll_s=args.poll_s,
-           parent_pid=args.parent_pid).serve_forever()
+    Worker(
+        args.home, lease_s=args.lease_s, heartbeat_s=args.heartbeat_s, poll_s=args.poll_s, parent_pid=args.parent_pid
+    ).serve_forever()
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -37,9 +37,18 @@ def serve_config(
     from modelyard.serving.auth import resolve_api_key
 
     key = api_key if api_key is not None else resolve_api_key(api_key_file)
-    return ServeConfig.make(host=host, port=port, max_batch_size=max_batch_size, max_wait_ms=max_wait_ms,
-                            max_queue=max_queue, timeout=timeout, workers=workers, backend=backend,
-                            api_key=key, **settings)
+    return ServeConfig.make(
+        host=host,
+        port=port,
+        max_batch_size=max_batch_size,
+        max_wait_ms=max_wait_ms,
+        max_queue=max_queue,
+        timeout=timeout,
+        workers=workers,
+        backend=backend,
+        api_key=key,
+        **settings,
+    )
 
 
 def serve(models: str | Sequence[Any], *, home: str | Path | None = None, **settings: Any) -> None:

@@ -56,12 +56,16 @@ class _ModelTable:
     def get(self, name: str, version: int | None = None) -> ServedModel:
         versions = self.by_name.get(name)
         if versions is None:
-            raise NotFoundError(f"Model {name!r} is not served here: expected one of {sorted(self.by_name)}", field="name")
+            raise NotFoundError(
+                f"Model {name!r} is not served here: expected one of {sorted(self.by_name)}", field="name"
+            )
         if version is None:
             return versions[max(versions)]
         if version not in versions:
-            raise NotFoundError(f"Version {version} of model {name!r} is not served here: expected one of {sorted(versions)}",
-                                field="version")
+            raise NotFoundError(
+                f"Version {version} of model {name!r} is not served here: expected one of {sorted(versions)}",
+                field="version",
+            )
         return versions[version]
 
     def latest(self, model: ServedModel) -> bool:
@@ -92,8 +96,12 @@ def create_app(models: Sequence[Any] | Mapping[str, Any], config: ServeConfig | 
 
     from modelyard import __version__
 
-    app = FastAPI(title="modelyard", version=__version__, lifespan=lifespan,
-                  description="Predictions from registered modelyard models, with dynamic batching.")
+    app = FastAPI(
+        title="modelyard",
+        version=__version__,
+        lifespan=lifespan,
+        description="Predictions from registered modelyard models, with dynamic batching.",
+    )
     app.state.models = table
     app.state.metrics = metrics
     app.state.config = config
@@ -101,13 +109,23 @@ def create_app(models: Sequence[Any] | Mapping[str, Any], config: ServeConfig | 
 
     # Both predict routes are answered by PredictRoutes (routes.py) before FastAPI routing;
     # they are declared here for the OpenAPI document and so that a GET gets a 405.
-    @app.post(LATEST_ROUTE, response_model=PredictResponse, responses=_ERRORS, openapi_extra=PREDICT_REQUEST_DOC,
-              summary="Predict with the latest served version")
+    @app.post(
+        LATEST_ROUTE,
+        response_model=PredictResponse,
+        responses=_ERRORS,
+        openapi_extra=PREDICT_REQUEST_DOC,
+        summary="Predict with the latest served version",
+    )
     async def predict_latest(name: str) -> Response:  # pragma: no cover - served by PredictRoutes
         raise NotImplementedError
 
-    @app.post(VERSION_ROUTE, response_model=PredictResponse, responses=_ERRORS, openapi_extra=PREDICT_REQUEST_DOC,
-              summary="Predict with one served version")
+    @app.post(
+        VERSION_ROUTE,
+        response_model=PredictResponse,
+        responses=_ERRORS,
+        openapi_extra=PREDICT_REQUEST_DOC,
+        summary="Predict with one served version",
+    )
     async def predict_version(name: str, version: int) -> Response:  # pragma: no cover - served by PredictRoutes
         raise NotImplementedError
 
@@ -132,13 +150,16 @@ def create_app(models: Sequence[Any] | Mapping[str, Any], config: ServeConfig | 
     add_explain_routes(app)  # POST /v1/models/{name}[/versions/{n}]/explain (explain_routes.py)
 
     # Outermost last: metrics see every request, auth runs before any byte of the body is read.
-    routes = {route.path: route for route in app.routes if getattr(route, "path", None) in (LATEST_ROUTE, VERSION_ROUTE)}
+    routes = {
+        route.path: route for route in app.routes if getattr(route, "path", None) in (LATEST_ROUTE, VERSION_ROUTE)
+    }
     app.add_middleware(PredictRoutes, models=table, config=config, routes=routes)
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=config.max_body_bytes)
     if config.api_key is not None:
         app.add_middleware(BearerAuthMiddleware, api_key=config.key())
-    app.add_middleware(MetricsMiddleware, metrics=metrics, routes=lambda: app.routes,
-                       models=lambda name: name in table.by_name)
+    app.add_middleware(
+        MetricsMiddleware, metrics=metrics, routes=lambda: app.routes, models=lambda name: name in table.by_name
+    )
     return app
 
 
@@ -146,8 +167,12 @@ def _add_error_handlers(app: FastAPI) -> None:
     async def modelyard_error(_: Request, exc: Exception) -> Response:
         assert isinstance(exc, ModelyardError)
         status, headers, body = error_body(exc)
-        return Response(body, status_code=status, media_type="application/json",
-                        headers={k.decode(): v.decode() for k, v in headers})
+        return Response(
+            body,
+            status_code=status,
+            media_type="application/json",
+            headers={k.decode(): v.decode() for k, v in headers},
+        )
 
     async def validation_error(_: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
@@ -159,12 +184,16 @@ def _add_error_handlers(app: FastAPI) -> None:
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
         message = f"{exc.detail} ({request.method} {request.url.path}); see /docs for the routes"
-        return JSONResponse({"error": "HTTPError", "message": message}, status_code=exc.status_code, headers=exc.headers)
+        return JSONResponse(
+            {"error": "HTTPError", "message": message}, status_code=exc.status_code, headers=exc.headers
+        )
 
     async def unexpected(_: Request, exc: Exception) -> Response:
         log.exception("unexpected error while serving a request")
-        return JSONResponse({"error": "InternalError", "message": f"Internal error ({type(exc).__name__}); see the server log"},
-                            status_code=500)
+        return JSONResponse(
+            {"error": "InternalError", "message": f"Internal error ({type(exc).__name__}); see the server log"},
+            status_code=500,
+        )
 
     app.add_exception_handler(ModelyardError, modelyard_error)
     app.add_exception_handler(RequestValidationError, validation_error)

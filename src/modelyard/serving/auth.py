@@ -38,15 +38,20 @@ def resolve_api_key(api_key_file: str | Path | None = None, *, environ: Mapping[
             return None
         source = f"${ENV_VAR}"
     if len(key) < MIN_KEY_LENGTH:
-        raise SpecError(f"Invalid API key in {source}: expected at least {MIN_KEY_LENGTH} characters, received {len(key)}",
-                        field="api_key")
+        raise SpecError(
+            f"Invalid API key in {source}: expected at least {MIN_KEY_LENGTH} characters, received {len(key)}",
+            field="api_key",
+        )
     return key
 
 
 def _unauthorized(message: str) -> tuple[dict[str, Any], bytes]:
     body = json.dumps({"error": "UnauthorizedError", "message": message}).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-               (b"www-authenticate", b"Bearer")]
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"www-authenticate", b"Bearer"),
+    ]
     return {"type": "http.response.start", "status": 401, "headers": headers}, body
 
 

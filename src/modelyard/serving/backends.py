@@ -74,7 +74,9 @@ def _example(predictor: Any, batch: int) -> torch.Tensor:
     return torch.rand((batch, *network.input_shape), generator=torch.Generator().manual_seed(batch))
 
 
-def _time_backends(backends: list[Backend], inputs: dict[int, torch.Tensor], budget_s: float) -> dict[str, dict[int, float]]:
+def _time_backends(
+    backends: list[Backend], inputs: dict[int, torch.Tensor], budget_s: float
+) -> dict[str, dict[int, float]]:
     """Median seconds per call, per backend and batch size; rounds alternate the backends."""
     samples: dict[str, dict[int, list[float]]] = {b.name: {n: [] for n in inputs} for b in backends}
     for backend in backends:  # first calls allocate and plan: not part of the timing
@@ -92,9 +94,16 @@ def _time_backends(backends: list[Backend], inputs: dict[int, torch.Tensor], bud
     return {name: {n: statistics.median(v) for n, v in per.items()} for name, per in samples.items()}
 
 
-def select_backend(predictor: Any, choice: BackendName = "auto", *, max_batch_size: int = 64,
-                   budget_s: float = 1.0, cache_onnx: bool = True, threads: int | None = None,
-                   onnx_backend: Any = None) -> BackendChoice:
+def select_backend(
+    predictor: Any,
+    choice: BackendName = "auto",
+    *,
+    max_batch_size: int = 64,
+    budget_s: float = 1.0,
+    cache_onnx: bool = True,
+    threads: int | None = None,
+    onnx_backend: Any = None,
+) -> BackendChoice:
     """Build the requested backend; for "auto", time torch and ONNX Runtime and keep the faster.
 
     ``threads``: ONNX Runtime's intra-op threads (default: torch's). ``onnx_backend``: an
@@ -112,9 +121,16 @@ def select_backend(predictor: Any, choice: BackendName = "auto", *, max_batch_si
         if choice == "onnx":
             raise
         log.warning("%s: ONNX backend unavailable (%s); serving with torch", predictor.ref, exc)
-        return BackendChoice(torch_backend, {"name": "torch", "requested": choice, "reason": f"onnx unavailable: {exc}"})
-    info: dict[str, Any] = {"name": "onnx", "requested": choice, "onnx_max_abs_diff": onnx_backend.max_abs_diff,
-                            "onnx_graph": onnx_backend.graph, "onnx_check": onnx_backend.check}
+        return BackendChoice(
+            torch_backend, {"name": "torch", "requested": choice, "reason": f"onnx unavailable: {exc}"}
+        )
+    info: dict[str, Any] = {
+        "name": "onnx",
+        "requested": choice,
+        "onnx_max_abs_diff": onnx_backend.max_abs_diff,
+        "onnx_graph": onnx_backend.graph,
+        "onnx_check": onnx_backend.check,
+    }
     if choice == "onnx":
         return BackendChoice(onnx_backend, info)
 

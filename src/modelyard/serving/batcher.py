@@ -94,7 +94,9 @@ class DynamicBatcher:
     async def submit(self, features: torch.Tensor) -> Outputs:
         """Queue ``features`` (rows of one request) and wait for their outputs."""
         if self._closing:
-            raise ShuttingDownError(f"Model {self.name} is shutting down and takes no new requests; retry on another replica")
+            raise ShuttingDownError(
+                f"Model {self.name} is shutting down and takes no new requests; retry on another replica"
+            )
         if len(self._queue) >= self.max_queue:
             raise QueueFullError(
                 f"Model {self.name} is overloaded: {len(self._queue)} requests are queued (limit {self.max_queue}); retry later",
@@ -224,8 +226,11 @@ class DynamicBatcher:
                 continue
             if item.deadline <= now:
                 self._queue.popleft()
-                item.future.set_exception(RequestTimeoutError(
-                    f"Model {self.name} did not start this request within the {self.timeout_s:g} s timeout"))
+                item.future.set_exception(
+                    RequestTimeoutError(
+                        f"Model {self.name} did not start this request within the {self.timeout_s:g} s timeout"
+                    )
+                )
                 continue
             if batch and rows + item.rows > self.max_batch_size:
                 break

@@ -30,35 +30,53 @@ def instances_array(payload: Any, input_shape: list[int], input_dtype: str = "fl
     """``{"instances": [...]}`` → float32 array of shape (N, *input_shape), or a 422."""
     expect = f"a list of instances of shape {input_shape} ({input_dtype})"
     if not isinstance(payload, dict):
-        raise InvalidInstancesError(f'Invalid request body: expected a JSON object {{"instances": {expect}}}, received a JSON {_json_type(payload)}')
+        raise InvalidInstancesError(
+            f'Invalid request body: expected a JSON object {{"instances": {expect}}}, received a JSON {_json_type(payload)}'
+        )
     extra = sorted(set(payload) - {"instances"})
     if extra:
-        raise InvalidInstancesError(f"Invalid request body: expected only the key 'instances', received unknown key(s) {extra}", field=extra[0])
+        raise InvalidInstancesError(
+            f"Invalid request body: expected only the key 'instances', received unknown key(s) {extra}", field=extra[0]
+        )
     if "instances" not in payload:
         raise InvalidInstancesError(f"Missing field `instances`: expected {expect}", field="instances")
     instances = payload["instances"]
     if not isinstance(instances, list) or not instances:
         got = "an empty list" if instances == [] else f"a JSON {_json_type(instances)}"
-        raise InvalidInstancesError(f"Invalid value for `instances`: expected {expect}, received {got}", field="instances")
+        raise InvalidInstancesError(
+            f"Invalid value for `instances`: expected {expect}, received {got}", field="instances"
+        )
     try:
         arr = np.asarray(instances)
     except (ValueError, TypeError):  # ragged nesting, or deeper than numpy allows
-        raise InvalidInstancesError(f"Invalid value for `instances`: expected {expect}, received lists of uneven lengths", field="instances") from None
+        raise InvalidInstancesError(
+            f"Invalid value for `instances`: expected {expect}, received lists of uneven lengths", field="instances"
+        ) from None
     if arr.dtype.kind not in "iuf":
         got = _KIND_NAMES.get(arr.dtype.kind, str(arr.dtype))
-        raise InvalidInstancesError(f"Invalid value for `instances`: expected numbers ({input_dtype}) in {expect}, received {got}", field="instances")
+        raise InvalidInstancesError(
+            f"Invalid value for `instances`: expected numbers ({input_dtype}) in {expect}, received {got}",
+            field="instances",
+        )
     if list(arr.shape[1:]) != list(input_shape):
         raise InvalidInstancesError(
             f"Invalid value for `instances`: expected {expect}, received {len(arr)} instance(s) of shape {list(arr.shape[1:])}",
-            field="instances")
+            field="instances",
+        )
     with np.errstate(over="ignore"):
         out = arr.astype(np.float32)
     finite = np.isfinite(out).reshape(len(out), -1).all(axis=1)
     if not finite.all():
         bad = int(np.argmin(finite))
-        raise InvalidInstancesError(f"Invalid value for `instances[{bad}]`: expected finite float32 numbers, received a value out of range", field=f"instances[{bad}]")
+        raise InvalidInstancesError(
+            f"Invalid value for `instances[{bad}]`: expected finite float32 numbers, received a value out of range",
+            field=f"instances[{bad}]",
+        )
     if input_dtype == "int64" and not np.array_equal(out, np.round(out)):
-        raise InvalidInstancesError(f"Invalid value for `instances`: expected integer token ids ({input_dtype}), received fractional numbers", field="instances")
+        raise InvalidInstancesError(
+            f"Invalid value for `instances`: expected integer token ids ({input_dtype}), received fractional numbers",
+            field="instances",
+        )
     return out
 
 
@@ -71,7 +89,9 @@ def image_array(data: bytes, input_shape: list[int], *, source: str, max_pixels:
     if not data.startswith(_IMAGE_MAGIC):
         # Checked before Pillow sees the bytes: Pillow would also open other formats, some of
         # them (EPS) through an external interpreter.
-        raise MalformedRequestError(f"Cannot decode image {source}: expected a PNG or JPEG file, received bytes starting {data[:8]!r}")
+        raise MalformedRequestError(
+            f"Cannot decode image {source}: expected a PNG or JPEG file, received bytes starting {data[:8]!r}"
+        )
     try:
         return image_to_array(data, input_shape, source=source, max_pixels=max_pixels)
     except InputError as exc:
@@ -85,7 +105,9 @@ def encode_predictions(out: np.ndarray, task: str, labels_from: Any) -> tuple[li
     warnings: list[str] = []
     if not finite.all():
         bad = np.flatnonzero(~finite).tolist()
-        warnings.append(f"The model produced non-finite outputs (NaN or Infinity) for instance(s) {bad}; they are returned as null")
+        warnings.append(
+            f"The model produced non-finite outputs (NaN or Infinity) for instance(s) {bad}; they are returned as null"
+        )
     if task == "classification":
         labels = labels_from(out if finite.all() else np.where(np.isfinite(out), out, 0.0))
         records = []
@@ -95,9 +117,13 @@ def encode_predictions(out: np.ndarray, task: str, labels_from: Any) -> tuple[li
             else:
                 records.append({"label": None, "probabilities": [v if np.isfinite(v) else None for v in row.tolist()]})
         return records, warnings
-    return [{"value": row.tolist() if finite[i] else [v if np.isfinite(v) else None for v in row.tolist()]}
-            for i, row in enumerate(rows)], warnings
+    return [
+        {"value": row.tolist() if finite[i] else [v if np.isfinite(v) else None for v in row.tolist()]}
+        for i, row in enumerate(rows)
+    ], warnings
 
 
 def _json_type(value: Any) -> str:
-    return {dict: "object", list: "array", str: "string", bool: "boolean", int: "number", float: "number"}.get(type(value), "null")
+    return {dict: "object", list: "array", str: "string", bool: "boolean", int: "number", float: "number"}.get(
+        type(value), "null"
+    )

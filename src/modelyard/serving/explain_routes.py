@@ -58,18 +58,29 @@ class ExplainResponse(BaseModel):
     task: str
     explained_output: str
     details: dict[str, Any]
-    explanations: list[dict[str, Any]] = Field(..., description=(
-        "Per instance: target, label, output, attribution_sum, baseline_output (IG, SHAP), convergence_delta (IG), "
-        "attributions (raw input shape), top_features [{feature, value, contribution}] (tabular) or heatmap_png "
-        "(base64 PNG, image models)"))
+    explanations: list[dict[str, Any]] = Field(
+        ...,
+        description=(
+            "Per instance: target, label, output, attribution_sum, baseline_output (IG, SHAP), convergence_delta (IG), "
+            "attributions (raw input shape), top_features [{feature, value, contribution}] (tabular) or heatmap_png "
+            "(base64 PNG, image models)"
+        ),
+    )
 
 
-_REQUEST_DOC: dict[str, Any] = {"requestBody": {"required": True, "content": {
-    "application/json": {"schema": ExplainRequest.model_json_schema()},
-    "multipart/form-data": {"schema": {"type": "object", "properties": {"file": {"type": "string", "format": "binary"}}}},
-    "image/png": {"schema": {"type": "string", "format": "binary"}},
-    "image/jpeg": {"schema": {"type": "string", "format": "binary"}},
-}}}
+_REQUEST_DOC: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": ExplainRequest.model_json_schema()},
+            "multipart/form-data": {
+                "schema": {"type": "object", "properties": {"file": {"type": "string", "format": "binary"}}}
+            },
+            "image/png": {"schema": {"type": "string", "format": "binary"}},
+            "image/jpeg": {"schema": {"type": "string", "format": "binary"}},
+        },
+    }
+}
 
 
 class _Slot:
@@ -92,7 +103,9 @@ class _Slot:
 def add_explain_routes(app: FastAPI, *, max_instances: int = MAX_INSTANCES) -> None:
     """Declare both explain routes on ``app`` (its ``state.models`` and ``state.config``)."""
     slots: dict[str, _Slot] = {}
-    errors: dict[int | str, dict[str, Any]] = {code: {"model": ErrorResponse} for code in (400, 404, 413, 415, 422, 503)}
+    errors: dict[int | str, dict[str, Any]] = {
+        code: {"model": ErrorResponse} for code in (400, 404, 413, 415, 422, 503)
+    }
 
     async def run(request: Request, name: str, version: int | None) -> Response:
         from modelyard.explaining.api import ExplainOptions
@@ -102,16 +115,23 @@ def add_explain_routes(app: FastAPI, *, max_instances: int = MAX_INSTANCES) -> N
         options = ExplainOptions.make(**fields).model_dump()  # unknown or invalid fields: 422 naming them
         slot = slots.setdefault(served.ref, _Slot(served.predictor))
         if slot.waiting >= MAX_WAITING:
-            raise QueueFullError(f"Model {served.ref} has {slot.waiting} explanations waiting: expected at most "
-                                 f"{MAX_WAITING}; retry shortly", retry_after=2)
+            raise QueueFullError(
+                f"Model {served.ref} has {slot.waiting} explanations waiting: expected at most "
+                f"{MAX_WAITING}; retry shortly",
+                retry_after=2,
+            )
         slot.waiting += 1
         try:
             async with slot.lock:
                 result = await asyncio.to_thread(slot.explain, raw, options)
         finally:
             slot.waiting -= 1
-        body = {"model": served.name, "version": served.version, "ref": served.ref,
-                **{k: v for k, v in result.to_dict().items() if k != "model"}}
+        body = {
+            "model": served.name,
+            "version": served.version,
+            "ref": served.ref,
+            **{k: v for k, v in result.to_dict().items() if k != "model"},
+        }
         return Response(_dumps(body), media_type="application/json")
 
     async def explain_latest(name: str, request: Request) -> Response:
@@ -124,8 +144,15 @@ def add_explain_routes(app: FastAPI, *, max_instances: int = MAX_INSTANCES) -> N
         ("/v1/models/{name}/explain", explain_latest, "Explain the latest served version's outputs"),
         ("/v1/models/{name}/versions/{version}/explain", explain_version, "Explain one served version's outputs"),
     ):
-        app.add_api_route(path, endpoint, methods=["POST"], response_model=ExplainResponse, responses=errors,
-                          openapi_extra=_REQUEST_DOC, summary=summary)
+        app.add_api_route(
+            path,
+            endpoint,
+            methods=["POST"],
+            response_model=ExplainResponse,
+            responses=errors,
+            openapi_extra=_REQUEST_DOC,
+            summary=summary,
+        )
 
 
 async def _decode(request: Request, served: Any, config: Any, max_instances: int) -> tuple[np.ndarray, dict[str, Any]]:
@@ -135,37 +162,52 @@ async def _decode(request: Request, served: Any, config: Any, max_instances: int
     if ctype == "application/json":
         payload = parse_json(await request.body(), max_depth=config.max_json_depth)
         if not isinstance(payload, dict):
-            raise InvalidInstancesError('Invalid request body: expected a JSON object {"instances": [...], "method": ...}')
+            raise InvalidInstancesError(
+                'Invalid request body: expected a JSON object {"instances": [...], "method": ...}'
+            )
         options.update({k: v for k, v in payload.items() if k != "instances"})
         instances = payload.get("instances")
         if isinstance(instances, list) and len(instances) > max_instances:
             raise _too_many(len(instances), max_instances)
-        raw = instances_array({"instances": instances} if "instances" in payload else {},
-                              served.input_shape, served.input_dtype)
+        raw = instances_array(
+            {"instances": instances} if "instances" in payload else {}, served.input_shape, served.input_dtype
+        )
     elif ctype in _IMAGE_TYPES:
-        raw = image_array(await request.body(), served.input_shape, source="upload",
-                          max_pixels=config.max_image_pixels)[None]
+        raw = image_array(
+            await request.body(), served.input_shape, source="upload", max_pixels=config.max_image_pixels
+        )[None]
     elif ctype == "multipart/form-data":
         from starlette.datastructures import UploadFile
 
         async with request.form(max_files=max_instances, max_fields=max_instances) as form:
-            files = [(f"{key}={value.filename or 'upload'}", await value.read())
-                     for key, value in form.multi_items() if isinstance(value, UploadFile)]
+            files = [
+                (f"{key}={value.filename or 'upload'}", await value.read())
+                for key, value in form.multi_items()
+                if isinstance(value, UploadFile)
+            ]
         if not files:
             raise MalformedRequestError("Multipart upload without a file: expected one or more PNG/JPEG file fields")
-        raw = np.stack([image_array(data, served.input_shape, source=source, max_pixels=config.max_image_pixels)
-                        for source, data in files])
+        raw = np.stack(
+            [
+                image_array(data, served.input_shape, source=source, max_pixels=config.max_image_pixels)
+                for source, data in files
+            ]
+        )
     else:
         raise UnsupportedMediaTypeError(
-            f"Unsupported Content-Type {ctype!r}: expected application/json, image/png, image/jpeg or multipart/form-data")
+            f"Unsupported Content-Type {ctype!r}: expected application/json, image/png, image/jpeg or multipart/form-data"
+        )
     if len(raw) > max_instances:
         raise _too_many(len(raw), max_instances)
     return raw, options
 
 
 def _too_many(received: int, limit: int) -> BodyTooLargeError:
-    return BodyTooLargeError(f"Too many instances to explain: expected at most {limit} per request, received {received}; "
-                             f"send them in smaller requests", field="instances")
+    return BodyTooLargeError(
+        f"Too many instances to explain: expected at most {limit} per request, received {received}; "
+        f"send them in smaller requests",
+        field="instances",
+    )
 
 
 def _dumps(body: dict[str, Any]) -> bytes:

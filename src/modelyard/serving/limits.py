@@ -35,8 +35,11 @@ _NOT_STRUCTURE = bytes(b for b in range(256) if b not in b'[]{}"')
 
 def _problem(status: int, error: str, message: str) -> tuple[dict[str, Any], bytes]:
     body = json.dumps({"error": error, "message": message}).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-               (b"connection", b"close")]
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"connection", b"close"),
+    ]
     return {"type": "http.response.start", "status": status, "headers": headers}, body
 
 
@@ -54,11 +57,17 @@ class BodyLimitMiddleware:
         limit = self.max_body_bytes
         declared = _content_length(scope)
         if declared == -1:
-            await self._reject(send, 400, "MalformedRequestError", "Invalid Content-Length header: expected a non-negative integer")
+            await self._reject(
+                send, 400, "MalformedRequestError", "Invalid Content-Length header: expected a non-negative integer"
+            )
             return
         if declared is not None and declared > limit:
-            await self._reject(send, 413, "BodyTooLargeError",
-                               f"Request body too large: expected at most {limit} bytes, received a Content-Length of {declared}")
+            await self._reject(
+                send,
+                413,
+                "BodyTooLargeError",
+                f"Request body too large: expected at most {limit} bytes, received a Content-Length of {declared}",
+            )
             return
         received = 0
         started = False
@@ -69,7 +78,9 @@ class BodyLimitMiddleware:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
-                    raise BodyTooLargeError(f"Request body too large: expected at most {limit} bytes, received more than that")
+                    raise BodyTooLargeError(
+                        f"Request body too large: expected at most {limit} bytes, received more than that"
+                    )
             return message
 
         async def tracking_send(message: dict[str, Any]) -> None:
@@ -136,7 +147,9 @@ def _parse_slowly(body: bytes) -> Any:
     try:
         return json.loads(text, parse_constant=_refuse_constant)
     except _NonFiniteLiteral as exc:
-        raise InvalidInstancesError(f"Invalid number {exc} in the request: expected finite numbers (strict JSON has no NaN or Infinity)") from None
+        raise InvalidInstancesError(
+            f"Invalid number {exc} in the request: expected finite numbers (strict JSON has no NaN or Infinity)"
+        ) from None
     except json.JSONDecodeError as exc:
         raise MalformedRequestError(f"Malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
     except RecursionError:  # a backstop: parse_json's nesting_depth already bounds what reaches here

@@ -31,18 +31,38 @@ class ServeMetrics:
     def __init__(self, max_batch_size: int = 64) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         reg = self.registry
-        self.requests = Counter("modelyard_requests", "HTTP requests by route, model and status code",
-                                ["route", "model", "code"], registry=reg)
-        self.latency = Histogram("modelyard_request_latency_seconds", "Request latency until the full response",
-                                 ["route", "model"], buckets=_LATENCY_BUCKETS, registry=reg)
+        self.requests = Counter(
+            "modelyard_requests",
+            "HTTP requests by route, model and status code",
+            ["route", "model", "code"],
+            registry=reg,
+        )
+        self.latency = Histogram(
+            "modelyard_request_latency_seconds",
+            "Request latency until the full response",
+            ["route", "model"],
+            buckets=_LATENCY_BUCKETS,
+            registry=reg,
+        )
         sizes = sorted({1, 2, 4, 8, 16, 32, 64, 128, 256, 512, max_batch_size})
-        self.batch_size = Histogram("modelyard_batch_size", "Rows per forward pass", ["model"],
-                                    buckets=[s for s in sizes if s <= max_batch_size], registry=reg)
-        self.batch_latency = Histogram("modelyard_batch_latency_seconds", "Time of one forward pass", ["model"],
-                                       buckets=_LATENCY_BUCKETS, registry=reg)
+        self.batch_size = Histogram(
+            "modelyard_batch_size",
+            "Rows per forward pass",
+            ["model"],
+            buckets=[s for s in sizes if s <= max_batch_size],
+            registry=reg,
+        )
+        self.batch_latency = Histogram(
+            "modelyard_batch_latency_seconds",
+            "Time of one forward pass",
+            ["model"],
+            buckets=_LATENCY_BUCKETS,
+            registry=reg,
+        )
         self.queue_depth = Gauge("modelyard_queue_depth", "Requests waiting for a batch", ["model"], registry=reg)
-        self.nonfinite = Counter("modelyard_nonfinite_outputs", "Instances whose model outputs were NaN or Infinity",
-                                 ["model"], registry=reg)
+        self.nonfinite = Counter(
+            "modelyard_nonfinite_outputs", "Instances whose model outputs were NaN or Infinity", ["model"], registry=reg
+        )
 
     def batch_observer(self, model: str) -> Callable[[int, float], None]:
         size, latency = self.batch_size.labels(model=model), self.batch_latency.labels(model=model)
@@ -63,7 +83,9 @@ class ServeMetrics:
 class MetricsMiddleware:
     """Counts and times every HTTP request, including those answered by other middleware."""
 
-    def __init__(self, app: Any, metrics: ServeMetrics, routes: Callable[[], list[Any]], models: Callable[[str], bool]) -> None:
+    def __init__(
+        self, app: Any, metrics: ServeMetrics, routes: Callable[[], list[Any]], models: Callable[[str], bool]
+    ) -> None:
         self.app = app
         self.metrics = metrics
         self._routes = routes

@@ -25,8 +25,9 @@ __all__ = ["ServedModel"]
 class ServedModel:
     """A Predictor behind a batcher; the app keeps one per served ``name:version``."""
 
-    def __init__(self, predictor: Any, config: ServeConfig, metrics: ServeMetrics, *,
-                 backend: BackendChoice | None = None) -> None:
+    def __init__(
+        self, predictor: Any, config: ServeConfig, metrics: ServeMetrics, *, backend: BackendChoice | None = None
+    ) -> None:
         self.predictor = predictor
         self.name: str = predictor.version.name
         self.version: int = int(predictor.version.version)
@@ -39,8 +40,12 @@ class ServedModel:
         self.choice = backend or select_backend(predictor, config.backend, max_batch_size=config.max_batch_size)
         self.metrics = metrics
         self.batcher = DynamicBatcher(
-            self.choice.backend.predict_array, max_batch_size=config.max_batch_size, max_wait_ms=config.max_wait_ms,
-            max_queue=config.max_queue, timeout_s=config.timeout, name=self.ref,
+            self.choice.backend.predict_array,
+            max_batch_size=config.max_batch_size,
+            max_wait_ms=config.max_wait_ms,
+            max_queue=config.max_queue,
+            timeout_s=config.timeout,
+            name=self.ref,
             on_batch=metrics.batch_observer(self.name),
         )
         metrics.watch_queue(self.name, lambda: self.batcher.queue_depth)
@@ -50,8 +55,10 @@ class ServedModel:
         return self.features(instances_array(payload, self.input_shape, self.input_dtype))
 
     def decode_images(self, images: list[tuple[str, bytes]]) -> torch.Tensor:
-        arrays = [image_array(data, self.input_shape, source=source, max_pixels=self.config.max_image_pixels)
-                  for source, data in images]
+        arrays = [
+            image_array(data, self.input_shape, source=source, max_pixels=self.config.max_image_pixels)
+            for source, data in images
+        ]
         return self.features(np.stack(arrays))
 
     def features(self, raw: np.ndarray) -> torch.Tensor:
@@ -69,8 +76,14 @@ class ServedModel:
         records, warnings = encode_predictions(out, self.task, self.predictor.labels_from)
         if warnings:
             self.metrics.nonfinite.labels(model=self.name).inc(sum(1 for r in records if _has_null(r)))
-        return {"model": self.name, "version": self.version, "ref": self.ref, "backend": self.choice.backend.name,
-                "predictions": records, "warnings": warnings}
+        return {
+            "model": self.name,
+            "version": self.version,
+            "ref": self.ref,
+            "backend": self.choice.backend.name,
+            "predictions": records,
+            "warnings": warnings,
+        }
 
     async def start(self) -> None:
         """Start the batch worker and run one forward pass so the first request is not slow."""
@@ -81,10 +94,19 @@ class ServedModel:
     def describe(self, latest: bool) -> dict[str, Any]:
         base = f"/v1/models/{self.name}"
         return {
-            "name": self.name, "version": self.version, "ref": self.ref, "latest": latest, "task": self.task,
-            "input_schema": self.predictor.schema(), "backend": self.choice.info,
-            "batching": {"max_batch_size": self.config.max_batch_size, "max_wait_ms": self.config.max_wait_ms,
-                         "max_queue": self.config.max_queue, "timeout_s": self.config.timeout},
+            "name": self.name,
+            "version": self.version,
+            "ref": self.ref,
+            "latest": latest,
+            "task": self.task,
+            "input_schema": self.predictor.schema(),
+            "backend": self.choice.info,
+            "batching": {
+                "max_batch_size": self.config.max_batch_size,
+                "max_wait_ms": self.config.max_wait_ms,
+                "max_queue": self.config.max_queue,
+                "timeout_s": self.config.timeout,
+            },
             "endpoints": [f"{base}/versions/{self.version}/predict"] + ([f"{base}/predict"] if latest else []),
         }
 

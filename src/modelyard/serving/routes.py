@@ -22,7 +22,12 @@ from starlette.requests import Request
 
 from modelyard.errors import ModelyardError
 from modelyard.serving.config import ServeConfig
-from modelyard.serving.errors import InvalidInstancesError, MalformedRequestError, QueueFullError, UnsupportedMediaTypeError
+from modelyard.serving.errors import (
+    InvalidInstancesError,
+    MalformedRequestError,
+    QueueFullError,
+    UnsupportedMediaTypeError,
+)
 from modelyard.serving.limits import parse_json
 
 __all__ = ["PredictRoutes", "error_body", "LATEST_ROUTE", "VERSION_ROUTE"]
@@ -52,8 +57,15 @@ def _match(path: str) -> tuple[str, str | None] | None:
     parts = path.split("/")
     if len(parts) == 5 and parts[1] == "v1" and parts[2] == "models" and parts[4] == "predict" and parts[3]:
         return parts[3], None
-    if (len(parts) == 7 and parts[1] == "v1" and parts[2] == "models" and parts[4] == "versions"
-            and parts[6] == "predict" and parts[3] and parts[5]):
+    if (
+        len(parts) == 7
+        and parts[1] == "v1"
+        and parts[2] == "models"
+        and parts[4] == "versions"
+        and parts[6] == "predict"
+        and parts[3]
+        and parts[5]
+    ):
         return parts[3], parts[5]
     return None
 
@@ -83,11 +95,19 @@ class PredictRoutes:
         except ModelyardError as exc:
             status, headers, body = error_body(exc)
         except StarletteHTTPException as exc:  # multipart limits (too many files or fields)
-            status, body = exc.status_code, json.dumps({"error": "MalformedRequestError", "message": str(exc.detail)}).encode()
+            status, body = (
+                exc.status_code,
+                json.dumps({"error": "MalformedRequestError", "message": str(exc.detail)}).encode(),
+            )
         except _Disconnected:
             return
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [*_JSON_HEADERS, (b"content-length", str(len(body)).encode()), *headers]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [*_JSON_HEADERS, (b"content-length", str(len(body)).encode()), *headers],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
     async def _decode(self, model: Any, scope: dict[str, Any], receive: Any) -> Any:
@@ -100,22 +120,31 @@ class PredictRoutes:
         if ctype == "multipart/form-data":
             from starlette.datastructures import UploadFile
 
-            async with Request(scope, receive).form(max_files=config.max_batch_size, max_fields=config.max_batch_size) as form:
-                files = [(f"{key}={value.filename or 'upload'}", await value.read())
-                         for key, value in form.multi_items() if isinstance(value, UploadFile)]
+            async with Request(scope, receive).form(
+                max_files=config.max_batch_size, max_fields=config.max_batch_size
+            ) as form:
+                files = [
+                    (f"{key}={value.filename or 'upload'}", await value.read())
+                    for key, value in form.multi_items()
+                    if isinstance(value, UploadFile)
+                ]
             if not files:
-                raise MalformedRequestError("Multipart upload without a file: expected one or more PNG/JPEG file fields")
+                raise MalformedRequestError(
+                    "Multipart upload without a file: expected one or more PNG/JPEG file fields"
+                )
             return model.decode_images(files)
         raise UnsupportedMediaTypeError(
-            f"Unsupported Content-Type {ctype!r}: expected application/json, image/png, image/jpeg or multipart/form-data")
+            f"Unsupported Content-Type {ctype!r}: expected application/json, image/png, image/jpeg or multipart/form-data"
+        )
 
 
 def _version(text: str | None) -> int | None:
     if text is None:
         return None
     if not text.isdigit():
-        raise InvalidInstancesError(f"Invalid value for `version` in the path: expected a positive integer, received {text!r}",
-                                    field="version")
+        raise InvalidInstancesError(
+            f"Invalid value for `version` in the path: expected a positive integer, received {text!r}", field="version"
+        )
     return int(text)
 
 

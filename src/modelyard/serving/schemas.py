@@ -11,13 +11,21 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-__all__ = ["PredictRequest", "Prediction", "PredictResponse", "ErrorResponse", "ModelInfo", "ModelList",
-           "PREDICT_REQUEST_DOC"]
+__all__ = [
+    "PredictRequest",
+    "Prediction",
+    "PredictResponse",
+    "ErrorResponse",
+    "ModelInfo",
+    "ModelList",
+    "PREDICT_REQUEST_DOC",
+]
 
 
 class PredictRequest(BaseModel):
-    instances: list[Any] = Field(..., description="Raw samples, each of the model's `input_shape` (see GET /v1/models)",
-                                 examples=[[[0.0, 1.0]]])
+    instances: list[Any] = Field(
+        ..., description="Raw samples, each of the model's `input_shape` (see GET /v1/models)", examples=[[[0.0, 1.0]]]
+    )
 
 
 class Prediction(BaseModel):
@@ -63,8 +71,12 @@ PREDICT_REQUEST_DOC: dict[str, Any] = {
         "content": {
             "application/json": {"schema": PredictRequest.model_json_schema()},
             "multipart/form-data": {
-                "schema": {"type": "object", "properties": {"file": {"type": "string", "format": "binary"}},
-                           "description": "One or more PNG/JPEG files (any field name), one instance each"}},
+                "schema": {
+                    "type": "object",
+                    "properties": {"file": {"type": "string", "format": "binary"}},
+                    "description": "One or more PNG/JPEG files (any field name), one instance each",
+                }
+            },
             "image/png": {"schema": {"type": "string", "format": "binary"}},
             "image/jpeg": {"schema": {"type": "string", "format": "binary"}},
         },

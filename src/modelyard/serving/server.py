@@ -66,8 +66,14 @@ def app_factory() -> Any:
 
 
 def _uvicorn_options(config: ServeConfig) -> dict[str, Any]:
-    return {"host": config.host, "port": config.port, "log_level": config.log_level, "lifespan": "on",
-            "timeout_graceful_shutdown": int(config.timeout) + 5, "server_header": False}
+    return {
+        "host": config.host,
+        "port": config.port,
+        "log_level": config.log_level,
+        "lifespan": "on",
+        "timeout_graceful_shutdown": int(config.timeout) + 5,
+        "server_header": False,
+    }
 
 
 def run(refs: Sequence[Any], config: ServeConfig, home: str | Path | None = None) -> None:
@@ -79,8 +85,11 @@ def run(refs: Sequence[Any], config: ServeConfig, home: str | Path | None = None
         uvicorn.Server(uvicorn.Config(app, **_uvicorn_options(config))).run()
         return
     if not all(isinstance(r, str) for r in refs):
-        raise SpecError("Invalid value for `serve.workers`: several workers load models by reference; "
-                        "expected name[:N] strings, received Predictor objects", field="serve.workers")
+        raise SpecError(
+            "Invalid value for `serve.workers`: several workers load models by reference; "
+            "expected name[:N] strings, received Predictor objects",
+            field="serve.workers",
+        )
     from modelyard.store import ModelStore
 
     store = ModelStore(home)
@@ -92,4 +101,6 @@ def run(refs: Sequence[Any], config: ServeConfig, home: str | Path | None = None
         os.environ[_HOME_ENV] = str(Path(home).expanduser().resolve())
     if config.api_key is not None:
         os.environ[API_KEY_ENV] = config.key() or ""
-    uvicorn.run("modelyard.serving.server:app_factory", factory=True, workers=config.workers, **_uvicorn_options(config))
+    uvicorn.run(
+        "modelyard.serving.server:app_factory", factory=True, workers=config.workers, **_uvicorn_options(config)
+    )

@@ -12,8 +12,8 @@ by run id or ``name:version``, never by a path::
 
 from __future__ import annotations
 
-from modelyard.store.paths import home
 from modelyard.store.models import ModelStore
+from modelyard.store.paths import home
 from modelyard.store.records import ModelVersion, RunRecord
 from modelyard.store.runs import RUN_STATUSES, RunStore
 

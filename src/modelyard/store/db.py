@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
+    URL,
     DateTime,
     Engine,
     Float,
@@ -34,7 +35,6 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
-    URL,
     create_engine,
     event,
     insert,
@@ -290,7 +290,9 @@ def database(root: Path | None = None) -> Database:
         if db is None:
             paths.ensure_dir(root)
             path = paths.db_path(root)
-            engine = create_engine(URL.create("sqlite", database=str(path)), connect_args={"timeout": BUSY_TIMEOUT_MS / 1000})
+            engine = create_engine(
+                URL.create("sqlite", database=str(path)), connect_args={"timeout": BUSY_TIMEOUT_MS / 1000}
+            )
             _install_sqlite_hooks(engine)
             db = Database(path=path, engine=engine)
             try:

@@ -24,10 +24,10 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from modelyard._files import dumps_json
 from modelyard.errors import InputError, NotFoundError, StoreError
 from modelyard.store import paths
 from modelyard.store.db import Database, MetaRow, ModelVersionRow, database, utcnow
-from modelyard._files import dumps_json
 from modelyard.store.records import (
     LINEAGE_FILE,
     METRICS_FILE,
@@ -72,9 +72,14 @@ def _extra_files(extra: Mapping[str, bytes] | None) -> dict[str, bytes]:
                 field="extra_files",
             )
         if not isinstance(data, bytes):
-            raise StoreError(f"Invalid value for `{field}`: expected bytes, received {type(data).__name__}", field="extra_files")
+            raise StoreError(
+                f"Invalid value for `{field}`: expected bytes, received {type(data).__name__}", field="extra_files"
+            )
         if name.lower().endswith(_PICKLE_SUFFIXES) or _looks_pickled(data):
-            raise StoreError(f"Refused `{field}`: pickle data is not stored (it runs code when loaded); use JSON or safetensors", field="extra_files")
+            raise StoreError(
+                f"Refused `{field}`: pickle data is not stored (it runs code when loaded); use JSON or safetensors",
+                field="extra_files",
+            )
         out[name] = data
     return out
 
@@ -157,8 +162,11 @@ class ModelStore:
         }
         tensors = _cpu_tensors(state_dict)
         row = ModelVersionRow(
-            name=name, run_id=run_id, metrics_json=files[METRICS_FILE].decode(),
-            lineage_json=files[LINEAGE_FILE].decode(), task=task or _infer_task(spec),
+            name=name,
+            run_id=run_id,
+            metrics_json=files[METRICS_FILE].decode(),
+            lineage_json=files[LINEAGE_FILE].decode(),
+            task=task or _infer_task(spec),
             description=description if description is not None else str(spec.get("description") or ""),
         )
         parent = paths.ensure_dir(paths.model_dir(self.home, name))
@@ -182,14 +190,22 @@ class ModelStore:
                 with self.db.session(write=True) as session:
                     if row.run_id is not None:  # a retried run registers at most one version
                         existing = session.scalars(
-                            select(ModelVersionRow).where(ModelVersionRow.run_id == row.run_id)
-                            .order_by(ModelVersionRow.version).limit(1)
+                            select(ModelVersionRow)
+                            .where(ModelVersionRow.run_id == row.run_id)
+                            .order_by(ModelVersionRow.version)
+                            .limit(1)
                         ).first()
                         if existing is not None:
-                            logger.info("run %s already registered %s:%d; not registering again",
-                                        row.run_id, existing.name, existing.version)
+                            logger.info(
+                                "run %s already registered %s:%d; not registering again",
+                                row.run_id,
+                                existing.name,
+                                existing.version,
+                            )
                             return self._version(existing)
-                    last = session.scalar(select(func.max(ModelVersionRow.version)).where(ModelVersionRow.name == row.name))
+                    last = session.scalar(
+                        select(func.max(ModelVersionRow.version)).where(ModelVersionRow.name == row.name)
+                    )
                     hwm = session.get(MetaRow, hwm_key)
                     version = max(last or 0, int(hwm.value) if hwm else 0) + 1
                     target = paths.model_dir(self.home, row.name, version)
@@ -212,7 +228,9 @@ class ModelStore:
                     continue
                 raise
             return model_version(row, target)
-        raise StoreError(f"Could not register model {row.name!r}: version clash persisted after {_ATTEMPTS} attempts", field="name")
+        raise StoreError(
+            f"Could not register model {row.name!r}: version clash persisted after {_ATTEMPTS} attempts", field="name"
+        )
 
     def get(self, ref: str) -> ModelVersion:
         """``"name"`` / ``"name:latest"`` (newest version) or ``"name:N"``."""
@@ -235,7 +253,9 @@ class ModelStore:
 
     def names(self) -> builtins.list[str]:
         with self.db.session() as session:
-            return builtins.list(session.scalars(select(ModelVersionRow.name).distinct().order_by(ModelVersionRow.name)))
+            return builtins.list(
+                session.scalars(select(ModelVersionRow.name).distinct().order_by(ModelVersionRow.name))
+            )
 
     def delete(self, ref: str) -> ModelVersion:
         """Remove one version (row and folder). Needs ``name:N`` or ``name:latest``."""
@@ -289,7 +309,9 @@ class ModelStore:
             select(ModelVersionRow.version).where(ModelVersionRow.name == name).order_by(ModelVersionRow.version)
         ).all()
         if not existing:
-            names = builtins.list(session.scalars(select(ModelVersionRow.name).distinct().order_by(ModelVersionRow.name)))
+            names = builtins.list(
+                session.scalars(select(ModelVersionRow.name).distinct().order_by(ModelVersionRow.name))
+            )
             raise NotFoundError(unknown_name_message(name, names), field="ref")
         raise NotFoundError(
             f"Model {name!r} has no version {version}; its versions are {', '.join(map(str, existing))}",

@@ -13,8 +13,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from modelyard.errors import NotFoundError, StoreError
 from modelyard._files import read_json, to_jsonable
+from modelyard.errors import NotFoundError, StoreError
 
 if TYPE_CHECKING:
     import torch
@@ -64,21 +64,39 @@ class RunRecord:
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form for the CLI and the server."""
         return {
-            "id": self.id, "name": self.name, "status": self.status, "spec": self.spec, "env": self.env,
-            "created_at": _iso(self.created_at), "started_at": _iso(self.started_at),
-            "finished_at": _iso(self.finished_at), "heartbeat_at": _iso(self.heartbeat_at),
-            "duration_s": self.duration_s, "error": self.error, "model_ref": self.model_ref,
-            "summary": self.summary, "history": to_jsonable(self.history),  # NaN → None
+            "id": self.id,
+            "name": self.name,
+            "status": self.status,
+            "spec": self.spec,
+            "env": self.env,
+            "created_at": _iso(self.created_at),
+            "started_at": _iso(self.started_at),
+            "finished_at": _iso(self.finished_at),
+            "heartbeat_at": _iso(self.heartbeat_at),
+            "duration_s": self.duration_s,
+            "error": self.error,
+            "model_ref": self.model_ref,
+            "summary": self.summary,
+            "history": to_jsonable(self.history),  # NaN → None
         }
 
 
 def run_record(row: RunRow, history: list[dict[str, Any]], path: Path) -> RunRecord:
     return RunRecord(
-        id=row.id, name=row.name, status=row.status, spec=json.loads(row.spec_json),
-        env=json.loads(row.env_json), created_at=row.created_at, started_at=row.started_at,
-        finished_at=row.finished_at, heartbeat_at=row.heartbeat_at, error=row.error,
-        model_ref=row.model_ref, summary=json.loads(row.summary_json) if row.summary_json else {},
-        history=history, path=path,
+        id=row.id,
+        name=row.name,
+        status=row.status,
+        spec=json.loads(row.spec_json),
+        env=json.loads(row.env_json),
+        created_at=row.created_at,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+        heartbeat_at=row.heartbeat_at,
+        error=row.error,
+        model_ref=row.model_ref,
+        summary=json.loads(row.summary_json) if row.summary_json else {},
+        history=history,
+        path=path,
     )
 
 
@@ -120,30 +138,50 @@ class ModelVersion:
         try:
             return load_file(str(weights), device=device)
         except (SafetensorError, OSError) as exc:
-            raise StoreError(f"Weights of model {self.ref} are unreadable ({weights}): {exc}", field="weights") from None
+            raise StoreError(
+                f"Weights of model {self.ref} are unreadable ({weights}): {exc}", field="weights"
+            ) from None
 
     def read_file(self, filename: str) -> bytes:
         """An extra file given at registration (``extra_files``), by its plain name."""
         if "/" in filename or "\\" in filename or filename.startswith("."):
-            raise StoreError(f"Invalid file name {filename!r}: expected a plain name such as notes.md", field="filename")
+            raise StoreError(
+                f"Invalid file name {filename!r}: expected a plain name such as notes.md", field="filename"
+            )
         target = self.path / filename
         if not target.is_file():
             present = sorted(p.name for p in self.path.iterdir() if p.is_file())
-            raise NotFoundError(f"Model {self.ref} has no file {filename!r}; it has {', '.join(present)}", field="filename")
+            raise NotFoundError(
+                f"Model {self.ref} has no file {filename!r}; it has {', '.join(present)}", field="filename"
+            )
         return target.read_bytes()
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form for the CLI and the server."""
         return {
-            "name": self.name, "version": self.version, "ref": self.ref, "run_id": self.run_id,
-            "created_at": _iso(self.created_at), "metrics": self.metrics, "lineage": self.lineage,
-            "task": self.task, "description": self.description, "size_bytes": self.size_bytes,
+            "name": self.name,
+            "version": self.version,
+            "ref": self.ref,
+            "run_id": self.run_id,
+            "created_at": _iso(self.created_at),
+            "metrics": self.metrics,
+            "lineage": self.lineage,
+            "task": self.task,
+            "description": self.description,
+            "size_bytes": self.size_bytes,
         }
 
 
 def model_version(row: ModelVersionRow, path: Path) -> ModelVersion:
     return ModelVersion(
-        name=row.name, version=row.version, run_id=row.run_id, created_at=row.created_at,
-        metrics=json.loads(row.metrics_json or "{}"), lineage=json.loads(row.lineage_json or "{}"),
-        task=row.task, description=row.description or "", path=path, size_bytes=row.size_bytes,
+        name=row.name,
+        version=row.version,
+        run_id=row.run_id,
+        created_at=row.created_at,
+        metrics=json.loads(row.metrics_json or "{}"),
+        lineage=json.loads(row.lineage_json or "{}"),
+        task=row.task,
+        description=row.description or "",
+        path=path,
+        size_bytes=row.size_bytes,
     )

@@ -24,11 +24,11 @@ from sqlalchemy import delete, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from modelyard._files import dumps_json
 from modelyard.errors import InputError, NotFoundError, SpecError, StoreError
 from modelyard.registry import closest
 from modelyard.store import paths
 from modelyard.store.db import Database, MetricRow, RunRow, database, utcnow
-from modelyard._files import dumps_json
 from modelyard.store.records import RunRecord, run_record
 
 if TYPE_CHECKING:
@@ -96,8 +96,9 @@ class RunStore:
         spec_json, env_json = dumps_json(spec_dict, "spec"), dumps_json(dict(env or {}), "env")
         for _attempt in range(5):
             now = _now()
-            row = RunRow(id=_new_id(now), name=name, status="queued", spec_json=spec_json,
-                         env_json=env_json, created_at=now)
+            row = RunRow(
+                id=_new_id(now), name=name, status="queued", spec_json=spec_json, env_json=env_json, created_at=now
+            )
             try:
                 with self.db.session(write=True) as session:
                     session.add(row)
@@ -165,8 +166,11 @@ class RunStore:
         with self.db.session(write=True) as session:
             row = self._resolve(session, run_id)
             if pending.rows:
-                session.execute(delete(MetricRow).where(
-                    MetricRow.run_id == row.id, MetricRow.epoch == epoch, MetricRow.key.in_(pending.rows)))
+                session.execute(
+                    delete(MetricRow).where(
+                        MetricRow.run_id == row.id, MetricRow.epoch == epoch, MetricRow.key.in_(pending.rows)
+                    )
+                )
                 session.add_all(MetricRow(run_id=row.id, epoch=epoch, key=k, value=v) for k, v in pending.rows.items())
             if row.status == "running":
                 row.heartbeat_at = _now()
@@ -231,7 +235,9 @@ class RunStore:
 
     # -- internals -------------------------------------------------------------------
 
-    def _transition(self, run_id: str, allowed: tuple[str, ...], apply: Callable[[RunRow, datetime], None]) -> RunRecord:
+    def _transition(
+        self, run_id: str, allowed: tuple[str, ...], apply: Callable[[RunRow, datetime], None]
+    ) -> RunRecord:
         with self.db.session(write=True) as session:
             row = self._resolve(session, run_id)
             now = _now()
@@ -259,8 +265,10 @@ class RunStore:
             return row
         # A prefix of the whole id or of its random part (after "r-YYYYMMDD-").
         found = session.scalars(
-            select(RunRow).where(or_(RunRow.id.startswith(text), RunRow.id.like(f"r-________-{text}%")))
-            .order_by(RunRow.created_at.desc()).limit(6)
+            select(RunRow)
+            .where(or_(RunRow.id.startswith(text), RunRow.id.like(f"r-________-{text}%")))
+            .order_by(RunRow.created_at.desc())
+            .limit(6)
         ).all()
         if len(found) == 1:
             return found[0]
@@ -270,7 +278,9 @@ class RunStore:
         recent = session.scalars(select(RunRow.id).order_by(RunRow.created_at.desc()).limit(1000)).all()
         hint = closest(text, builtins.list(recent))
         extra = f"; did you mean {hint!r}?" if hint else ("" if recent else "; there are no runs yet")
-        raise NotFoundError(f"Unknown run {run_id!r}: no run id (or its part after the date) starts with it{extra}", field="run_id")
+        raise NotFoundError(
+            f"Unknown run {run_id!r}: no run id (or its part after the date) starts with it{extra}", field="run_id"
+        )
 
     def _records(self, session: Session, rows: builtins.list[RunRow]) -> builtins.list[RunRecord]:
         """Rows → records, loading every run's metric history in one query."""
@@ -282,5 +292,7 @@ class RunStore:
             for m in metrics:
                 epoch_row = history[m.run_id].setdefault(m.epoch, {"epoch": m.epoch})
                 epoch_row[m.key] = math.nan if m.value is None else m.value
-        return [run_record(row, [history[row.id][e] for e in sorted(history[row.id])],
-                           paths.run_dir(self.home, row.id)) for row in rows]
+        return [
+            run_record(row, [history[row.id][e] for e in sorted(history[row.id])], paths.run_dir(self.home, row.id))
+            for row in rows
+        ]

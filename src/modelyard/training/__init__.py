@@ -36,8 +36,8 @@ _WHERE = {
 if TYPE_CHECKING:
     from modelyard.training.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
     from modelyard.training.evaluation import evaluate
-    from modelyard.training.losses import LOSSES
     from modelyard.training.loop import FitResult, fit
+    from modelyard.training.losses import LOSSES
     from modelyard.training.optimizers import OPTIMIZERS
     from modelyard.training.schedules import SCHEDULES
 

@@ -23,9 +23,21 @@ def is_plain(module: nn.Module) -> bool:
     replace ``weight`` with a computed property; both must run, so such a module keeps
     going through its own ``forward`` and autograd.
     """
-    if module._forward_hooks or module._forward_pre_hooks or module._backward_hooks or getattr(module, "_backward_pre_hooks", None):
+    if (
+        module._forward_hooks
+        or module._forward_pre_hooks
+        or module._backward_hooks
+        or getattr(module, "_backward_pre_hooks", None)
+    ):
         return False
-    if any(name not in module._parameters for name in ("weight", "bias") if hasattr(module, name) and getattr(module, name) is not None):
+    if any(
+        name not in module._parameters
+        for name in ("weight", "bias")
+        if hasattr(module, name) and getattr(module, name) is not None
+    ):
         return False
-    return not (module_globals._global_forward_hooks or module_globals._global_forward_pre_hooks
-                or module_globals._global_backward_hooks)
+    return not (
+        module_globals._global_forward_hooks
+        or module_globals._global_forward_pre_hooks
+        or module_globals._global_backward_hooks
+    )

@@ -36,9 +36,7 @@ def check_split(split: Any, name: str) -> None:
     """Refuse a split that cannot be trained on, before the first step."""
     if is_tensor_split(split):
         if split.x.shape[0] != split.y.shape[0]:
-            raise DataError(
-                f"Invalid {name} split: {split.x.shape[0]} samples (x) but {split.y.shape[0]} targets (y)"
-            )
+            raise DataError(f"Invalid {name} split: {split.x.shape[0]} samples (x) but {split.y.shape[0]} targets (y)")
         if split.x.shape[0] == 0:
             raise DataError(f"Invalid {name} split: expected at least 1 sample, received 0")
         return
@@ -105,8 +103,15 @@ class InMemoryBatches:
         return self._nhwc.index_select(0, idx).permute(0, 3, 1, 2)  # NHWC rows, seen as NCHW
 
 
-def dataset_loader(dataset: Dataset, *, batch_size: int, shuffle: bool, generator: torch.Generator | None = None,
-                   workers: int = 0, pin_memory: bool = False) -> DataLoader:
+def dataset_loader(
+    dataset: Dataset,
+    *,
+    batch_size: int,
+    shuffle: bool,
+    generator: torch.Generator | None = None,
+    workers: int = 0,
+    pin_memory: bool = False,
+) -> DataLoader:
     """A DataLoader over ``dataset``; one that reads whole batches (``dataset.batched``, such as
     a memory-mapped ``StreamedSplit``) is indexed with each batch's positions at once instead
     of sample by sample (torch's documented "automatic batching disabled" form)."""
@@ -115,8 +120,13 @@ def dataset_loader(dataset: Dataset, *, batch_size: int, shuffle: bool, generato
     common = {"num_workers": workers, "pin_memory": pin_memory, "persistent_workers": False}
     if getattr(dataset, "batched", False):
         order = RandomSampler(dataset, generator=generator) if shuffle else SequentialSampler(dataset)  # type: ignore[arg-type]
-        return DataLoader(dataset, sampler=BatchSampler(order, batch_size, drop_last=False), batch_size=None,
-                          generator=generator, **common)
+        return DataLoader(
+            dataset,
+            sampler=BatchSampler(order, batch_size, drop_last=False),
+            batch_size=None,
+            generator=generator,
+            **common,
+        )
     return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=generator, drop_last=False, **common)
 
 
@@ -142,8 +152,14 @@ class StreamingBatches:
         self.device = device
         self.channels_last = channels_last
         self.batch_size = min(batch_size, len(dataset))  # type: ignore[arg-type]
-        self.loader = dataset_loader(dataset, batch_size=self.batch_size, shuffle=shuffle, generator=generator,
-                                     workers=workers, pin_memory=device.type == "cuda")
+        self.loader = dataset_loader(
+            dataset,
+            batch_size=self.batch_size,
+            shuffle=shuffle,
+            generator=generator,
+            workers=workers,
+            pin_memory=device.type == "cuda",
+        )
 
     def __len__(self) -> int:
         return len(self.loader)

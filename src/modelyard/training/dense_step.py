@@ -15,7 +15,7 @@ smoothing, one-hot targets, distillation's packed targets) then has its exact gr
 A loss that offers ``value_and_grad`` (plain cross-entropy on class indices) skips even
 that: it runs the kernels autograd would, without a graph (~60 µs a step at the MLP's size).
 The backward formulas are torch's own ``*_backward`` kernels, so the gradients equal
-autograd's up to GEMM summation order (tests/unit/test_dense_step.py compares them).
+autograd's up to GEMM summation order (tests/unit/training/test_dense_step.py compares them).
 
 ``precision`` bf16 follows autocast's rules: GEMM inputs are cast to bf16 each step and
 produce bf16, the loss runs in fp32, weight gradients are accumulated into fp32 buffers.
@@ -64,7 +64,9 @@ def _activation(module: nn.Module) -> _Activation | None:
         return _Activation(torch.sigmoid, lambda g, z, y: aten.sigmoid_backward(g, y), False)
     if isinstance(module, nn.GELU):
         a = module.approximate
-        return _Activation(lambda z: F.gelu(z, approximate=a), lambda g, z, y: aten.gelu_backward(g, z, approximate=a), True)
+        return _Activation(
+            lambda z: F.gelu(z, approximate=a), lambda g, z, y: aten.gelu_backward(g, z, approximate=a), True
+        )
     if isinstance(module, nn.SiLU):
         return _Activation(F.silu, lambda g, z, y: aten.silu_backward(g, z), True)
     if isinstance(module, nn.ELU) and module.alpha >= 0:
@@ -74,8 +76,11 @@ def _activation(module: nn.Module) -> _Activation | None:
         return _Activation(F.selu, lambda g, z, y: aten.elu_backward(g, _SELU_ALPHA, _SELU_SCALE, 1, True, y), False)
     if isinstance(module, nn.Softplus):
         beta, threshold = float(module.beta), float(module.threshold)
-        return _Activation(lambda z: F.softplus(z, beta, threshold),
-                           lambda g, z, y: aten.softplus_backward(g, z, beta, threshold), True)
+        return _Activation(
+            lambda z: F.softplus(z, beta, threshold),
+            lambda g, z, y: aten.softplus_backward(g, z, beta, threshold),
+            True,
+        )
     return None
 
 
@@ -107,7 +112,9 @@ def dense_stack(network: nn.Module) -> list[_Op | _Flatten] | None:
     through autograd.
     """
     body = getattr(network, "layers", network)
-    if (type(network).forward is not nn.Sequential.forward and body is network) or not (is_plain(network) and is_plain(body)):
+    if (type(network).forward is not nn.Sequential.forward and body is network) or not (
+        is_plain(network) and is_plain(body)
+    ):
         return None
     ops: list[_Op | _Flatten] = []
     for leaf in leaves(body):

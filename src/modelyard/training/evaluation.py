@@ -79,7 +79,9 @@ def evaluate(
     device = _device_of(network)
     loss_type = loss.type if isinstance(loss, ComponentSpec) else None
     loss_fn = LOSSES.build(loss) if isinstance(loss, ComponentSpec) else loss
-    metric_set = MetricSet(metrics, task=task, num_classes=num_classes, activation=metric_activation(loss_type, network), device=device)
+    metric_set = MetricSet(
+        metrics, task=task, num_classes=num_classes, activation=metric_activation(loss_type, network), device=device
+    )
     mode = resolve_precision(precision, device, heavy=worth_bf16_on_cpu(network, batch_size))
     sample_shape = tuple(split.x.shape[1:]) if is_tensor_split(split) else tuple(getattr(network, "input_shape", ()))
     channels_last = wants_channels_last(network, sample_shape)

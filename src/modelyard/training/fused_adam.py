@@ -45,15 +45,25 @@ class FusedAdamStep:
 
     def __init__(self, optimizer: torch.optim.Optimizer) -> None:
         self.optimizer = optimizer
-        self.lists: list[tuple[dict, list[Tensor], list[Tensor], list[Tensor], list[Tensor], list[Tensor]]] | None = None
+        self.lists: list[tuple[dict, list[Tensor], list[Tensor], list[Tensor], list[Tensor], list[Tensor]]] | None = (
+            None
+        )
 
     def _build(self) -> None:
         lists = []
         for group in self.optimizer.param_groups:
             params = [p for p in group["params"] if p.grad is not None]
             state = [self.optimizer.state[p] for p in params]
-            lists.append((group, params, [p.grad for p in params], [s["exp_avg"] for s in state],
-                          [s["exp_avg_sq"] for s in state], [s["step"] for s in state]))
+            lists.append(
+                (
+                    group,
+                    params,
+                    [p.grad for p in params],
+                    [s["exp_avg"] for s in state],
+                    [s["exp_avg_sq"] for s in state],
+                    [s["step"] for s in state],
+                )
+            )
         self.lists = lists
 
     def __call__(self) -> None:
@@ -66,11 +76,27 @@ class FusedAdamStep:
             if not params:
                 continue
             beta1, beta2 = group["betas"]
-            kernel = torch._fused_adamw_ if group.get("decoupled_weight_decay", decoupled_default) else torch._fused_adam_
+            kernel = (
+                torch._fused_adamw_ if group.get("decoupled_weight_decay", decoupled_default) else torch._fused_adam_
+            )
             torch._foreach_add_(steps, 1)
-            kernel(params, grads, exp_avgs, exp_avg_sqs, [], steps, lr=group["lr"], beta1=float(beta1), beta2=float(beta2),
-                   weight_decay=group["weight_decay"], eps=group["eps"], amsgrad=False, maximize=group["maximize"],
-                   grad_scale=None, found_inf=None)
+            kernel(
+                params,
+                grads,
+                exp_avgs,
+                exp_avg_sqs,
+                [],
+                steps,
+                lr=group["lr"],
+                beta1=float(beta1),
+                beta2=float(beta2),
+                weight_decay=group["weight_decay"],
+                eps=group["eps"],
+                amsgrad=False,
+                maximize=group["maximize"],
+                grad_scale=None,
+                found_inf=None,
+            )
 
 
 def fast_step(optimizer: torch.optim.Optimizer, *, persistent_grads: bool) -> FusedAdamStep | None:

@@ -38,8 +38,9 @@ Step = Callable[[Tensor], Tensor]
 _MONOTONE = (nn.ReLU, nn.LeakyReLU)  # (negative slopes < 0 are not monotone: checked below)
 
 
-def shifted_windows(x: Tensor, kernel: tuple[int, int], stride: tuple[int, int], padding: tuple[int, int],
-                    dilation: tuple[int, int]) -> Tensor:
+def shifted_windows(
+    x: Tensor, kernel: tuple[int, int], stride: tuple[int, int], padding: tuple[int, int], dilation: tuple[int, int]
+) -> Tensor:
     """One-channel images ``x`` [N, 1, H, W] → ``[kh·kw, N, Ho, Wo]``: for each kernel tap, the
     input pixel every output pixel multiplies (im2col, tap-major; strided copies of the
     zero-padded image, much faster than one gather with a unit channel axis)."""
@@ -47,8 +48,13 @@ def shifted_windows(x: Tensor, kernel: tuple[int, int], stride: tuple[int, int],
     image = F.pad(x[:, 0], (pw, pw, ph, ph))  # [N, H + 2ph, W + 2pw]
     ho = (image.shape[1] - dh * (kh - 1) - 1) // sh + 1
     wo = (image.shape[2] - dw * (kw - 1) - 1) // sw + 1
-    return torch.stack([image[:, i * dh : i * dh + sh * (ho - 1) + 1 : sh, j * dw : j * dw + sw * (wo - 1) + 1 : sw]
-                        for i in range(kh) for j in range(kw)])
+    return torch.stack(
+        [
+            image[:, i * dh : i * dh + sh * (ho - 1) + 1 : sh, j * dw : j * dw + sw * (wo - 1) + 1 : sw]
+            for i in range(kh)
+            for j in range(kw)
+        ]
+    )
 
 
 class _OneChannelConv2d(torch.autograd.Function):
@@ -60,8 +66,15 @@ class _OneChannelConv2d(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx: Any, x: Tensor, weight: Tensor, bias: Tensor | None, stride: tuple[int, int],
-                padding: tuple[int, int], dilation: tuple[int, int]) -> Tensor:
+    def forward(
+        ctx: Any,
+        x: Tensor,
+        weight: Tensor,
+        bias: Tensor | None,
+        stride: tuple[int, int],
+        padding: tuple[int, int],
+        dilation: tuple[int, int],
+    ) -> Tensor:
         ctx.save_for_backward(x, weight)
         ctx.geometry = (stride, padding, dilation)
         ctx.has_bias = bias is not None
@@ -77,8 +90,18 @@ class _OneChannelConv2d(torch.autograd.Function):
         grad_x = grad_w = grad_b = None
         if ctx.needs_input_grad[0]:
             grad_x = torch.ops.aten.convolution_backward(
-                grad_out, x, weight, None, list(stride), list(padding), list(dilation), False, [0, 0], 1,
-                [True, False, False])[0]
+                grad_out,
+                x,
+                weight,
+                None,
+                list(stride),
+                list(padding),
+                list(dilation),
+                False,
+                [0, 0],
+                1,
+                [True, False, False],
+            )[0]
         if ctx.needs_input_grad[1]:
             windows = shifted_windows(x, (kh, kw), stride, padding, dilation).view(kh * kw, n, -1)
             per_image = torch.bmm(windows.transpose(0, 1), rows)  # [N, kh·kw, C_out]
@@ -94,8 +117,13 @@ def one_channel_conv2d(conv: nn.Conv2d, x: Tensor) -> Tensor:
 
 
 def _is_one_channel_conv(module: nn.Module) -> bool:
-    return (isinstance(module, nn.Conv2d) and module.in_channels == 1 and module.groups == 1
-            and module.padding_mode == "zeros" and not isinstance(module.padding, str))
+    return (
+        isinstance(module, nn.Conv2d)
+        and module.in_channels == 1
+        and module.groups == 1
+        and module.padding_mode == "zeros"
+        and not isinstance(module.padding, str)
+    )
 
 
 def _in_place(activation: nn.Module) -> Step:
@@ -118,7 +146,9 @@ class FusedForward:
         return x
 
 
-def fused_forward(network: nn.Module, *, device: torch.device, autocast_dtype: torch.dtype | None) -> FusedForward | None:
+def fused_forward(
+    network: nn.Module, *, device: torch.device, autocast_dtype: torch.dtype | None
+) -> FusedForward | None:
     """The rewritten training forward of ``network``, or None when nothing would change.
 
     Only plain layer stacks are rewritten (``network.layers`` or an ``nn.Sequential``).

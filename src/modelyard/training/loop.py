@@ -224,8 +224,13 @@ def fit(
             train_s = time.perf_counter() - t0
             if run.val is not None:
                 values = evaluate(
-                    run.network, run.val, metrics=train_spec.metrics, loss=train_spec.loss, task=run.task,
-                    num_classes=run.num_classes, batch_size=max(1024, run.batches.batch_size),
+                    run.network,
+                    run.val,
+                    metrics=train_spec.metrics,
+                    loss=train_spec.loss,
+                    task=run.task,
+                    num_classes=run.num_classes,
+                    batch_size=max(1024, run.batches.batch_size),
                     precision=run.precision.name,
                 )
                 row.update({f"val_{k}": v for k, v in values.items()})
@@ -241,7 +246,9 @@ def fit(
             history.append(row)
             if folder is not None:
                 extra = {"seed": seed, "stopped_early": stopped, "tracked": tracked}
-                save_checkpoint(folder, snapshot(run, epoch=epoch, history=history, best_weights=best_weights, extra=extra))
+                save_checkpoint(
+                    folder, snapshot(run, epoch=epoch, history=history, best_weights=best_weights, extra=extra)
+                )
             bar.end_epoch(row)
             if on_epoch_end is not None:
                 on_epoch_end(epoch, row)

@@ -129,7 +129,9 @@ def _class_indices(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor |
     return target.long()
 
 
-def _cross_entropy_value_and_grad(output: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+def _cross_entropy_value_and_grad(
+    output: torch.Tensor, target: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor] | None:
     """(loss, d loss / d output) for class-index targets, without the autograd tape; None otherwise.
 
     The kernels are the ones autograd runs for ``F.cross_entropy`` (``_log_softmax`` and

@@ -84,7 +84,9 @@ def implementation(optimizer: torch.optim.Optimizer) -> Implementation:
     return "for-loop"
 
 
-def _fastest(cls: type[torch.optim.Optimizer], params: Iterable[Any], *, fused: bool, **kwargs: Any) -> torch.optim.Optimizer:
+def _fastest(
+    cls: type[torch.optim.Optimizer], params: Iterable[Any], *, fused: bool, **kwargs: Any
+) -> torch.optim.Optimizer:
     """Build ``cls`` with the fastest implementation torch accepts for these parameters."""
     params = list(params)
     if fused:
@@ -123,8 +125,14 @@ def sgd(opts: SGDOptions, params: Iterable[Any], *, lr: float, weight_decay: flo
 def adam(opts: AdamOptions, params: Iterable[Any], *, lr: float, weight_decay: float) -> torch.optim.Optimizer:
     """Adam (Kingma & Ba, 2015); ``weight_decay`` is the classic L2 term added to the gradient."""
     return _fastest(
-        torch.optim.Adam, params, fused=True, lr=lr, betas=tuple(opts.betas), eps=opts.eps,
-        amsgrad=opts.amsgrad, weight_decay=weight_decay,
+        torch.optim.Adam,
+        params,
+        fused=True,
+        lr=lr,
+        betas=tuple(opts.betas),
+        eps=opts.eps,
+        amsgrad=opts.amsgrad,
+        weight_decay=weight_decay,
     )
 
 
@@ -132,8 +140,14 @@ def adam(opts: AdamOptions, params: Iterable[Any], *, lr: float, weight_decay: f
 def adamw(opts: AdamOptions, params: Iterable[Any], *, lr: float, weight_decay: float) -> torch.optim.Optimizer:
     """AdamW (Loshchilov & Hutter, 2019): decoupled decay, taken from ``train.weight_decay`` (default 0)."""
     return _fastest(
-        torch.optim.AdamW, params, fused=True, lr=lr, betas=tuple(opts.betas), eps=opts.eps,
-        amsgrad=opts.amsgrad, weight_decay=weight_decay,
+        torch.optim.AdamW,
+        params,
+        fused=True,
+        lr=lr,
+        betas=tuple(opts.betas),
+        eps=opts.eps,
+        amsgrad=opts.amsgrad,
+        weight_decay=weight_decay,
     )
 
 
@@ -141,8 +155,15 @@ def adamw(opts: AdamOptions, params: Iterable[Any], *, lr: float, weight_decay: 
 def rmsprop(opts: RMSpropOptions, params: Iterable[Any], *, lr: float, weight_decay: float) -> torch.optim.Optimizer:
     """RMSprop (Hinton's lecture 6e); torch has no fused kernel for it, so it runs foreach."""
     return _fastest(
-        torch.optim.RMSprop, params, fused=False, lr=lr, alpha=opts.alpha, eps=opts.eps,
-        momentum=opts.momentum, centered=opts.centered, weight_decay=weight_decay,
+        torch.optim.RMSprop,
+        params,
+        fused=False,
+        lr=lr,
+        alpha=opts.alpha,
+        eps=opts.eps,
+        momentum=opts.momentum,
+        centered=opts.centered,
+        weight_decay=weight_decay,
     )
 
 
@@ -150,6 +171,12 @@ def rmsprop(opts: RMSpropOptions, params: Iterable[Any], *, lr: float, weight_de
 def adagrad(opts: AdagradOptions, params: Iterable[Any], *, lr: float, weight_decay: float) -> torch.optim.Optimizer:
     """Adagrad (Duchi et al., 2011): per-parameter steps shrinking with the summed squared gradients."""
     return _fastest(
-        torch.optim.Adagrad, params, fused=True, lr=lr, lr_decay=opts.lr_decay, eps=opts.eps,
-        initial_accumulator_value=opts.initial_accumulator_value, weight_decay=weight_decay,
+        torch.optim.Adagrad,
+        params,
+        fused=True,
+        lr=lr,
+        lr_decay=opts.lr_decay,
+        eps=opts.eps,
+        initial_accumulator_value=opts.initial_accumulator_value,
+        weight_decay=weight_decay,
     )

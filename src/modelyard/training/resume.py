@@ -19,7 +19,11 @@ __all__ = ["snapshot", "restore"]
 
 
 def _rng_states(run: TrainingRun) -> dict[str, torch.Tensor]:
-    states = {"torch_cpu": torch.get_rng_state(), "shuffle": run.shuffle_gen.get_state(), "augment": run.aug_gen.get_state()}
+    states = {
+        "torch_cpu": torch.get_rng_state(),
+        "shuffle": run.shuffle_gen.get_state(),
+        "augment": run.aug_gen.get_state(),
+    }
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         for i, state in enumerate(torch.cuda.get_rng_state_all()):
             states[f"cuda.{i}"] = state

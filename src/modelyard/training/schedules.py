@@ -108,7 +108,9 @@ def step(opts: StepOptions, optimizer: torch.optim.Optimizer, *, epochs: int, st
 
 
 @SCHEDULES.component("exponential", "exp", "exponential_decay", options=ExponentialOptions, primary="gamma")
-def exponential(opts: ExponentialOptions, optimizer: torch.optim.Optimizer, *, epochs: int, steps_per_epoch: int) -> Schedule:
+def exponential(
+    opts: ExponentialOptions, optimizer: torch.optim.Optimizer, *, epochs: int, steps_per_epoch: int
+) -> Schedule:
     """Multiply the learning rate by ``gamma`` after every epoch."""
     return Schedule(lr_scheduler.ExponentialLR(optimizer, gamma=opts.gamma), per="epoch")
 
@@ -116,12 +118,16 @@ def exponential(opts: ExponentialOptions, optimizer: torch.optim.Optimizer, *, e
 @SCHEDULES.component("cosine", "cosine_annealing", options=CosineOptions, primary="eta_min")
 def cosine(opts: CosineOptions, optimizer: torch.optim.Optimizer, *, epochs: int, steps_per_epoch: int) -> Schedule:
     """Half a cosine from ``train.lr`` down to ``eta_min`` over all steps of all epochs (SGDR without restarts)."""
-    scheduler = lr_scheduler.CosineAnnealingLR(optimizer, T_max=_total_steps(epochs, steps_per_epoch), eta_min=opts.eta_min)
+    scheduler = lr_scheduler.CosineAnnealingLR(
+        optimizer, T_max=_total_steps(epochs, steps_per_epoch), eta_min=opts.eta_min
+    )
     return Schedule(scheduler, per="batch")
 
 
 @SCHEDULES.component("one_cycle", "onecycle", "one_cycle_lr", options=OneCycleOptions, primary="max_lr")
-def one_cycle(opts: OneCycleOptions, optimizer: torch.optim.Optimizer, *, epochs: int, steps_per_epoch: int) -> Schedule:
+def one_cycle(
+    opts: OneCycleOptions, optimizer: torch.optim.Optimizer, *, epochs: int, steps_per_epoch: int
+) -> Schedule:
     """Smith's 1cycle policy per step; ``max_lr`` defaults to 10 × ``train.lr``.
 
     It starts at ``max_lr / div_factor`` and ends at ``max_lr / (div_factor ·
@@ -146,10 +152,10 @@ def one_cycle(opts: OneCycleOptions, optimizer: torch.optim.Optimizer, *, epochs
     return Schedule(scheduler, per="batch")
 
 
-@SCHEDULES.component(
-    "reduce_on_plateau", "plateau", "reduce_lr_on_plateau", options=PlateauOptions, primary="monitor"
-)
-def reduce_on_plateau(opts: PlateauOptions, optimizer: torch.optim.Optimizer, *, epochs: int, steps_per_epoch: int) -> Schedule:
+@SCHEDULES.component("reduce_on_plateau", "plateau", "reduce_lr_on_plateau", options=PlateauOptions, primary="monitor")
+def reduce_on_plateau(
+    opts: PlateauOptions, optimizer: torch.optim.Optimizer, *, epochs: int, steps_per_epoch: int
+) -> Schedule:
     """Multiply the learning rate by ``factor`` when ``monitor`` stalls for ``patience`` epochs."""
     scheduler = lr_scheduler.ReduceLROnPlateau(
         optimizer,

@@ -111,13 +111,19 @@ def _check_monitors(spec: TrainSpec, has_val: bool, run_schedule: Schedule | Non
         watched.append(("train.schedule.monitor", run_schedule.monitor))
     for where, name in watched:
         if name not in logged:
-            why = " (there is no validation split: set data.validation)" if name.startswith("val_") and not has_val else ""
+            why = (
+                " (there is no validation split: set data.validation)"
+                if name.startswith("val_") and not has_val
+                else ""
+            )
             raise SpecError(
                 f"Invalid value for `{where}`: expected one of {', '.join(logged)}, received {name!r}{why}", field=where
             )
 
 
-def build_run(network: nn.Module, prepared: Any, spec: TrainSpec, *, seed: int, loss_fn: LossFn | None = None) -> TrainingRun:
+def build_run(
+    network: nn.Module, prepared: Any, spec: TrainSpec, *, seed: int, loss_fn: LossFn | None = None
+) -> TrainingRun:
     """Build and check everything for ``fit``; moves the network and the data to the device.
 
     ``loss_fn`` replaces the spec's loss for training steps (distillation's teacher + label loss).
@@ -147,27 +153,46 @@ def build_run(network: nn.Module, prepared: Any, spec: TrainSpec, *, seed: int, 
     torch.manual_seed(seed)
     shuffle_gen = torch.Generator().manual_seed(seed)
     aug_gen = torch.Generator(device=device).manual_seed(seed + 1)
-    threads = cpu_threads(network, batch_size, idle_cores(available_cores())) if device.type == "cpu" else available_cores()
+    threads = (
+        cpu_threads(network, batch_size, idle_cores(available_cores())) if device.type == "cpu" else available_cores()
+    )
     if in_memory:
         batches: InMemoryBatches | StreamingBatches = InMemoryBatches(
-            train.x, train.y, batch_size=batch_size, shuffle=spec.shuffle, generator=shuffle_gen, device=device,
+            train.x,
+            train.y,
+            batch_size=batch_size,
+            shuffle=spec.shuffle,
+            generator=shuffle_gen,
+            device=device,
             channels_last=channels_last,
         )
     else:
         batches = StreamingBatches(
-            train, batch_size=batch_size, shuffle=spec.shuffle, generator=shuffle_gen, device=device,
-            workers=min(4, max(0, threads - 1)), channels_last=channels_last,
+            train,
+            batch_size=batch_size,
+            shuffle=spec.shuffle,
+            generator=shuffle_gen,
+            device=device,
+            workers=min(4, max(0, threads - 1)),
+            channels_last=channels_last,
         )
     trainable = [p for p in network.parameters() if p.requires_grad]
     if not trainable:
-        raise SpecError("Invalid value for `model.layers`: expected at least one trainable parameter, received none", field="model.layers")
+        raise SpecError(
+            "Invalid value for `model.layers`: expected at least one trainable parameter, received none",
+            field="model.layers",
+        )
     optimizer = OPTIMIZERS.build(spec.optimizer, trainable, lr=spec.lr, weight_decay=spec.weight_decay)
     schedule = None
     if spec.schedule is not None:
         schedule = SCHEDULES.build(spec.schedule, optimizer, epochs=spec.epochs, steps_per_epoch=len(batches))
     num_classes = getattr(prepared, "num_classes", None)
     metrics = MetricSet(
-        spec.metrics, task=spec.task, num_classes=num_classes, activation=metric_activation(spec.loss.type, network), device=device
+        spec.metrics,
+        task=spec.task,
+        num_classes=num_classes,
+        activation=metric_activation(spec.loss.type, network),
+        device=device,
     )
     _check_monitors(spec, val is not None, schedule)
 
@@ -183,14 +208,31 @@ def build_run(network: nn.Module, prepared: Any, spec: TrainSpec, *, seed: int, 
     scaler = torch.amp.GradScaler(device.type) if precision.scaler else None
     direct = fast_step(optimizer, persistent_grads=dense is not None) if scaler is None else None
     return TrainingRun(
-        spec=spec, network=network, forward=forward, device=device, precision=precision, batches=batches,
-        n_train=n, step_sizes=_step_sizes(n, batches.batch_size, len(batches), device), val=val,
-        loss_fn=loss_fn or LOSSES.build(spec.loss), optimizer=optimizer, schedule=schedule,
-        scaler=scaler, metrics=metrics, optimizer_step=direct or optimizer.step,
+        spec=spec,
+        network=network,
+        forward=forward,
+        device=device,
+        precision=precision,
+        batches=batches,
+        n_train=n,
+        step_sizes=_step_sizes(n, batches.batch_size, len(batches), device),
+        val=val,
+        loss_fn=loss_fn or LOSSES.build(spec.loss),
+        optimizer=optimizer,
+        schedule=schedule,
+        scaler=scaler,
+        metrics=metrics,
+        optimizer_step=direct or optimizer.step,
         early=EarlyStopping(spec.early_stopping) if spec.early_stopping is not None else None,
-        shuffle_gen=shuffle_gen, aug_gen=aug_gen, augment=_augmenter(prepared),
+        shuffle_gen=shuffle_gen,
+        aug_gen=aug_gen,
+        augment=_augmenter(prepared),
         penalized=penalized_parameters(network) if (spec.l1 or spec.l2) else [],
-        task=spec.task, num_classes=num_classes, threads=threads, dense=dense, compile_checked=not spec.compile,
+        task=spec.task,
+        num_classes=num_classes,
+        threads=threads,
+        dense=dense,
+        compile_checked=not spec.compile,
         runtime={
             "batching": batches.kind,
             "optimizer": implementation(optimizer),

@@ -46,9 +46,13 @@ def _sizes(value: Any, *, minimum: int, pair: bool, words: tuple[str, ...] = (),
         return value.strip().lower()
     is_seq = pair and isinstance(value, (list, tuple))
     items = list(value) if is_seq else [value]
-    ok = len(items) == (2 if is_seq else 1) and all(isinstance(v, int) and not isinstance(v, bool) and v >= minimum for v in items)
+    ok = len(items) == (2 if is_seq else 1) and all(
+        isinstance(v, int) and not isinstance(v, bool) and v >= minimum for v in items
+    )
     if not ok:
-        forms = [*(repr(w) for w in words), f"an integer >= {minimum}"] + (["a pair of them such as [3, 3]"] if pair else [])
+        forms = [*(repr(w) for w in words), f"an integer >= {minimum}"] + (
+            ["a pair of them such as [3, 3]"] if pair else []
+        )
         raise ValueError(f"expected {' or '.join(forms)}, received {value!r}")
     return tuple(items) if is_seq else value
 
@@ -78,7 +82,9 @@ def shape_error(field: str, layer: str, expected: str, in_shape: Shape, hint: st
     return ShapeError(msg + (f"; {hint}" if hint else ""), field=field)
 
 
-def require_rank(in_shape: Shape, ranks: tuple[int, ...], field: str, layer: str, expected: str, hint: str = "") -> None:
+def require_rank(
+    in_shape: Shape, ranks: tuple[int, ...], field: str, layer: str, expected: str, hint: str = ""
+) -> None:
     if len(in_shape) not in ranks:
         raise shape_error(field, layer, expected, in_shape, hint)
 
@@ -90,7 +96,9 @@ def as_tuple(value: int | tuple[int, ...] | list[int], n: int) -> tuple[int, ...
     return tuple(value)
 
 
-def with_activation(name: str, core: nn.Module, activation: nn.Module | None, pad: nn.Module | None = None) -> nn.Sequential:
+def with_activation(
+    name: str, core: nn.Module, activation: nn.Module | None, pad: nn.Module | None = None
+) -> nn.Sequential:
     """``core`` (named ``name``) optionally preceded by padding and followed by an activation.
 
     The parameter names (``<name>.weight``) do not depend on the activation, so weights

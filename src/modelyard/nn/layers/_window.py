@@ -44,7 +44,13 @@ def resolve_padding(
 
 
 def check_window(
-    field: str, option: str, what: str, in_shape: Shape, window: tuple[int, ...], dilation: tuple[int, ...], pads: list[tuple[int, int]]
+    field: str,
+    option: str,
+    what: str,
+    in_shape: Shape,
+    window: tuple[int, ...],
+    dilation: tuple[int, ...],
+    pads: list[tuple[int, int]],
 ) -> None:
     """The (dilated) window must fit into the padded input on every spatial axis."""
     spatial = in_shape[1:]

@@ -59,7 +59,10 @@ def _conv(opts: Conv1dOptions | Conv2dOptions, in_shape: Shape, field: str, dims
     kernel, stride, dilation = (as_tuple(v, dims) for v in (opts.kernel, opts.stride, opts.dilation))
     pads = resolve_padding(opts.padding, spatial, kernel, stride, dilation)
     check_window(field, "kernel", "kernel", in_shape, kernel, dilation, pads)
-    out = tuple(window_out(n, k, s, left + right, d) for n, k, s, d, (left, right) in zip(spatial, kernel, stride, dilation, pads))
+    out = tuple(
+        window_out(n, k, s, left + right, d)
+        for n, k, s, d, (left, right) in zip(spatial, kernel, stride, dilation, pads)
+    )
 
     symmetric = all(left == right for left, right in pads)
     conv_cls = nn.Conv1d if dims == 1 else nn.Conv2d

@@ -41,7 +41,9 @@ def batchnorm(opts: BatchNormOptions, in_shape: Shape, field: str) -> tuple[nn.M
     return _BATCHNORM[len(in_shape)](in_shape[0], eps=opts.eps, momentum=opts.momentum), in_shape
 
 
-@LAYERS.component("layernorm", "layer_norm", "layernormalization", "layer_normalization", "ln", options=LayerNormOptions)
+@LAYERS.component(
+    "layernorm", "layer_norm", "layernormalization", "layer_normalization", "ln", options=LayerNormOptions
+)
 def layernorm(opts: LayerNormOptions, in_shape: Shape, field: str) -> tuple[nn.Module, Shape]:
     """Normalise each sample over its last axis (with a learned scale and shift)."""
     return nn.LayerNorm(in_shape[-1], eps=opts.eps), in_shape

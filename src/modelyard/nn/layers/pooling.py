@@ -36,7 +36,7 @@ class _HalfPoolPadding(StrictModel):
 
     @model_validator(mode="after")
     def _padding_fits(self) -> _HalfPoolPadding:
-        padding, pool = getattr(self, "padding"), getattr(self, "pool")
+        padding, pool = self.padding, self.pool
         if not isinstance(padding, str) and any(2 * p > k for p, k in zip(as_tuple(padding, 2), as_tuple(pool, 2))):
             raise ValueError(f"expected padding at most half the pool size ({pool}), received padding {padding}")
         return self
@@ -65,7 +65,9 @@ class PaddedPool(nn.Module):
     real values in it.
     """
 
-    def __init__(self, kind: str, dims: int, pool: tuple[int, ...], stride: tuple[int, ...], pads: list[tuple[int, int]]) -> None:
+    def __init__(
+        self, kind: str, dims: int, pool: tuple[int, ...], stride: tuple[int, ...], pads: list[tuple[int, int]]
+    ) -> None:
         super().__init__()
         self.kind, self.dims, self.pool, self.stride = kind, dims, pool, stride
         self.flat_pads = tuple(p for pair in reversed(pads) for p in pair)  # F.pad wants the last axis first
@@ -83,7 +85,9 @@ class PaddedPool(nn.Module):
         return f"kind={self.kind}, pool={self.pool}, stride={self.stride}, pads={self.flat_pads}"
 
 
-def _pool(kind: str, opts: Pool1dOptions | Pool2dOptions, in_shape: Shape, field: str, dims: int, layer: str) -> tuple[nn.Module, Shape]:
+def _pool(
+    kind: str, opts: Pool1dOptions | Pool2dOptions, in_shape: Shape, field: str, dims: int, layer: str
+) -> tuple[nn.Module, Shape]:
     layout = "[C, L]" if dims == 1 else "[C, H, W]"
     require_rank(in_shape, (dims + 1,), field, layer, f"a channels-first {layout} input")
     spatial = in_shape[1:]
@@ -114,7 +118,9 @@ def _register_windowed(kind: str, long: str) -> None:
     for dims, options in ((1, Pool1dOptions), (2, Pool2dOptions)):
         name = f"{kind}pool{dims}d"
 
-        def target(opts: StrictModel, in_shape: Shape, field: str, _dims: int = dims, _name: str = name) -> tuple[nn.Module, Shape]:
+        def target(
+            opts: StrictModel, in_shape: Shape, field: str, _dims: int = dims, _name: str = name
+        ) -> tuple[nn.Module, Shape]:
             return _pool(kind, opts, in_shape, field, _dims, _name)  # type: ignore[arg-type]
 
         target.__doc__ = f"{long} pooling over a channels-first input; stride defaults to the pool size."
@@ -131,7 +137,9 @@ def _register_windowed(kind: str, long: str) -> None:
         return _pool(kind, opts, in_shape, field, len(in_shape) - 1, f"{kind}pool")
 
     generic.__doc__ = f"{long.capitalize()} pooling, 1-D or 2-D by the input's rank."
-    LAYERS.component(f"{kind}pool", f"{kind}_pool", f"{long}_pooling", f"{long}pooling", options=PoolOptions, primary="pool")(generic)
+    LAYERS.component(
+        f"{kind}pool", f"{kind}_pool", f"{long}_pooling", f"{long}pooling", options=PoolOptions, primary="pool"
+    )(generic)
 
 
 _register_windowed("max", "max")

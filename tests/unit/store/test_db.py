@@ -1,0 +1,146 @@
+"""Store plumbing: home resolution, lazy folders, SQLite settings, schema version,
+strict JSON, atomic writes and the public surface."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from sqlalchemy import text
+
+import modelyard.store
+from modelyard._files import atomic_write_bytes, dumps_json, to_jsonable
+from modelyard.errors import StoreError
+from modelyard.store import ModelStore, RunStore, home, paths
+from modelyard.store import db as store_db
+
+
+@pytest.fixture(autouse=True)
+def _close_engines() -> Iterator[None]:
+    yield
+    store_db.close_all()
+
+
+def test_home_resolution(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("MODELYARD_HOME", str(tmp_path / "h"))
+    assert home() == tmp_path / "h"
+    assert home(tmp_path / "explicit") == tmp_path / "explicit"
+    monkeypatch.setenv("MODELYARD_HOME", "")
+    monkeypatch.setenv("HOME", str(tmp_path / "user"))
+    assert home() == tmp_path / "user" / ".modelyard"
+    monkeypatch.delenv("MODELYARD_HOME")
+    assert home() == tmp_path / "user" / ".modelyard"
+    assert not (tmp_path / "user").exists()  # resolving creates nothing
+
+
+def test_folders_appear_lazily(home: Path) -> None:
+    runs, models = RunStore(), ModelStore()
+    assert not home.exists()  # constructing stores touches nothing
+    assert models.list() == [] and runs.list() == []
+    assert (home / "modelyard.db").is_file() and not (home / "artifacts").exists()
+
+
+def test_paths_refuse_unsafe_parts(tmp_path: Path) -> None:
+    assert paths.model_dir(tmp_path, "a.b-c_d", 3) == tmp_path / "artifacts" / "models" / "a.b-c_d" / "3"
+    for bad in ("..", "../x", "/abs", "a/b", ".hidden", ""):
+        with pytest.raises(ValueError):
+            paths.model_dir(tmp_path, bad)
+        with pytest.raises(ValueError):
+            paths.run_dir(tmp_path, bad)
+    with pytest.raises(ValueError):
+        paths.model_dir(tmp_path, "ok", 0)
+
+
+def test_sqlite_runs_in_wal_with_a_busy_timeout(home: Path) -> None:
+    db = store_db.database()
+    with db.engine.connect() as conn:
+        assert conn.execute(text("PRAGMA busy_timeout")).scalar() == store_db.BUSY_TIMEOUT_MS
+        assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
+    with sqlite3.connect(home / "modelyard.db") as raw:  # persisted in the file, seen by any process
+        assert raw.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        tables = {r[0] for r in raw.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        assert {"runs", "run_metrics", "model_versions", "meta"} <= tables
+        unique = raw.execute("SELECT sql FROM sqlite_master WHERE name='model_versions'").fetchone()[0]
+        assert "UNIQUE (name, version)" in unique
+    raw.close()
+
+
+def test_only_recent_databases_stay_open(tmp_path: Path) -> None:
+    first = RunStore(tmp_path / "0")
+    run = first.create({"name": "x"})
+    db0 = store_db.database(tmp_path / "0")
+    pool0 = db0.engine.pool
+    assert pool0.checkedin() >= 1
+    for i in range(1, store_db._MAX_OPEN + 1):
+        RunStore(tmp_path / str(i)).list()
+    assert len(store_db._DATABASES) == store_db._MAX_OPEN
+    assert (os.getpid(), tmp_path / "0") not in store_db._DATABASES
+    assert db0.engine.pool is not pool0  # disposed: its pooled connections were closed
+    assert first.get(run.id).id == run.id  # and the store still works, reopening
+
+
+def test_schema_version_is_recorded_and_newer_stores_refused(home: Path) -> None:
+    assert store_db.database().schema_version() == store_db.SCHEMA_VERSION == 1
+    store_db.close_all()
+    with sqlite3.connect(home / "modelyard.db") as raw:
+        raw.execute("UPDATE meta SET value='99' WHERE key='schema_version'")
+    raw.close()
+    with pytest.raises(StoreError, match="schema version 99, newer than this modelyard understands"):
+        RunStore().list()
+
+
+def test_to_jsonable_converts_numpy_torch_and_nan() -> None:
+    value = {
+        "a": np.float32(0.5),
+        "b": np.arange(3),
+        "c": torch.tensor([[1, 2]]),
+        "d": float("nan"),
+        "e": (1, np.int64(2)),
+        "f": torch.tensor(3.0),
+        7: "key",
+    }
+    assert to_jsonable(value) == {"a": 0.5, "b": [0, 1, 2], "c": [[1, 2]], "d": None, "e": [1, 2], "f": 3.0, "7": "key"}
+    assert json.loads(dumps_json({"x": float("inf")})) == {"x": None}
+    with pytest.raises(
+        StoreError, match=r"Cannot store `metrics.nested\[1\]`: expected JSON-compatible data .* received set"
+    ):
+        dumps_json({"nested": [1, {2}]}, "metrics")
+
+
+def test_atomic_write_replaces_and_leaves_no_temp(tmp_path: Path) -> None:
+    target = tmp_path / "sub" / "f.bin"
+    atomic_write_bytes(target, b"one")
+    atomic_write_bytes(target, b"two")
+    assert target.read_bytes() == b"two"
+    assert [p.name for p in target.parent.iterdir()] == ["f.bin"]
+
+    with pytest.raises(TypeError):
+        atomic_write_bytes(target, "not bytes")  # type: ignore[arg-type]
+    assert target.read_bytes() == b"two" and [p.name for p in target.parent.iterdir()] == ["f.bin"]
+
+
+def test_public_surface() -> None:
+    assert sorted(modelyard.store.__all__) == sorted(
+        ["RunStore", "ModelStore", "RunRecord", "ModelVersion", "RUN_STATUSES", "home"]
+    )
+    for name in modelyard.store.__all__:
+        assert getattr(modelyard.store, name) is not None
+
+
+def test_importing_store_and_plots_has_no_heavy_side_effects(tmp_path: Path) -> None:
+    code = (
+        "import sys, modelyard.store, modelyard.plots; "
+        "print(sorted(m for m in ('torch', 'matplotlib', 'safetensors', 'matplotlib.pyplot') if m in sys.modules))"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "MODELYARD_HOME": str(tmp_path / "h")}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60, check=True)
+    assert out.stdout.strip() == "[]"
+    assert not (tmp_path / "h").exists()
