@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from modelyard.server.tokens import TokenStore  # noqa: E402
+from modelyard.server.auth.tokens import TokenStore  # noqa: E402
 from tests.support.cli import run_cli  # noqa: E402
 from tests.support.server_process import spec, start_server  # noqa: E402
 

@@ -23,7 +23,7 @@ import pytest
 
 from modelyard.inputs import image_to_array  # noqa: E402
 from modelyard.predict import Predictor  # noqa: E402
-from modelyard.server.deployments import Supervisor  # noqa: E402
+from modelyard.server.deployments.supervisor import Supervisor  # noqa: E402
 from tests.support.console import DIGITS  # noqa: E402
 from tests.support.serving import assert_same_predictions, png, register  # noqa: E402
 

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from modelyard import workflow  # noqa: E402
-from modelyard.server.jobs import JobStore  # noqa: E402
+from modelyard.server.jobs.store import JobStore  # noqa: E402
 from modelyard.store import ModelStore, RunStore  # noqa: E402
 from tests.support.server_process import Server, pid_alive, spec, start_server, wait_for, workers_alive  # noqa: E402
 

@@ -18,8 +18,10 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from modelyard.errors import ModelyardError
-from modelyard.server import routes_catalog, routes_console, routes_deployments
-from modelyard.server.deployments import Supervisor
+from modelyard.server.console import catalog_routes as routes_catalog
+from modelyard.server.console import routes as routes_console
+from modelyard.server.deployments import routes as routes_deployments
+from modelyard.server.deployments.supervisor import Supervisor
 from modelyard.workflow import train
 
 DIGITS = {

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from modelyard.server import jobs as jobs_module
+from modelyard.server.jobs import store as jobs_module
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=timezone.utc)
 

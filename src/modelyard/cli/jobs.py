@@ -47,7 +47,7 @@ def _read_spec(path: Path) -> dict[str, Any] | str:
     import yaml
 
     from modelyard.errors import SpecError
-    from modelyard.server.submit import absolute_data_path
+    from modelyard.server.jobs.submit import absolute_data_path
 
     try:
         text = path.read_text(encoding="utf-8")

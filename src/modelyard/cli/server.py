@@ -75,7 +75,7 @@ def token() -> None:
 @click.pass_obj
 def create(obj: dict, role: str, name: str | None) -> None:
     """Create a token and print it (once: only its hash is kept)."""
-    from modelyard.server.tokens import TokenStore
+    from modelyard.server.auth.tokens import TokenStore
 
     info, secret = TokenStore(obj["home"]).create(role, name)
     click.echo(secret)
@@ -87,7 +87,7 @@ def create(obj: dict, role: str, name: str | None) -> None:
 @click.pass_obj
 def list_tokens(obj: dict, as_json: bool) -> None:
     """List tokens (ids, names, roles; never the tokens)."""
-    from modelyard.server.tokens import TokenStore
+    from modelyard.server.auth.tokens import TokenStore
 
     found = [t.public() for t in TokenStore(obj["home"]).list()]
     if as_json:
@@ -106,7 +106,7 @@ def list_tokens(obj: dict, as_json: bool) -> None:
 @click.pass_obj
 def revoke(obj: dict, token_id: str) -> None:
     """Revoke a token by id or name (a running server stops accepting it at once)."""
-    from modelyard.server.tokens import TokenStore
+    from modelyard.server.auth.tokens import TokenStore
 
     info = TokenStore(obj["home"]).revoke(token_id)
     click.echo(f"revoked {info.role} token {info.id} ({info.name})")

@@ -18,8 +18,8 @@ _LAZY = {
     "ServerState": ("modelyard.server.app", "ServerState"),
     "create_server_app": ("modelyard.server.app", "create_server_app"),
     "serve": ("modelyard.server.run", "serve"),
-    "JobStore": ("modelyard.server.jobs", "JobStore"),
-    "TokenStore": ("modelyard.server.tokens", "TokenStore"),
+    "JobStore": ("modelyard.server.jobs.store", "JobStore"),
+    "TokenStore": ("modelyard.server.auth.tokens", "TokenStore"),
 }
 
 

@@ -25,9 +25,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from modelyard._validation import join_path
 from modelyard.errors import ModelyardError
-from modelyard.server.auth import Auth, AuthMiddleware
+from modelyard.server.auth.middleware import Auth, AuthMiddleware
 from modelyard.server.config import ServerConfig
-from modelyard.server.jobs import JobStore
+from modelyard.server.jobs.store import JobStore
 from modelyard.store.db import database
 
 __all__ = ["create_server_app", "ServerState"]
@@ -36,9 +36,9 @@ log = logging.getLogger(__name__)
 
 # Routers of the other half of the control plane; each is optional while it is being built.
 _OPTIONAL_ROUTERS = (
-    "modelyard.server.routes_catalog",
-    "modelyard.server.routes_deployments",
-    "modelyard.server.routes_console",
+    "modelyard.server.console.catalog_routes",
+    "modelyard.server.deployments.routes",
+    "modelyard.server.console.routes",
 )
 
 
@@ -65,13 +65,14 @@ def _optional(module: str) -> Any:
 
 
 def _supervisor(config: ServerConfig, home: Path) -> Any:
-    deployments = _optional("modelyard.server.deployments")
+    deployments = _optional("modelyard.server.deployments.supervisor")
     return None if deployments is None else deployments.Supervisor(home, host="127.0.0.1")
 
 
 def create_server_app(config: ServerConfig, *, start_workers: bool = True) -> FastAPI:
     """The control plane app over the store ``config.home`` (``$MODELYARD_HOME`` by default)."""
-    from modelyard.server import routes_jobs, session
+    from modelyard.server.auth import routes as session
+    from modelyard.server.jobs import routes as routes_jobs
 
     home = config.store_home()
     state = ServerState(config=config, home=home, jobs=JobStore(home), supervisor=_supervisor(config, home))
@@ -79,8 +80,8 @@ def create_server_app(config: ServerConfig, *, start_workers: bool = True) -> Fa
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        from modelyard.server.pool import WorkerPool
-        from modelyard.server.reaper import Reaper
+        from modelyard.server.jobs.pool import WorkerPool
+        from modelyard.server.jobs.reaper import Reaper
 
         database(home)  # create or open the store (and fail early on a newer schema)
         reaper = Reaper(home, lease_s=config.lease_s, interval_s=config.reap_interval_s) if start_workers else None

@@ -15,8 +15,8 @@ import sys
 from collections.abc import Callable
 
 from modelyard.errors import InputError
+from modelyard.server.auth.tokens import TokenStore
 from modelyard.server.config import ServerConfig
-from modelyard.server.tokens import TokenStore
 
 __all__ = ["serve", "bootstrap_token"]
 

@@ -28,7 +28,7 @@ from typing import Any
 
 import httpx
 
-from modelyard.server.replica_metrics import MetricWindow, Sample, parse_sample
+from modelyard.server.deployments.metrics import MetricWindow, Sample, parse_sample
 
 __all__ = ["ReplicaConfig", "Replica", "free_port", "stop_all", "stop_orphan"]
 

@@ -19,8 +19,8 @@ import httpx
 import pytest
 
 from modelyard.errors import NotFoundError, SpecError, StoreError
-from modelyard.server.deployment_store import DeploymentRequest, DeploymentStore
-from modelyard.server.replicas import Replica, ReplicaConfig, stop_all, stop_orphan
+from modelyard.server.deployments.replicas import Replica, ReplicaConfig, stop_all, stop_orphan
+from modelyard.server.deployments.store import DeploymentRequest, DeploymentStore
 
 FAKE = r"""
 import http.server, signal, sys, time

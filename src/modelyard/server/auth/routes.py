@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse
 from pydantic import Field
 
 from modelyard._validation import StrictModel
-from modelyard.server.auth import COOKIE, LOCAL, SESSION_S, Principal
+from modelyard.server.auth.middleware import COOKIE, LOCAL, SESSION_S, Principal
 
 if TYPE_CHECKING:
     from modelyard.server.app import ServerState

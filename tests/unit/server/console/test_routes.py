@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from modelyard.server.routes_console import CONSOLE_DIR
+from modelyard.server.console.routes import CONSOLE_DIR
 from tests.support.console import client, mini_app
 
 pytestmark = pytest.mark.anyio
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = Path(__file__).resolve().parents[4]
 JS_FILES = sorted((CONSOLE_DIR / "js").glob("*.js"))
 
 
@@ -119,10 +119,10 @@ def test_docs_examples_are_current(home: Path):
     import shlex
 
     from modelyard.cli.main import cli
-    from modelyard.server.deployment_store import DeploymentRequest
-    from modelyard.server.deployments import Supervisor
-    from modelyard.server.replica_metrics import summarize
-    from modelyard.server.replicas import Replica, ReplicaConfig
+    from modelyard.server.deployments.metrics import summarize
+    from modelyard.server.deployments.replicas import Replica, ReplicaConfig
+    from modelyard.server.deployments.store import DeploymentRequest
+    from modelyard.server.deployments.supervisor import Supervisor
 
     doc = (ROOT / "docs" / "console.md").read_text()
     blocks = [json.loads(b) for b in re.findall(r"```json\n(.*?)```", doc, flags=re.S)]

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from modelyard.errors import InputError, NotFoundError, StoreError  # noqa: E402
-from modelyard.server.jobs import JobStore  # noqa: E402
-from modelyard.server.leases import LeaseLost, Leases  # noqa: E402
-from modelyard.server.reaper import reap_once  # noqa: E402
+from modelyard.server.jobs.leases import LeaseLost, Leases  # noqa: E402
+from modelyard.server.jobs.reaper import reap_once  # noqa: E402
+from modelyard.server.jobs.store import JobStore  # noqa: E402
 from modelyard.store import RunStore  # noqa: E402
 from tests.support.jobs import Clock, resolved, tiny_spec
 

@@ -13,9 +13,9 @@ import pytest
 
 from modelyard.errors import InputError, NotFoundError, SpecError  # noqa: E402
 from modelyard.server import ServerConfig, create_server_app  # noqa: E402
-from modelyard.server.auth import Auth  # noqa: E402
+from modelyard.server.auth.middleware import Auth  # noqa: E402
+from modelyard.server.auth.tokens import TokenStore, hash_token  # noqa: E402
 from modelyard.server.run import bootstrap_token  # noqa: E402
-from modelyard.server.tokens import TokenStore, hash_token  # noqa: E402
 from tests.support.jobs import tiny_spec  # noqa: E402
 
 pytestmark = pytest.mark.anyio

@@ -21,8 +21,8 @@ from typing import Any
 import anyio
 
 from modelyard._files import to_jsonable
-from modelyard.server.joblog import read_log
-from modelyard.server.jobs import Job, JobStore
+from modelyard.server.jobs.logfile import read_log
+from modelyard.server.jobs.store import Job, JobStore
 from modelyard.store import RunStore
 
 __all__ = ["job_events", "format_event", "job_history"]

@@ -19,7 +19,7 @@ from modelyard.errors import NotFoundError
 
 __all__ = ["router", "CONSOLE_DIR", "SECURITY_HEADERS"]
 
-CONSOLE_DIR = Path(__file__).resolve().parent / "console"
+CONSOLE_DIR = Path(__file__).resolve().parent
 
 _TYPES = {
     ".html": "text/html; charset=utf-8",

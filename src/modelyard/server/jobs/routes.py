@@ -13,9 +13,9 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import PlainTextResponse, StreamingResponse
 
-from modelyard.server.events import job_events, job_history
-from modelyard.server.joblog import read_log
-from modelyard.server.submit import MAX_BODY_BYTES, BodyTooLargeError, check_spec, parse_body
+from modelyard.server.jobs.events import job_events, job_history
+from modelyard.server.jobs.logfile import read_log
+from modelyard.server.jobs.submit import MAX_BODY_BYTES, BodyTooLargeError, check_spec, parse_body
 from modelyard.store import RunStore
 
 if TYPE_CHECKING:

@@ -1,4 +1,4 @@
-"""A training worker process: ``python -m modelyard.server.worker --home H ...``.
+"""A training worker process: ``python -m modelyard.server.jobs.worker --home H ...``.
 
 The server's pool starts these as fresh interpreters (never a fork of the server). Each
 claims the oldest queued job, runs it through ``workflow.train`` (first attempt) or
@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from modelyard.errors import ModelyardError
-from modelyard.server.joblog import JobLog
-from modelyard.server.jobs import Job, job_log_path
-from modelyard.server.leases import LeaseLost, Leases
+from modelyard.server.jobs.leases import LeaseLost, Leases
+from modelyard.server.jobs.logfile import JobLog
+from modelyard.server.jobs.store import Job, job_log_path
 from modelyard.store import ModelStore, RunStore, paths
 
 __all__ = ["Worker", "main"]
@@ -254,7 +254,7 @@ class Worker:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m modelyard.server.worker", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m modelyard.server.jobs.worker", description=__doc__.splitlines()[0])
     parser.add_argument("--home", required=True)
     parser.add_argument("--lease-s", type=float, required=True)
     parser.add_argument("--heartbeat-s", type=float, required=True)

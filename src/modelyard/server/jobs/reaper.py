@@ -14,9 +14,9 @@ import logging
 import threading
 from pathlib import Path
 
-from modelyard.server.joblog import append_line
-from modelyard.server.jobs import job_log_path
-from modelyard.server.leases import Leases, Reaped
+from modelyard.server.jobs.leases import Leases, Reaped
+from modelyard.server.jobs.logfile import append_line
+from modelyard.server.jobs.store import job_log_path
 
 __all__ = ["Reaper", "reap_once"]
 

@@ -14,7 +14,7 @@ from sklearn.metrics import confusion_matrix
 
 from modelyard.data import prepare
 from modelyard.predict import Predictor
-from modelyard.server.catalog import input_hints
+from modelyard.server.console.catalog import input_hints
 from modelyard.workflow import eval_split
 from tests.support.console import client, mini_app, train_digits
 from tests.support.serving import register

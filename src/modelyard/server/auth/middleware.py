@@ -24,8 +24,8 @@ from http.cookies import SimpleCookie
 from pathlib import Path
 from typing import Any
 
+from modelyard.server.auth.tokens import TokenInfo, TokenStore, secret_key
 from modelyard.server.config import ServerConfig
-from modelyard.server.tokens import TokenInfo, TokenStore, secret_key
 
 __all__ = ["Principal", "Auth", "AuthMiddleware", "COOKIE", "CSRF_HEADER"]
 

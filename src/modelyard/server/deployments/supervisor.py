@@ -26,9 +26,9 @@ from typing import Any
 import httpx
 
 from modelyard.errors import ModelyardError
-from modelyard.server.deployment_store import DeploymentRequest, DeploymentStore, row_dict
-from modelyard.server.replica_metrics import summarize
-from modelyard.server.replicas import Replica, ReplicaConfig, stop_all, stop_orphan
+from modelyard.server.deployments.metrics import summarize
+from modelyard.server.deployments.replicas import Replica, ReplicaConfig, stop_all, stop_orphan
+from modelyard.server.deployments.store import DeploymentRequest, DeploymentStore, row_dict
 from modelyard.store import ModelStore
 from modelyard.store.db import DeploymentRow
 from modelyard.store.refs import parse_ref

@@ -1,6 +1,6 @@
 """The pool of training worker processes, kept at its size while the server runs.
 
-Workers are fresh interpreters (``python -m modelyard.server.worker``), not forks of the
+Workers are fresh interpreters (``python -m modelyard.server.jobs.worker``), not forks of the
 server: a fork would inherit the server's threads, sockets and SQLite connections. A
 worker that dies is started again (with a growing pause if it keeps dying at start-up);
 its job, if it had one, is reaped once the lease runs out and resumed by any worker.
@@ -55,7 +55,7 @@ class WorkerPool:
         return [
             sys.executable,
             "-m",
-            "modelyard.server.worker",
+            "modelyard.server.jobs.worker",
             "--home",
             str(self.home),
             "--lease-s",

@@ -13,11 +13,11 @@ import pytest
 import torch
 
 from modelyard import workflow  # noqa: E402
-from modelyard.server.joblog import JobLog  # noqa: E402
-from modelyard.server.jobs import Job, JobStore  # noqa: E402
-from modelyard.server.leases import Leases  # noqa: E402
-from modelyard.server.reaper import reap_once  # noqa: E402
-from modelyard.server.worker import Worker  # noqa: E402
+from modelyard.server.jobs.leases import Leases  # noqa: E402
+from modelyard.server.jobs.logfile import JobLog  # noqa: E402
+from modelyard.server.jobs.reaper import reap_once  # noqa: E402
+from modelyard.server.jobs.store import Job, JobStore  # noqa: E402
+from modelyard.server.jobs.worker import Worker  # noqa: E402
 from modelyard.store import ModelStore, RunStore  # noqa: E402
 from modelyard.store.db import JobRow  # noqa: E402
 from tests.support.jobs import Clock, resolved, tiny_spec

@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import APIRouter, Query
 from fastapi.concurrency import run_in_threadpool
 
-from modelyard.server.catalog import Catalog
+from modelyard.server.console.catalog import Catalog
 
 __all__ = ["router"]
 

@@ -20,7 +20,7 @@ from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
 from modelyard.errors import InputError
-from modelyard.server.deployments import DeploymentUnavailableError
+from modelyard.server.deployments.supervisor import DeploymentUnavailableError
 
 __all__ = ["router", "MAX_BODY_BYTES"]
 

@@ -17,8 +17,8 @@ from typing import Any, Literal
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from modelyard.server import jobs as _jobs
-from modelyard.server.jobs import Job, job_from_row
+from modelyard.server.jobs import store as _jobs
+from modelyard.server.jobs.store import Job, job_from_row
 from modelyard.store import paths
 from modelyard.store.db import Database, JobRow, RunRow, database
 

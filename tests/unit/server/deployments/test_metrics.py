@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from modelyard.server.replica_metrics import MetricWindow, Sample, histogram_quantile, parse_sample, summarize
+from modelyard.server.deployments.metrics import MetricWindow, Sample, histogram_quantile, parse_sample, summarize
 from modelyard.serving.metrics import ServeMetrics
 
 PREDICT = "/v1/models/{name}/versions/{version}/predict"

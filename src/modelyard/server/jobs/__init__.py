@@ -1,0 +1,1 @@
+"""Training jobs: the queue table's store, submissions, leases, workers, the reaper, live events, ``/v1/jobs``."""
