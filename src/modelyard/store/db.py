@@ -58,17 +58,12 @@ __all__ = [
     "Database",
     "database",
     "close_all",
-    "utcnow",
 ]
 
 logger = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 BUSY_TIMEOUT_MS = 30_000
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 class UTCDateTime(TypeDecorator[datetime]):

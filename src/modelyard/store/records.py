@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from modelyard._files import read_json, to_jsonable
 from modelyard.errors import NotFoundError, StoreError
+from modelyard.store.timestamps import iso
 
 if TYPE_CHECKING:
     import torch
@@ -28,10 +29,6 @@ WEIGHTS_FILE = "weights.safetensors"
 PREPROCESS_FILE = "preprocess.json"
 METRICS_FILE = "metrics.json"
 LINEAGE_FILE = "lineage.json"
-
-
-def _iso(value: datetime | None) -> str | None:
-    return None if value is None else value.isoformat()
 
 
 @dataclass(frozen=True)
@@ -69,10 +66,10 @@ class RunRecord:
             "status": self.status,
             "spec": self.spec,
             "env": self.env,
-            "created_at": _iso(self.created_at),
-            "started_at": _iso(self.started_at),
-            "finished_at": _iso(self.finished_at),
-            "heartbeat_at": _iso(self.heartbeat_at),
+            "created_at": iso(self.created_at),
+            "started_at": iso(self.started_at),
+            "finished_at": iso(self.finished_at),
+            "heartbeat_at": iso(self.heartbeat_at),
             "duration_s": self.duration_s,
             "error": self.error,
             "model_ref": self.model_ref,
@@ -163,7 +160,7 @@ class ModelVersion:
             "version": self.version,
             "ref": self.ref,
             "run_id": self.run_id,
-            "created_at": _iso(self.created_at),
+            "created_at": iso(self.created_at),
             "metrics": self.metrics,
             "lineage": self.lineage,
             "task": self.task,

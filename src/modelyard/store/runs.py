@@ -12,24 +12,24 @@ import builtins
 import logging
 import math
 import numbers
-import re
-import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from modelyard._files import dumps_json
-from modelyard.errors import InputError, NotFoundError, SpecError, StoreError
+from modelyard.errors import InputError, SpecError, StoreError
 from modelyard.registry import closest
 from modelyard.store import paths
-from modelyard.store.db import Database, MetricRow, RunRow, database, utcnow
+from modelyard.store.db import Database, MetricRow, RunRow, database
+from modelyard.store.ids import new_id, resolve_id
 from modelyard.store.records import RunRecord, run_record
+from modelyard.store.timestamps import utcnow
 
 if TYPE_CHECKING:
     from modelyard.spec import Spec
@@ -39,7 +39,6 @@ __all__ = ["RunStore", "RunRecord", "RUN_STATUSES"]
 logger = logging.getLogger(__name__)
 
 RUN_STATUSES = ("queued", "running", "completed", "failed", "cancelled")
-_ID_CHARS = re.compile(r"^[a-z0-9-]+$")
 _ERROR_LIMIT = 500
 
 
@@ -49,7 +48,7 @@ def _now() -> datetime:
 
 
 def _new_id(now: datetime) -> str:
-    return f"r-{now:%Y%m%d}-{secrets.token_hex(3)}"
+    return new_id("r", now)
 
 
 def _one_line(text: str) -> str:
@@ -254,33 +253,12 @@ class RunStore:
             return self._records(session, [row])[0]
 
     def _resolve(self, session: Session, run_id: str) -> RunRow:
-        text = str(run_id).strip().lower()
-        if not text or not _ID_CHARS.match(text):
-            raise InputError(
-                f"Invalid run id {run_id!r}: expected letters, digits and '-' such as r-20261122-3fa9c1",
-                field="run_id",
-            )
-        row = session.get(RunRow, text)
-        if row is not None:
-            return row
-        # A prefix of the whole id or of its random part (after "r-YYYYMMDD-").
-        found = session.scalars(
-            select(RunRow)
-            .where(or_(RunRow.id.startswith(text), RunRow.id.like(f"r-________-{text}%")))
-            .order_by(RunRow.created_at.desc())
-            .limit(6)
-        ).all()
-        if len(found) == 1:
-            return found[0]
-        if found:
-            shown = ", ".join(r.id for r in found[:5]) + (", ..." if len(found) > 5 else "")
-            raise InputError(f"Ambiguous run id {run_id!r}: matches {shown}; type more characters", field="run_id")
-        recent = session.scalars(select(RunRow.id).order_by(RunRow.created_at.desc()).limit(1000)).all()
-        hint = closest(text, builtins.list(recent))
-        extra = f"; did you mean {hint!r}?" if hint else ("" if recent else "; there are no runs yet")
-        raise NotFoundError(
-            f"Unknown run {run_id!r}: no run id (or its part after the date) starts with it{extra}", field="run_id"
-        )
+        def hint(text: str) -> str:
+            recent = session.scalars(select(RunRow.id).order_by(RunRow.created_at.desc()).limit(1000)).all()
+            near = closest(text, builtins.list(recent))
+            return f"; did you mean {near!r}?" if near else ("" if recent else "; there are no runs yet")
+
+        return resolve_id(session, RunRow, run_id, noun="run", letter="r", hint=hint)
 
     def _records(self, session: Session, rows: builtins.list[RunRow]) -> builtins.list[RunRecord]:
         """Rows → records, loading every run's metric history in one query."""

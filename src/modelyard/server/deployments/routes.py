@@ -20,6 +20,7 @@ from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
 from modelyard.errors import InputError
+from modelyard.server.body import read_body
 from modelyard.server.deployments.supervisor import DeploymentUnavailableError
 
 __all__ = ["router", "MAX_BODY_BYTES"]
@@ -31,25 +32,8 @@ _TIMEOUT = httpx.Timeout(30.0, connect=1.0)
 _PASSED_HEADERS = ("content-type", "retry-after")
 
 
-class BodyTooLargeError(InputError):
-    http_status = 413
-
-
-async def _read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise BodyTooLargeError(f"Request body too large: {declared} bytes, at most {limit}", field="body")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise BodyTooLargeError(f"Request body too large: more than {limit} bytes", field="body")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 async def _json_body(request: Request) -> Any:
-    raw = await _read_body(request, 1024 * 1024)
+    raw = await read_body(request, 1024 * 1024)
     try:
         return json.loads(raw or b"null")
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -95,7 +79,7 @@ def router(state: Any) -> APIRouter:
 
     @api.post("/{name}/predict", summary="Predict through a ready replica (same body and answer as the serving API)")
     async def predict(name: str, request: Request) -> Response:
-        body = await _read_body(request, MAX_BODY_BYTES)
+        body = await read_body(request, MAX_BODY_BYTES)
         urls, path = supervisor.targets(name)
         headers = {
             "content-type": request.headers.get("content-type", "application/json"),

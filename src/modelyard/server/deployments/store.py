@@ -11,7 +11,6 @@ from __future__ import annotations
 import builtins
 import json
 import secrets
-from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -21,8 +20,9 @@ from sqlalchemy import select
 from modelyard._validation import StrictModel, spec_error_from
 from modelyard.errors import NotFoundError, SpecError, StoreError
 from modelyard.registry import closest
-from modelyard.store.db import Database, DeploymentRow, database, utcnow
+from modelyard.store.db import Database, DeploymentRow, database
 from modelyard.store.refs import NAME_PATTERN
+from modelyard.store.timestamps import iso, utcnow
 
 __all__ = ["DeploymentRequest", "DeploymentStore", "row_dict"]
 
@@ -53,10 +53,6 @@ class DeploymentRequest(StrictModel):
         return {"max_batch_size": self.max_batch_size, "max_wait_ms": self.max_wait_ms, "backend": self.backend}
 
 
-def _iso(value: datetime | None) -> str | None:
-    return None if value is None else value.isoformat()
-
-
 def row_dict(row: DeploymentRow) -> dict[str, Any]:
     """The stored part of a deployment's JSON form."""
     return {
@@ -68,8 +64,8 @@ def row_dict(row: DeploymentRow) -> dict[str, Any]:
         "status": row.status,
         "error": row.error,
         "restarts": row.restarts,
-        "created_at": _iso(row.created_at),
-        "updated_at": _iso(row.updated_at),
+        "created_at": iso(row.created_at),
+        "updated_at": iso(row.updated_at),
     }
 
 

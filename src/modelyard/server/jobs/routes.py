@@ -13,30 +13,16 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import PlainTextResponse, StreamingResponse
 
+from modelyard.server.body import read_body
 from modelyard.server.jobs.events import job_events, job_history
 from modelyard.server.jobs.logfile import read_log
-from modelyard.server.jobs.submit import MAX_BODY_BYTES, BodyTooLargeError, check_spec, parse_body
+from modelyard.server.jobs.submit import MAX_BODY_BYTES, check_spec, parse_body
 from modelyard.store import RunStore
 
 if TYPE_CHECKING:
     from modelyard.server.app import ServerState
 
 __all__ = ["router"]
-
-
-async def _body(request: Request) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise BodyTooLargeError(
-            f"Job body too large: expected at most {MAX_BODY_BYTES} bytes, received {declared}", field="body"
-        )
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise BodyTooLargeError(f"Job body too large: expected at most {MAX_BODY_BYTES} bytes", field="body")
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def router(state: ServerState) -> APIRouter:
@@ -47,7 +33,9 @@ def router(state: ServerState) -> APIRouter:
     @api.post("", status_code=201, summary="Submit a training job")
     async def submit(request: Request) -> dict[str, Any]:
         """Body: a spec (JSON or YAML), or ``{"spec", "overrides", "max_attempts"}``. 422 names the bad field."""
-        parsed = parse_body(await _body(request), request.headers.get("content-type"))
+        parsed = parse_body(
+            await read_body(request, MAX_BODY_BYTES, what="Job body"), request.headers.get("content-type")
+        )
         spec = await run_in_threadpool(check_spec, parsed)
         principal = getattr(request.state, "principal", None)
         job = await run_in_threadpool(

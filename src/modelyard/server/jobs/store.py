@@ -11,37 +11,33 @@ from __future__ import annotations
 import builtins
 import json
 import re
-import secrets
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from modelyard._files import dumps_json
-from modelyard.errors import InputError, NotFoundError, StoreError
+from modelyard.errors import InputError, StoreError
 from modelyard.registry import closest
 from modelyard.store import paths
-from modelyard.store.db import Database, JobRow, database, utcnow
+from modelyard.store.db import Database, JobRow, database
+from modelyard.store.ids import new_id, resolve_id
+from modelyard.store.timestamps import iso, utcnow
 
 __all__ = ["Job", "JobStore", "JOB_STATUSES", "FINAL_STATUSES", "job_log_path"]
 
 JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
 FINAL_STATUSES = frozenset({"succeeded", "failed", "cancelled"})
-_ID_CHARS = re.compile(r"^[a-z0-9-]+$")
 _JOB_ID = re.compile(r"^j-[0-9]{8}-[0-9a-f]{6}$")
 
 
 def _now() -> datetime:
     """The clock of the job table (tests replace it to age leases)."""
     return utcnow()
-
-
-def _iso(value: datetime | None) -> str | None:
-    return None if value is None else value.isoformat()
 
 
 def job_log_path(home: Path, job_id: str) -> Path:
@@ -92,9 +88,9 @@ class Job:
             "status": self.status,
             "attempts": self.attempts,
             "max_attempts": self.max_attempts,
-            "created_at": _iso(self.created_at),
-            "started_at": _iso(self.started_at),
-            "finished_at": _iso(self.finished_at),
+            "created_at": iso(self.created_at),
+            "started_at": iso(self.started_at),
+            "finished_at": iso(self.finished_at),
             "run_id": self.run_id,
             "model_ref": self.model_ref,
             "error": self.error,
@@ -106,8 +102,8 @@ class Job:
             },
             "worker_id": self.worker_id,
             "worker_pid": self.worker_pid,
-            "heartbeat_at": _iso(self.heartbeat_at),
-            "lease_expires_at": _iso(self.lease_expires_at),
+            "heartbeat_at": iso(self.heartbeat_at),
+            "lease_expires_at": iso(self.lease_expires_at),
             "cancel_requested": self.cancel_requested,
             "submitted_by": self.submitted_by,
         }
@@ -158,7 +154,7 @@ class JobStore:
         for _attempt in range(5):
             now = _now()
             row = JobRow(
-                id=f"j-{now:%Y%m%d}-{secrets.token_hex(3)}",
+                id=new_id("j", now),
                 name=str(spec["name"]),
                 status="queued",
                 spec_json=spec_json,
@@ -217,27 +213,6 @@ class JobStore:
 
 def resolve(session: Session, job_id: str) -> JobRow:
     """The row of ``job_id`` (or a unique prefix of it or of its random part)."""
-    text = str(job_id).strip().lower()
-    if not text or not _ID_CHARS.match(text):
-        raise InputError(
-            f"Invalid job id {job_id!r}: expected letters, digits and '-' such as j-20261122-3fa9c1", field="job_id"
-        )
-    row = session.get(JobRow, text)
-    if row is not None:
-        return row
-    found = session.scalars(
-        select(JobRow)
-        .where(or_(JobRow.id.startswith(text), JobRow.id.like(f"j-________-{text}%")))
-        .order_by(JobRow.created_at.desc())
-        .limit(6)
-    ).all()
-    if len(found) == 1:
-        return found[0]
-    if found:
-        shown = ", ".join(r.id for r in found[:5]) + (", ..." if len(found) > 5 else "")
-        raise InputError(f"Ambiguous job id {job_id!r}: matches {shown}; type more characters", field="job_id")
-    raise NotFoundError(
-        f"Unknown job {job_id!r}: no job id (or its part after the date) starts with it; "
-        "list jobs with `modelyard jobs list`",
-        field="job_id",
+    return resolve_id(
+        session, JobRow, job_id, noun="job", letter="j", hint=lambda _: "; list jobs with `modelyard jobs list`"
     )

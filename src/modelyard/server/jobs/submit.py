@@ -20,6 +20,7 @@ from pydantic import Field, ValidationError
 
 from modelyard._validation import StrictModel, describe, spec_error_from
 from modelyard.errors import InputError, SpecError
+from modelyard.server.body import too_large
 
 __all__ = [
     "JobRequest",
@@ -27,7 +28,6 @@ __all__ = [
     "check_spec",
     "absolute_data_path",
     "MAX_BODY_BYTES",
-    "BodyTooLargeError",
     "UnsupportedMediaType",
 ]
 
@@ -38,10 +38,6 @@ _YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-ya
 
 class UnsupportedMediaType(InputError):
     http_status = 415
-
-
-class BodyTooLargeError(InputError):
-    http_status = 413
 
 
 class JobRequest(StrictModel):
@@ -73,9 +69,7 @@ def _load_yaml(text: str, field: str) -> Any:
 def parse_body(body: bytes, content_type: str | None) -> JobRequest:
     """Decode a request body (JSON or YAML, wrapper or bare spec) into a JobRequest."""
     if len(body) > MAX_BODY_BYTES:
-        raise BodyTooLargeError(
-            f"Job body too large: expected at most {MAX_BODY_BYTES} bytes, received {len(body)}", field="body"
-        )
+        raise too_large("Job body", MAX_BODY_BYTES, len(body))
     media = (content_type or "").split(";")[0].strip().lower()
     if media and media not in _JSON_TYPES + _YAML_TYPES and not media.endswith("+json"):
         raise UnsupportedMediaType(
