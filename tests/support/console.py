@@ -18,7 +18,6 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from modelyard.errors import ModelyardError
-from modelyard.server.console import catalog_routes as routes_catalog
 from modelyard.server.console import routes as routes_console
 from modelyard.server.deployments import routes as routes_deployments
 from modelyard.server.deployments.supervisor import Supervisor
@@ -50,7 +49,7 @@ class State:
 def mini_app(home: Path, supervisor: Supervisor | None = None) -> FastAPI:
     state = State(home=home, supervisor=supervisor or Supervisor(home))
     app = FastAPI(lifespan=None)
-    for module in (routes_catalog, routes_deployments, routes_console):
+    for module in (routes_deployments, routes_console):
         app.include_router(module.router(state))
 
     async def modelyard_error(_: Request, exc: Exception) -> JSONResponse:

@@ -1,6 +1,6 @@
 """``create_server_app``: the control plane's one app: REST API and web console on one port.
 
-Routers come from their modules (jobs, catalog, deployments, console, session), each
+Routers come from each subpackage's ``routes`` module (jobs, auth, deployments, console), each
 ``router(state) -> APIRouter``; none contains auth code, because ``AuthMiddleware`` wraps
 everything. The lifespan starts the training worker pool, the reaper and the deployment
 supervisor, and stops them on shutdown. Errors: a ``ModelyardError`` becomes its status
@@ -10,7 +10,6 @@ anything else a logged 500 without a traceback in the answer.
 
 from __future__ import annotations
 
-import importlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -25,8 +24,15 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from modelyard._validation import join_path
 from modelyard.errors import ModelyardError
+from modelyard.server.auth import routes as auth_routes
 from modelyard.server.auth.middleware import Auth, AuthMiddleware
 from modelyard.server.config import ServerConfig
+from modelyard.server.console import routes as console_routes
+from modelyard.server.deployments import routes as deployments_routes
+from modelyard.server.deployments.supervisor import Supervisor
+from modelyard.server.jobs import routes as jobs_routes
+from modelyard.server.jobs.pool import WorkerPool
+from modelyard.server.jobs.reaper import Reaper
 from modelyard.server.jobs.store import JobStore
 from modelyard.store.db import database
 
@@ -34,12 +40,7 @@ __all__ = ["create_server_app", "ServerState"]
 
 log = logging.getLogger(__name__)
 
-# Routers of the other half of the control plane; each is optional while it is being built.
-_OPTIONAL_ROUTERS = (
-    "modelyard.server.console.catalog_routes",
-    "modelyard.server.deployments.routes",
-    "modelyard.server.console.routes",
-)
+_ROUTERS = (jobs_routes, auth_routes, deployments_routes, console_routes)
 
 
 @dataclass
@@ -49,53 +50,30 @@ class ServerState:
     config: ServerConfig
     home: Path
     jobs: JobStore
-    supervisor: Any  # modelyard.server.deployments.Supervisor (None when that module is missing)
+    supervisor: Supervisor
     auth: Auth | None = None
-    pool: Any = None  # modelyard.server.pool.WorkerPool while workers run
-
-
-def _optional(module: str) -> Any:
-    try:
-        return importlib.import_module(module)
-    except ModuleNotFoundError as exc:
-        if exc.name != module:
-            raise
-        log.warning("%s is not installed; its routes are left out", module)
-        return None
-
-
-def _supervisor(config: ServerConfig, home: Path) -> Any:
-    deployments = _optional("modelyard.server.deployments.supervisor")
-    return None if deployments is None else deployments.Supervisor(home, host="127.0.0.1")
+    pool: WorkerPool | None = None  # while workers run
 
 
 def create_server_app(config: ServerConfig, *, start_workers: bool = True) -> FastAPI:
     """The control plane app over the store ``config.home`` (``$MODELYARD_HOME`` by default)."""
-    from modelyard.server.auth import routes as session
-    from modelyard.server.jobs import routes as routes_jobs
-
     home = config.store_home()
-    state = ServerState(config=config, home=home, jobs=JobStore(home), supervisor=_supervisor(config, home))
+    state = ServerState(config=config, home=home, jobs=JobStore(home), supervisor=Supervisor(home, host="127.0.0.1"))
     state.auth = Auth(config, home)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        from modelyard.server.jobs.pool import WorkerPool
-        from modelyard.server.jobs.reaper import Reaper
-
         database(home)  # create or open the store (and fail early on a newer schema)
         reaper = Reaper(home, lease_s=config.lease_s, interval_s=config.reap_interval_s) if start_workers else None
         if start_workers:
             state.pool = WorkerPool(config, home)
             state.pool.start()
             reaper.start()
-        if state.supervisor is not None:
-            state.supervisor.start()
+        state.supervisor.start()
         try:
             yield
         finally:
-            if state.supervisor is not None:
-                state.supervisor.stop()
+            state.supervisor.stop()
             if reaper is not None:
                 reaper.stop()
             if state.pool is not None:
@@ -109,12 +87,8 @@ def create_server_app(config: ServerConfig, *, start_workers: bool = True) -> Fa
         workers = state.pool.status() if state.pool is not None else []
         return {"status": "ok", "workers": workers}
 
-    app.include_router(routes_jobs.router(state))
-    app.include_router(session.router(state))
-    for name in _OPTIONAL_ROUTERS:
-        module = _optional(name)
-        if module is not None:
-            app.include_router(module.router(state))
+    for routes in _ROUTERS:
+        app.include_router(routes.router(state))
     _error_handlers(app)
     app.add_middleware(AuthMiddleware, auth=state.auth)
     return app

@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from modelyard.server import ServerConfig, create_server_app  # noqa: E402
+from modelyard.server import app as app_module  # noqa: E402
 from modelyard.server.jobs.store import JobStore  # noqa: E402
 from modelyard.server.jobs.worker import Worker  # noqa: E402
 from modelyard.store import RunStore  # noqa: E402
@@ -50,6 +51,15 @@ async def test_health_and_both_halves_of_the_api_are_mounted(api: httpx.AsyncCli
         "/v1/session",
     } <= paths
     assert {"/v1/runs", "/v1/models", "/v1/deployments"} <= paths
+
+
+def test_each_subpackage_has_one_routes_module_and_the_app_mounts_every_one() -> None:
+    server = Path(app_module.__file__).parent
+    assert {m.__name__ for m in app_module._ROUTERS} == {
+        f"modelyard.server.{p.parent.name}.routes" for p in server.glob("*/routes.py")
+    }
+    assert {"jobs", "auth", "deployments", "console"} <= {p.parent.name for p in server.glob("*/routes.py")}
+    assert not [p.name for p in server.rglob("*.py") if "routes" in p.stem and p.stem != "routes"]
 
 
 @pytest.mark.parametrize("form", ["wrapper", "bare-json", "bare-yaml", "yaml-string"])

@@ -1,21 +1,30 @@
-"""The web console: ``GET /`` (the page) and ``GET /console/{file}`` (its assets).
+"""The web console's routes: the page, its assets, and the read-only catalog it shows.
 
-The assets ship inside the package (``modelyard/server/console/``: plain HTML, ES
-modules, CSS and the vendored uPlot chart library), so the console works without a
-build step and without reaching any CDN. Only files listed at startup are served (a
-path from the URL is looked up in that list, never joined onto the disk), and every
-answer carries a Content-Security-Policy that allows scripts from this origin only.
+- ``GET /`` (the page) and ``GET /console/{file}`` (its assets). The assets ship inside the
+  package (``modelyard/server/console/``: plain HTML, ES modules, CSS and the vendored uPlot
+  chart library), so the console works without a build step and without reaching any CDN.
+  Only files listed at startup are served (a path from the URL is looked up in that list,
+  never joined onto the disk), and every answer carries a Content-Security-Policy that
+  allows scripts from this origin only.
+- ``/v1/runs`` and ``/v1/models``: everything addressed by run id or ``name``/``version``,
+  never by a path. The store calls are blocking (SQLite, model files), so they run in the
+  thread pool.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
 from modelyard.errors import NotFoundError
+from modelyard.server.console.catalog import Catalog
+
+if TYPE_CHECKING:
+    from modelyard.server.app import ServerState
 
 __all__ = ["router", "CONSOLE_DIR", "SECURITY_HEADERS"]
 
@@ -59,9 +68,15 @@ def _file_response(path: Path) -> Response:
     return Response(path.read_bytes(), media_type=_TYPES[path.suffix], headers=SECURITY_HEADERS)
 
 
-def router(state: Any) -> APIRouter:
-    """Routes serving the console page and its assets from the installed package."""
-    assets = _asset_table(CONSOLE_DIR)
+def router(state: ServerState) -> APIRouter:
+    """The console's page and assets from the installed package, and the catalog over ``state.home``."""
+    api = APIRouter()
+    api.include_router(_catalog(Catalog(state.home)))
+    api.include_router(_assets(_asset_table(CONSOLE_DIR)))
+    return api
+
+
+def _assets(assets: dict[str, Path]) -> APIRouter:
     api = APIRouter(tags=["console"], include_in_schema=False)
 
     @api.get("/")
@@ -76,5 +91,39 @@ def router(state: Any) -> APIRouter:
                 f"Unknown console file {name!r}: expected one of the console's assets such as js/app.js", field="path"
             )
         return _file_response(found)
+
+    return api
+
+
+def _catalog(catalog: Catalog) -> APIRouter:
+    api = APIRouter(prefix="/v1", tags=["catalog"])
+
+    @api.get("/runs", summary="Training runs, newest first (without spec and per-epoch history)")
+    async def list_runs(
+        name: str | None = None, status: str | None = None, limit: int = Query(50, ge=1, le=1000)
+    ) -> dict[str, Any]:
+        return {"runs": await run_in_threadpool(lambda: catalog.runs(name=name, status=status, limit=limit))}
+
+    @api.get("/runs/{run_id}", summary="One run with its resolved spec and per-epoch metric history")
+    async def show_run(run_id: str) -> dict[str, Any]:
+        return await run_in_threadpool(catalog.run, run_id)
+
+    @api.get("/models", summary="Registered model versions, newest first, with their test metrics")
+    async def list_models(name: str | None = None) -> dict[str, Any]:
+        return {"models": await run_in_threadpool(lambda: catalog.models(name))}
+
+    @api.get(
+        "/models/{name}/versions/{version}",
+        summary="One version: metrics, training curve, lineage, input schema and playground hints",
+    )
+    async def show_version(name: str, version: int) -> dict[str, Any]:
+        return await run_in_threadpool(catalog.version, name, version)
+
+    @api.get(
+        "/models/{name}/versions/{version}/confusion_matrix",
+        summary="Confusion matrix on the version's evaluation split (rows: true class)",
+    )
+    async def confusion(name: str, version: int) -> dict[str, Any]:
+        return await run_in_threadpool(catalog.confusion, name, version)
 
     return api

@@ -13,7 +13,7 @@ import json
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from fastapi import APIRouter, FastAPI, Request, Response
@@ -22,6 +22,9 @@ from fastapi.concurrency import run_in_threadpool
 from modelyard.errors import InputError
 from modelyard.server.body import read_body
 from modelyard.server.deployments.supervisor import DeploymentUnavailableError
+
+if TYPE_CHECKING:
+    from modelyard.server.app import ServerState
 
 __all__ = ["router", "MAX_BODY_BYTES"]
 
@@ -44,7 +47,7 @@ async def _json_body(request: Request) -> Any:
         ) from None
 
 
-def router(state: Any) -> APIRouter:
+def router(state: ServerState) -> APIRouter:
     """The deployment routes of the control plane (``state.supervisor`` does the work)."""
     holder: dict[str, httpx.AsyncClient] = {}
 
