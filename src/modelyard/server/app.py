@@ -34,7 +34,7 @@ from modelyard.server.jobs import routes as jobs_routes
 from modelyard.server.jobs.pool import WorkerPool
 from modelyard.server.jobs.reaper import Reaper
 from modelyard.server.jobs.store import JobStore
-from modelyard.store.db import database
+from modelyard.server.tables import control_database
 
 __all__ = ["create_server_app", "ServerState"]
 
@@ -63,7 +63,7 @@ def create_server_app(config: ServerConfig, *, start_workers: bool = True) -> Fa
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        database(home)  # create or open the store (and fail early on a newer schema)
+        control_database(home)  # create or open the store (and fail early on a newer schema)
         reaper = Reaper(home, lease_s=config.lease_s, interval_s=config.reap_interval_s) if start_workers else None
         if start_workers:
             state.pool = WorkerPool(config, home)

@@ -7,8 +7,9 @@ model version, status changes) start with ``BEGIN IMMEDIATE`` so two processes c
 both read the same state and then collide when they upgrade to a write lock, which in
 WAL mode would fail at once without waiting.
 
-Tables are created on first use and the schema version is recorded in ``meta`` so a
-later release can migrate an older store.
+The store's tables (``modelyard.store.tables``) are created on first use and the schema
+version is recorded in ``meta`` so a later release can migrate an older store; another part
+with tables of its own (the control plane) has them created with ``ensure_tables``.
 """
 
 from __future__ import annotations
@@ -20,41 +21,18 @@ from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import (
-    URL,
-    DateTime,
-    Engine,
-    Float,
-    ForeignKey,
-    Index,
-    Integer,
-    String,
-    Text,
-    UniqueConstraint,
-    create_engine,
-    event,
-    insert,
-    select,
-)
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
-from sqlalchemy.types import TypeDecorator
+from sqlalchemy import URL, Engine, MetaData, create_engine, event, insert, select
+from sqlalchemy.orm import Session
 
 from modelyard.errors import StoreError
 from modelyard.store import paths
+from modelyard.store.tables import Base, MetaRow
 
 __all__ = [
     "SCHEMA_VERSION",
-    "Base",
-    "RunRow",
-    "MetricRow",
-    "ModelVersionRow",
-    "MetaRow",
-    "JobRow",
-    "DeploymentRow",
     "Database",
     "database",
     "close_all",
@@ -64,134 +42,6 @@ logger = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 BUSY_TIMEOUT_MS = 30_000
-
-
-class UTCDateTime(TypeDecorator[datetime]):
-    """Aware UTC datetimes in, aware UTC datetimes out (SQLite keeps no time zone)."""
-
-    impl = DateTime
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given to the store; use an aware UTC datetime")
-        return value.astimezone(timezone.utc).replace(tzinfo=None)
-
-    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
-        return None if value is None else value.replace(tzinfo=timezone.utc)
-
-
-class Base(DeclarativeBase):
-    pass
-
-
-class MetaRow(Base):
-    __tablename__ = "meta"
-    key: Mapped[str] = mapped_column(String(128), primary_key=True)
-    value: Mapped[str] = mapped_column(Text)
-
-
-class RunRow(Base):
-    __tablename__ = "runs"
-    id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    name: Mapped[str] = mapped_column(String(64), index=True)
-    status: Mapped[str] = mapped_column(String(16), index=True)
-    spec_json: Mapped[str] = mapped_column(Text)
-    env_json: Mapped[str] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
-    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    error: Mapped[str | None] = mapped_column(Text)
-    model_ref: Mapped[str | None] = mapped_column(String(96))
-    summary_json: Mapped[str | None] = mapped_column(Text)
-
-
-class MetricRow(Base):
-    __tablename__ = "run_metrics"
-    __table_args__ = (
-        UniqueConstraint("run_id", "epoch", "key", name="uq_run_metrics_run_epoch_key"),
-        Index("ix_run_metrics_run_id", "run_id"),
-    )
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    run_id: Mapped[str] = mapped_column(String(32), ForeignKey("runs.id", ondelete="CASCADE"))
-    epoch: Mapped[int] = mapped_column(Integer)
-    key: Mapped[str] = mapped_column(String(128))
-    # NULL stands for a non-finite value (SQLite stores NaN as NULL anyway).
-    value: Mapped[float | None] = mapped_column(Float)
-
-
-class ModelVersionRow(Base):
-    __tablename__ = "model_versions"
-    __table_args__ = (
-        UniqueConstraint("name", "version", name="uq_model_versions_name_version"),
-        Index("ix_model_versions_run_id", "run_id"),
-    )
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    name: Mapped[str] = mapped_column(String(64), index=True)
-    version: Mapped[int] = mapped_column(Integer)
-    run_id: Mapped[str | None] = mapped_column(String(32))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    metrics_json: Mapped[str] = mapped_column(Text, default="{}")
-    lineage_json: Mapped[str] = mapped_column(Text, default="{}")
-    task: Mapped[str | None] = mapped_column(String(32))
-    description: Mapped[str] = mapped_column(Text, default="")
-    size_bytes: Mapped[int] = mapped_column(Integer, default=0)
-
-
-class JobRow(Base):
-    """A training job of the control plane: a spec in a queue, leased by one worker at a time.
-
-    status: queued → running → succeeded | failed | cancelled (a lost lease puts a running
-    job back to queued while attempts < max_attempts). ``run_id`` is set on the first
-    attempt and reused by every retry, so a job resumes its own run and registers at most
-    one model version (registration is idempotent per run).
-    """
-
-    __tablename__ = "jobs"
-    id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    name: Mapped[str] = mapped_column(String(64), index=True)
-    status: Mapped[str] = mapped_column(String(16), index=True)
-    spec_json: Mapped[str] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
-    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
-    max_attempts: Mapped[int] = mapped_column(Integer, default=3)
-    worker_id: Mapped[str | None] = mapped_column(String(64))
-    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
-    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    cancel_requested: Mapped[int] = mapped_column(Integer, default=0)
-    run_id: Mapped[str | None] = mapped_column(String(32))
-    model_ref: Mapped[str | None] = mapped_column(String(96))
-    error: Mapped[str | None] = mapped_column(Text)
-    progress_json: Mapped[str | None] = mapped_column(Text)
-    submitted_by: Mapped[str | None] = mapped_column(String(64))
-
-
-class DeploymentRow(Base):
-    """A deployment: a model version served by ``replicas`` supervised serving processes.
-
-    ``desired`` is what the user asked for (running | stopped); ``status`` is what the
-    supervisor observed (starting | running | degraded | failed | stopped). A server
-    restart brings every ``desired == running`` deployment back up.
-    """
-
-    __tablename__ = "deployments"
-    id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    name: Mapped[str] = mapped_column(String(64), unique=True)
-    model_ref: Mapped[str] = mapped_column(String(96))
-    replicas: Mapped[int] = mapped_column(Integer, default=1)
-    options_json: Mapped[str] = mapped_column(Text, default="{}")
-    desired: Mapped[str] = mapped_column(String(16), default="running")
-    status: Mapped[str] = mapped_column(String(16), default="starting")
-    error: Mapped[str | None] = mapped_column(Text)
-    restarts: Mapped[int] = mapped_column(Integer, default=0)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    state_json: Mapped[str] = mapped_column(Text, default="{}")
 
 
 def _install_sqlite_hooks(engine: Engine) -> None:
@@ -228,9 +78,20 @@ class Database:
     engine: Engine
     # The same engine, but its transactions start with BEGIN IMMEDIATE (see _on_begin).
     writer: Engine = field(init=False)
+    _ensured: set[int] = field(init=False, default_factory=set)
 
     def __post_init__(self) -> None:
         self.writer = self.engine.execution_options(sqlite_begin="IMMEDIATE")
+
+    def ensure_tables(self, metadata: MetaData) -> None:
+        """Create the missing tables of ``metadata`` (tables kept outside the store's own), once per engine.
+
+        Racing callers are safe: each ``create_all`` runs under the write lock and skips what exists.
+        """
+        if id(metadata) not in self._ensured:
+            with self.writer.begin() as conn:
+                metadata.create_all(conn)
+            self._ensured.add(id(metadata))
 
     @contextmanager
     def session(self, *, write: bool = False) -> Iterator[Session]:

@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 from modelyard._files import dumps_json
 from modelyard.errors import InputError, NotFoundError, StoreError
 from modelyard.store import paths
-from modelyard.store.db import Database, MetaRow, ModelVersionRow, database
+from modelyard.store.db import Database, database
 from modelyard.store.records import (
     LINEAGE_FILE,
     METRICS_FILE,
@@ -38,6 +38,7 @@ from modelyard.store.records import (
     model_version,
 )
 from modelyard.store.refs import check_name, parse_ref, unknown_name_message
+from modelyard.store.tables import MetaRow, ModelVersionRow
 from modelyard.store.timestamps import utcnow
 
 if TYPE_CHECKING:

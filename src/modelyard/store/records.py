@@ -20,7 +20,7 @@ from modelyard.store.timestamps import iso
 if TYPE_CHECKING:
     import torch
 
-    from modelyard.store.db import ModelVersionRow, RunRow
+    from modelyard.store.tables import ModelVersionRow, RunRow
 
 __all__ = ["RunRecord", "ModelVersion", "WEIGHTS_FILE", "SPEC_FILE", "PREPROCESS_FILE", "METRICS_FILE", "LINEAGE_FILE"]
 

@@ -26,9 +26,10 @@ from modelyard._files import dumps_json
 from modelyard.errors import InputError, SpecError, StoreError
 from modelyard.registry import closest
 from modelyard.store import paths
-from modelyard.store.db import Database, MetricRow, RunRow, database
+from modelyard.store.db import Database, database
 from modelyard.store.ids import new_id, resolve_id
 from modelyard.store.records import RunRecord, run_record
+from modelyard.store.tables import MetricRow, RunRow
 from modelyard.store.timestamps import utcnow
 
 if TYPE_CHECKING:

@@ -20,7 +20,8 @@ from sqlalchemy import select
 from modelyard._validation import StrictModel, spec_error_from
 from modelyard.errors import NotFoundError, SpecError, StoreError
 from modelyard.registry import closest
-from modelyard.store.db import Database, DeploymentRow, database
+from modelyard.server.tables import DeploymentRow, control_database
+from modelyard.store.db import Database
 from modelyard.store.refs import NAME_PATTERN
 from modelyard.store.timestamps import iso, utcnow
 
@@ -77,7 +78,7 @@ class DeploymentStore:
 
     @property
     def db(self) -> Database:
-        return database(self.home)
+        return control_database(self.home)
 
     def create(self, request: DeploymentRequest, model_ref: str) -> DeploymentRow:
         now = utcnow()

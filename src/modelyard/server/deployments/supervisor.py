@@ -29,8 +29,8 @@ from modelyard.errors import ModelyardError
 from modelyard.server.deployments.metrics import summarize
 from modelyard.server.deployments.replicas import Replica, ReplicaConfig, stop_all, stop_orphan
 from modelyard.server.deployments.store import DeploymentRequest, DeploymentStore, row_dict
+from modelyard.server.tables import DeploymentRow
 from modelyard.store import ModelStore
-from modelyard.store.db import DeploymentRow
 from modelyard.store.refs import parse_ref
 
 __all__ = ["Supervisor", "DeploymentRequest", "DeploymentUnavailableError"]

@@ -19,8 +19,10 @@ from sqlalchemy.orm import Session
 
 from modelyard.server.jobs import store as _jobs
 from modelyard.server.jobs.store import Job, job_from_row
+from modelyard.server.tables import JobRow, control_database
 from modelyard.store import paths
-from modelyard.store.db import Database, JobRow, RunRow, database
+from modelyard.store.db import Database
+from modelyard.store.tables import RunRow
 
 __all__ = ["Leases", "LeaseLost", "Reaped"]
 
@@ -55,7 +57,7 @@ class Leases:
 
     @property
     def db(self) -> Database:
-        return database(self.home)
+        return control_database(self.home)
 
     def _expiry(self, now: datetime) -> datetime:
         return now + timedelta(seconds=self.lease_s)

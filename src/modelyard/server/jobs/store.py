@@ -23,8 +23,9 @@ from sqlalchemy.orm import Session
 from modelyard._files import dumps_json
 from modelyard.errors import InputError, StoreError
 from modelyard.registry import closest
+from modelyard.server.tables import JobRow, control_database
 from modelyard.store import paths
-from modelyard.store.db import Database, JobRow, database
+from modelyard.store.db import Database
 from modelyard.store.ids import new_id, resolve_id
 from modelyard.store.timestamps import iso, utcnow
 
@@ -143,7 +144,7 @@ class JobStore:
 
     @property
     def db(self) -> Database:
-        return database(self.home)
+        return control_database(self.home)
 
     def log_path(self, job_id: str) -> Path:
         return job_log_path(self.home, job_id)

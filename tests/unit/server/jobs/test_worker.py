@@ -18,8 +18,8 @@ from modelyard.server.jobs.logfile import JobLog  # noqa: E402
 from modelyard.server.jobs.reaper import reap_once  # noqa: E402
 from modelyard.server.jobs.store import Job, JobStore  # noqa: E402
 from modelyard.server.jobs.worker import Worker  # noqa: E402
+from modelyard.server.tables import JobRow  # noqa: E402
 from modelyard.store import ModelStore, RunStore  # noqa: E402
-from modelyard.store.db import JobRow  # noqa: E402
 from tests.support.jobs import Clock, resolved, tiny_spec
 
 
