@@ -1,7 +1,7 @@
 """``modelyard.export``: a model version as an ONNX graph, registered as a new version that holds it.
 
 The graph maps preprocessed features to what ``Predictor.predict_tensor`` returns and is
-checked against torch (``modelyard.onnx_export``) before anything is written. The new
+checked against torch (``modelyard.compression.onnx_graph``) before anything is written. The new
 version has the same spec and weights plus ``model.onnx``, which the ONNX Runtime serving
 backend picks up. An int8 version's graph is the int8 graph stored at compression time
 (torch's export of a static int8 network, or, for dynamic int8 dense layers, which torch
@@ -26,10 +26,10 @@ from modelyard.compression.loading import (
     stored_int8_graph,
 )
 from modelyard.compression.measure import Measured
+from modelyard.compression.onnx_graph import ONNX_FILE, ExportError, check_onnx, export_onnx
 from modelyard.compression.onnx_int8 import INT8_AGREEMENT, check_int8_graph
 from modelyard.compression.report import measure_export
 from modelyard.errors import DataError, InputError, StoreError
-from modelyard.onnx_export import ONNX_FILE, ExportError, check_onnx, export_onnx
 from modelyard.predict import Predictor
 from modelyard.store import ModelStore
 from modelyard.store.refs import check_name

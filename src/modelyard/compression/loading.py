@@ -18,6 +18,7 @@ import hashlib
 import json
 from typing import Any
 
+from modelyard.compression.onnx_graph import ExportError
 from modelyard.errors import StoreError
 from modelyard.nn import Network
 from modelyard.store import ModelVersion
@@ -92,8 +93,6 @@ def stored_int8_graph(version: ModelVersion) -> tuple[bytes, dict[str, Any]]:
     The file must be the one that was checked (same sha256); a version whose graph failed its
     check, or one made before graphs were stored, has none and serves with torch.
     """
-    from modelyard.onnx_export import ExportError
-
     record = (compression_info(version) or {}).get("onnx") or {}
     if not record.get("file"):
         why = record.get("reason") or "it was compressed before int8 graphs were stored"

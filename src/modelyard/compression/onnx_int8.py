@@ -23,8 +23,9 @@ from typing import Any
 import torch
 
 from modelyard.compression.loading import graph_record
+from modelyard.compression.onnx_graph import ExportError, export_onnx
 from modelyard.errors import ModelyardError
-from modelyard.onnx_export import ExportError, OnnxBackend, export_onnx
+from modelyard.serving.onnx_backend import OnnxBackend
 
 __all__ = [
     "INT8_AGREEMENT",

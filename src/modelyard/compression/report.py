@@ -27,9 +27,9 @@ from modelyard.compression.onnx_int8 import float_graph
 from modelyard.compression.quantize import is_quantized, stored_parameter_count
 from modelyard.errors import ModelyardError
 from modelyard.nn import Network
-from modelyard.onnx_export import OnnxBackend
 from modelyard.serving.backends import BackendChoice, TorchBackend, select_backend
 from modelyard.serving.config import ServeConfig
+from modelyard.serving.onnx_backend import OnnxBackend
 from modelyard.store.records import WEIGHTS_FILE
 
 __all__ = [

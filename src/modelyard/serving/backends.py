@@ -112,7 +112,7 @@ def select_backend(
     torch_backend = TorchBackend(predictor)
     if choice == "torch":
         return BackendChoice(torch_backend, {"name": "torch", "requested": choice})
-    from modelyard.onnx_export import OnnxBackend
+    from modelyard.serving.onnx_backend import OnnxBackend
 
     try:
         if onnx_backend is None:

@@ -17,10 +17,10 @@ from onnxruntime.quantization import QuantType, quantize_dynamic
 
 from modelyard.compression import compress
 from modelyard.compression.api import parent_data
+from modelyard.compression.onnx_graph import ExportError, export_onnx
 from modelyard.compression.onnx_int8 import INT8_AGREEMENT, checked_int8_graph
 from modelyard.compression.quantize import quantize_network, stored_parameter_count
 from modelyard.nn import build_model
-from modelyard.onnx_export import ExportError, export_onnx
 from modelyard.predict import Predictor
 from modelyard.serving.backends import select_backend
 from modelyard.workflow import eval_split
@@ -110,7 +110,7 @@ def test_backends_for_an_int8_version_use_the_stored_graph_and_never_export(
     def no_export(*_a: object, **_k: object) -> bytes:
         raise AssertionError("an int8 version must not be exported")
 
-    monkeypatch.setattr("modelyard.onnx_export._export", no_export)
+    monkeypatch.setattr("modelyard.serving.onnx_backend.export_graph", no_export)
     x = torch.rand(5, 64) * 3
     want = _plain_session((model.version.path / "model.int8.onnx").read_bytes()).run(None, {"input": x.numpy()})[0]
     with caplog.at_level(logging.INFO):

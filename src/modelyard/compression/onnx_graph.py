@@ -1,0 +1,170 @@
+"""ONNX export of a registered model's network, checked against torch.
+
+The exported graph is the network *plus* its output activation (``Network.probabilities``),
+so it maps preprocessed features to exactly what ``Predictor.predict_tensor`` returns:
+probabilities for classifiers, values for regression. The batch axis is dynamic.
+
+Every export (and every reuse of the cached ``model.onnx`` in the model version folder) is
+checked numerically against torch on random inputs at two batch sizes; a graph that
+disagrees by more than ``atol`` (+ ``rtol`` of the value) is refused with ExportError.
+An ONNX file holds a graph of standard operators and tensors only: loading it runs no code.
+
+An int8 version (``modelyard compress --quantize int8``) is never exported here: torch's
+quantized modules have no faithful ONNX form. Its ONNX Runtime int8 graph was made and
+checked against the torch int8 model when it was compressed; ``from_predictor`` loads that
+stored graph with its recorded check (``compression.loading.stored_int8_graph``).
+
+The ONNX Runtime serving backend built on these graphs is ``modelyard.serving.onnx_backend``;
+this module imports nothing from serving, so compression and serving do not import each other
+in a circle.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import warnings
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from modelyard.errors import ModelyardError
+
+__all__ = [
+    "ExportError",
+    "ONNX_FILE",
+    "WithActivation",
+    "example_input",
+    "export_graph",
+    "export_onnx",
+    "check_onnx",
+    "ort_session",
+]
+
+log = logging.getLogger(__name__)
+
+ONNX_FILE = "model.onnx"
+OPSET = 17
+
+
+class ExportError(ModelyardError):
+    """The network cannot be exported to ONNX, or the exported graph disagrees with torch."""
+
+    http_status = 500
+    exit_code = 1
+
+
+class WithActivation(nn.Module):
+    """``network.probabilities(network(x))`` as one module, so the activation is exported too."""
+
+    def __init__(self, network: Any) -> None:
+        super().__init__()
+        self.network = network
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.network.probabilities(self.network(x))
+
+
+def example_input(network: Any, batch: int, seed: int = 0) -> torch.Tensor:
+    """Random model-ready inputs: normal floats, or valid token ids for integer inputs."""
+    gen = torch.Generator().manual_seed(seed)
+    shape = (batch, *network.input_shape)
+    if network.input_dtype == torch.int64:
+        vocab = min((m.num_embeddings for m in network.modules() if isinstance(m, nn.Embedding)), default=2)
+        return torch.randint(0, vocab, shape, generator=gen)
+    return torch.randn(shape, generator=gen)
+
+
+def export_onnx(network: Any, *, atol: float = 1e-4, rtol: float = 1e-4) -> bytes:
+    """The network (with its output activation) as ONNX bytes, verified against torch."""
+    data = export_graph(network)
+    check_onnx(data, network, atol=atol, rtol=rtol)
+    return data
+
+
+def export_graph(network: Any) -> bytes:
+    """The network (with its output activation) as ONNX bytes, not yet checked (``check_onnx`` does that)."""
+    module = WithActivation(network).eval()
+    example = example_input(network, 2)
+    buffer = io.BytesIO()
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            # The TorchScript exporter is deprecated in favour of the dynamo one, which is
+            # ~10x slower to export these small graphs; it is the fallback below.
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                module,
+                (example,),
+                buffer,
+                input_names=["input"],
+                output_names=["output"],
+                dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}},
+                opset_version=OPSET,
+                dynamo=False,
+            )
+        data = buffer.getvalue()
+    except Exception as exc:  # the legacy exporter may be gone in a future torch
+        log.info("TorchScript ONNX export failed (%s); trying the dynamo exporter", exc)
+        data = _export_dynamo(module, example)
+    return data
+
+
+def _export_dynamo(module: nn.Module, example: torch.Tensor) -> bytes:
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            program = torch.onnx.export(
+                module,
+                (example,),
+                dynamo=True,
+                input_names=["input"],
+                output_names=["output"],
+                dynamic_shapes=({0: torch.export.Dim("batch")},),
+                verbose=False,
+            )
+            with io.BytesIO() as out:
+                program.save(out)  # type: ignore[union-attr]
+                return out.getvalue()
+    except Exception as exc:
+        raise ExportError(f"Cannot export the network to ONNX: {type(exc).__name__}: {exc}") from None
+
+
+def ort_session(data: bytes, threads: int | None = None) -> Any:
+    """An ONNX Runtime CPU session for ``data``; ExportError when it cannot load the graph."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads or torch.get_num_threads()
+    options.inter_op_num_threads = 1
+    # Idle ORT threads spin by default; in a server they would take CPU from the event loop.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.log_severity_level = 3
+    try:
+        return ort.InferenceSession(data, sess_options=options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own (non-Python-standard) error types
+        raise ExportError(f"ONNX Runtime cannot load the exported graph: {exc}") from None
+
+
+def check_onnx(data: bytes, network: Any, *, atol: float = 1e-4, rtol: float = 1e-4, session: Any = None) -> float:
+    """Largest |onnx - torch| on random inputs at batch sizes 1 and 5; ExportError past tolerance."""
+    session = session or ort_session(data, threads=1)
+    module = WithActivation(network).eval()
+    worst = 0.0
+    for batch in (1, 5):
+        x = example_input(network, batch, seed=batch)
+        with torch.no_grad():
+            want = module(x).float().numpy()
+        got = session.run(None, {"input": x.numpy()})[0]
+        if got.shape != want.shape:
+            raise ExportError(
+                f"The ONNX graph disagrees with torch: expected outputs of shape {list(want.shape)}, received {list(got.shape)}"
+            )
+        if not np.allclose(got, want, atol=atol, rtol=rtol, equal_nan=True):
+            diff = float(np.nanmax(np.abs(got - want)))
+            raise ExportError(
+                f"The ONNX graph disagrees with torch: expected outputs within {atol:g} (+{rtol:g}·|value|), received a difference of {diff:.3g}"
+            )
+        worst = max(worst, float(np.nanmax(np.abs(got - want), initial=0.0)))
+    return worst

@@ -1,0 +1,1 @@
+"""Serving fast paths, each behind ``modelyard.fast_paths`` (its switch and version gate)."""
