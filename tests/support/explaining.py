@@ -86,3 +86,48 @@ def training_rows(ref: str, home: Path, size: int) -> np.ndarray:
     p = Predictor.load(ref, home=home)
     train = prepare(p.spec.data, task=p.spec.task, seed=p.spec.seed).train.x.double().numpy()
     return train[np.random.default_rng(p.spec.seed).permutation(len(train))[:size]]
+
+
+def int8_digits(home: Path) -> tuple[str, str]:
+    """The ``digits`` MLP and its int8 version (``compress --quantize int8``): (float ref, int8 ref)."""
+    import modelyard
+
+    parent = register("digits", home)
+    return parent, modelyard.compress(parent, quantize="int8", home=home).model_ref
+
+
+def dequantized_by_hand(ref: str, home: Path) -> Any:
+    """Reference for an int8 dense version: its Predictor with a float network built from the spec, each
+    dense layer given the int8 layer's ``weight().dequantize()`` and ``bias()``, in layer order."""
+    import dataclasses
+
+    from torch import nn
+
+    from modelyard.predict import Predictor
+
+    p = Predictor.load(ref, home=home)
+    network = build_model(p.spec.model, loss=p.spec.train.loss.type).eval()
+    floats = [m for m in network.modules() if isinstance(m, nn.Linear)]
+    int8s = [
+        m for m in p.network.modules() if "quantized" in type(m).__module__ and callable(getattr(m, "weight", None))
+    ]
+    assert len(floats) == len(int8s) > 0
+    with torch.no_grad():
+        for f, q in zip(floats, int8s, strict=True):
+            f.weight.copy_(q.weight().dequantize())
+            f.bias.copy_(q.bias())
+    return dataclasses.replace(p, network=network)
+
+
+def int8_reference(ref: str, home: Path, rows: np.ndarray, steps: int) -> tuple[list[int], np.ndarray]:
+    """(the int8 model's predicted classes, integrated gradients of ``dequantized_by_hand`` for those classes)."""
+    from modelyard.explaining import explain
+    from modelyard.predict import Predictor
+
+    int8 = Predictor.load(ref, home=home)
+    targets = [int(t) for t in int8.predict_tensor(int8.preprocess(rows)).argmax(1)]
+    twin = dequantized_by_hand(ref, home)
+    values = [
+        explain(twin, row[None], target=t, steps=steps).attributions[0] for row, t in zip(rows, targets, strict=True)
+    ]
+    return targets, np.stack(values)

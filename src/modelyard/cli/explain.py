@@ -90,6 +90,8 @@ def _summary(result: Any, written: list[Path]) -> None:
     out = console()
     what = "probability of" if result.task == "classification" else "output"
     out.print(f"[bold]{result.model}[/bold]  {result.method}: {result.details.get('summary', '')}")
+    if result.details.get("note"):
+        out.print(result.details["note"], markup=False)
     for i in range(min(len(result), _SHOWN)):
         item = result.instance(i, heatmap=False)
         line = (

@@ -11,6 +11,7 @@ The CLI (`modelyard explain`) and the server's explain routes are thin layers ov
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from pathlib import Path
 from typing import Any
@@ -19,12 +20,16 @@ import numpy as np
 from pydantic import Field, ValidationError, field_validator
 
 from modelyard._validation import StrictModel, spec_error_from
+from modelyard.compression.dequantize import dequantized_network
+from modelyard.compression.loading import compression_info
+from modelyard.compression.quantize import is_quantized
 from modelyard.errors import ModelyardError, SpecError
 from modelyard.explaining.background import given_sample, training_sample
 from modelyard.explaining.heatmap import image_geometry
 from modelyard.explaining.methods import Settings, get_method
 from modelyard.explaining.problem import Problem
 from modelyard.explaining.result import Explanation
+from modelyard.nn import build_model
 from modelyard.predict import Predictor
 
 __all__ = ["explain", "Explainer", "ExplainOptions"]
@@ -69,6 +74,8 @@ class Explainer:
         self.predictor = predictor
         self._background: np.ndarray | None = None
         self._background_lock = threading.Lock()
+        self._float_twin: Predictor | None = None  # an int8 version's dequantized network, built on first use
+        self._float_lock = threading.Lock()
 
     @classmethod
     def load(cls, ref: str, *, home: str | Path | None = None) -> Explainer:
@@ -115,6 +122,9 @@ class Explainer:
                 f"takes integer token ids; use shap or lime",
                 field="method",
             )
+        extra: dict[str, Any] = {}
+        if chosen.gradients and is_quantized(p.network):
+            problem, extra = self._through_dequantized(problem)
         settings = Settings(
             steps=options.steps,
             seed=p.spec.seed,
@@ -146,10 +156,34 @@ class Explainer:
             image=self.image,
             top=options.top,
             per_instance=found.per_instance,
-            details={"summary": chosen.summary, **found.details},
+            details={"summary": chosen.summary, **found.details, **extra},
         )
 
     # -- helpers -----------------------------------------------------------------------------
+    def _through_dequantized(self, problem: Problem) -> tuple[Problem, dict[str, Any]]:
+        """An int8 version's problem moved onto its dequantized float twin (int8 kernels have no gradients).
+
+        The explained outputs become the twin's (so attributions still sum to its f(x) - f(baseline));
+        the targets stay the int8 model's predicted classes; the answer says so and how far apart they are.
+        """
+        p = self.predictor
+        with self._float_lock:
+            if self._float_twin is None:
+                mode = ((compression_info(p.version) or {}).get("quantization") or {}).get("mode", "dynamic")
+                fresh = build_model(p.spec.model, loss=p.spec.train.loss.type)
+                network = dequantized_network(p.network, fresh, mode).to(p.device)
+                self._float_twin = dataclasses.replace(p, network=network)
+            twin = self._float_twin
+        int8_outputs = problem.outputs
+        moved = dataclasses.replace(problem, predictor=twin)
+        moved.outputs = moved.evaluate(moved.flat_features())
+        diff = float(np.abs(moved.outputs - int8_outputs).max(initial=0.0))
+        note = (
+            f"{p.ref} is quantized to int8, whose kernels have no gradients: attributions were computed on its "
+            f"dequantized float weights (outputs within {diff:.3g} of the int8 model's on these inputs)"
+        )
+        return moved, {"weights": "dequantized int8", "dequantized_max_abs_diff": diff, "note": note}
+
     def _background_rows(self, given: Any) -> np.ndarray:
         if given is not None:
             return given_sample(self.predictor, _as_array(given, "background"), seed=self.predictor.spec.seed)

@@ -11,7 +11,7 @@ from PIL import Image
 
 from modelyard.explaining import explain
 from tests.support.cli import run_cli
-from tests.support.explaining import register
+from tests.support.explaining import int8_digits, int8_reference, register
 from tests.support.serving import png
 from tests.support.serving import register as register_served
 
@@ -114,3 +114,23 @@ def test_the_docs_list_every_option_and_method() -> None:
     }
     assert documented == {opt for p in command.params for opt in p.opts if opt.startswith("-")} - {"-h", "--help"}
     assert all(f"| `{name}`" in doc for name in METHODS.names())
+
+
+def test_an_int8_version_is_explained_through_its_dequantized_weights(home: Path, tmp_path: Path) -> None:
+    _, ref = int8_digits(home)  # digits:2, the latest version
+    rows = np.random.default_rng(0).normal(size=(2, 64)).astype(np.float32)
+    path = tmp_path / "rows.json"
+    path.write_text(json.dumps({"instances": rows.tolist()}))
+    r = run_cli("explain", "digits", str(path), "--json", "--steps", "20")
+    assert r.code == 0, r.err  # was: internal error (RuntimeError: The differentiated Tensor ... not used)
+    body = json.loads(r.out)
+    assert body["model"] == ref and body["details"]["weights"] == "dequantized int8"
+    assert "dequantized float weights" in body["details"]["note"]
+    targets, want = int8_reference(ref, home, rows, steps=20)  # the int8 model's classes, explained
+    assert [e["target"] for e in body["explanations"]] == targets
+    got = np.asarray([e["attributions"] for e in body["explanations"]])
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)
+    assert body["details"]["dequantized_max_abs_diff"] < 0.05
+    table = run_cli("explain", "digits", str(path), "--method", "saliency")
+    assert table.code == 0, table.err
+    assert "attributions were computed on its dequantized float weights" in table.out

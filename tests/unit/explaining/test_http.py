@@ -14,7 +14,7 @@ from PIL import Image
 from modelyard.explaining import explain
 from modelyard.predict import Predictor
 from modelyard.serving import ServeConfig, create_app, explain_routes
-from tests.support.explaining import register
+from tests.support.explaining import int8_digits, int8_reference, register
 from tests.support.serving import client, png
 from tests.support.serving import register as register_served
 
@@ -137,3 +137,17 @@ async def test_routes_are_documented_and_post_only(app) -> None:
     assert "/v1/models/{name}/explain" in paths and "/v1/models/{name}/versions/{version}/explain" in paths
     assert "application/json" in paths["/v1/models/{name}/explain"]["post"]["requestBody"]["content"]
     assert get.status_code == 405
+
+
+async def test_an_int8_version_is_explained_through_its_dequantized_weights(home: Path) -> None:
+    _, ref = int8_digits(home)
+    app = create_app([Predictor.load(ref, home=home)], ServeConfig(backend="torch"))
+    rows = np.random.default_rng(1).normal(size=(2, 64)).astype(np.float32)
+    async with client(app) as http:
+        answer = await http.post("/v1/models/digits/explain", json={"instances": rows.tolist(), "steps": 20})
+    assert answer.status_code == 200, answer.text  # was: 500 internal error
+    body = answer.json()
+    assert body["ref"] == ref and "dequantized float weights" in body["details"]["note"]
+    targets, want = int8_reference(ref, home, rows, steps=20)  # the int8 model's classes, explained
+    assert [e["target"] for e in body["explanations"]] == targets
+    np.testing.assert_allclose([e["attributions"] for e in body["explanations"]], want, rtol=1e-5, atol=1e-7)
