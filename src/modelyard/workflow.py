@@ -21,6 +21,7 @@ from modelyard.environment import environment, resolve_device
 from modelyard.errors import DataError, ModelyardError, ShapeError, TrainingError
 from modelyard.nn import Network, build_model
 from modelyard.spec import Spec, load_spec
+from modelyard.status import Status
 from modelyard.store import ModelStore, RunStore
 from modelyard.training import FitResult, evaluate, fit
 
@@ -157,8 +158,8 @@ def resume(
     started = time.perf_counter()
     runs = RunStore(home)
     record = runs.get(run_id)
-    if record.status == "completed":
-        raise TrainingError(f"Run {record.id} already completed and registered {record.model_ref}; nothing to resume")
+    if record.status == Status.SUCCEEDED:
+        raise TrainingError(f"Run {record.id} already succeeded and registered {record.model_ref}; nothing to resume")
     spec = load_spec(record.spec)
     network, prepared = build_checked(spec)
     return _run(

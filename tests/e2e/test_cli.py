@@ -45,7 +45,7 @@ def trained(tmp_path) -> str:
 
 def test_train_lists_runs_and_models(trained, tmp_path):
     runs = json.loads(run_cli("runs", "--json").out)
-    assert len(runs) == 1 and runs[0]["status"] == "completed" and runs[0]["model"] == trained
+    assert len(runs) == 1 and runs[0]["status"] == "succeeded" and runs[0]["model"] == trained
     assert runs[0]["epochs"] == 5
     shown = json.loads(run_cli("runs", "show", runs[0]["id"][:8], "--json").out)
     assert [row["epoch"] for row in shown["history"]] == [1, 2, 3, 4, 5]
@@ -136,7 +136,7 @@ def test_resume_ends_where_an_uninterrupted_run_would(tmp_path, monkeypatch):
     res = run_cli("train", "--resume", failed[0].id, "--no-progress")
     assert res.code == 0, res.err
     resumed = RunStore().get(failed[0].id)
-    assert resumed.status == "completed" and [h["epoch"] for h in resumed.history] == [1, 2, 3, 4]
+    assert resumed.status == "succeeded" and [h["epoch"] for h in resumed.history] == [1, 2, 3, 4]
     a = ModelStore().get(full.model_ref).load_state_dict()
     b = ModelStore().get(resumed.model_ref).load_state_dict()
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

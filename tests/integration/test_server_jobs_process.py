@@ -59,7 +59,7 @@ def test_submit_train_register_through_the_api_with_live_events(server: Server, 
 
     home = server.home  # type: ignore[attr-defined]
     run = RunStore(home).get(end["run_id"])
-    assert run.status == "completed" and run.model_ref == "api:1" and run.spec == end["spec"]
+    assert run.status == "succeeded" and run.model_ref == "api:1" and run.spec == end["spec"]
     # The worker ran `modelyard train`'s path: the same weights as training in this process.
     reference = workflow.train(body, home=tmp_path / "reference", progress=False)
     got = ModelStore(home).get("api:1").load_state_dict()

@@ -13,8 +13,7 @@ import click
 from rich.table import Table
 
 from modelyard.cli._fmt import console, fmt
-
-_FINAL = ("succeeded", "failed", "cancelled")
+from modelyard.status import FINAL, Status
 
 
 def _server_options(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -92,26 +91,26 @@ def _follow(api: Any, job_id: str, out: Any) -> None:
                     if k not in ("epoch", "time_s", "samples_per_s", "lr") and v is not None
                 )
                 out.print(f"epoch {epochs}  {shown}")
-            elif event == "status" and data.get("error") and data["status"] == "queued":
+            elif event == "status" and data.get("error") and data["status"] == Status.QUEUED:
                 out.print(f"[yellow]{data['error']}[/yellow]")
             elif event == "end":
                 final = data
     except httpx.HTTPError:
         pass  # the stream broke (server restarting?): poll below
-    while final is None or final["status"] not in _FINAL:
+    while final is None or final["status"] not in FINAL:
         final = api.job(job_id)
-        if final["status"] not in _FINAL:
+        if final["status"] not in FINAL:
             time.sleep(1.0)
-    if final["status"] == "succeeded":
+    if final["status"] == Status.SUCCEEDED:
         out.print(f"job {job_id} succeeded: registered model [bold]{final['model_ref']}[/bold] (run {final['run_id']})")
         return
-    if final["status"] == "cancelled":
+    if final["status"] == Status.CANCELLED:
         raise ModelyardError(f"Job {job_id} was cancelled")
     raise TrainingError(f"Job {job_id} failed: {final.get('error')}")
 
 
 @jobs.command("list")
-@click.option("--status", type=click.Choice(["queued", "running", "succeeded", "failed", "cancelled"]))
+@click.option("--status", type=click.Choice([s.value for s in Status]))
 @click.option("--limit", default=50, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @_server_options
@@ -183,7 +182,7 @@ def logs(api: Any, job_id: str, follow: bool) -> None:
         text, offset, status = api.job_logs(job_id, offset)
         if text:
             click.echo(text, nl=False)
-        if not follow or (status in _FINAL and not text):
+        if not follow or (status in FINAL and not text):
             return
         if not text:
             time.sleep(1.0)
@@ -195,5 +194,5 @@ def logs(api: Any, job_id: str, follow: bool) -> None:
 def cancel(api: Any, job_id: str) -> None:
     """Cancel a queued job at once, or ask a running job's worker to stop it."""
     job = api.cancel_job(job_id)
-    state = "cancelled" if job["status"] == "cancelled" else "cancel requested (its worker stops within seconds)"
+    state = "cancelled" if job["status"] == Status.CANCELLED else "cancel requested (its worker stops within seconds)"
     console().print(f"job {job['id']}: {state}")

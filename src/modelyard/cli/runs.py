@@ -9,11 +9,12 @@ import click
 from rich.table import Table
 
 from modelyard.cli._fmt import console, fmt, metrics_table
+from modelyard.status import Status
 
 
 @click.group(invoke_without_command=True)
 @click.option("--name", help="Only runs of this spec name.")
-@click.option("--status", type=click.Choice(["queued", "running", "completed", "failed", "cancelled"]))
+@click.option("--status", type=click.Choice([s.value for s in Status]))
 @click.option("--limit", default=50, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @click.pass_context

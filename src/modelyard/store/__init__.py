@@ -12,9 +12,10 @@ by run id or ``name:version``, never by a path::
 
 from __future__ import annotations
 
+from modelyard.status import Status
 from modelyard.store.models import ModelStore
 from modelyard.store.paths import home
 from modelyard.store.records import ModelVersion, RunRecord
-from modelyard.store.runs import RUN_STATUSES, RunStore
+from modelyard.store.runs import RunStore
 
-__all__ = ["RunStore", "ModelStore", "RunRecord", "ModelVersion", "RUN_STATUSES", "home"]
+__all__ = ["RunStore", "ModelStore", "RunRecord", "ModelVersion", "Status", "home"]

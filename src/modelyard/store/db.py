@@ -24,12 +24,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import URL, Engine, MetaData, create_engine, event, insert, select
+from sqlalchemy import URL, Connection, Engine, MetaData, create_engine, event, insert, select, update
 from sqlalchemy.orm import Session
 
 from modelyard.errors import StoreError
+from modelyard.status import LEGACY
 from modelyard.store import paths
-from modelyard.store.tables import Base, MetaRow
+from modelyard.store.tables import Base, MetaRow, RunRow
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -40,7 +41,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 BUSY_TIMEOUT_MS = 30_000
 
 
@@ -120,11 +121,26 @@ class Database:
                     f"newer than this modelyard understands ({SCHEMA_VERSION}); upgrade modelyard",
                     field="schema_version",
                 )
+            elif int(found) < SCHEMA_VERSION:
+                # In the same BEGIN IMMEDIATE transaction: one process migrates, the others then see it done.
+                for version in range(int(found) + 1, SCHEMA_VERSION + 1):
+                    _MIGRATIONS[version](conn)
+                conn.execute(update(MetaRow).where(MetaRow.key == "schema_version").values(value=str(SCHEMA_VERSION)))
+                logger.info("migrated the store at %s from schema %s to %d", self.path.parent, found, SCHEMA_VERSION)
 
     def schema_version(self) -> int:
         with self.session() as session:
             value = session.scalar(select(MetaRow.value).where(MetaRow.key == "schema_version"))
         return int(value) if value is not None else 0
+
+
+def _runs_say_succeeded(conn: Connection) -> None:
+    """Schema 2: runs and jobs share one status vocabulary (``completed`` runs become ``succeeded``)."""
+    for old, new in LEGACY.items():
+        conn.execute(update(RunRow).where(RunRow.status == old).values(status=new.value))
+
+
+_MIGRATIONS = {2: _runs_say_succeeded}  # version → the step that brings the version before it there
 
 
 # Engines are cached per process and database file; a forked child gets its own

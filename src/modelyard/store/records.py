@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from modelyard._files import read_json, to_jsonable
 from modelyard.errors import NotFoundError, StoreError
+from modelyard.status import Status
 from modelyard.store.timestamps import iso
 
 if TYPE_CHECKING:
@@ -37,7 +38,7 @@ class RunRecord:
 
     id: str
     name: str
-    status: str
+    status: Status
     spec: dict[str, Any]
     env: dict[str, Any]
     created_at: datetime
@@ -82,7 +83,7 @@ def run_record(row: RunRow, history: list[dict[str, Any]], path: Path) -> RunRec
     return RunRecord(
         id=row.id,
         name=row.name,
-        status=row.status,
+        status=Status.stored(row.status),
         spec=json.loads(row.spec_json),
         env=json.loads(row.env_json),
         created_at=row.created_at,

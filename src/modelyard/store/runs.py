@@ -1,6 +1,6 @@
 """Training runs: status, resolved spec, environment, per-epoch metrics and a folder.
 
-A run moves ``queued → running → completed | failed | cancelled``. A running process
+A run moves ``queued → running → succeeded | failed | cancelled`` (``modelyard.status``). A running process
 calls ``heartbeat`` (``log_epoch`` counts as one); ``reap_stale`` marks runs whose
 process died without saying so as failed. Ids look like ``r-20261122-3fa9c1`` and, as in
 git, any unique prefix of the id or of its random part (``3fa9``) finds the run.
@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 from modelyard._files import dumps_json
 from modelyard.errors import InputError, SpecError, StoreError
 from modelyard.registry import closest
+from modelyard.status import Status, parse_status
 from modelyard.store import paths
 from modelyard.store.db import Database, database
 from modelyard.store.ids import new_id, resolve_id
@@ -35,11 +36,10 @@ from modelyard.store.timestamps import utcnow
 if TYPE_CHECKING:
     from modelyard.spec import Spec
 
-__all__ = ["RunStore", "RunRecord", "RUN_STATUSES"]
+__all__ = ["RunStore", "RunRecord"]
 
 logger = logging.getLogger(__name__)
 
-RUN_STATUSES = ("queued", "running", "completed", "failed", "cancelled")
 _ERROR_LIMIT = 500
 
 
@@ -97,7 +97,7 @@ class RunStore:
         for _attempt in range(5):
             now = _now()
             row = RunRow(
-                id=_new_id(now), name=name, status="queued", spec_json=spec_json, env_json=env_json, created_at=now
+                id=_new_id(now), name=name, status=Status.QUEUED, spec_json=spec_json, env_json=env_json, created_at=now
             )
             try:
                 with self.db.session(write=True) as session:
@@ -111,41 +111,41 @@ class RunStore:
         """queued (or failed/cancelled, to resume) → running."""
 
         def apply(row: RunRow, now: datetime) -> None:
-            row.status, row.started_at, row.heartbeat_at = "running", now, now
+            row.status, row.started_at, row.heartbeat_at = Status.RUNNING, now, now
             row.finished_at, row.error = None, None
 
-        return self._transition(run_id, ("queued", "failed", "cancelled"), apply)
+        return self._transition(run_id, (Status.QUEUED, Status.FAILED, Status.CANCELLED), apply)
 
     def heartbeat(self, run_id: str) -> None:
         """Say the run's process is alive; a run no longer running raises StoreError."""
-        self._transition(run_id, ("running",), lambda row, now: setattr(row, "heartbeat_at", now))
+        self._transition(run_id, (Status.RUNNING,), lambda row, now: setattr(row, "heartbeat_at", now))
 
     def finish(self, run_id: str, summary: Mapping[str, Any] | None = None, model_ref: str | None = None) -> RunRecord:
-        """running → completed, storing final metrics/timings and the registered model."""
+        """running → succeeded, storing final metrics/timings and the registered model."""
         summary_json = dumps_json(dict(summary or {}), "summary")
 
         def apply(row: RunRow, now: datetime) -> None:
-            row.status, row.finished_at, row.heartbeat_at = "completed", now, now
+            row.status, row.finished_at, row.heartbeat_at = Status.SUCCEEDED, now, now
             row.summary_json, row.model_ref = summary_json, model_ref
 
-        return self._transition(run_id, ("running",), apply)
+        return self._transition(run_id, (Status.RUNNING,), apply)
 
     def fail(self, run_id: str, error: str | BaseException) -> RunRecord:
         """queued/running → failed with a one-line reason."""
         message = _one_line(f"{type(error).__name__}: {error}" if isinstance(error, BaseException) else error)
 
         def apply(row: RunRow, now: datetime) -> None:
-            row.status, row.finished_at, row.error = "failed", now, message
+            row.status, row.finished_at, row.error = Status.FAILED, now, message
 
-        return self._transition(run_id, ("queued", "running"), apply)
+        return self._transition(run_id, (Status.QUEUED, Status.RUNNING), apply)
 
     def cancel(self, run_id: str, reason: str = "cancelled by user") -> RunRecord:
         """queued/running → cancelled."""
 
         def apply(row: RunRow, now: datetime) -> None:
-            row.status, row.finished_at, row.error = "cancelled", now, _one_line(reason)
+            row.status, row.finished_at, row.error = Status.CANCELLED, now, _one_line(reason)
 
-        return self._transition(run_id, ("queued", "running"), apply)
+        return self._transition(run_id, (Status.QUEUED, Status.RUNNING), apply)
 
     def log_epoch(self, run_id: str, epoch: int, metrics: Mapping[str, Any]) -> builtins.list[str]:
         """Store one row per numeric metric of ``epoch``; returns the keys skipped.
@@ -172,7 +172,7 @@ class RunStore:
                     )
                 )
                 session.add_all(MetricRow(run_id=row.id, epoch=epoch, key=k, value=v) for k, v in pending.rows.items())
-            if row.status == "running":
+            if row.status == Status.RUNNING:
                 row.heartbeat_at = _now()
         if pending.skipped:
             logger.debug("run %s epoch %d: skipped non-numeric metrics %s", run_id, epoch, pending.skipped)
@@ -185,11 +185,11 @@ class RunStore:
         last_seen = func.coalesce(RunRow.heartbeat_at, RunRow.started_at, RunRow.created_at)
         reaped = []
         with self.db.session(write=True) as session:
-            stale = session.scalars(select(RunRow).where(RunRow.status == "running", last_seen < cutoff)).all()
+            stale = session.scalars(select(RunRow).where(RunRow.status == Status.RUNNING, last_seen < cutoff)).all()
             for row in stale:
                 seen = row.heartbeat_at or row.started_at or row.created_at
                 age = int((now - seen).total_seconds())
-                row.status, row.finished_at = "failed", now
+                row.status, row.finished_at = Status.FAILED, now
                 row.error = f"no heartbeat for {age}s (process died?)"
                 reaped.append(row.id)
         if reaped:
@@ -216,34 +216,28 @@ class RunStore:
 
     def list(self, name: str | None = None, status: str | None = None, limit: int = 50) -> builtins.list[RunRecord]:
         """Newest runs first, optionally only of spec ``name`` and/or with ``status``."""
-        if status is not None and status not in RUN_STATUSES:
-            hint = closest(status, RUN_STATUSES)
-            extra = f"; did you mean {hint!r}?" if hint else ""
-            raise InputError(
-                f"Invalid value for `status`: expected one of {', '.join(RUN_STATUSES)}, received {status!r}{extra}",
-                field="status",
-            )
+        wanted = None if status is None else parse_status(status)
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
             raise InputError(f"Invalid value for `limit`: expected an integer >= 1, received {limit!r}", field="limit")
         query = select(RunRow).order_by(RunRow.created_at.desc(), RunRow.id.desc()).limit(limit)
         if name is not None:
             query = query.where(RunRow.name == name)
-        if status is not None:
-            query = query.where(RunRow.status == status)
+        if wanted is not None:
+            query = query.where(RunRow.status == wanted)
         with self.db.session() as session:
             return self._records(session, builtins.list(session.scalars(query)))
 
     # -- internals -------------------------------------------------------------------
 
     def _transition(
-        self, run_id: str, allowed: tuple[str, ...], apply: Callable[[RunRow, datetime], None]
+        self, run_id: str, allowed: tuple[Status, ...], apply: Callable[[RunRow, datetime], None]
     ) -> RunRecord:
         with self.db.session(write=True) as session:
             row = self._resolve(session, run_id)
             now = _now()
             if row.status not in allowed:
                 seen = ""
-                if row.status == "running" and row.heartbeat_at is not None:
+                if row.status == Status.RUNNING and row.heartbeat_at is not None:
                     seen = f" (last heartbeat {int((now - row.heartbeat_at).total_seconds())}s ago)"
                 raise StoreError(
                     f"Run {row.id} is {row.status}{seen}; this needs a run that is {' or '.join(allowed)}",

@@ -19,6 +19,7 @@ from sqlalchemy import text
 import modelyard.store
 from modelyard._files import atomic_write_bytes, dumps_json, to_jsonable
 from modelyard.errors import StoreError
+from modelyard.status import Status
 from modelyard.store import ModelStore, RunStore, home, paths
 from modelyard.store import db as store_db
 
@@ -88,13 +89,47 @@ def test_only_recent_databases_stay_open(tmp_path: Path) -> None:
 
 
 def test_schema_version_is_recorded_and_newer_stores_refused(home: Path) -> None:
-    assert store_db.database().schema_version() == store_db.SCHEMA_VERSION == 1
+    assert store_db.database().schema_version() == store_db.SCHEMA_VERSION == 2
     store_db.close_all()
     with sqlite3.connect(home / "modelyard.db") as raw:
         raw.execute("UPDATE meta SET value='99' WHERE key='schema_version'")
     raw.close()
     with pytest.raises(StoreError, match="schema version 99, newer than this modelyard understands"):
         RunStore().list()
+
+
+def _schema_1_store(home: Path, statuses: list[str]) -> list[str]:
+    """A store as a schema-1 release left it: runs finished well say ``completed``."""
+    store = RunStore()
+    ids = [store.create({"name": f"old-{i}"}).id for i in range(len(statuses))]
+    store_db.close_all()
+    with sqlite3.connect(home / "modelyard.db") as raw:
+        for run_id, status in zip(ids, statuses):
+            raw.execute("UPDATE runs SET status=? WHERE id=?", (status, run_id))
+        raw.execute("UPDATE meta SET value='1' WHERE key='schema_version'")
+    raw.close()
+    return ids
+
+
+def test_a_schema_1_store_is_migrated_once_and_its_completed_runs_read_as_succeeded(home: Path) -> None:
+    done, failed, queued = _schema_1_store(home, ["completed", "failed", "queued"])
+    store = RunStore()
+    assert [store.get(i).status for i in (done, failed, queued)] == [Status.SUCCEEDED, Status.FAILED, Status.QUEUED]
+    assert [r.id for r in store.list(status="succeeded")] == [done]
+    assert store_db.database().schema_version() == 2
+    with sqlite3.connect(home / "modelyard.db") as raw:  # rewritten on disk, not only mapped on read
+        assert sorted(r[0] for r in raw.execute("SELECT status FROM runs")) == ["failed", "queued", "succeeded"]
+    raw.close()
+
+
+def test_an_old_word_written_after_the_migration_still_reads(home: Path) -> None:
+    (run_id,) = _schema_1_store(home, ["queued"])
+    RunStore().list()  # migrated
+    with sqlite3.connect(home / "modelyard.db") as raw:  # e.g. an older process that had the store open
+        raw.execute("UPDATE runs SET status='completed' WHERE id=?", (run_id,))
+    raw.close()
+    record = RunStore().get(run_id)
+    assert record.status is Status.SUCCEEDED and record.to_dict()["status"] == "succeeded"
 
 
 def test_to_jsonable_converts_numpy_torch_and_nan() -> None:
@@ -129,7 +164,7 @@ def test_atomic_write_replaces_and_leaves_no_temp(tmp_path: Path) -> None:
 
 def test_public_surface() -> None:
     assert sorted(modelyard.store.__all__) == sorted(
-        ["RunStore", "ModelStore", "RunRecord", "ModelVersion", "RUN_STATUSES", "home"]
+        ["RunStore", "ModelStore", "RunRecord", "ModelVersion", "Status", "home"]
     )
     for name in modelyard.store.__all__:
         assert getattr(modelyard.store, name) is not None

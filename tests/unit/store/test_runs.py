@@ -46,7 +46,7 @@ def test_lifecycle_round_trip(store: RunStore, home: Path) -> None:
 
     got = store.get(run.id)
     assert got == done
-    assert got.status == "completed" and got.model_ref == "fashion-mlp:1" and got.error is None
+    assert got.status == "succeeded" and got.model_ref == "fashion-mlp:1" and got.error is None
     assert got.history == [
         {"epoch": 1, "loss": 0.75, "val_loss": 1.5, "accuracy": 1.0},
         {"epoch": 2, "loss": 0.25, "val_loss": 0.5},
@@ -147,7 +147,7 @@ def test_reap_stale_marks_only_old_running_runs(store: RunStore, monkeypatch: py
     assert reaped.status == "failed" and reaped.error == "no heartbeat for 100s (process died?)"
     assert reaped.finished_at == clock["now"]
     assert store.get(fresh.id).status == "running"
-    assert store.get(done.id).status == "completed"
+    assert store.get(done.id).status == "succeeded"
     assert store.get(queued.id).status == "queued"
     assert store.reap_stale(90) == []
 
@@ -169,6 +169,8 @@ def test_list_filters_newest_first(store: RunStore, monkeypatch: pytest.MonkeyPa
         InputError, match="expected one of queued, running, .*received 'runing'; did you mean 'running'"
     ):
         store.list(status="runing")
+    with pytest.raises(InputError, match="received 'completed'; 'completed' is now called 'succeeded'"):
+        store.list(status="completed")
     with pytest.raises(InputError, match="`limit`"):
         store.list(limit=0)
 

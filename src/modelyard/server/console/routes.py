@@ -6,6 +6,8 @@
   Only files listed at startup are served (a path from the URL is looked up in that list,
   never joined onto the disk), and every answer carries a Content-Security-Policy that
   allows scripts from this origin only.
+- ``GET /console/js/status.js``: the run and job states of ``modelyard.status`` as an ES
+  module, written by the server (not a file), so the console has no copy of its own.
 - ``/v1/runs`` and ``/v1/models``: everything addressed by run id or ``name``/``version``,
   never by a path. The store calls are blocking (SQLite, model files), so they run in the
   thread pool.
@@ -13,6 +15,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,11 +25,12 @@ from fastapi.responses import Response
 
 from modelyard.errors import NotFoundError
 from modelyard.server.console.catalog import Catalog
+from modelyard.status import FINAL, Status
 
 if TYPE_CHECKING:
     from modelyard.server.app import ServerState
 
-__all__ = ["router", "CONSOLE_DIR", "SECURITY_HEADERS"]
+__all__ = ["router", "CONSOLE_DIR", "SECURITY_HEADERS", "status_module"]
 
 CONSOLE_DIR = Path(__file__).resolve().parent
 
@@ -64,6 +68,17 @@ def _asset_table(root: Path) -> dict[str, Path]:
     }
 
 
+def status_module() -> bytes:
+    """``js/status.js``: ``STATUS.SUCCEEDED === "succeeded"`` and the set of final states, from ``Status``."""
+    states = json.dumps({s.name: s.value for s in Status})
+    final = json.dumps([s.value for s in Status if s in FINAL])
+    return (
+        "// Run and job states, written by the server from modelyard.status (one vocabulary for all).\n"
+        f"export const STATUS = Object.freeze({states});\n"
+        f"export const FINAL = new Set({final});\n"
+    ).encode()
+
+
 def _file_response(path: Path) -> Response:
     return Response(path.read_bytes(), media_type=_TYPES[path.suffix], headers=SECURITY_HEADERS)
 
@@ -72,11 +87,11 @@ def router(state: ServerState) -> APIRouter:
     """The console's page and assets from the installed package, and the catalog over ``state.home``."""
     api = APIRouter()
     api.include_router(_catalog(Catalog(state.home)))
-    api.include_router(_assets(_asset_table(CONSOLE_DIR)))
+    api.include_router(_assets(_asset_table(CONSOLE_DIR), {"js/status.js": status_module()}))
     return api
 
 
-def _assets(assets: dict[str, Path]) -> APIRouter:
+def _assets(assets: dict[str, Path], generated: dict[str, bytes]) -> APIRouter:
     api = APIRouter(tags=["console"], include_in_schema=False)
 
     @api.get("/")
@@ -85,6 +100,8 @@ def _assets(assets: dict[str, Path]) -> APIRouter:
 
     @api.get("/console/{name:path}")
     async def asset(name: str) -> Response:
+        if name in generated:
+            return Response(generated[name], media_type=_TYPES[Path(name).suffix], headers=SECURITY_HEADERS)
         found = assets.get(name or "index.html")
         if found is None:
             raise NotFoundError(

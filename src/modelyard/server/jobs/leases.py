@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from modelyard.server.jobs import store as _jobs
 from modelyard.server.jobs.store import Job, job_from_row
 from modelyard.server.tables import JobRow, control_database
+from modelyard.status import Status
 from modelyard.store import paths
 from modelyard.store.db import Database
 from modelyard.store.tables import RunRow
@@ -39,7 +40,7 @@ class Reaped:
 
     job_id: str
     run_id: str | None
-    status: str  # queued (retry) | failed | cancelled
+    status: Status  # queued (retry) | failed | cancelled
     reason: str
 
 
@@ -65,16 +66,16 @@ class Leases:
     def claim(self, worker_id: str) -> Job | None:
         """Take the oldest queued job (queued → running, one more attempt), or None."""
         with self.db.session() as session:  # a cheap read first: idle workers poll often
-            if session.scalar(select(JobRow.id).where(JobRow.status == "queued").limit(1)) is None:
+            if session.scalar(select(JobRow.id).where(JobRow.status == Status.QUEUED).limit(1)) is None:
                 return None
         with self.db.session(write=True) as session:
             row = session.scalars(
-                select(JobRow).where(JobRow.status == "queued").order_by(JobRow.created_at, JobRow.id).limit(1)
+                select(JobRow).where(JobRow.status == Status.QUEUED).order_by(JobRow.created_at, JobRow.id).limit(1)
             ).first()
             if row is None:
                 return None
             now = _jobs._now()
-            row.status, row.attempts, row.worker_id = "running", (row.attempts or 0) + 1, worker_id
+            row.status, row.attempts, row.worker_id = Status.RUNNING, (row.attempts or 0) + 1, worker_id
             row.lease_expires_at, row.heartbeat_at = self._expiry(now), now
             row.started_at, row.finished_at = row.started_at or now, None
             session.flush()
@@ -84,7 +85,7 @@ class Leases:
         """Extend the lease; says whether the job was cancelled or is no longer ours."""
         with self.db.session(write=True) as session:
             row = session.get(JobRow, job_id)
-            if row is None or row.status != "running" or row.worker_id != worker_id:
+            if row is None or row.status != Status.RUNNING or row.worker_id != worker_id:
                 return "lost"
             now = _jobs._now()
             row.lease_expires_at, row.heartbeat_at = self._expiry(now), now
@@ -103,7 +104,7 @@ class Leases:
             row.lease_expires_at, row.heartbeat_at = self._expiry(now), now
 
     def finish(
-        self, job_id: str, worker_id: str, status: str, *, error: str | None = None, model_ref: str | None = None
+        self, job_id: str, worker_id: str, status: Status, *, error: str | None = None, model_ref: str | None = None
     ) -> Job:
         """running → succeeded | failed | cancelled."""
         with self.db.session(write=True) as session:
@@ -119,7 +120,7 @@ class Leases:
         """Give a job back to the queue without counting the attempt (graceful stop)."""
         with self.db.session(write=True) as session:
             row = self._owned(session, job_id, worker_id)
-            row.status, row.worker_id, row.lease_expires_at = "queued", None, None
+            row.status, row.worker_id, row.lease_expires_at = Status.QUEUED, None, None
             row.attempts = max(0, (row.attempts or 1) - 1)
             row.error = _one_line(reason)
 
@@ -132,22 +133,22 @@ class Leases:
         reaped = []
         with self.db.session(write=True) as session:
             rows = session.scalars(
-                select(JobRow).where(JobRow.status == "running", JobRow.lease_expires_at < now)
+                select(JobRow).where(JobRow.status == Status.RUNNING, JobRow.lease_expires_at < now)
             ).all()
             for row in rows:
                 seen = row.heartbeat_at or row.started_at or row.created_at
                 reason = f"no heartbeat for {(now - seen).total_seconds():.0f} s from worker {row.worker_id}"
                 if row.cancel_requested:
-                    row.status, row.error = "cancelled", _one_line(f"cancelled by user (worker lost: {reason})")
+                    row.status, row.error = Status.CANCELLED, _one_line(f"cancelled by user (worker lost: {reason})")
                 elif (row.attempts or 0) < row.max_attempts:
-                    row.status = "queued"
+                    row.status = Status.QUEUED
                     row.error = _one_line(f"attempt {row.attempts} lost ({reason}); retrying from the last checkpoint")
                     row.worker_id = None
                 else:
-                    row.status = "failed"
+                    row.status = Status.FAILED
                     row.error = _one_line(f"worker lost {row.attempts} times: {reason}")
                 row.lease_expires_at = None
-                if row.status != "queued":
+                if row.status != Status.QUEUED:
                     row.finished_at = now
                 self._settle_run(session, row, reason, now)
                 reaped.append(Reaped(row.id, row.run_id, row.status, reason))
@@ -158,14 +159,14 @@ class Leases:
         """The lost worker's run stops being ``running`` in the same transaction as its job,
         so no worker can claim the job and resume the run before it is settled."""
         run = session.get(RunRow, row.run_id) if row.run_id else None
-        if run is not None and run.status == "running":
-            run.status, run.finished_at = ("cancelled" if row.status == "cancelled" else "failed"), now
+        if run is not None and run.status == Status.RUNNING:
+            run.status, run.finished_at = (Status.CANCELLED if row.status == Status.CANCELLED else Status.FAILED), now
             run.error = _one_line(f"worker lost: {reason}")
 
     @staticmethod
     def _owned(session: Session, job_id: str, worker_id: str) -> JobRow:
         row = session.get(JobRow, job_id)
-        if row is None or row.status != "running" or row.worker_id != worker_id:
+        if row is None or row.status != Status.RUNNING or row.worker_id != worker_id:
             state = "gone" if row is None else f"{row.status} (worker {row.worker_id})"
             raise LeaseLost(f"job {job_id} is no longer leased to worker {worker_id}: it is {state}")
         return row

@@ -17,6 +17,7 @@ from pathlib import Path
 from modelyard.server.jobs.leases import Leases, Reaped
 from modelyard.server.jobs.logfile import append_line
 from modelyard.server.jobs.store import job_log_path
+from modelyard.status import Status
 
 __all__ = ["Reaper", "reap_once"]
 
@@ -27,7 +28,7 @@ def reap_once(home: Path, lease_s: float) -> list[Reaped]:
     """One pass: expire lost leases, settle their runs, note it in each job's log."""
     reaped = Leases(home, lease_s).reap()
     for item in reaped:
-        what = {"queued": "back to the queue", "failed": "failed", "cancelled": "cancelled"}[item.status]
+        what = {Status.QUEUED: "back to the queue", Status.FAILED: "failed", Status.CANCELLED: "cancelled"}[item.status]
         log.warning("job %s: %s; %s", item.job_id, item.reason, what)
         append_line(job_log_path(home, item.job_id), f"reaper: {item.reason}; job {what}")
     return reaped

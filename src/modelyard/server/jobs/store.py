@@ -22,17 +22,15 @@ from sqlalchemy.orm import Session
 
 from modelyard._files import dumps_json
 from modelyard.errors import InputError, StoreError
-from modelyard.registry import closest
 from modelyard.server.tables import JobRow, control_database
+from modelyard.status import Status, parse_status
 from modelyard.store import paths
 from modelyard.store.db import Database
 from modelyard.store.ids import new_id, resolve_id
 from modelyard.store.timestamps import iso, utcnow
 
-__all__ = ["Job", "JobStore", "JOB_STATUSES", "FINAL_STATUSES", "job_log_path"]
+__all__ = ["Job", "JobStore", "job_log_path"]
 
-JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
-FINAL_STATUSES = frozenset({"succeeded", "failed", "cancelled"})
 _JOB_ID = re.compile(r"^j-[0-9]{8}-[0-9a-f]{6}$")
 
 
@@ -54,7 +52,7 @@ class Job:
 
     id: str
     name: str
-    status: str
+    status: Status
     spec: dict[str, Any]
     created_at: datetime
     started_at: datetime | None
@@ -73,7 +71,7 @@ class Job:
 
     @property
     def final(self) -> bool:
-        return self.status in FINAL_STATUSES
+        return self.status.final
 
     @property
     def worker_pid(self) -> int | None:
@@ -117,7 +115,7 @@ def job_from_row(row: JobRow) -> Job:
     return Job(
         id=row.id,
         name=row.name,
-        status=row.status,
+        status=Status.stored(row.status),
         spec=json.loads(row.spec_json),
         created_at=row.created_at,
         started_at=row.started_at,
@@ -157,7 +155,7 @@ class JobStore:
             row = JobRow(
                 id=new_id("j", now),
                 name=str(spec["name"]),
-                status="queued",
+                status=Status.QUEUED,
                 spec_json=spec_json,
                 created_at=now,
                 attempts=0,
@@ -179,20 +177,14 @@ class JobStore:
 
     def list(self, status: str | None = None, limit: int = 50) -> builtins.list[Job]:
         """Newest first, optionally only jobs with ``status``."""
-        if status is not None and status not in JOB_STATUSES:
-            hint = closest(status, JOB_STATUSES)
-            raise InputError(
-                f"Invalid value for `status`: expected one of {', '.join(JOB_STATUSES)}, received {status!r}"
-                + (f"; did you mean {hint!r}?" if hint else ""),
-                field="status",
-            )
+        wanted = None if status is None else parse_status(status)
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 1000:
             raise InputError(
                 f"Invalid value for `limit`: expected an integer from 1 to 1000, received {limit!r}", field="limit"
             )
         query = select(JobRow).order_by(JobRow.created_at.desc(), JobRow.id.desc()).limit(limit)
-        if status is not None:
-            query = query.where(JobRow.status == status)
+        if wanted is not None:
+            query = query.where(JobRow.status == wanted)
         with self.db.session() as session:
             return [job_from_row(row) for row in session.scalars(query)]
 
@@ -200,12 +192,12 @@ class JobStore:
         """queued → cancelled at once; running → cancel requested (its worker stops it)."""
         with self.db.session(write=True) as session:
             row = resolve(session, job_id)
-            if row.status in FINAL_STATUSES:
+            if Status.stored(row.status).final:
                 raise StoreError(
                     f"Job {row.id} already {row.status}; only queued or running jobs can be cancelled", field="status"
                 )
-            if row.status == "queued":
-                row.status, row.finished_at, row.error = "cancelled", _now(), "cancelled by user"
+            if row.status == Status.QUEUED:
+                row.status, row.finished_at, row.error = Status.CANCELLED, _now(), "cancelled by user"
                 row.lease_expires_at = None
             row.cancel_requested = 1
             session.flush()

@@ -25,6 +25,7 @@ from modelyard.errors import ModelyardError
 from modelyard.server.jobs.leases import LeaseLost, Leases
 from modelyard.server.jobs.logfile import JobLog
 from modelyard.server.jobs.store import Job, job_log_path
+from modelyard.status import Status
 from modelyard.store import ModelStore, RunStore, paths
 
 __all__ = ["Worker", "main"]
@@ -175,7 +176,7 @@ class Worker:
                     self._start_interruptible()
                     ref = workflow.resume(job.run_id, home=self.home, progress=False, on_epoch_end=epoch_end).model_ref
             self._interruptible = False
-            self._finish(job, "succeeded", joblog, model_ref=ref)
+            self._finish(job, Status.SUCCEEDED, joblog, model_ref=ref)
         except _Stop as stop:
             self._interruptible = False
             self._stopped(job, state["run_id"], stop.why, joblog)
@@ -184,18 +185,18 @@ class Worker:
         except ModelyardError as exc:
             self._interruptible = False
             joblog.line(f"failed: {exc.message}")
-            self._finish(job, "failed", joblog, error=exc.message)
+            self._finish(job, Status.FAILED, joblog, error=exc.message)
         except Exception as exc:  # noqa: BLE001 - an unexpected fault fails the job, not the worker
             self._interruptible = False
             joblog.line("failed with an unexpected error:\n" + traceback.format_exc().rstrip())
-            self._finish(job, "failed", joblog, error=f"{type(exc).__name__}: {exc}")
+            self._finish(job, Status.FAILED, joblog, error=f"{type(exc).__name__}: {exc}")
 
     def _start_interruptible(self) -> None:
         self._interruptible = True
         if self._why is not None:  # asked to stop while it could not be interrupted
             self._interrupt_now(self._why)
 
-    def _finish(self, job: Job, status: str, joblog: JobLog, **fields: Any) -> None:
+    def _finish(self, job: Job, status: Status, joblog: JobLog, **fields: Any) -> None:
         try:
             final = self.leases.finish(job.id, self.worker_id, status, **fields)
         except LeaseLost as exc:
@@ -217,11 +218,11 @@ class Worker:
         record = runs.get(run_id)
         version = ModelStore(self.home).for_run(run_id)
         if version is None:
-            if settle and record.status == "running":  # its worker died without a word
+            if settle and record.status == Status.RUNNING:  # its worker died without a word
                 runs.fail(run_id, "worker lost")
             return None
-        if record.status != "completed":
-            if record.status != "running":
+        if record.status != Status.SUCCEEDED:
+            if record.status != Status.RUNNING:
                 runs.start(run_id)
             runs.finish(run_id, record.summary, version.ref)
         joblog.line(f"run {run_id} had already registered {version.ref}; not training again")
@@ -235,16 +236,16 @@ class Worker:
         if run_id is not None:
             ref = self._already_done(run_id, joblog, settle=False)
             if ref is not None:  # the interrupt came after the model was registered
-                self._finish(job, "succeeded", joblog, model_ref=ref)
+                self._finish(job, Status.SUCCEEDED, joblog, model_ref=ref)
                 return
             runs = RunStore(self.home)
             status = runs.get(run_id).status
-            if why == "cancel" and status in ("queued", "running"):
+            if why == "cancel" and status in (Status.QUEUED, Status.RUNNING):
                 runs.cancel(run_id, "cancelled by user")
-            elif why == "stop" and status == "running":
+            elif why == "stop" and status == Status.RUNNING:
                 runs.fail(run_id, "interrupted: the server stopped; the job resumes from its last checkpoint")
         if why == "cancel":
-            self._finish(job, "cancelled", joblog, error="cancelled by user")
+            self._finish(job, Status.CANCELLED, joblog, error="cancelled by user")
         else:
             try:
                 self.leases.release(job.id, self.worker_id, "requeued: the server stopped during an attempt")

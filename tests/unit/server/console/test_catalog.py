@@ -35,7 +35,7 @@ async def test_runs_list_and_detail(home: Path) -> None:
         runs = (await http.get("/v1/runs")).json()["runs"]
         assert len(runs) == 1
         run = runs[0]
-        assert run["model_ref"] == ref and run["status"] == "completed" and run["epochs"] == 3
+        assert run["model_ref"] == ref and run["status"] == "succeeded" and run["epochs"] == 3
         assert "history" not in run and "spec" not in run and run["last_epoch"]["epoch"] == 3
         assert run["summary"]["test"]["accuracy"] > 0.5
         detail = (await http.get(f"/v1/runs/{run['id']}")).json()

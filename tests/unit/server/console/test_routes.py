@@ -5,6 +5,7 @@ with one-line errors. The console itself is driven in a browser in tests/e2e.
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from modelyard.server.console.routes import CONSOLE_DIR
+from modelyard.status import FINAL, Status
 from tests.support.console import client, mini_app
 
 pytestmark = pytest.mark.anyio
@@ -48,10 +50,30 @@ async def test_only_listed_assets_are_reachable(home: Path) -> None:
             "/console/%2e%2e/catalog.py",
             "/console/js/../../routes_console.py",
             "/console/.hidden",
+            "/console/routes.py",  # the console's Python modules sit beside its assets
+            "/console/__init__.py",
+            "/console/catalog.py",
+            "/console/%2e%2e/app.py",
         ):
             r = await http.get(path)
             assert r.status_code == 404, path
             assert "routes_console" not in r.text or r.json()["error"] == "NotFoundError"
+
+
+async def test_the_console_takes_the_status_vocabulary_from_the_server(home: Path) -> None:
+    async with client(mini_app(home)) as http:
+        r = await http.get("/console/js/status.js")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/javascript")
+    assert "script-src 'self'" in r.headers["content-security-policy"]
+    states = json.loads(re.search(r"STATUS = Object\.freeze\((\{.*\})\);", r.text).group(1))
+    final = json.loads(re.search(r"FINAL = new Set\((\[.*\])\);", r.text).group(1))
+    assert states == {s.name: s.value for s in Status} and set(final) == {s.value for s in FINAL}
+    assert not (CONSOLE_DIR / "js" / "status.js").exists()  # no copy on disk to drift from it
+    for js in JS_FILES:  # and no script spells a run/job state itself ("running" is also a replica's state)
+        words = {s.value for s in Status} - {"running"} | {"completed"}
+        assert not re.findall(r"[\"'`](" + "|".join(words) + r")[\"'`]", js.read_text()), js.name
+    css = (CONSOLE_DIR / "css" / "console.css").read_text()
+    assert all(f".status-{s.value}" in css for s in Status) and ".status-completed" not in css
 
 
 def test_vendored_chart_library_keeps_its_license():

@@ -65,7 +65,7 @@ def test_a_job_trains_and_registers_exactly_like_modelyard_train(worker: Worker,
     assert done.status == "succeeded" and done.model_ref == "tiny:1" and done.error is None
     assert done.progress == {"epoch": 3, "epochs": 3, "fraction": 1.0}
     run = RunStore(home).get(done.run_id)
-    assert run.status == "completed" and run.model_ref == "tiny:1" and len(run.history) == 3
+    assert run.status == "succeeded" and run.model_ref == "tiny:1" and len(run.history) == 3
     assert_same(ModelStore(home).get("tiny:1").load_state_dict(), reference_weights(tmp_path, spec))
     log = JobStore(home).log_path(done.id).read_text()
     assert "attempt 1/3" in log and "epoch 3/3  loss" in log and "job succeeded: tiny:1" in log
@@ -128,7 +128,7 @@ def test_a_job_registers_at_most_one_version_however_often_it_is_retried(
         reap_once(home, 30)
         done = run_next(Worker(home, lease_s=30, heartbeat_s=0.1))
         assert (done.status, done.model_ref, done.attempts) == ("succeeded", "tiny:1", attempt)
-        assert RunStore(home).get(done.run_id).status == "completed"
+        assert RunStore(home).get(done.run_id).status == "succeeded"
         assert "had already registered tiny:1; not training again" in JobStore(home).log_path(job.id).read_text()
         with JobStore(home).db.session(write=True) as session:  # as if lost once more
             row = session.get(JobRow, job.id)

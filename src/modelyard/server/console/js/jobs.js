@@ -4,6 +4,7 @@
 import { get, post, text } from "./api.js";
 import { curves } from "./charts.js";
 import { ago, badge, errorBox, h, link, progressBar, section, table } from "./dom.js";
+import { FINAL, STATUS } from "./status.js";
 
 const EXAMPLE = `# A small MLP on scikit-learn's 8x8 digits (trains in seconds on a CPU).
 name: digits-mlp
@@ -26,7 +27,6 @@ train:
   epochs: 15
   metrics: [accuracy, f1, confusion_matrix]
 `;
-const FINAL = new Set(["succeeded", "failed", "cancelled"]);
 const LOG_LIMIT = 200000;
 
 function submitForm() {
@@ -67,7 +67,7 @@ export async function listView(el) {
         { label: "Job", cell: (j) => link(`#/jobs/${j.id}`, j.id) },
         { label: "Name", cell: (j) => j.name },
         { label: "Status", cell: (j) => badge(j.status) },
-        { label: "Progress", cell: (j) => progressBar(j.progress ? j.progress.fraction : FINAL.has(j.status) && j.status === "succeeded" ? 1 : 0) },
+        { label: "Progress", cell: (j) => progressBar(j.progress ? j.progress.fraction : j.status === STATUS.SUCCEEDED ? 1 : 0) },
         { label: "Attempts", cell: (j) => `${j.attempts}/${j.max_attempts}` },
         { label: "Submitted", cell: (j) => ago(j.created_at) },
         { label: "Model", cell: (j) => (j.model_ref ? modelLink(j.model_ref) : "–") },
@@ -97,7 +97,7 @@ function summary(job) {
   ];
   return h("div", {},
     h("dl", { class: "facts" }, items.map(([k, v]) => [h("dt", {}, k), h("dd", {}, v)])),
-    progressBar(p.fraction ?? (job.status === "succeeded" ? 1 : 0)),
+    progressBar(p.fraction ?? (job.status === STATUS.SUCCEEDED ? 1 : 0)),
     job.error ? errorBox(job.error) : null);
 }
 
