@@ -14,9 +14,22 @@ __all__ = [
     "ShapeError",
     "DataError",
     "InputError",
+    "MalformedRequestError",
+    "InvalidInstancesError",
+    "BodyTooLargeError",
+    "UnsupportedMediaTypeError",
     "NotFoundError",
     "StoreError",
+    "LeaseLostError",
     "TrainingError",
+    "ServerUnavailableError",
+    "QueueFullError",
+    "ShuttingDownError",
+    "RequestTimeoutError",
+    "DeploymentUnavailableError",
+    "AccessDeniedError",
+    "UnauthorizedError",
+    "ExportError",
 ]
 
 
@@ -65,6 +78,30 @@ class InputError(ModelyardError):
     exit_code = 3
 
 
+class MalformedRequestError(InputError):
+    """A request body cannot be read at all: empty, not UTF-8, not JSON, too deeply nested."""
+
+    http_status = 400
+
+
+class InvalidInstancesError(InputError):
+    """A request body is readable but does not fit the model (shape, dtype, non-finite values)."""
+
+    http_status = 422
+
+
+class BodyTooLargeError(InputError):
+    """A request body is over the size limit; it is refused before (or while) being read."""
+
+    http_status = 413
+
+
+class UnsupportedMediaTypeError(InputError):
+    """A request content type the server has no decoder for."""
+
+    http_status = 415
+
+
 class NotFoundError(ModelyardError):
     """A named thing (model, version, run) does not exist."""
 
@@ -79,8 +116,61 @@ class StoreError(ModelyardError):
     exit_code = 5
 
 
+class LeaseLostError(StoreError):
+    """A worker no longer owns the job it runs (it was reaped, cancelled or handed on)."""
+
+
 class TrainingError(ModelyardError):
     """Training cannot go on (loss became NaN, a checkpoint is unusable, ...)."""
 
     http_status = 500
     exit_code = 6
+
+
+class ServerUnavailableError(ModelyardError):
+    """A server cannot be reached, or cannot take the request now; retrying later may work."""
+
+    http_status = 503
+    exit_code = 7
+
+
+class QueueFullError(ServerUnavailableError):
+    """The model's request queue is full; the client should retry after ``retry_after`` s."""
+
+    def __init__(self, message: str, *, field: str | None = None, retry_after: int = 1) -> None:
+        super().__init__(message, field=field)
+        self.retry_after = max(1, int(retry_after))
+
+
+class ShuttingDownError(QueueFullError):
+    """The server is draining after SIGTERM and takes no new work."""
+
+
+class RequestTimeoutError(ServerUnavailableError):
+    """The request waited (queue + forward pass) longer than the configured timeout."""
+
+    http_status = 504
+
+
+class DeploymentUnavailableError(ServerUnavailableError):
+    """No replica of the deployment is ready to answer (starting, restarting or failed)."""
+
+
+class AccessDeniedError(ModelyardError):
+    """The server refused the token or its role."""
+
+    http_status = 403
+    exit_code = 8
+
+
+class UnauthorizedError(AccessDeniedError):
+    """Missing or wrong bearer token."""
+
+    http_status = 401
+
+
+class ExportError(ModelyardError):
+    """The network cannot be exported to ONNX, or the exported graph disagrees with torch."""
+
+    http_status = 500
+    exit_code = 9

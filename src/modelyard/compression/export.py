@@ -26,10 +26,10 @@ from modelyard.compression.loading import (
     stored_int8_graph,
 )
 from modelyard.compression.measure import Measured
-from modelyard.compression.onnx_graph import ONNX_FILE, ExportError, check_onnx, export_onnx
+from modelyard.compression.onnx_graph import ONNX_FILE, check_onnx, export_onnx
 from modelyard.compression.onnx_int8 import INT8_AGREEMENT, check_int8_graph
 from modelyard.compression.report import measure_export
-from modelyard.errors import DataError, InputError, StoreError
+from modelyard.errors import DataError, ExportError, InputError, StoreError
 from modelyard.predict import Predictor
 from modelyard.store import ModelStore
 from modelyard.store.refs import check_name

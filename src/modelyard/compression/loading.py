@@ -18,8 +18,7 @@ import hashlib
 import json
 from typing import Any
 
-from modelyard.compression.onnx_graph import ExportError
-from modelyard.errors import StoreError
+from modelyard.errors import ExportError, StoreError
 from modelyard.nn import Network
 from modelyard.store import ModelVersion
 

@@ -30,10 +30,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from modelyard.errors import ModelyardError
+from modelyard.errors import ExportError
 
 __all__ = [
-    "ExportError",
     "ONNX_FILE",
     "WithActivation",
     "example_input",
@@ -47,13 +46,6 @@ log = logging.getLogger(__name__)
 
 ONNX_FILE = "model.onnx"
 OPSET = 17
-
-
-class ExportError(ModelyardError):
-    """The network cannot be exported to ONNX, or the exported graph disagrees with torch."""
-
-    http_status = 500
-    exit_code = 1
 
 
 class WithActivation(nn.Module):

@@ -23,8 +23,8 @@ from typing import Any
 import torch
 
 from modelyard.compression.loading import graph_record
-from modelyard.compression.onnx_graph import ExportError, export_onnx
-from modelyard.errors import ModelyardError
+from modelyard.compression.onnx_graph import export_onnx
+from modelyard.errors import ExportError, ModelyardError
 from modelyard.serving.onnx_backend import OnnxBackend
 
 __all__ = [

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from fastapi import Request
 
-from modelyard.serving.errors import BodyTooLargeError
+from modelyard.errors import BodyTooLargeError
 
 __all__ = ["read_body", "too_large"]
 

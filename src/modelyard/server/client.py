@@ -22,27 +22,13 @@ from typing import Any
 import httpx
 
 from modelyard import errors
-from modelyard.errors import ModelyardError
+from modelyard.errors import AccessDeniedError, ModelyardError, ServerUnavailableError
 
 __all__ = ["ServerClient", "ServerUnavailableError", "DEFAULT_URL", "URL_ENV", "TOKEN_ENV"]
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 URL_ENV = "MODELYARD_SERVER_URL"
 TOKEN_ENV = "MODELYARD_TOKEN"
-
-
-class ServerUnavailableError(ModelyardError):
-    """The control plane cannot be reached."""
-
-    http_status = 503
-    exit_code = 7
-
-
-class AccessDeniedError(ModelyardError):
-    """The server refused the token (401) or its role (403)."""
-
-    http_status = 403
-    exit_code = 8
 
 
 def _error_from(response: httpx.Response) -> ModelyardError:

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from modelyard.serving.errors import QueueFullError, RequestTimeoutError, ShuttingDownError
+from modelyard.errors import QueueFullError, RequestTimeoutError, ShuttingDownError
 
 __all__ = ["DynamicBatcher"]
 

@@ -17,8 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from modelyard.errors import InputError
-from modelyard.serving.errors import InvalidInstancesError, MalformedRequestError
+from modelyard.errors import InputError, InvalidInstancesError, MalformedRequestError
 
 __all__ = ["instances_array", "image_array", "encode_predictions"]
 

@@ -24,14 +24,14 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
-from modelyard.serving.codec import image_array, instances_array
-from modelyard.serving.errors import (
+from modelyard.errors import (
     BodyTooLargeError,
     InvalidInstancesError,
     MalformedRequestError,
     QueueFullError,
     UnsupportedMediaTypeError,
 )
+from modelyard.serving.codec import image_array, instances_array
 from modelyard.serving.limits import parse_json
 from modelyard.serving.schemas import ErrorResponse
 

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from modelyard.serving.errors import BodyTooLargeError, InvalidInstancesError, MalformedRequestError
+from modelyard.errors import BodyTooLargeError, InvalidInstancesError, MalformedRequestError
 
 __all__ = ["BodyLimitMiddleware", "parse_json", "nesting_depth"]
 

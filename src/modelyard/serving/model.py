@@ -11,12 +11,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from modelyard.errors import InputError
+from modelyard.errors import InputError, InvalidInstancesError
 from modelyard.serving.backends import BackendChoice, select_backend
 from modelyard.serving.batcher import DynamicBatcher
 from modelyard.serving.codec import encode_predictions, image_array, instances_array
 from modelyard.serving.config import ServeConfig
-from modelyard.serving.errors import InvalidInstancesError
 from modelyard.serving.metrics import ServeMetrics
 
 __all__ = ["ServedModel"]

@@ -19,13 +19,13 @@ from modelyard._files import atomic_write_bytes
 from modelyard.compression.loading import INT8_ONNX_FILE, compression_info, stored_int8_graph
 from modelyard.compression.onnx_graph import (
     ONNX_FILE,
-    ExportError,
     check_onnx,
     example_input,
     export_graph,
     ort_session,
 )
 from modelyard.compression.quantize import is_quantized
+from modelyard.errors import ExportError
 from modelyard.serving.fast.onnx_bound import BoundBuffers
 
 __all__ = ["OnnxBackend"]

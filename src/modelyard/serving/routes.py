@@ -20,14 +20,14 @@ import orjson
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 
-from modelyard.errors import ModelyardError
-from modelyard.serving.config import ServeConfig
-from modelyard.serving.errors import (
+from modelyard.errors import (
     InvalidInstancesError,
     MalformedRequestError,
+    ModelyardError,
     QueueFullError,
     UnsupportedMediaTypeError,
 )
+from modelyard.serving.config import ServeConfig
 from modelyard.serving.limits import parse_json
 
 __all__ = ["PredictRoutes", "error_body", "LATEST_ROUTE", "VERSION_ROUTE"]

@@ -17,9 +17,10 @@ from onnxruntime.quantization import QuantType, quantize_dynamic
 
 from modelyard.compression import compress
 from modelyard.compression.api import parent_data
-from modelyard.compression.onnx_graph import ExportError, export_onnx
+from modelyard.compression.onnx_graph import export_onnx
 from modelyard.compression.onnx_int8 import INT8_AGREEMENT, checked_int8_graph
 from modelyard.compression.quantize import quantize_network, stored_parameter_count
+from modelyard.errors import ExportError
 from modelyard.nn import build_model
 from modelyard.predict import Predictor
 from modelyard.serving.backends import select_backend

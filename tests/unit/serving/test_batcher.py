@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import torch
 
+from modelyard.errors import QueueFullError, RequestTimeoutError, ShuttingDownError
 from modelyard.serving.batcher import DynamicBatcher
-from modelyard.serving.errors import QueueFullError, RequestTimeoutError, ShuttingDownError
 
 pytestmark = pytest.mark.anyio
 

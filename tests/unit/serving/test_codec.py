@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from modelyard.errors import InvalidInstancesError
 from modelyard.serving.codec import encode_predictions, instances_array
-from modelyard.serving.errors import InvalidInstancesError
 
 
 def labels_from(probs: np.ndarray) -> list[str]:

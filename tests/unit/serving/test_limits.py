@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from modelyard.serving.errors import InvalidInstancesError, MalformedRequestError
+from modelyard.errors import InvalidInstancesError, MalformedRequestError
 from modelyard.serving.limits import BodyLimitMiddleware, nesting_depth, parse_json
 
 pytestmark = pytest.mark.anyio

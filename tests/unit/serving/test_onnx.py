@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from modelyard.compression.onnx_graph import ONNX_FILE, ExportError, check_onnx, export_onnx
+from modelyard.compression.onnx_graph import ONNX_FILE, check_onnx, export_onnx
+from modelyard.errors import ExportError
 from modelyard.predict import Predictor
 from modelyard.serving.backends import TorchBackend, select_backend
 from modelyard.serving.onnx_backend import OnnxBackend

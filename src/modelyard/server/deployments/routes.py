@@ -19,9 +19,8 @@ import httpx
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
-from modelyard.errors import InputError
+from modelyard.errors import DeploymentUnavailableError, InputError
 from modelyard.server.body import read_body
-from modelyard.server.deployments.supervisor import DeploymentUnavailableError
 
 if TYPE_CHECKING:
     from modelyard.server.app import ServerState

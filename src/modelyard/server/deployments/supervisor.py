@@ -25,7 +25,7 @@ from typing import Any
 
 import httpx
 
-from modelyard.errors import ModelyardError
+from modelyard.errors import DeploymentUnavailableError, ModelyardError
 from modelyard.server.deployments.metrics import summarize
 from modelyard.server.deployments.replicas import Replica, ReplicaConfig, stop_all, stop_orphan
 from modelyard.server.deployments.store import DeploymentRequest, DeploymentStore, row_dict
@@ -33,15 +33,9 @@ from modelyard.server.tables import DeploymentRow
 from modelyard.store import ModelStore
 from modelyard.store.refs import parse_ref
 
-__all__ = ["Supervisor", "DeploymentRequest", "DeploymentUnavailableError"]
+__all__ = ["Supervisor", "DeploymentRequest"]
 
 log = logging.getLogger(__name__)
-
-
-class DeploymentUnavailableError(ModelyardError):
-    """No replica of the deployment is ready to answer (starting, restarting or failed)."""
-
-    http_status = 503
 
 
 @dataclass

@@ -3,7 +3,7 @@
 Every change is one ``BEGIN IMMEDIATE`` transaction, so two workers never claim the same
 job. A worker owns a running job only while ``worker_id`` names it; every write checks
 that, so a worker that was presumed dead (and whose job was handed to another) cannot
-overwrite the new owner's state: it gets ``LeaseLost`` and stops.
+overwrite the new owner's state: it gets ``LeaseLostError`` and stops.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import Any, Literal
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from modelyard.errors import LeaseLostError
 from modelyard.server.jobs import store as _jobs
 from modelyard.server.jobs.store import Job, job_from_row
 from modelyard.server.tables import JobRow, control_database
@@ -25,13 +26,9 @@ from modelyard.store import paths
 from modelyard.store.db import Database
 from modelyard.store.tables import RunRow
 
-__all__ = ["Leases", "LeaseLost", "Reaped"]
+__all__ = ["Leases", "Reaped"]
 
 _ERROR_LIMIT = 500
-
-
-class LeaseLost(Exception):
-    """This worker no longer owns the job (it was reaped, cancelled or handed on)."""
 
 
 @dataclass(frozen=True)
@@ -168,5 +165,5 @@ class Leases:
         row = session.get(JobRow, job_id)
         if row is None or row.status != Status.RUNNING or row.worker_id != worker_id:
             state = "gone" if row is None else f"{row.status} (worker {row.worker_id})"
-            raise LeaseLost(f"job {job_id} is no longer leased to worker {worker_id}: it is {state}")
+            raise LeaseLostError(f"job {job_id} is no longer leased to worker {worker_id}: it is {state}")
         return row

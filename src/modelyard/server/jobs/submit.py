@@ -19,7 +19,7 @@ import yaml
 from pydantic import Field, ValidationError
 
 from modelyard._validation import StrictModel, describe, spec_error_from
-from modelyard.errors import InputError, SpecError
+from modelyard.errors import SpecError, UnsupportedMediaTypeError
 from modelyard.server.body import too_large
 
 __all__ = [
@@ -28,16 +28,11 @@ __all__ = [
     "check_spec",
     "absolute_data_path",
     "MAX_BODY_BYTES",
-    "UnsupportedMediaType",
 ]
 
 MAX_BODY_BYTES = 4 * 1024 * 1024
 _JSON_TYPES = ("application/json",)
 _YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml", "text/plain")
-
-
-class UnsupportedMediaType(InputError):
-    http_status = 415
 
 
 class JobRequest(StrictModel):
@@ -72,7 +67,7 @@ def parse_body(body: bytes, content_type: str | None) -> JobRequest:
         raise too_large("Job body", MAX_BODY_BYTES, len(body))
     media = (content_type or "").split(";")[0].strip().lower()
     if media and media not in _JSON_TYPES + _YAML_TYPES and not media.endswith("+json"):
-        raise UnsupportedMediaType(
+        raise UnsupportedMediaTypeError(
             f"Unsupported Content-Type {media!r}: send the spec as application/json or application/yaml",
             field="content-type",
         )

@@ -21,8 +21,8 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from modelyard.errors import ModelyardError
-from modelyard.server.jobs.leases import LeaseLost, Leases
+from modelyard.errors import LeaseLostError, ModelyardError
+from modelyard.server.jobs.leases import Leases
 from modelyard.server.jobs.logfile import JobLog
 from modelyard.server.jobs.store import Job, job_log_path
 from modelyard.status import Status
@@ -158,7 +158,7 @@ class Worker:
                     self.worker_id,
                     {"epoch": epoch, "epochs": epochs, "fraction": round(epoch / epochs, 4) if epochs else None},
                 )
-            except LeaseLost:
+            except LeaseLostError:
                 self._interrupt_now("lost")  # a BaseException: the run is not marked failed
 
         joblog.line(
@@ -180,7 +180,7 @@ class Worker:
         except _Stop as stop:
             self._interruptible = False
             self._stopped(job, state["run_id"], stop.why, joblog)
-        except LeaseLost as exc:
+        except LeaseLostError as exc:
             joblog.line(f"stopped: {exc}")
         except ModelyardError as exc:
             self._interruptible = False
@@ -199,7 +199,7 @@ class Worker:
     def _finish(self, job: Job, status: Status, joblog: JobLog, **fields: Any) -> None:
         try:
             final = self.leases.finish(job.id, self.worker_id, status, **fields)
-        except LeaseLost as exc:
+        except LeaseLostError as exc:
             joblog.line(f"could not record {status}: {exc}")
             return
         joblog.line(
@@ -250,7 +250,7 @@ class Worker:
             try:
                 self.leases.release(job.id, self.worker_id, "requeued: the server stopped during an attempt")
                 joblog.line("stopped: the server is stopping; the job goes back to the queue")
-            except LeaseLost as exc:
+            except LeaseLostError as exc:
                 joblog.line(f"stopped: {exc}")
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from modelyard.errors import InputError, NotFoundError, StoreError  # noqa: E402
-from modelyard.server.jobs.leases import LeaseLost, Leases  # noqa: E402
+from modelyard.errors import InputError, LeaseLostError, NotFoundError, StoreError  # noqa: E402
+from modelyard.server.jobs.leases import Leases  # noqa: E402
 from modelyard.server.jobs.reaper import reap_once  # noqa: E402
 from modelyard.server.jobs.store import JobStore  # noqa: E402
 from modelyard.store import RunStore  # noqa: E402
@@ -92,7 +92,7 @@ def test_writes_by_a_worker_that_lost_the_job_are_refused(store: JobStore, home:
         lambda: leases.progress(job.id, "w2", {"epoch": 1}),
         lambda: leases.finish(job.id, "w2", "succeeded"),
     ):
-        with pytest.raises(LeaseLost, match="no longer leased to worker w2"):
+        with pytest.raises(LeaseLostError, match="no longer leased to worker w2"):
             call()
     assert store.get(job.id).status == "running"
 
