@@ -20,7 +20,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +28,7 @@ from typing import Any
 import httpx
 
 from modelyard.server.deployments.metrics import MetricWindow, Sample, parse_sample
+from modelyard.server.processes import stop_processes
 
 __all__ = ["ReplicaConfig", "Replica", "free_port", "stop_all", "stop_orphan"]
 
@@ -242,18 +242,10 @@ def stop_all(replicas: Iterable[Replica], grace_s: float = 10.0) -> None:
     procs = []
     for replica in replicas:
         replica.state = "stopped"
-        if replica.proc is not None and replica.proc.poll() is None:
-            replica.proc.terminate()
+        if replica.proc is not None:
             procs.append(replica.proc)
         replica.proc = None
-    deadline = time.monotonic() + grace_s
-    for proc in procs:
-        try:
-            proc.wait(max(0.0, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            log.warning("replica pid %d ignored SIGTERM for %.0f s; killing it", proc.pid, grace_s)
-            proc.kill()
-            proc.wait(10)
+    stop_processes(procs, grace_s, "replica")
 
 
 def stop_orphan(pid: int, port: int) -> bool:

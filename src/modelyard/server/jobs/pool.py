@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from modelyard.server.config import ServerConfig
+from modelyard.server.processes import stop_processes
 
 __all__ = ["WorkerPool"]
 
@@ -140,18 +141,7 @@ class WorkerPool:
         """SIGTERM every worker (a running job goes back to the queue), SIGKILL after ``grace_s``."""
         self._stop.set()
         with self._lock:
-            procs = [s.proc for s in self.slots if s.proc is not None]
-            for proc in procs:
-                if proc.poll() is None:
-                    proc.send_signal(signal.SIGTERM)
-            deadline = time.monotonic() + grace_s
-            for proc in procs:
-                try:
-                    proc.wait(max(0.0, deadline - time.monotonic()))
-                except subprocess.TimeoutExpired:
-                    log.warning("training worker pid %d ignored SIGTERM for %.0f s; killing it", proc.pid, grace_s)
-                    proc.kill()
-                    proc.wait()
+            stop_processes([s.proc for s in self.slots if s.proc is not None], grace_s, "training worker")
             for slot in self.slots:
                 if slot.out is not None:
                     slot.out.close()
