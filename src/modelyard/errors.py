@@ -8,8 +8,12 @@ what to do next.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 __all__ = [
     "ModelyardError",
+    "UsageError",
     "SpecError",
     "ShapeError",
     "DataError",
@@ -30,7 +34,28 @@ __all__ = [
     "AccessDeniedError",
     "UnauthorizedError",
     "ExportError",
+    "MissingDependencyError",
+    "EXTRAS",
+    "optional_dependency",
 ]
+
+#: The top-level modules each optional extra of pyproject.toml brings (``pip install 'modelyard[serve]'``).
+EXTRAS: dict[str, tuple[str, ...]] = {
+    "serve": (
+        "fastapi",
+        "starlette",
+        "uvicorn",
+        "orjson",
+        "prometheus_client",
+        "multipart",
+        "python_multipart",
+        "onnx",
+        "onnxscript",
+        "onnxruntime",
+        "httpx",
+    ),
+    "explain": ("captum", "shap", "lime"),
+}
 
 
 class ModelyardError(Exception):
@@ -51,6 +76,16 @@ class ModelyardError(Exception):
         if self.field:
             out["field"] = self.field
         return out
+
+
+class UsageError(ModelyardError):
+    """Options that cannot go together, or none of the ones one of which is needed.
+
+    Exit code 2, as click's own usage errors (unknown option, missing argument).
+    """
+
+    http_status = 400
+    exit_code = 2
 
 
 class SpecError(ModelyardError):
@@ -174,3 +209,30 @@ class ExportError(ModelyardError):
 
     http_status = 500
     exit_code = 9
+
+
+class MissingDependencyError(ModelyardError):
+    """An optional dependency is not installed; the message names the extra that brings it."""
+
+    http_status = 501
+    exit_code = 10
+
+    @classmethod
+    def from_import(cls, exc: ImportError, extra: str, needed_for: str) -> MissingDependencyError | None:
+        """The error for ``exc`` when it failed to import a package of ``extra``, else None (a real fault)."""
+        package = (exc.name or "").split(".")[0]
+        if package not in EXTRAS[extra]:
+            return None
+        return cls(f"{needed_for} needs the Python package {package}: install it with pip install 'modelyard[{extra}]'")
+
+
+@contextmanager
+def optional_dependency(extra: str, needed_for: str) -> Iterator[None]:
+    """Inside the block, failing to import a package of ``extra`` is a MissingDependencyError naming the extra."""
+    try:
+        yield
+    except ImportError as exc:
+        error = MissingDependencyError.from_import(exc, extra, needed_for)
+        if error is None:
+            raise
+        raise error from None

@@ -27,7 +27,10 @@ def _server_options(func: Callable[..., Any]) -> Callable[..., Any]:
     @click.option("--token", envvar="MODELYARD_TOKEN", default=None, help="Bearer token (env MODELYARD_TOKEN).")
     @functools.wraps(func)
     def wrapper(*args: Any, url: str, token: str | None, **kwargs: Any) -> Any:
-        from modelyard.server.client import ServerClient
+        from modelyard.errors import optional_dependency
+
+        with optional_dependency("serve", "The control plane client"):
+            from modelyard.server.client import ServerClient
 
         with ServerClient(url, token) as api:
             return func(api, *args, **kwargs)

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from modelyard.errors import ExportError
+from modelyard.errors import ExportError, MissingDependencyError, optional_dependency
 
 __all__ = [
     "ONNX_FILE",
@@ -120,12 +120,16 @@ def _export_dynamo(module: nn.Module, example: torch.Tensor) -> bytes:
                 program.save(out)  # type: ignore[union-attr]
                 return out.getvalue()
     except Exception as exc:
-        raise ExportError(f"Cannot export the network to ONNX: {type(exc).__name__}: {exc}") from None
+        missing = (
+            MissingDependencyError.from_import(exc, "serve", "ONNX export") if isinstance(exc, ImportError) else None
+        )
+        raise missing or ExportError(f"Cannot export the network to ONNX: {type(exc).__name__}: {exc}") from None
 
 
 def ort_session(data: bytes, threads: int | None = None) -> Any:
     """An ONNX Runtime CPU session for ``data``; ExportError when it cannot load the graph."""
-    import onnxruntime as ort
+    with optional_dependency("serve", "An ONNX Runtime session"):
+        import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads or torch.get_num_threads()

@@ -24,7 +24,7 @@ import torch
 
 from modelyard.compression.loading import graph_record
 from modelyard.compression.onnx_graph import export_onnx
-from modelyard.errors import ExportError, ModelyardError
+from modelyard.errors import ExportError, ModelyardError, optional_dependency
 from modelyard.serving.onnx_backend import OnnxBackend
 
 __all__ = [
@@ -77,7 +77,8 @@ def static_int8_graph(network: Any) -> bytes:
 
 def dynamic_int8_graph(float_onnx: bytes) -> bytes:
     """ONNX Runtime's dynamic int8 quantization (per-tensor int8 weights) of an fp32 graph."""
-    from onnxruntime.quantization import QuantType, quantize_dynamic
+    with optional_dependency("serve", "int8 ONNX quantization"):
+        from onnxruntime.quantization import QuantType, quantize_dynamic
 
     with tempfile.TemporaryDirectory(prefix="modelyard-int8-") as tmp:
         source, target = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
@@ -147,7 +148,7 @@ def checked_int8_graph(
         else:
             graph = static_int8_graph(network)
         check = check_int8_graph(graph, network, x)
-    except (ModelyardError, ImportError) as exc:  # ImportError: onnx/onnxruntime not installed
+    except ModelyardError as exc:  # MissingDependencyError too: onnx/onnxruntime not installed
         log.warning("no ONNX Runtime int8 graph stored; the int8 version serves with torch: %s", exc)
         return None, {"file": None, "reason": str(exc)}
     return graph, graph_record(graph, made_by=_MADE_BY[mode], check={"split": split, **check})

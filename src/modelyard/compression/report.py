@@ -65,7 +65,7 @@ def onnx_graph(network: Network) -> bytes | None:
     """A float network's checked fp32 ONNX graph, or None if it has none (logged)."""
     try:
         return float_graph(network)
-    except (ModelyardError, ImportError) as exc:  # ImportError: onnx/onnxruntime not installed
+    except ModelyardError as exc:  # MissingDependencyError too: onnx/onnxruntime not installed
         log.warning("no ONNX Runtime timing for this model: %s", exc)
         return None
 

@@ -23,7 +23,7 @@ from modelyard._validation import StrictModel, spec_error_from
 from modelyard.compression.dequantize import dequantized_network
 from modelyard.compression.loading import compression_info
 from modelyard.compression.quantize import is_quantized
-from modelyard.errors import ModelyardError, SpecError
+from modelyard.errors import SpecError, optional_dependency
 from modelyard.explaining.background import given_sample, training_sample
 from modelyard.explaining.heatmap import image_geometry
 from modelyard.explaining.methods import Settings, get_method
@@ -33,8 +33,6 @@ from modelyard.nn import build_model
 from modelyard.predict import Predictor
 
 __all__ = ["explain", "Explainer", "ExplainOptions"]
-
-_OPTIONAL = ("captum", "shap", "lime")  # the `explain` extra
 
 
 class ExplainOptions(StrictModel):
@@ -131,16 +129,8 @@ class Explainer:
             baseline=_as_array(baseline, "baseline"),
             background=lambda: self._background_rows(background),
         )
-        try:
+        with optional_dependency("explain", f"Method {chosen.name}"):
             found = chosen.run(problem, settings)
-        except ModuleNotFoundError as exc:  # the optional extra is not installed
-            package = (exc.name or "").split(".")[0]
-            if package not in _OPTIONAL:
-                raise
-            raise ModelyardError(
-                f"Method {chosen.name} needs the Python package {package}: "
-                f"install it with pip install 'modelyard[explain]'"
-            ) from None
         return Explanation(
             model=p.ref,
             method=chosen.name,

@@ -14,7 +14,7 @@ import socket
 import sys
 from collections.abc import Callable
 
-from modelyard.errors import InputError
+from modelyard.errors import InputError, optional_dependency
 from modelyard.server.auth.tokens import TokenStore
 from modelyard.server.config import ServerConfig
 
@@ -52,9 +52,10 @@ def _check_port(config: ServerConfig) -> None:
 
 def serve(config: ServerConfig, *, echo: Callable[[str], None] | None = None) -> None:
     """Serve the REST API, the console and the training workers; blocks until stopped."""
-    import uvicorn
+    with optional_dependency("serve", "The control plane"):
+        import uvicorn
 
-    from modelyard.server.app import create_server_app
+        from modelyard.server.app import create_server_app
 
     say = echo or (lambda text: print(text, flush=True))
     _check_port(config)

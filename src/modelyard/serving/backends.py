@@ -117,7 +117,7 @@ def select_backend(
     try:
         if onnx_backend is None:
             onnx_backend = OnnxBackend.from_predictor(predictor, cache=cache_onnx, threads=threads)
-    except (ModelyardError, ImportError) as exc:
+    except ModelyardError as exc:  # MissingDependencyError too: onnxruntime not installed
         if choice == "onnx":
             raise
         log.warning("%s: ONNX backend unavailable (%s); serving with torch", predictor.ref, exc)

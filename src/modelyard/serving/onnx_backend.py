@@ -25,7 +25,7 @@ from modelyard.compression.onnx_graph import (
     ort_session,
 )
 from modelyard.compression.quantize import is_quantized
-from modelyard.errors import ExportError
+from modelyard.errors import ExportError, optional_dependency
 from modelyard.serving.fast.onnx_bound import BoundBuffers
 
 __all__ = ["OnnxBackend"]
@@ -52,7 +52,8 @@ class OnnxBackend:
         check: dict[str, Any] | None = None,
         graph: str = ONNX_FILE,
     ) -> None:
-        import onnxruntime as ort
+        with optional_dependency("serve", "The ONNX Runtime backend"):
+            import onnxruntime as ort
 
         self._session = ort_session(data, threads)
         # Given None, onnxruntime builds default RunOptions on every run; these are read-only

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from modelyard.errors import SpecError
+from modelyard.errors import SpecError, optional_dependency
 from modelyard.serving.auth import ENV_VAR as API_KEY_ENV
 from modelyard.serving.config import ServeConfig
 
@@ -48,7 +48,8 @@ def build_app(refs: Sequence[Any], config: ServeConfig, home: str | Path | None 
     ``gc.freeze()`` keeps the cyclic collector from re-scanning it, which otherwise pauses
     the event loop for tens of milliseconds every few thousand requests (p99 latency).
     """
-    from modelyard.serving.app import create_app
+    with optional_dependency("serve", "The prediction server"):
+        from modelyard.serving.app import create_app
 
     app = create_app(load_predictors(refs, home), config)
     gc.collect()
@@ -78,7 +79,8 @@ def _uvicorn_options(config: ServeConfig) -> dict[str, Any]:
 
 def run(refs: Sequence[Any], config: ServeConfig, home: str | Path | None = None) -> None:
     """Serve until SIGTERM/SIGINT; blocks."""
-    import uvicorn
+    with optional_dependency("serve", "The prediction server"):
+        import uvicorn
 
     if config.workers == 1:
         app = build_app(refs, config, home)

@@ -254,10 +254,11 @@ def test_top_level_function_survives_importing_the_package() -> None:
 def test_a_missing_optional_package_says_how_to_install_it(lin: str, monkeypatch: pytest.MonkeyPatch) -> None:
     import sys
 
-    from modelyard.errors import ModelyardError
+    from modelyard.errors import MissingDependencyError
 
     monkeypatch.setitem(sys.modules, "captum.attr", None)  # as if captum were not installed
     with pytest.raises(
-        ModelyardError, match=r"needs the Python package captum: install it with pip install 'modelyard\[explain\]'"
+        MissingDependencyError,
+        match=r"needs the Python package captum: install it with pip install 'modelyard\[explain\]'",
     ):
         explain(lin, X_LIN)
