@@ -26,13 +26,13 @@ def train(
 ) -> None:
     """Train a model from SPEC (YAML or JSON), evaluate it and register a model version."""
     from modelyard import workflow
-    from modelyard.errors import SpecError
+    from modelyard.errors import UsageError
 
     out = console()
     show = sys.stderr.isatty() if progress is None else progress
     if resume_id:
         if spec or overrides:
-            raise SpecError("--resume continues a run with its stored spec; do not pass SPEC or --set with it")
+            raise UsageError("--resume continues a run with its stored spec; do not pass SPEC or --set with it")
         result = workflow.resume(resume_id, home=obj["home"], progress=show, console=out)
     else:
         if not spec:

@@ -34,7 +34,7 @@ from modelyard.compression.report import (
     speedups,
 )
 from modelyard.data import Prepared, prepare
-from modelyard.errors import DataError, InputError, StoreError
+from modelyard.errors import DataError, StoreError, UsageError
 from modelyard.predict import Predictor
 from modelyard.store import ModelStore
 from modelyard.store.records import WEIGHTS_FILE
@@ -101,13 +101,13 @@ def _operation(quantize: str | None, prune: float | None, distill: Any, extras: 
     ]
     if len(chosen) != 1:
         got = ", ".join(f"--{c}" for c in chosen) or "none"
-        raise InputError(
+        raise UsageError(
             f"Invalid compression request: expected exactly one of --quantize, --prune, --distill, received {got}",
             field="operation",
         )
     for option, (owner, value) in extras.items():
         if value and owner != chosen[0]:
-            raise InputError(
+            raise UsageError(
                 f"Invalid option `--{option}`: it goes with --{owner}, received it with --{chosen[0]}",
                 field=f"--{option}",
             )

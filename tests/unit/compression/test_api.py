@@ -13,7 +13,7 @@ from torch import nn
 
 import modelyard
 from modelyard.compression import compress, export
-from modelyard.errors import InputError, NotFoundError, SpecError
+from modelyard.errors import InputError, NotFoundError, SpecError, UsageError
 from modelyard.predict import Predictor
 from modelyard.store import ModelStore
 from tests.support.cli import run_cli
@@ -88,15 +88,15 @@ def test_bad_requests_are_one_line_errors_and_leave_the_store_alone(store: tuple
     cases = [
         (dict(ref="nope:1", quantize="int8"), NotFoundError, "Unknown model 'nope'"),
         (dict(ref=parent_ref, quantize="int4"), InputError, "expected 'int8', received 'int4'"),
-        (dict(ref=parent_ref), InputError, "expected exactly one of --quantize, --prune, --distill, received none"),
-        (dict(ref=parent_ref, quantize="int8", prune=0.5), InputError, "received --quantize, --prune"),
+        (dict(ref=parent_ref), UsageError, "expected exactly one of --quantize, --prune, --distill, received none"),
+        (dict(ref=parent_ref, quantize="int8", prune=0.5), UsageError, "received --quantize, --prune"),
         (dict(ref=parent_ref, prune=1.5), InputError, "between 0 and 1"),
         (dict(ref=parent_ref, prune=0.5, finetune=-1), InputError, "--finetune"),
         (dict(ref=parent_ref, distill=student(inputs=10)), SpecError, "expected [64] like the teacher"),
         (dict(ref=parent_ref, distill="missing.yaml"), SpecError, "Spec file not found"),
         (dict(ref=parent_ref, quantize="int8", name="Bad Name"), SpecError, "--name"),
-        (dict(ref=parent_ref, quantize="int8", structured=True), InputError, "`--structured`: it goes with --prune"),
-        (dict(ref=parent_ref, prune=0.5, temperature=3.0), InputError, "`--temperature`: it goes with --distill"),
+        (dict(ref=parent_ref, quantize="int8", structured=True), UsageError, "`--structured`: it goes with --prune"),
+        (dict(ref=parent_ref, prune=0.5, temperature=3.0), UsageError, "`--temperature`: it goes with --distill"),
         (
             dict(ref=parent_ref, distill=student(), alpha=2.0),
             InputError,
