@@ -162,6 +162,9 @@ def worker(
     """One framework's run in this (fresh) process; the record it prints as JSON."""
     torch.set_num_threads(threads)
     if name.startswith("modelyard"):
+        from modelyard.training.fast.allocator import keep_freed_memory
+
+        keep_freed_memory()  # what the `modelyard train` entry point chooses for its process
         if tta:
             return {"framework": FRAMEWORKS[name], "time_to_target_s": modelyard_tta(kind, max_epochs=max_epochs)}
         return modelyard_run(kind, "fp32" if name.endswith("fp32") else "auto", epochs=epochs, samples=samples)
@@ -178,7 +181,7 @@ def worker(
             target=TARGETS[kind] if tta else None,
         )
     if name == "torch-kept":
-        from modelyard.training.allocator import keep_freed_memory
+        from modelyard.training.fast.allocator import keep_freed_memory
 
         keep_freed_memory()
     fn = _peers.lightning_fit if name == "lightning" else _peers.dataloader_loop

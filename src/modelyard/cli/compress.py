@@ -73,6 +73,9 @@ def compress(
 ) -> None:
     """Make a smaller or faster version of model REF and print it next to its parent."""
     from modelyard.compression.api import compress as run
+    from modelyard.training.fast.allocator import keep_freed_memory
+
+    keep_freed_memory()  # fine-tuning and distillation train: the same process-wide choice as `train`
     from modelyard.compression.report import rich_table
 
     result = run(

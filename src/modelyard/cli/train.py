@@ -27,7 +27,9 @@ def train(
     """Train a model from SPEC (YAML or JSON), evaluate it and register a model version."""
     from modelyard import workflow
     from modelyard.errors import UsageError
+    from modelyard.training.fast.allocator import keep_freed_memory
 
+    keep_freed_memory()  # process-wide (glibc keeps freed blocks): this entry point's choice, not fit's
     out = console()
     show = sys.stderr.isatty() if progress is None else progress
     if resume_id:

@@ -20,7 +20,7 @@ from modelyard._validation import StrictModel
 from modelyard.components import ComponentRegistry, NoOptions
 from modelyard.errors import DataError
 
-__all__ = ["LOSSES", "LossFn", "HuberOptions", "CrossEntropyOptions"]
+__all__ = ["LOSSES", "LossFn", "HuberOptions", "CrossEntropyOptions", "class_indices"]
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -107,7 +107,7 @@ def cross_entropy(opts: CrossEntropyOptions) -> LossFn:
                     f"{_shape(output)}, received floats of shape {_shape(target)}"
                 )
             return F.cross_entropy(output, target, label_smoothing=smoothing)
-        indices = _class_indices(output, target)
+        indices = class_indices(output, target)
         if indices is None:
             raise DataError(
                 f"Invalid targets for loss 'cross_entropy': expected class indices of shape [{output.shape[0]}] "
@@ -115,43 +115,16 @@ def cross_entropy(opts: CrossEntropyOptions) -> LossFn:
             )
         return F.cross_entropy(output, indices, label_smoothing=smoothing)
 
-    if smoothing == 0.0:
-        loss.value_and_grad = _cross_entropy_value_and_grad  # type: ignore[attr-defined]
     return loss
 
 
-def _class_indices(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor | None:
+def class_indices(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor | None:
     """Integer targets as int64 class indices [N] for logits [N, C] ([N, 1] columns too), or None."""
     if target.ndim == 2 and target.shape[1] == 1:
         target = target.reshape(-1)
     if target.ndim != 1 or output.ndim != 2 or target.shape[0] != output.shape[0]:
         return None
     return target.long()
-
-
-def _cross_entropy_value_and_grad(
-    output: torch.Tensor, target: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor] | None:
-    """(loss, d loss / d output) for class-index targets, without the autograd tape; None otherwise.
-
-    The kernels are the ones autograd runs for ``F.cross_entropy`` (``_log_softmax`` and
-    ``nll_loss_forward``, then ``nll_loss_backward`` and ``_log_softmax_backward_data``), so
-    the value and the gradient are bitwise those of ``loss`` + ``torch.autograd.grad``, at a
-    third of the cost for a [128, 10] batch (no graph, no engine). Anything else (one-hot or
-    probability rows, shapes ``loss`` would reject with its message) returns None, and the
-    caller goes through ``loss`` and autograd.
-    """
-    if target.is_floating_point() or not output.is_floating_point():
-        return None
-    target = _class_indices(output, target)
-    if target is None:
-        return None
-    aten = torch.ops.aten
-    mean, ignore = 1, -100  # torch's Reduction.MEAN and default ignore_index, as F.cross_entropy passes them
-    log_probs = aten._log_softmax(output, 1, False)
-    value, total_weight = aten.nll_loss_forward(log_probs, target, None, mean, ignore)
-    grad_log_probs = aten.nll_loss_backward(torch.ones_like(value), log_probs, target, None, mean, ignore, total_weight)
-    return value, aten._log_softmax_backward_data(grad_log_probs, log_probs, 1, output.dtype)
 
 
 @LOSSES.component("binary_cross_entropy", "bce", "binary_crossentropy")

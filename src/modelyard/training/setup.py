@@ -17,16 +17,19 @@ from typing import Any
 import torch
 from torch import nn
 
+from modelyard import fast_paths
 from modelyard.errors import SpecError
 from modelyard.metrics import MetricSet, metric_names
 from modelyard.spec import TrainSpec
-from modelyard.training.allocator import keep_freed_memory
+from modelyard.training import fast
 from modelyard.training.batches import InMemoryBatches, StreamingBatches, check_split, is_tensor_split, split_size
-from modelyard.training.dense_step import DenseStep, dense_stack
 from modelyard.training.early_stopping import EarlyStopping
 from modelyard.training.evaluation import metric_activation
-from modelyard.training.fused_adam import fast_step
-from modelyard.training.fused_forward import fused_forward
+from modelyard.training.fast.allocator import allocator_state
+from modelyard.training.fast.cross_entropy import value_and_grad_for
+from modelyard.training.fast.dense_step import DenseStep, dense_stack
+from modelyard.training.fast.fused_adam import fast_step
+from modelyard.training.fast.fused_forward import fused_forward
 from modelyard.training.losses import LOSSES, LossFn
 from modelyard.training.optimizers import OPTIMIZERS, implementation
 from modelyard.training.regularization import penalized_parameters
@@ -201,10 +204,13 @@ def build_run(
     if spec.compile:
         forward = torch.compile(network)  # compiled lazily at the first step; the loop falls back on failure
     elif not precision.scaler and (ops := dense_stack(network)) is not None:
-        dense = DenseStep(network, ops, dtype=precision.dtype)
+        # The tape-free loss gradient belongs to the spec's loss; a replacement (distillation) has none.
+        value_and_grad = value_and_grad_for(spec.loss) if loss_fn is None else None
+        dense = DenseStep(network, ops, dtype=precision.dtype, value_and_grad=value_and_grad)
     elif (fused := fused_forward(network, device=device, autocast_dtype=precision.dtype)) is not None:
         forward = fused
-    allocator = keep_freed_memory() if device.type == "cpu" else "default"
+    # A process-wide setting: the entry points choose it (training.fast.allocator); fit reports it.
+    allocator = allocator_state() if device.type == "cpu" else "default"
     scaler = torch.amp.GradScaler(device.type) if precision.scaler else None
     direct = fast_step(optimizer, persistent_grads=dense is not None) if scaler is None else None
     return TrainingRun(
@@ -245,5 +251,6 @@ def build_run(
             "step": dense.kind if dense is not None else "autograd",
             "rewrites": dict(getattr(forward, "rewrites", {})),
             "allocator": allocator,
+            "fast_paths": fast_paths.report(list(fast.TRAINING)),
         },
     )

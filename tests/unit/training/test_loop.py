@@ -15,6 +15,7 @@ from torch.utils.data import TensorDataset
 from modelyard.errors import DataError, SpecError, TrainingError
 from modelyard.spec import TrainSpec
 from modelyard.training import evaluate, fit, runtime
+from modelyard.training.fast.allocator import allocator_state
 from modelyard.training.runtime import cpu_has_bf16
 
 XOR_X = torch.tensor([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=torch.float32)
@@ -77,15 +78,21 @@ def test_fast_path_runtime_flags():
     assert result.runtime == {
         "batching": "in-memory-index",
         "optimizer": "fused",
-        "optimizer_step": "kernel",  # the fused Adam kernel called directly (training/fused_adam.py)
+        "optimizer_step": "kernel",  # the fused Adam kernel called directly (training/fast/fused_adam.py)
         "precision": "fp32",
         "device": "cpu",
         "channels_last": False,
         "threads": 1,  # a tiny net: extra intra-op threads only add overhead (runtime.cpu_threads)
         "compiled": False,
-        "step": "dense-fused",  # dense layers, ReLU and dropout: no autograd tape (training/dense_step.py)
+        "step": "dense-fused",  # dense layers, ReLU and dropout: no autograd tape (training/fast/dense_step.py)
         "rewrites": {},
-        "allocator": "glibc-kept",
+        "allocator": allocator_state(),  # chosen by the entry points (training/fast/allocator.py), reported here
+        "fast_paths": {
+            "dense_step": "on",
+            "cross_entropy_grad": "on",
+            "fused_forward": "on",
+            "fused_adam_kernel": "on",
+        },
     }
     # auto: a tiny dense net trains faster in fp32 on any CPU
     auto = fit(

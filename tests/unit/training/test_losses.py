@@ -106,29 +106,3 @@ def test_loss_specs_resolve_to_canonical_names():
         TrainSpec.model_validate({"loss": "msee"})
     with pytest.raises(SpecError, match=r"train\.loss\.label_smoothing"):
         TrainSpec.model_validate({"loss": {"cross_entropy": {"label_smoothing": 1.5}}})
-
-
-@pytest.mark.parametrize("target_form", ["indices", "column", "int32"])
-def test_cross_entropy_value_and_grad_is_bitwise_autograd(target_form) -> None:
-    loss_fn = build("cross_entropy")
-    g = torch.Generator().manual_seed(3)
-    logits = torch.randn(128, 10, generator=g) * 4
-    y = torch.randint(0, 10, (128,), generator=g)
-    target = {"indices": y, "column": y[:, None], "int32": y.int()}[target_form]
-    leaf = logits.clone().requires_grad_(True)
-    want_loss = loss_fn(leaf, target)
-    (want_grad,) = torch.autograd.grad(want_loss, leaf)
-    got_loss, got_grad = loss_fn.value_and_grad(logits, target)
-    assert torch.equal(got_loss, want_loss.detach()) and torch.equal(got_grad, want_grad)
-    assert torch.equal(got_loss, F.cross_entropy(logits, y))
-
-
-def test_cross_entropy_value_and_grad_leaves_other_cases_to_autograd() -> None:
-    logits = torch.randn(4, 3)
-    plain = build("cross_entropy")
-    assert plain.value_and_grad(logits, F.one_hot(torch.tensor([0, 1, 2, 0]), 3).float()) is None  # one-hot rows
-    assert plain.value_and_grad(logits, torch.tensor([0, 1])) is None  # wrong length: loss() raises its message
-    assert plain.value_and_grad(torch.randn(4, 3, 2), torch.zeros(4, 2, dtype=torch.long)) is None
-    assert not hasattr(build({"cross_entropy": {"label_smoothing": 0.1}}), "value_and_grad")
-    with pytest.raises(DataError, match="cross_entropy"):
-        plain(logits, torch.tensor([0, 1]))

@@ -266,6 +266,9 @@ def main(argv: list[str] | None = None) -> None:
         level=os.environ.get("MODELYARD_LOG", "INFO"), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     import modelyard.workflow  # noqa: F401 - import torch before the first claim, not during a lease
+    from modelyard.training.fast.allocator import keep_freed_memory
+
+    keep_freed_memory()  # this process only trains: keep freed blocks, as `modelyard train` does
 
     Worker(
         args.home, lease_s=args.lease_s, heartbeat_s=args.heartbeat_s, poll_s=args.poll_s, parent_pid=args.parent_pid

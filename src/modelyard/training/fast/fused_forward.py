@@ -6,16 +6,20 @@ callable that runs the same parameters through the same math, with two rewrites:
 * **pool, then activation.** ``max_pool(relu(z)) == relu(max_pool(z))`` for any
   non-decreasing activation, and the gradients agree too (the pool picks the same
   element; where relu is flat both are zero). Applying the activation after a 2x2 pool
-  touches a quarter of the memory, forward and backward: on the seed CNN that is about a
-  sixth of the step, because a CPU step there is bound by memory traffic, not FLOPs.
+  touches a quarter of the memory, forward and backward (a CPU conv step is bound by
+  memory traffic, not FLOPs).
 * **weight gradient of a one-channel convolution as GEMMs.** oneDNN's weight-gradient
-  kernel for ``in_channels == 1`` (every grey-scale image net's first layer) took ~10 ms
-  a batch on the 2-core AVX2 development VM, 4-5x longer than for three channels; the
-  same gradient as per-image GEMMs of the shifted input windows and ``grad_out`` took
-  ~2.5 ms. Only for fp32 on a CPU: under autocast and on GPUs the vendor kernels stay.
+  kernel for ``in_channels == 1`` (every grey-scale image net's first layer) is slow; the
+  same gradient as per-image GEMMs of the shifted input windows and ``grad_out`` is several
+  times faster (measurements: docs/performance.md). Only for fp32 on a CPU: under autocast
+  and on GPUs the vendor kernels stay.
 
 The stored model is untouched: prediction, export and evaluation use the network as
 built. ``FusedForward.rewrites`` counts what changed, for ``FitResult.runtime``.
+
+A fast path behind ``modelyard.fast_paths``: the GEMM gradient calls aten's
+``convolution_backward`` for the input gradient, so ``GATE`` names the torch versions it was
+tested with; outside them, or with ``MODELYARD_FAST_PATHS=0``, the network's own forward runs.
 """
 
 from __future__ import annotations
@@ -27,9 +31,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from modelyard.training._modules import is_plain, leaves
+from modelyard.fast_paths import Gate
+from modelyard.training.fast._modules import is_plain, leaves
 
-__all__ = ["FusedForward", "fused_forward", "one_channel_conv2d", "shifted_windows"]
+__all__ = ["GATE", "FusedForward", "fused_forward", "one_channel_conv2d", "shifted_windows"]
+
+GATE = Gate("fused_forward", "torch", "2.4", "2.14")
 
 Tensor = torch.Tensor
 Step = Callable[[Tensor], Tensor]
@@ -153,6 +160,8 @@ def fused_forward(
 
     Only plain layer stacks are rewritten (``network.layers`` or an ``nn.Sequential``).
     """
+    if not GATE.open():
+        return None
     body = getattr(network, "layers", network)
     if not isinstance(body, nn.Sequential) or not (is_plain(network) and is_plain(body)):
         return None

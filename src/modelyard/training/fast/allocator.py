@@ -1,20 +1,20 @@
-"""Keep freed tensor memory inside the process while training on a CPU.
+"""Keep freed tensor memory inside the process while training on a CPU: a process-wide choice.
 
 PyTorch's CPU tensors come from ``malloc``. glibc serves large blocks (above a threshold
 that starts at 128 KiB) with a fresh ``mmap`` and hands them back with ``munmap`` when
 they are freed, and it trims the top of the heap back to the OS as well. A training
 step frees and reallocates the same activation-sized blocks every step, so a step can
-page-fault its activations in again. On the 2-core development VM the seed CNN's first
-convolution alone took 15 ms a batch that way and 2 ms with the memory kept; whole fits of
-the seed CNN, alternating the two settings, ran at 2.4k/3.0k samples/s with glibc's defaults
-and 3.3k/4.1k with the memory kept (the seed MLP's smaller blocks showed no difference
-beyond the noise). This is the problem jemalloc/tcmalloc (``LD_PRELOAD``) solve in
+page-fault its activations in again (what that cost the seed CNN: docs/performance.md).
+This is the problem jemalloc/tcmalloc (``LD_PRELOAD``) solve in
 PyTorch's CPU performance guides; glibc can be told the same with two ``mallopt`` calls at
 run time, which is what ``keep_freed_memory`` does, once per process.
 
 The price is that memory a fit has freed stays with the process (it is reused by the next
-step and the next fit, not returned to the OS). ``MODELYARD_ALLOCATOR=default`` leaves
-glibc alone; with another allocator preloaded nothing is changed either.
+step and the next fit, not returned to the OS). Because it changes the whole process, a
+library call never makes it: the entry points that train do (``modelyard train`` and
+``compress``, the control plane's job worker, the benchmarks), and ``fit`` only reports what is
+in effect (``allocator_state``). ``MODELYARD_ALLOCATOR=default`` leaves glibc alone, and so
+does ``MODELYARD_FAST_PATHS=0``; with another allocator preloaded nothing is changed either.
 """
 
 from __future__ import annotations
@@ -27,7 +27,9 @@ import platform
 import threading
 from typing import Literal
 
-__all__ = ["keep_freed_memory", "AllocatorState"]
+from modelyard import fast_paths
+
+__all__ = ["keep_freed_memory", "allocator_state", "AllocatorState"]
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +75,14 @@ def keep_freed_memory() -> AllocatorState:
         return _state
 
 
+def allocator_state() -> AllocatorState:
+    """What is in effect in this process: "glibc-kept" once an entry point chose it, else "default"."""
+    return _state or "default"
+
+
 def _apply() -> AllocatorState:
+    if not fast_paths.enabled():
+        return "default"
     if os.environ.get("MODELYARD_ALLOCATOR", "").strip().lower() == "default" or _preloaded_allocator():
         return "default"
     libc = _glibc()

@@ -1,19 +1,13 @@
-"""The conv-net training rewrites, the direct fused-Adam call and the allocator setting,
-each against the plain torch computation it replaces."""
+"""The conv-net training rewrites (training.fast.fused_forward), against the plain torch computation they replace."""
 
 from __future__ import annotations
-
-import subprocess
-import sys
 
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from modelyard.training.allocator import keep_freed_memory
-from modelyard.training.fused_adam import fast_step
-from modelyard.training.fused_forward import fused_forward, one_channel_conv2d, shifted_windows
+from modelyard.training.fast.fused_forward import fused_forward, one_channel_conv2d, shifted_windows
 
 CPU = torch.device("cpu")
 
@@ -111,63 +105,3 @@ def test_shifted_windows_are_im2col() -> None:
     windows = shifted_windows(x, (3, 3), (2, 1), (1, 1), (1, 1))  # [9, N, Ho, Wo]
     unfolded = F.unfold(x, 3, padding=1, stride=(2, 1))  # [N, 9, Ho·Wo]
     assert torch.equal(windows.flatten(2).permute(1, 0, 2), unfolded)
-
-
-@pytest.mark.parametrize(
-    ("cls", "options"),
-    [
-        (torch.optim.Adam, {}),
-        (torch.optim.Adam, {"weight_decay": 0.1}),
-        (torch.optim.AdamW, {"weight_decay": 0.05}),
-        (torch.optim.Adam, {"maximize": True}),
-    ],
-)
-def test_direct_fused_adam_is_bitwise_torchs_step(cls, options) -> None:
-    torch.manual_seed(0)
-    ours = [nn.Parameter(torch.randn(5, 3)), nn.Parameter(torch.randn(3))]
-    theirs = [nn.Parameter(p.detach().clone()) for p in ours]
-    reference, optimizer = cls(theirs, lr=0.01, fused=True, **options), cls(ours, lr=0.01, fused=True, **options)
-    for p in ours + theirs:
-        p.grad = torch.zeros_like(p)
-    step = fast_step(optimizer, persistent_grads=True)
-    assert step is not None
-    for i in range(6):
-        for a, b in zip(ours, theirs):
-            g = torch.randn_like(a)
-            a.grad.copy_(g)
-            b.grad.copy_(g)
-        if i == 3:  # a schedule changing the learning rate is seen at the next step
-            for opt in (reference, optimizer):
-                opt.param_groups[0]["lr"] = 0.003
-        reference.step()
-        step()
-    assert all(torch.equal(a, b) for a, b in zip(ours, theirs))
-    assert all(
-        torch.equal(optimizer.state[a]["exp_avg_sq"], reference.state[b]["exp_avg_sq"]) for a, b in zip(ours, theirs)
-    )
-
-
-def test_direct_fused_adam_only_where_it_is_exact() -> None:
-    params = [nn.Parameter(torch.randn(3))]
-    assert fast_step(torch.optim.Adam(params, fused=True), persistent_grads=False) is None
-    assert fast_step(torch.optim.Adam(params, fused=True, amsgrad=True), persistent_grads=True) is None
-    assert fast_step(torch.optim.Adam(params, foreach=True), persistent_grads=True) is None
-    assert fast_step(torch.optim.SGD(params, lr=0.1, fused=True), persistent_grads=True) is None
-    hooked = torch.optim.Adam(params, fused=True)
-    hooked.register_step_post_hook(lambda *args: None)
-    assert fast_step(hooked, persistent_grads=True) is None
-
-
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
-def test_allocator_keeps_freed_memory_unless_told_not_to() -> None:
-    assert keep_freed_memory() == "glibc-kept"
-    assert keep_freed_memory() == "glibc-kept"  # idempotent
-    code = "from modelyard.training.allocator import keep_freed_memory as k; print(k())"
-    for env, expected in [
-        ({"MODELYARD_ALLOCATOR": "default"}, "default"),
-        ({"LD_PRELOAD": "libjemalloc.so.2-not-here"}, "default"),
-    ]:
-        done = subprocess.run(
-            [sys.executable, "-c", code], capture_output=True, text=True, env={**env, "PATH": ""}, check=True
-        )
-        assert done.stdout.strip() == expected

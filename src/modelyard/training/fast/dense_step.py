@@ -5,17 +5,21 @@ a leading flatten and dropout between layers), one step is a dozen large kernels
 ``addmm`` per layer forward, then per layer two GEMMs for the weight and input
 gradients, a bias sum and the activation's derivative. Autograd runs the same kernels
 but records and replays a graph around each one, allocates every gradient afresh and
-needs ``zero_grad``; at the seed MLP's size (784-256-128-10, batch 128) that bookkeeping
-costs about a third of the step on a 2-core CPU. ``DenseStep`` calls the kernels directly,
+needs ``zero_grad`` (what that costs: docs/performance.md). ``DenseStep`` calls the kernels directly,
 writes the weight gradients into persistent ``.grad`` buffers with ``out=`` and leaves
 the optimizer, clipping, schedules and penalties exactly as they are.
 
 Only the loss goes through autograd, on a leaf made from the logits: any loss (label
 smoothing, one-hot targets, distillation's packed targets) then has its exact gradient.
-A loss that offers ``value_and_grad`` (plain cross-entropy on class indices) skips even
-that: it runs the kernels autograd would, without a graph (~60 µs a step at the MLP's size).
+Given a ``ValueAndGrad`` (``fast.cross_entropy``: plain cross-entropy on class indices) it
+skips even that: the kernels autograd would run, without a graph.
 The backward formulas are torch's own ``*_backward`` kernels, so the gradients equal
-autograd's up to GEMM summation order (tests/unit/training/test_dense_step.py compares them).
+autograd's up to GEMM summation order (tests/unit/training/fast/test_dense_step.py compares them).
+
+A fast path behind ``modelyard.fast_paths``: it calls aten's ``*_backward`` and
+``native_dropout`` kernels, which torch does not promise to keep, so ``GATE`` names the torch
+versions it was tested with; outside them, or with ``MODELYARD_FAST_PATHS=0``, the network
+trains through autograd.
 
 ``precision`` bf16 follows autocast's rules: GEMM inputs are cast to bf16 each step and
 produce bf16, the loss runs in fp32, weight gradients are accumulated into fp32 buffers.
@@ -30,9 +34,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from modelyard.training._modules import is_plain, leaves
+from modelyard.fast_paths import Gate
+from modelyard.training.fast._modules import is_plain, leaves
+from modelyard.training.fast.cross_entropy import ValueAndGrad
 
-__all__ = ["DenseStep", "dense_stack"]
+__all__ = ["GATE", "DenseStep", "dense_stack"]
+
+GATE = Gate("dense_step", "torch", "2.4", "2.14")
 
 aten = torch.ops.aten
 Tensor = torch.Tensor
@@ -111,6 +119,8 @@ def dense_stack(network: nn.Module) -> list[_Op | _Flatten] | None:
     softmax that stayed in the network, a module with hooks such as pruning masks) trains
     through autograd.
     """
+    if not GATE.open():
+        return None
     body = getattr(network, "layers", network)
     if (type(network).forward is not nn.Sequential.forward and body is network) or not (
         is_plain(network) and is_plain(body)
@@ -151,8 +161,16 @@ class DenseStep:
 
     kind = "dense-fused"
 
-    def __init__(self, network: nn.Module, ops: list[_Op | _Flatten], *, dtype: torch.dtype | None) -> None:
+    def __init__(
+        self,
+        network: nn.Module,
+        ops: list[_Op | _Flatten],
+        *,
+        dtype: torch.dtype | None,
+        value_and_grad: ValueAndGrad | None = None,
+    ) -> None:
         self.network = network
+        self.value_and_grad = value_and_grad  # the loss's tape-free gradient, when it has one
         self.flatten = bool(ops) and isinstance(ops[0], _Flatten)
         self.ops: list[_Op] = [op for op in ops if not isinstance(op, _Flatten)]
         self.dtype = dtype  # compute dtype of the GEMMs (bf16 under autocast rules), None = as stored
@@ -187,8 +205,7 @@ class DenseStep:
                 saved.append((z if op.needs_input else h, h))
         out = h.view(*lead, h.shape[-1])
         logits = out.float() if self.dtype is not None else out
-        direct = getattr(loss_fn, "value_and_grad", None)
-        both = direct(logits, y) if direct is not None else None
+        both = self.value_and_grad(logits, y) if self.value_and_grad is not None else None
         if both is not None:  # the loss's own tape-free gradient (plain cross-entropy): same kernels
             loss, grad = both
         else:

@@ -21,7 +21,8 @@ from modelyard.cli.main import cli
 from modelyard.spec import TrainSpec
 from modelyard.training import batches as batches_module
 from modelyard.training import runtime
-from modelyard.training.dense_step import DenseStep
+from modelyard.training.fast.allocator import keep_freed_memory
+from modelyard.training.fast.dense_step import DenseStep
 from modelyard.training.optimizers import OPTIMIZERS, implementation
 
 MLP_SPEC = {
@@ -101,6 +102,7 @@ def test_cli_train_runs_in_memory_batches_and_fused_adam(tmp_path: Path, traps: 
 
 
 def test_workflow_reports_the_fast_path_it_ran(tmp_path: Path, traps: dict[str, int]) -> None:
+    keep_freed_memory()  # what the entry points (`modelyard train`, the job worker) do for their process
     result = workflow.train(MLP_SPEC, home=tmp_path, progress=False)
     assert result.runtime["batching"] == "in-memory-index"
     assert result.runtime["optimizer"] == "fused"  # torch 2.13 has fused Adam on CPU
@@ -130,7 +132,7 @@ def test_conv_net_defaults_to_channels_last(tmp_path: Path, traps: dict[str, int
     assert result.runtime["channels_last"] is True
     assert result.runtime["batching"] == "in-memory-index"
     # conv → relu → maxpool trains as conv → maxpool → relu, the one-channel conv's weight
-    # gradient as GEMMs (training/fused_forward.py); the network itself is autograd's.
+    # gradient as GEMMs (training/fast/fused_forward.py); the network itself is autograd's.
     assert result.runtime["rewrites"] == {"pool_then_activation": 1, "one_channel_conv_gemm": 1}
     assert result.runtime["step"] == "autograd" and traps["backward_calls"] == traps["in_memory_batches"]
 

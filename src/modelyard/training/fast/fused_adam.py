@@ -1,9 +1,8 @@
 """``optimizer.step()`` for fused Adam/AdamW without the per-step Python around the kernel.
 
-``torch.optim.Adam(fused=True).step()`` spends about as long regrouping its parameters,
-gradients and state into lists, checking devices and dtypes and running hooks as the
-fused kernel takes (~120 µs of ~240 µs for the seed MLP's 235k parameters on a 2-core
-CPU). When the gradients live in persistent buffers (``DenseStep``), those lists never
+``torch.optim.Adam(fused=True).step()`` regroups its parameters, gradients and state into
+lists, checks devices and dtypes and runs hooks around the fused kernel every step (what that
+costs: docs/performance.md). When the gradients live in persistent buffers (``DenseStep``), those lists never
 change, so ``FusedAdamStep`` builds them once and then issues the same two calls torch's
 ``_fused_adam`` makes: ``_foreach_add_`` on the step counts and ``_fused_adam_`` (or
 ``_fused_adamw_``) with the group's current hyperparameters, read every step so schedules
@@ -13,21 +12,41 @@ The first call is a normal ``optimizer.step()`` (it creates the state, or uses t
 resumed run loaded before it); a configuration
 outside the plain case (AMSGrad, capturable, differentiable, mixed devices or dtypes, a
 step hook) keeps calling ``optimizer.step()``.
+
+A fast path behind ``modelyard.fast_paths``: the kernels are torch-private
+(``FusedAdamKernels``), so ``GATE`` names the torch versions it was tested with; outside them, or
+with ``MODELYARD_FAST_PATHS=0``, ``optimizer.step()`` runs.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any, Protocol, runtime_checkable
+
 import torch
 
-__all__ = ["FusedAdamStep", "fast_step"]
+from modelyard.fast_paths import Gate
+
+__all__ = ["GATE", "FusedAdamKernels", "FusedAdamStep", "fast_step"]
+
+GATE = Gate("fused_adam_kernel", "torch", "2.4", "2.14")
 
 Tensor = torch.Tensor
+
+
+@runtime_checkable
+class FusedAdamKernels(Protocol):
+    """The torch-private kernels ``torch.optim.Adam(fused=True)`` itself calls (``torch.optim.adam._fused_adam``)."""
+
+    _fused_adam_: Callable[..., Any]
+    _fused_adamw_: Callable[..., Any]
+    _foreach_add_: Callable[..., Any]
 
 
 def _plain(optimizer: torch.optim.Optimizer) -> bool:
     if type(optimizer) not in (torch.optim.Adam, torch.optim.AdamW):
         return False
-    if not (hasattr(torch, "_fused_adam_") and hasattr(torch, "_fused_adamw_")):
+    if not isinstance(torch, FusedAdamKernels):
         return False
     if getattr(optimizer, "_optimizer_step_pre_hooks", None) or getattr(optimizer, "_optimizer_step_post_hooks", None):
         return False
@@ -43,8 +62,9 @@ def _plain(optimizer: torch.optim.Optimizer) -> bool:
 class FusedAdamStep:
     """Calls the fused Adam/AdamW kernel directly over lists built at the second step."""
 
-    def __init__(self, optimizer: torch.optim.Optimizer) -> None:
+    def __init__(self, optimizer: torch.optim.Optimizer, kernels: FusedAdamKernels = torch) -> None:  # type: ignore[assignment]
         self.optimizer = optimizer
+        self.kernels = kernels
         self.lists: list[tuple[dict, list[Tensor], list[Tensor], list[Tensor], list[Tensor], list[Tensor]]] | None = (
             None
         )
@@ -76,10 +96,10 @@ class FusedAdamStep:
             if not params:
                 continue
             beta1, beta2 = group["betas"]
-            kernel = (
-                torch._fused_adamw_ if group.get("decoupled_weight_decay", decoupled_default) else torch._fused_adam_
-            )
-            torch._foreach_add_(steps, 1)
+            kernels = self.kernels
+            decoupled = group.get("decoupled_weight_decay", decoupled_default)
+            kernel = kernels._fused_adamw_ if decoupled else kernels._fused_adam_
+            kernels._foreach_add_(steps, 1)
             kernel(
                 params,
                 grads,
@@ -100,5 +120,5 @@ class FusedAdamStep:
 
 
 def fast_step(optimizer: torch.optim.Optimizer, *, persistent_grads: bool) -> FusedAdamStep | None:
-    """A ``FusedAdamStep`` when it applies (fused Adam/AdamW, gradients in fixed buffers), else None."""
-    return FusedAdamStep(optimizer) if persistent_grads and _plain(optimizer) else None
+    """A ``FusedAdamStep`` when it applies (fused Adam/AdamW, gradients in fixed buffers, ``GATE`` open), else None."""
+    return FusedAdamStep(optimizer) if persistent_grads and _plain(optimizer) and GATE.open() else None
