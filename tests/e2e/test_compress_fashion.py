@@ -116,7 +116,7 @@ async def test_every_compressed_version_loads_and_serves(
     assert all(isinstance(m, Predictor) for m in models)
     app = create_app(models, ServeConfig(backend="auto"))
     async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as http:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1:8000") as http:
             listing = {m["ref"]: m["backend"] for m in (await http.get("/v1/models")).json()["models"]}
             for model in models:
                 r = await http.post(

@@ -107,7 +107,7 @@ async def client(app: Any, *, headers: dict[str, str] | None = None) -> Any:
 
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test", headers=headers) as http:
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8000", headers=headers) as http:
             yield http
 
 

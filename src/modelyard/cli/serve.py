@@ -63,6 +63,14 @@ import click
     help="Larger request bodies get 413 without being read.",
 )
 @click.option(
+    "--allowed-host",
+    "allowed_hosts",
+    multiple=True,
+    metavar="NAME",
+    help="Another Host header value this server answers to (a DNS name in front of it); repeatable. "
+    "Others get 400 (DNS-rebinding guard).",
+)
+@click.option(
     "--log-level",
     default="warning",
     show_default=True,
@@ -82,6 +90,7 @@ def serve(
     backend: str,
     api_key_file: str | None,
     max_body_bytes: int,
+    allowed_hosts: tuple[str, ...],
     log_level: str,
 ) -> None:
     """Serve model versions over HTTP with dynamic batching (REST docs at /docs)."""
@@ -99,6 +108,7 @@ def serve(
         backend=backend,
         api_key_file=api_key_file,
         max_body_bytes=max_body_bytes,
+        allowed_hosts=list(allowed_hosts),
         log_level=log_level,
     )
     click.echo(

@@ -6,20 +6,16 @@ build one of these; a bad value is a one-line SpecError naming the ``server.<fie
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 from typing import Any
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from modelyard._validation import StrictModel, spec_error_from
-from modelyard.serving.config import is_loopback
+from modelyard.hostguard import HostGuard, is_loopback
 from modelyard.store import paths
 
-__all__ = ["ServerConfig", "is_loopback", "WILDCARD_HOSTS"]
-
-# Binding to these listens on every interface of the machine.
-WILDCARD_HOSTS = frozenset({"0.0.0.0", "::", "[::]"})
+__all__ = ["ServerConfig", "is_loopback"]
 
 
 class ServerConfig(StrictModel):
@@ -86,32 +82,8 @@ class ServerConfig(StrictModel):
         return paths.home(self.home)
 
     def url(self) -> str:
-        host = self.host
-        if host in WILDCARD_HOSTS:
-            host = "127.0.0.1"
-        elif ":" in host and not host.startswith("["):
-            host = f"[{host}]"
-        return f"http://{host}:{self.port}"
+        return self.host_guard().url()
 
-    def host_names(self) -> set[str]:
-        """Host names (no port) a request may name in its Host header (DNS-rebinding guard)."""
-        names = {"localhost", "127.0.0.1", "[::1]", self.host.lower(), *self.allowed_hosts}
-        if ":" in self.host and not self.host.startswith("["):
-            names.add(f"[{self.host.lower()}]")
-        if self.host in WILDCARD_HOSTS:
-            names |= _local_names()
-        return names
-
-
-def _local_names() -> set[str]:
-    """This machine's names and addresses (a wildcard bind is reached by any of them)."""
-    names: set[str] = set()
-    try:
-        hostname = socket.gethostname()
-        names |= {hostname.lower(), socket.getfqdn().lower()}
-        for info in socket.getaddrinfo(hostname, None):
-            address = str(info[4][0]).split("%")[0]
-            names.add(f"[{address}]" if ":" in address else address)
-    except OSError:
-        pass
-    return names
+    def host_guard(self) -> HostGuard:
+        """The Host/Origin rule of this server (DNS-rebinding guard, shared with `modelyard serve`)."""
+        return HostGuard(self.host, self.port, self.allowed_hosts)

@@ -21,6 +21,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from modelyard.errors import ModelyardError, NotFoundError, SpecError
+from modelyard.hostguard import HostCheckMiddleware
 from modelyard.serving.auth import BearerAuthMiddleware
 from modelyard.serving.config import ServeConfig
 from modelyard.serving.explain_routes import add_explain_routes
@@ -157,6 +158,7 @@ def create_app(models: Sequence[Any] | Mapping[str, Any], config: ServeConfig | 
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=config.max_body_bytes)
     if config.api_key is not None:
         app.add_middleware(BearerAuthMiddleware, api_key=config.key())
+    app.add_middleware(HostCheckMiddleware, guard=config.host_guard())
     app.add_middleware(
         MetricsMiddleware, metrics=metrics, routes=lambda: app.routes, models=lambda name: name in table.by_name
     )

@@ -6,24 +6,14 @@ without one is refused (before any model is loaded or port bound).
 
 from __future__ import annotations
 
-import ipaddress
 from typing import Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, model_validator
 
 from modelyard._validation import StrictModel, spec_error_from
+from modelyard.hostguard import HostGuard, is_loopback
 
 __all__ = ["ServeConfig", "is_loopback"]
-
-
-def is_loopback(host: str) -> bool:
-    """True for 127.0.0.0/8, ::1 and ``localhost``; any other name or address is public."""
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False  # a host name may resolve anywhere: treat it as public
 
 
 class ServeConfig(StrictModel):
@@ -41,6 +31,9 @@ class ServeConfig(StrictModel):
     max_json_depth: int = Field(32, ge=2, le=512)
     max_image_pixels: int = Field(2048 * 2048, ge=1)
     api_key: SecretStr | None = None
+    # Extra Host header values accepted besides the bound host, localhost and 127.0.0.1
+    # (a DNS name the server is reached by, e.g. behind a proxy): the DNS-rebinding guard.
+    allowed_hosts: list[str] = []
     log_level: str = "warning"
 
     @model_validator(mode="after")
@@ -59,6 +52,10 @@ class ServeConfig(StrictModel):
             return cls(**values)
         except ValidationError as exc:
             raise spec_error_from(exc, prefix="serve") from None
+
+    def host_guard(self) -> HostGuard:
+        """The Host rule of this server (the same as the control plane's, modelyard.hostguard)."""
+        return HostGuard(self.host, self.port, self.allowed_hosts)
 
     def key(self) -> str | None:
         return self.api_key.get_secret_value() if self.api_key is not None else None

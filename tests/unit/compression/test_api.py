@@ -177,7 +177,7 @@ async def test_compressed_versions_serve_like_any_other(store: tuple[Path, str])
     app = create_app(models, ServeConfig(backend="onnx"))
     x = _x(3).tolist()
     async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as http:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1:8000") as http:
             listing = {m["ref"]: m["backend"] for m in (await http.get("/v1/models")).json()["models"]}
             for model in models:
                 r = await http.post(

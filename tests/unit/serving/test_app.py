@@ -76,7 +76,7 @@ async def test_health_readiness_and_openapi(home: Path) -> None:
     import httpx
 
     app = create_app(load("clf", home=home), ServeConfig(backend="torch"))
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as cold:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1:8000") as cold:
         assert (await cold.get("/readyz")).status_code == 503  # lifespan (warm-up) not run yet
         assert (await cold.get("/healthz")).status_code == 200
     async with client(app) as http:

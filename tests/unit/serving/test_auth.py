@@ -10,7 +10,7 @@ from modelyard.errors import SpecError
 from modelyard.predict import Predictor
 from modelyard.serving import ServeConfig, create_app
 from modelyard.serving.auth import resolve_api_key
-from modelyard.serving.config import is_loopback
+from modelyard.hostguard import is_loopback
 from tests.support.serving import API_KEY, client, instances, register
 
 

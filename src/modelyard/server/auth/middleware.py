@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import time
 from dataclasses import dataclass
 from http.cookies import SimpleCookie
 from pathlib import Path
 from typing import Any
 
+from modelyard.hostguard import send_error
 from modelyard.server.auth.tokens import TokenInfo, TokenStore, secret_key
 from modelyard.server.config import ServerConfig
 
@@ -47,22 +47,6 @@ class Principal:
 LOCAL = Principal(role="admin", name="local", via="open")
 
 
-def _split_host(value: str) -> tuple[str, int | None]:
-    """``host[:port]`` / ``[v6]:port`` → (lower-case host, port or None)."""
-    value = value.strip().lower()
-    if value.startswith("["):
-        host, _, rest = value.partition("]")
-        host += "]"
-        port_text = rest[1:] if rest.startswith(":") else ""
-    elif value.count(":") == 1:
-        host, _, port_text = value.partition(":")
-    else:
-        host, port_text = value, ""
-    if port_text and not port_text.isdigit():
-        return host, -1
-    return host, int(port_text) if port_text else None
-
-
 class Auth:
     """The decisions of the middleware, testable without a server."""
 
@@ -70,30 +54,17 @@ class Auth:
         self.config = config
         self.tokens = TokenStore(home)
         self._key = secret_key(home)
-        self._hosts = config.host_names()
+        self.hosts = config.host_guard()
 
     @property
     def required(self) -> bool:
         return not self.config.loopback or self.tokens.any()
 
     def host_ok(self, host: str | None) -> bool:
-        if not host:
-            return False
-        if host.strip().lower() in self.config.allowed_hosts:
-            return True
-        name, port = _split_host(host)
-        return name in self._hosts and port in (None, self.config.port)
+        return self.hosts.host_ok(host)
 
     def origin_ok(self, origin: str) -> bool:
-        origin = origin.strip().lower().rstrip("/")
-        if origin in self.config.allowed_origins:
-            return True
-        scheme, sep, rest = origin.partition("://")
-        if not sep or scheme not in ("http", "https") or "/" in rest:
-            return False
-        name, port = _split_host(rest)
-        port = port if port is not None else (443 if scheme == "https" else 80)
-        return name in self._hosts and port == self.config.port
+        return self.hosts.origin_ok(origin, self.config.allowed_origins)
 
     # -- session cookies and CSRF tokens -----------------------------------------------
 
@@ -170,8 +141,7 @@ class AuthMiddleware:
                 send,
                 400,
                 "InvalidHostError",
-                f"Invalid Host header {headers.get('host')!r}: this server answers "
-                f"to {self.auth.config.url()} (add the name with --allowed-host if it is reached by another)",
+                self.auth.hosts.refusal(headers.get("host")),
             )
             return
         origin = headers.get("origin")
@@ -226,9 +196,4 @@ class AuthMiddleware:
 
 
 async def _deny(send: Any, status: int, error: str, message: str) -> None:
-    body = json.dumps({"error": error, "message": message}).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    if status == 401:
-        headers.append((b"www-authenticate", b"Bearer"))
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+    await send_error(send, status, error, message, [(b"www-authenticate", b"Bearer")] if status == 401 else [])
