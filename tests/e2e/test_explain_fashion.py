@@ -89,7 +89,10 @@ async def test_http_explain_route(trained: tuple[Path, str], images: np.ndarray)
     png = io.BytesIO()
     Image.fromarray(images[1].reshape(28, 28).astype(np.uint8)).save(png, format="PNG")
     transport = httpx.ASGITransport(app=app)
-    async with app.router.lifespan_context(app), httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8000") as http:
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8000") as http,
+    ):
         by_json = await http.post(
             "/v1/models/fashion-mlp/explain", json={"instances": images[:2].tolist(), "steps": 100}
         )

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 
 from modelyard.errors import SpecError
+from modelyard.hostguard import is_loopback
 from modelyard.predict import Predictor
 from modelyard.serving import ServeConfig, create_app
 from modelyard.serving.auth import resolve_api_key
-from modelyard.hostguard import is_loopback
 from tests.support.serving import API_KEY, client, instances, register
 
 
