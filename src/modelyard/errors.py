@@ -22,6 +22,7 @@ __all__ = [
     "InvalidInstancesError",
     "BodyTooLargeError",
     "UnsupportedMediaTypeError",
+    "InvalidRequestError",
     "NotFoundError",
     "StoreError",
     "LeaseLostError",
@@ -33,6 +34,8 @@ __all__ = [
     "DeploymentUnavailableError",
     "AccessDeniedError",
     "UnauthorizedError",
+    "ForbiddenError",
+    "InvalidHostError",
     "ExportError",
     "MissingDependencyError",
     "EXTRAS",
@@ -137,6 +140,12 @@ class UnsupportedMediaTypeError(InputError):
     http_status = 415
 
 
+class InvalidRequestError(InputError):
+    """A request's path, query or body fields do not fit the route (FastAPI's request validation)."""
+
+    http_status = 422
+
+
 class NotFoundError(ModelyardError):
     """A named thing (model, version, run) does not exist."""
 
@@ -202,6 +211,16 @@ class UnauthorizedError(AccessDeniedError):
     """Missing or wrong bearer token."""
 
     http_status = 401
+
+
+class ForbiddenError(AccessDeniedError):
+    """The token's role may not do this, or a cookie-carried write lacks its CSRF token."""
+
+
+class InvalidHostError(AccessDeniedError):
+    """A Host header the server does not answer to (DNS rebinding protection)."""
+
+    http_status = 400
 
 
 class ExportError(ModelyardError):

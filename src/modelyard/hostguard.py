@@ -11,12 +11,14 @@ middleware (``modelyard server``) and by the prediction server (``modelyard serv
 from __future__ import annotations
 
 import ipaddress
-import json
 import socket
 from collections.abc import Iterable
 from typing import Any
 
-__all__ = ["WILDCARD_HOSTS", "HostGuard", "HostCheckMiddleware", "is_loopback", "send_error", "split_host"]
+from modelyard.errors import InvalidHostError
+from modelyard.http_errors import send_error
+
+__all__ = ["WILDCARD_HOSTS", "HostGuard", "HostCheckMiddleware", "is_loopback", "split_host"]
 
 # Binding to these listens on every interface of the machine.
 WILDCARD_HOSTS = frozenset({"0.0.0.0", "::", "[::]"})
@@ -124,16 +126,6 @@ class HostCheckMiddleware:
         if scope["type"] in ("http", "websocket"):
             host = next((v.decode("latin-1") for k, v in scope.get("headers", ()) if k.lower() == b"host"), None)
             if not self.guard.host_ok(host):
-                await send_error(send, 400, "InvalidHostError", self.guard.refusal(host))
+                await send_error(send, InvalidHostError(self.guard.refusal(host)))
                 return
         await self.app(scope, receive, send)
-
-
-async def send_error(
-    send: Any, status: int, error: str, message: str, extra_headers: Iterable[tuple[bytes, bytes]] = ()
-) -> None:
-    """A JSON error answer (``{"error": <name>, "message": <one line>}``) sent straight from ASGI middleware."""
-    body = json.dumps({"error": error, "message": message}).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *extra_headers]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})

@@ -3,27 +3,23 @@
 Routers come from each subpackage's ``routes`` module (jobs, auth, deployments, console), each
 ``router(state) -> APIRouter``; none contains auth code, because ``AuthMiddleware`` wraps
 everything. The lifespan starts the training worker pool, the reaper and the deployment
-supervisor, and stops them on shutdown. Errors: a ``ModelyardError`` becomes its status
-with ``{"error", "message", "field"}``, request validation a 422 naming the field path,
-anything else a logged 500 without a traceback in the answer.
+supervisor, and stops them on shutdown. Errors go through the handlers both apps share
+(``modelyard.http_errors``): a ``ModelyardError`` becomes its status with
+``{"error", "message", "field"}``, request validation a 422 ``InvalidRequestError`` naming the
+field path, anything else a logged 500 without a traceback in the answer.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
-from starlette.exceptions import HTTPException as StarletteHTTPException
+from fastapi import FastAPI
 
-from modelyard._validation import join_path
-from modelyard.errors import ModelyardError
+from modelyard.http_errors import add_error_handlers
 from modelyard.server.auth import routes as auth_routes
 from modelyard.server.auth.middleware import Auth, AuthMiddleware
 from modelyard.server.config import ServerConfig
@@ -37,8 +33,6 @@ from modelyard.server.jobs.store import JobStore
 from modelyard.server.tables import control_database
 
 __all__ = ["create_server_app", "ServerState"]
-
-log = logging.getLogger(__name__)
 
 _ROUTERS = (jobs_routes, auth_routes, deployments_routes, console_routes)
 
@@ -89,45 +83,6 @@ def create_server_app(config: ServerConfig, *, start_workers: bool = True) -> Fa
 
     for routes in _ROUTERS:
         app.include_router(routes.router(state))
-    _error_handlers(app)
+    add_error_handlers(app)
     app.add_middleware(AuthMiddleware, auth=state.auth)
     return app
-
-
-def _error_handlers(app: FastAPI) -> None:
-    async def modelyard_error(_: Request, exc: Exception) -> Response:
-        assert isinstance(exc, ModelyardError)
-        if exc.http_status >= 500:
-            log.error("%s: %s", type(exc).__name__, exc.message)
-        return JSONResponse(exc.to_dict(), status_code=exc.http_status)
-
-    async def validation_error(_: Request, exc: Exception) -> Response:
-        assert isinstance(exc, RequestValidationError)
-        err = exc.errors()[0]
-        where = join_path("", [p for p in err.get("loc", ()) if p != "body"]) or "body"
-        message = f"Invalid value for `{where}`: {err.get('msg', 'invalid')}"
-        if "input" in err and err.get("type") != "missing":
-            message += f", received {str(err['input'])[:80]!r}"
-        return JSONResponse({"error": "SpecError", "message": message, "field": where}, status_code=422)
-
-    async def http_error(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, StarletteHTTPException)
-        message = f"{exc.detail} ({request.method} {request.url.path}); see /docs for the routes"
-        return JSONResponse(
-            {"error": "HTTPError", "message": message}, status_code=exc.status_code, headers=exc.headers
-        )
-
-    async def unexpected(request: Request, exc: Exception) -> Response:
-        log.exception("unexpected error in %s %s", request.method, request.url.path)
-        return JSONResponse(
-            {
-                "error": "InternalError",
-                "message": f"internal error ({type(exc).__name__}); the server log has the details",
-            },
-            status_code=500,
-        )
-
-    app.add_exception_handler(ModelyardError, modelyard_error)
-    app.add_exception_handler(RequestValidationError, validation_error)
-    app.add_exception_handler(StarletteHTTPException, http_error)
-    app.add_exception_handler(Exception, unexpected)

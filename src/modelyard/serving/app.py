@@ -4,36 +4,33 @@ Routes: ``POST /v1/models/{name}/predict`` (latest served version),
 ``POST /v1/models/{name}/versions/{n}/predict``, ``GET /v1/models``, ``/healthz``,
 ``/readyz``, ``/metrics`` and the OpenAPI docs at ``/docs`` and ``/openapi.json``.
 
-Errors go through one handler: every ``ModelyardError`` carries its HTTP status, so a bad
-request is a 4xx with ``{"error", "message"}`` and only a genuine fault is a (logged) 500.
+Errors go through the handlers both apps share (``modelyard.http_errors``): every
+``ModelyardError`` carries its HTTP status, so a bad request is a 4xx with
+``{"error", "message", "field"?}`` and only a genuine fault is a (logged) 500.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
+from fastapi import FastAPI
 from fastapi.responses import JSONResponse, Response
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from modelyard.errors import ModelyardError, NotFoundError, SpecError
+from modelyard.errors import NotFoundError, SpecError
 from modelyard.hostguard import HostCheckMiddleware
+from modelyard.http_errors import add_error_handlers
 from modelyard.serving.auth import BearerAuthMiddleware
 from modelyard.serving.config import ServeConfig
 from modelyard.serving.explain_routes import add_explain_routes
 from modelyard.serving.limits import BodyLimitMiddleware
 from modelyard.serving.metrics import CONTENT_TYPE_LATEST, MetricsMiddleware, ServeMetrics
 from modelyard.serving.model import ServedModel
-from modelyard.serving.routes import LATEST_ROUTE, VERSION_ROUTE, PredictRoutes, error_body
+from modelyard.serving.routes import LATEST_ROUTE, VERSION_ROUTE, PredictRoutes
 from modelyard.serving.schemas import PREDICT_REQUEST_DOC, ErrorResponse, ModelList, PredictResponse
 
 __all__ = ["create_app"]
-
-log = logging.getLogger(__name__)
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorResponse} for code in (400, 401, 404, 413, 415, 422, 503, 504)
@@ -106,7 +103,7 @@ def create_app(models: Sequence[Any] | Mapping[str, Any], config: ServeConfig | 
     app.state.models = table
     app.state.metrics = metrics
     app.state.config = config
-    _add_error_handlers(app)
+    add_error_handlers(app)
 
     # Both predict routes are answered by PredictRoutes (routes.py) before FastAPI routing;
     # they are declared here for the OpenAPI document and so that a GET gets a 405.
@@ -163,41 +160,3 @@ def create_app(models: Sequence[Any] | Mapping[str, Any], config: ServeConfig | 
         MetricsMiddleware, metrics=metrics, routes=lambda: app.routes, models=lambda name: name in table.by_name
     )
     return app
-
-
-def _add_error_handlers(app: FastAPI) -> None:
-    async def modelyard_error(_: Request, exc: Exception) -> Response:
-        assert isinstance(exc, ModelyardError)
-        status, headers, body = error_body(exc)
-        return Response(
-            body,
-            status_code=status,
-            media_type="application/json",
-            headers={k.decode(): v.decode() for k, v in headers},
-        )
-
-    async def validation_error(_: Request, exc: Exception) -> Response:
-        assert isinstance(exc, RequestValidationError)
-        err = exc.errors()[0]
-        where = ".".join(str(p) for p in err.get("loc", ()))
-        message = f"Invalid value for `{where}`: {err.get('msg', 'invalid')}, received {err.get('input')!r}"
-        return JSONResponse({"error": "InvalidRequestError", "message": message, "field": where}, status_code=422)
-
-    async def http_error(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, StarletteHTTPException)
-        message = f"{exc.detail} ({request.method} {request.url.path}); see /docs for the routes"
-        return JSONResponse(
-            {"error": "HTTPError", "message": message}, status_code=exc.status_code, headers=exc.headers
-        )
-
-    async def unexpected(_: Request, exc: Exception) -> Response:
-        log.exception("unexpected error while serving a request")
-        return JSONResponse(
-            {"error": "InternalError", "message": f"Internal error ({type(exc).__name__}); see the server log"},
-            status_code=500,
-        )
-
-    app.add_exception_handler(ModelyardError, modelyard_error)
-    app.add_exception_handler(RequestValidationError, validation_error)
-    app.add_exception_handler(StarletteHTTPException, http_error)
-    app.add_exception_handler(Exception, unexpected)

@@ -8,13 +8,13 @@ liveness and readiness probes. Keys are compared in constant time (``hmac.compar
 from __future__ import annotations
 
 import hmac
-import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from modelyard.errors import SpecError
+from modelyard.errors import SpecError, UnauthorizedError
+from modelyard.http_errors import send_error
 
 __all__ = ["ENV_VAR", "OPEN_PATHS", "resolve_api_key", "BearerAuthMiddleware"]
 
@@ -45,16 +45,6 @@ def resolve_api_key(api_key_file: str | Path | None = None, *, environ: Mapping[
     return key
 
 
-def _unauthorized(message: str) -> tuple[dict[str, Any], bytes]:
-    body = json.dumps({"error": "UnauthorizedError", "message": message}).encode()
-    headers = [
-        (b"content-type", b"application/json"),
-        (b"content-length", str(len(body)).encode()),
-        (b"www-authenticate", b"Bearer"),
-    ]
-    return {"type": "http.response.start", "status": 401, "headers": headers}, body
-
-
 class BearerAuthMiddleware:
     """401 unless the request carries the configured bearer token (probes stay open)."""
 
@@ -75,6 +65,4 @@ class BearerAuthMiddleware:
                 await self.app(scope, receive, send)
                 return
             problem = "Invalid API key: expected `Authorization: Bearer <key>` with the server's key"
-        start, body = _unauthorized(problem)
-        await send(start)
-        await send({"type": "http.response.body", "body": body})
+        await send_error(send, UnauthorizedError(problem))

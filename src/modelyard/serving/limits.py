@@ -24,6 +24,7 @@ import numpy as np
 import orjson
 
 from modelyard.errors import BodyTooLargeError, InvalidInstancesError, MalformedRequestError
+from modelyard.http_errors import send_error
 
 __all__ = ["BodyLimitMiddleware", "parse_json", "nesting_depth"]
 
@@ -33,14 +34,7 @@ _STEP[[ord("]"), ord("}")]] = -1
 _NOT_STRUCTURE = bytes(b for b in range(256) if b not in b'[]{}"')
 
 
-def _problem(status: int, error: str, message: str) -> tuple[dict[str, Any], bytes]:
-    body = json.dumps({"error": error, "message": message}).encode()
-    headers = [
-        (b"content-type", b"application/json"),
-        (b"content-length", str(len(body)).encode()),
-        (b"connection", b"close"),
-    ]
-    return {"type": "http.response.start", "status": status, "headers": headers}, body
+_CLOSE = [(b"connection", b"close")]  # the rest of an over-long body is never read
 
 
 class BodyLimitMiddleware:
@@ -57,17 +51,17 @@ class BodyLimitMiddleware:
         limit = self.max_body_bytes
         declared = _content_length(scope)
         if declared == -1:
-            await self._reject(
-                send, 400, "MalformedRequestError", "Invalid Content-Length header: expected a non-negative integer"
+            await send_error(
+                send,
+                MalformedRequestError("Invalid Content-Length header: expected a non-negative integer"),
+                headers=_CLOSE,
             )
             return
         if declared is not None and declared > limit:
-            await self._reject(
-                send,
-                413,
-                "BodyTooLargeError",
-                f"Request body too large: expected at most {limit} bytes, received a Content-Length of {declared}",
+            too_large = (
+                f"Request body too large: expected at most {limit} bytes, received a Content-Length of {declared}"
             )
+            await send_error(send, BodyTooLargeError(too_large), headers=_CLOSE)
             return
         received = 0
         started = False
@@ -93,13 +87,7 @@ class BodyLimitMiddleware:
         except BodyTooLargeError as exc:  # raised outside a route (its handler answers inside one)
             if started:
                 raise
-            await self._reject(send, 413, "BodyTooLargeError", exc.message)
-
-    @staticmethod
-    async def _reject(send: Any, status: int, error: str, message: str) -> None:
-        start, body = _problem(status, error, message)
-        await send(start)
-        await send({"type": "http.response.body", "body": body})
+            await send_error(send, exc, headers=_CLOSE)
 
 
 def _content_length(scope: dict[str, Any]) -> int | None:

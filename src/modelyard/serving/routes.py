@@ -12,7 +12,6 @@ Nothing else is decoded (415), so no pickle or other code-executing format is re
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
@@ -24,13 +23,13 @@ from modelyard.errors import (
     InvalidInstancesError,
     MalformedRequestError,
     ModelyardError,
-    QueueFullError,
     UnsupportedMediaTypeError,
 )
+from modelyard.http_errors import error_answer
 from modelyard.serving.config import ServeConfig
 from modelyard.serving.limits import parse_json
 
-__all__ = ["PredictRoutes", "error_body", "LATEST_ROUTE", "VERSION_ROUTE"]
+__all__ = ["PredictRoutes", "LATEST_ROUTE", "VERSION_ROUTE"]
 
 log = logging.getLogger(__name__)
 
@@ -42,14 +41,6 @@ _JSON_HEADERS = [(b"content-type", b"application/json")]
 
 class _Disconnected(Exception):
     """The client went away before sending its whole body: nobody to answer."""
-
-
-def error_body(exc: ModelyardError) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
-    """Status, extra headers and JSON body for an error (shared with the FastAPI handler)."""
-    headers = [(b"retry-after", str(exc.retry_after).encode())] if isinstance(exc, QueueFullError) else []
-    if exc.http_status >= 500 and not isinstance(exc, QueueFullError):
-        log.error("%s: %s", type(exc).__name__, exc.message)
-    return exc.http_status, headers, json.dumps(exc.to_dict()).encode()
 
 
 def _match(path: str) -> tuple[str, str | None] | None:
@@ -93,12 +84,10 @@ class PredictRoutes:
             features = await self._decode(model, scope, receive)
             status, body = 200, orjson.dumps(await model.predict(features))  # finite by construction (codec)
         except ModelyardError as exc:
-            status, headers, body = error_body(exc)
+            status, headers, body = error_answer(exc)
         except StarletteHTTPException as exc:  # multipart limits (too many files or fields)
-            status, body = (
-                exc.status_code,
-                json.dumps({"error": "MalformedRequestError", "message": str(exc.detail)}).encode(),
-            )
+            _, headers, body = error_answer(MalformedRequestError(str(exc.detail)))
+            status = exc.status_code
         except _Disconnected:
             return
         await send(

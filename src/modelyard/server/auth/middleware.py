@@ -23,7 +23,8 @@ from http.cookies import SimpleCookie
 from pathlib import Path
 from typing import Any
 
-from modelyard.hostguard import send_error
+from modelyard.errors import ForbiddenError, InvalidHostError, UnauthorizedError
+from modelyard.http_errors import send_error
 from modelyard.server.auth.tokens import TokenInfo, TokenStore, secret_key
 from modelyard.server.config import ServerConfig
 
@@ -137,42 +138,40 @@ class AuthMiddleware:
         method, path = scope["method"].upper(), scope["path"]
         write = method not in _READ_METHODS
         if not self.auth.host_ok(headers.get("host")):
-            await _deny(
+            await send_error(
                 send,
-                400,
-                "InvalidHostError",
-                self.auth.hosts.refusal(headers.get("host")),
+                InvalidHostError(self.auth.hosts.refusal(headers.get("host"))),
             )
             return
         origin = headers.get("origin")
         if write and origin is not None and not self.auth.origin_ok(origin):
-            await _deny(
+            await send_error(
                 send,
-                403,
-                "ForbiddenError",
-                f"Cross-origin write refused: Origin {origin!r} is not this server "
-                "(add it with --allowed-origin if it is your console)",
+                ForbiddenError(
+                    f"Cross-origin write refused: Origin {origin!r} is not this server "
+                    "(add it with --allowed-origin if it is your console)"
+                ),
             )
             return
         principal, cookie, problem = self.auth.identify(headers)
         if not _is_open_path(method, path):
             if self.auth.required:
                 if principal is None:
-                    await _deny(
+                    await send_error(
                         send,
-                        401,
-                        "UnauthorizedError",
-                        problem
-                        or "Missing token: this server needs "
-                        "`Authorization: Bearer <token>` (create one with `modelyard server token create`)",
+                        UnauthorizedError(
+                            problem
+                            or "Missing token: this server needs "
+                            "`Authorization: Bearer <token>` (create one with `modelyard server token create`)"
+                        ),
                     )
                     return
                 if write and principal.role != "admin":
-                    await _deny(
+                    await send_error(
                         send,
-                        403,
-                        "ForbiddenError",
-                        f"Token {principal.name!r} has role {principal.role!r}; {method} {path} needs an admin token",
+                        ForbiddenError(
+                            f"Token {principal.name!r} has role {principal.role!r}; {method} {path} needs an admin token"
+                        ),
                     )
                     return
             elif principal is None:
@@ -182,18 +181,14 @@ class AuthMiddleware:
                 and cookie is not None
                 and not hmac.compare_digest(headers.get(CSRF_HEADER, ""), self.auth.csrf_for(cookie))
             ):
-                await _deny(
+                await send_error(
                     send,
-                    403,
-                    "ForbiddenError",
-                    "Missing or wrong X-CSRF-Token: a write carried by the session "
-                    "cookie needs the csrf value from GET /v1/session",
+                    ForbiddenError(
+                        "Missing or wrong X-CSRF-Token: a write carried by the session "
+                        "cookie needs the csrf value from GET /v1/session"
+                    ),
                 )
                 return
         scope.setdefault("state", {})["principal"] = principal
         scope["state"]["session_cookie"] = cookie
         await self.app(scope, receive, send)
-
-
-async def _deny(send: Any, status: int, error: str, message: str) -> None:
-    await send_error(send, status, error, message, [(b"www-authenticate", b"Bearer")] if status == 401 else [])

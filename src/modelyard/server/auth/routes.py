@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 from pydantic import Field
 
 from modelyard._validation import StrictModel
+from modelyard.errors import UnauthorizedError
 from modelyard.server.auth.middleware import COOKIE, LOCAL, SESSION_S, Principal
 
 if TYPE_CHECKING:
@@ -53,13 +54,8 @@ def router(state: ServerState) -> APIRouter:
         """Trade a token for a session cookie (the token itself never reaches the page's script)."""
         info = auth.tokens.verify(body.token)
         if info is None:
-            return JSONResponse(
-                {
-                    "error": "UnauthorizedError",
-                    "message": "Invalid token: expected a token from "
-                    "`modelyard server token create` (it is shown once, when created)",
-                },
-                status_code=401,
+            raise UnauthorizedError(
+                "Invalid token: expected a token from `modelyard server token create` (it is shown once, when created)"
             )
         cookie = auth.session_cookie(info)
         response = JSONResponse(describe(Principal(info.role, info.name, "cookie"), cookie))
