@@ -130,6 +130,7 @@ def select_backend(
         "onnx_max_abs_diff": onnx_backend.max_abs_diff,
         "onnx_graph": onnx_backend.graph,
         "onnx_check": onnx_backend.check,
+        "onnx_call": onnx_backend.call,  # bound buffers, or session.run and why (modelyard.fast_paths)
     }
     if choice == "onnx":
         return BackendChoice(onnx_backend, info)

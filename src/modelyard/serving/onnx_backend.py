@@ -26,7 +26,7 @@ from modelyard.compression.onnx_graph import (
 )
 from modelyard.compression.quantize import is_quantized
 from modelyard.errors import ExportError, optional_dependency
-from modelyard.serving.fast.onnx_bound import BoundBuffers
+from modelyard.serving.fast.onnx_bound import GATE, BoundBuffers
 
 __all__ = ["OnnxBackend"]
 
@@ -66,6 +66,11 @@ class OnnxBackend:
         self.graph = graph
         # None when the fast path is fenced off (modelyard.fast_paths): then session.run serves.
         self._bound = BoundBuffers.for_session(self._session, self._options)
+        blocked = GATE.blocked()
+        # What serves each call, for the model listing's backend info (the runtime report of serving).
+        self.call = (
+            "bound-buffers" if self._bound is not None else f"session.run{f' (fast path {blocked})' if blocked else ''}"
+        )
 
     @classmethod
     def from_predictor(cls, predictor: Any, *, cache: bool = True, threads: int | None = None) -> OnnxBackend:

@@ -59,6 +59,7 @@ def test_auto_times_both_backends_and_records_the_choice(home: Path) -> None:
     assert (choice.backend.name == "onnx") == (ratio < 1.0)
     assert select_backend(predictor, "torch").backend.name == "torch"
     assert select_backend(predictor, "onnx").backend.name == "onnx"
+    assert info["onnx_call"] == "bound-buffers"  # which call serves (modelyard.fast_paths can turn it off)
 
 
 def test_auto_falls_back_to_torch_when_export_fails(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:

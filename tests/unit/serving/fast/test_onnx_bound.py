@@ -110,7 +110,8 @@ def _small_graph() -> tuple[bytes, torch.Tensor]:
 
 def test_with_fast_paths_off_the_backend_runs_the_plain_session_run(monkeypatch: pytest.MonkeyPatch) -> None:
     data, x = _small_graph()
-    assert OnnxBackend(data, threads=1)._bound is not None  # on by default
+    fast = OnnxBackend(data, threads=1)
+    assert fast._bound is not None and fast.call == "bound-buffers"  # on by default
     calls = []
     monkeypatch.setattr(onnx_bound.BoundBuffers, "run", lambda self, x: calls.append(x))
     off = "off (MODELYARD_FAST_PATHS=0 or fast_paths.set_enabled(False))"
@@ -122,7 +123,7 @@ def test_with_fast_paths_off_the_backend_runs_the_plain_session_run(monkeypatch:
     from_env = OnnxBackend(data, threads=1)
     assert fast_paths.report(["onnx_bound_buffers"]) == {"onnx_bound_buffers": off}
     for plain in (backend, from_env):
-        assert plain._bound is None
+        assert plain._bound is None and plain.call == f"session.run (fast path {off})"
         assert torch.equal(plain.predict_tensor(x), _plain(data, x))
     assert calls == []  # the bound-buffer call never ran
 
