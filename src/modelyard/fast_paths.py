@@ -12,7 +12,8 @@ The switch: ``MODELYARD_FAST_PATHS=0`` in the environment, or ``set_enabled(Fals
 ``with disabled():`` in Python (the Python setting wins over the environment). Turn it off to
 debug a numerical difference, or for a feature that must see every step through autograd
 (differential privacy reads per-sample gradients from hooks the tape-free step bypasses).
-The answers are the same either way (tests/unit/test_fast_paths.py trains and serves with both).
+The answers are the same either way (tests/unit/test_fast_paths.py trains both ways,
+tests/unit/serving/fast/test_onnx_bound.py serves both ways).
 """
 
 from __future__ import annotations
