@@ -1,7 +1,8 @@
-"""The one error hierarchy: a missing optional package names the extra that brings it."""
+"""The one error hierarchy: exit codes as docs/cli.md lists them; a missing optional package names its extra."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -9,13 +10,56 @@ from pathlib import Path
 import pytest
 import tomllib
 
-from modelyard.errors import EXTRAS, MissingDependencyError, optional_dependency
+from modelyard import errors
+from modelyard.errors import EXTRAS, MissingDependencyError, ModelyardError, optional_dependency
 from modelyard.predict import Predictor
 from modelyard.serving.backends import select_backend
 from modelyard.serving.onnx_backend import OnnxBackend
 from tests.support.serving import register
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def _documented_exit_codes() -> dict[int, list[str]]:
+    """docs/cli.md's exit-code table: code -> the error classes listed with it."""
+    text = (ROOT / "docs" / "cli.md").read_text()
+    rows = re.findall(r"^\| (\d+) \| [^|]+ \|([^|]*)\|$", text, flags=re.M)
+    table: dict[int, list[str]] = {}
+    for code, names in rows:
+        assert int(code) not in table, f"exit code {code} has two rows in docs/cli.md"
+        table[int(code)] = re.findall(r"`(\w+)`", names)
+    return table
+
+
+def _error_classes() -> dict[str, type[ModelyardError]]:
+    found = {n: getattr(errors, n) for n in errors.__all__}
+    return {n: c for n, c in found.items() if isinstance(c, type) and issubclass(c, ModelyardError)}
+
+
+def test_exit_codes_are_those_docs_cli_md_lists() -> None:
+    table = _documented_exit_codes()
+    assert {0, 1, 130} <= set(table) and not table[0] and not table[130]
+    listed = {name: code for code, names in table.items() for name in names}
+    assert sum(len(names) for names in table.values()) == len(listed), "a class is listed twice"
+    classes = _error_classes()
+    assert set(listed) == set(classes)  # every class documented, nothing documented that is not a class
+    for name, cls in classes.items():
+        assert cls.exit_code == listed[name], f"{name} exits {cls.exit_code}, docs/cli.md says {listed[name]}"
+
+
+def test_each_exit_code_means_one_thing() -> None:
+    classes = _error_classes()
+    # 1 is the unexpected internal error; no deliberate error may exit with it.
+    assert [n for n, c in classes.items() if c.exit_code == 1] == ["ModelyardError"]
+    assert all(c.exit_code not in (0, 130) for c in classes.values())
+    # A class that sets its own code starts a family; a family shares its code only with its own
+    # subclasses, except the two the table pairs on purpose (spec/usage as click does; data/input).
+    own = {n: c.exit_code for n, c in classes.items() if "exit_code" in vars(c)}
+    shared = {code for code in own.values() if list(own.values()).count(code) > 1}
+    assert {code: sorted(n for n, c in own.items() if c == code) for code in shared} == {
+        2: ["SpecError", "UsageError"],
+        3: ["DataError", "InputError"],
+    }
 
 
 def test_every_extra_named_in_errors_is_one_of_pyproject() -> None:

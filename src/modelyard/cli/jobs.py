@@ -81,7 +81,7 @@ def _follow(api: Any, job_id: str, out: Any) -> None:
     """Print epochs as they end (event stream), then the outcome."""
     import httpx
 
-    from modelyard.errors import ModelyardError, TrainingError
+    from modelyard.errors import TrainingError
 
     final: dict[str, Any] | None = None
     try:
@@ -108,7 +108,7 @@ def _follow(api: Any, job_id: str, out: Any) -> None:
         out.print(f"job {job_id} succeeded: registered model [bold]{final['model_ref']}[/bold] (run {final['run_id']})")
         return
     if final["status"] == Status.CANCELLED:
-        raise ModelyardError(f"Job {job_id} was cancelled")
+        raise TrainingError(f"Job {job_id} was cancelled")
     raise TrainingError(f"Job {job_id} failed: {final.get('error')}")
 
 
