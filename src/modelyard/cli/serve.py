@@ -63,6 +63,13 @@ import click
     help="Larger request bodies get 413 without being read.",
 )
 @click.option(
+    "--max-explain-cost",
+    default=3200,
+    show_default=True,
+    type=int,
+    help="Integrated gradients: most instances x steps per explain request (more gets 422).",
+)
+@click.option(
     "--allowed-host",
     "allowed_hosts",
     multiple=True,
@@ -90,6 +97,7 @@ def serve(
     backend: str,
     api_key_file: str | None,
     max_body_bytes: int,
+    max_explain_cost: int,
     allowed_hosts: tuple[str, ...],
     log_level: str,
 ) -> None:
@@ -108,6 +116,7 @@ def serve(
         backend=backend,
         api_key_file=api_key_file,
         max_body_bytes=max_body_bytes,
+        max_explain_cost=max_explain_cost,
         allowed_hosts=list(allowed_hosts),
         log_level=log_level,
     )

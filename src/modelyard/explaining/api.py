@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -40,8 +41,9 @@ class ExplainOptions(StrictModel):
 
     method: str = "integrated_gradients"
     target: int | str | None = None
-    steps: int = Field(50, ge=1, le=10_000, description="integration points for integrated gradients")
-    top: int = Field(10, ge=1, le=10_000, description="features listed in top_features")
+    # strict: "10" or true is refused (422), not read as 10 or 1
+    steps: int = Field(50, ge=1, le=10_000, strict=True, description="integration points for integrated gradients")
+    top: int = Field(10, ge=1, le=10_000, strict=True, description="features listed in top_features")
 
     @field_validator("target", mode="before")
     @classmethod
@@ -96,14 +98,17 @@ class Explainer:
         top: int = 10,
         baseline: Any = None,
         background: Any = None,
+        timeout_s: float | None = None,
     ) -> Explanation:
         """Attributions of ``inputs`` (raw samples, one or a batch) for the ``target`` output.
 
         ``target``: output index or class name; default the predicted class (classifiers)
         or output 0 (regression). ``baseline`` (integrated gradients): one raw sample or one
         number; default all zeros. ``background`` (shap, lime): raw reference rows; default a
-        seeded sample of the model's training split.
+        seeded sample of the model's training split. ``timeout_s``: the work stops at its next
+        forward pass once this many seconds have passed (RequestTimeoutError).
         """
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
         options = ExplainOptions.make(method=method, target=target, steps=steps, top=top)
         chosen = get_method(options.method)
         p = self.predictor
@@ -113,7 +118,7 @@ class Explainer:
                 f"{'x'.join(map(str, self.image[1:]))} images; use integrated_gradients or saliency",
                 field="method",
             )
-        problem = Problem.build(p, inputs, options.target)
+        problem = Problem.build(p, inputs, options.target, deadline=deadline)
         if chosen.gradients and problem.integer_inputs:
             raise SpecError(
                 f"Invalid value for `method`: {chosen.name} differentiates the model's inputs, but {p.ref} "

@@ -24,7 +24,9 @@ from modelyard.explaining.problem import Problem
 
 __all__ = ["integrated_gradients", "saliency"]
 
-_ROWS_PER_PASS = 4096  # Captum evaluates N * steps interpolated inputs in chunks of this many rows
+# Captum evaluates N * steps interpolated inputs in chunks of this many rows; each chunk is one
+# forward pass, where a request's deadline is checked (Problem.forward).
+_ROWS_PER_PASS = 1024
 
 
 def _baseline(problem: Problem, settings: Settings) -> torch.Tensor:

@@ -8,13 +8,14 @@ the probability of the target class for classifiers, the target output for regre
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
-from modelyard.errors import InputError, SpecError
+from modelyard.errors import InputError, RequestTimeoutError, SpecError
 from modelyard.predict import Predictor
 
 __all__ = ["Problem", "resolve_targets"]
@@ -29,12 +30,17 @@ class Problem:
     features: torch.Tensor  # (N, *input_shape) model inputs on the model's device
     outputs: np.ndarray  # (N, K) float64 model outputs (probabilities for classifiers)
     targets: np.ndarray  # (N,) int64 output index explained per instance
+    # time.monotonic() past which every further model evaluation raises RequestTimeoutError:
+    # a method's work stops at its next forward pass instead of running on after the answer is gone.
+    deadline: float | None = None
 
     @classmethod
-    def build(cls, predictor: Predictor, inputs: Any, target: int | str | None) -> Problem:
+    def build(
+        cls, predictor: Predictor, inputs: Any, target: int | str | None, *, deadline: float | None = None
+    ) -> Problem:
         features = predictor.preprocess(inputs)  # InputError naming the expected shape
         raw = np.asarray(inputs, dtype=np.float32).reshape(len(features), *predictor.input_shape)
-        problem = cls(predictor, raw, features, np.zeros((0, 0)), np.zeros(0, dtype=np.int64))
+        problem = cls(predictor, raw, features, np.zeros((0, 0)), np.zeros(0, dtype=np.int64), deadline)
         problem.outputs = problem.evaluate(problem.flat_features())
         problem.targets = resolve_targets(target, problem.outputs, predictor)
         return problem
@@ -60,8 +66,16 @@ class Problem:
         return self.outputs[np.arange(len(self.outputs)), self.targets]
 
     # -- the model as the methods see it -----------------------------------------------------
+    def check_deadline(self) -> None:
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            raise RequestTimeoutError(
+                "Explanation stopped: it ran past the request timeout; use fewer steps or instances, "
+                "or a faster method such as saliency"
+            )
+
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         """Differentiable ``(n, *input_shape)`` → ``(n, K)`` outputs (for Captum)."""
+        self.check_deadline()
         network = self.predictor.network
         return network.probabilities(network(z)).reshape(len(z), -1)
 
@@ -72,6 +86,7 @@ class Problem:
         outs = []
         with torch.inference_mode():
             for start in range(0, len(rows), _CHUNK):
+                self.check_deadline()
                 z = torch.as_tensor(np.asarray(rows[start : start + _CHUNK]), dtype=torch.float32)
                 z = z.reshape(len(z), *self.input_shape)
                 if self.integer_inputs:  # token ids: perturbed rows are rounded as Predictor.preprocess does

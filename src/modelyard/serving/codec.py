@@ -19,10 +19,25 @@ import numpy as np
 
 from modelyard.errors import InputError, InvalidInstancesError, MalformedRequestError
 
-__all__ = ["instances_array", "image_array", "encode_predictions"]
+__all__ = ["instances_array", "image_array", "encode_predictions", "refuse_booleans"]
 
 _IMAGE_MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff")  # PNG signature, JPEG start-of-image marker
 _KIND_NAMES = {"b": "true/false values", "U": "strings", "S": "strings", "O": "mixed or out-of-range values"}
+
+
+def refuse_booleans(payload: Any) -> None:
+    """A 422 for true/false among the instances: numpy would silently read them as 1 and 0."""
+    if not isinstance(payload, dict) or not isinstance(payload.get("instances"), list):
+        return
+    stack: list[Any] = [payload["instances"]]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, list):
+            stack.extend(value)
+        elif isinstance(value, bool):
+            raise InvalidInstancesError(
+                "Invalid value for `instances`: expected numbers, received true/false values", field="instances"
+            )
 
 
 def instances_array(payload: Any, input_shape: list[int], input_dtype: str = "float32") -> np.ndarray:

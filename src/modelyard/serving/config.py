@@ -30,6 +30,9 @@ class ServeConfig(StrictModel):
     max_body_bytes: int = Field(8 * 1024 * 1024, ge=1024)
     max_json_depth: int = Field(32, ge=2, le=512)
     max_image_pixels: int = Field(2048 * 2048, ge=1)
+    max_explain_cost: int = Field(
+        3200, ge=1, description="integrated gradients: instances x steps per explain request (each a forward+backward)"
+    )
     api_key: SecretStr | None = None
     # Extra Host header values accepted besides the bound host, localhost and 127.0.0.1
     # (a DNS name the server is reached by, e.g. behind a proxy): the DNS-rebinding guard.

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import time
 from typing import Any
 
 import numpy as np
@@ -29,6 +30,8 @@ from modelyard.errors import (
     InvalidInstancesError,
     MalformedRequestError,
     QueueFullError,
+    RequestTimeoutError,
+    SpecError,
     UnsupportedMediaTypeError,
 )
 from modelyard.serving.codec import image_array, instances_array
@@ -84,20 +87,43 @@ _REQUEST_DOC: dict[str, Any] = {
 
 
 class _Slot:
-    """One served model's explainer (created on first use), its lock and its waiting count."""
+    """One served model's explainer (created on first use), its lock, its waiting count and
+    a running estimate of one explanation's seconds (for Retry-After)."""
 
     def __init__(self, predictor: Any) -> None:
         self.predictor = predictor
         self.lock = asyncio.Lock()
         self.waiting = 0
+        self.seconds = 1.0  # until one has been timed
         self._explainer: Any = None
 
-    def explain(self, raw: np.ndarray, options: dict[str, Any]) -> Any:
+    def explain(self, raw: np.ndarray, options: dict[str, Any], timeout_s: float) -> Any:
         if self._explainer is None:
             from modelyard.explaining import Explainer
 
             self._explainer = Explainer(self.predictor)
-        return self._explainer.explain(raw, **options)
+        start = time.monotonic()
+        try:
+            return self._explainer.explain(raw, **options, timeout_s=timeout_s)
+        finally:
+            self.seconds = 0.7 * self.seconds + 0.3 * (time.monotonic() - start)
+
+    def retry_after(self) -> int:
+        """Seconds until the queue ahead of a new request has likely drained."""
+        return max(1, math.ceil((self.waiting + 1) * self.seconds))
+
+
+def _check_cost(rows: int, options: dict[str, Any], budget: int) -> None:
+    """Integrated gradients runs instances x steps forward and backward passes: cap their product."""
+    if options["method"] not in ("integrated_gradients", "ig"):
+        return
+    cost = rows * options["steps"]
+    if cost > budget:
+        raise SpecError(
+            f"Invalid value for `steps`: expected instances x steps at most {budget} on this server "
+            f"(--max-explain-cost), received {rows} x {options['steps']} = {cost}; lower steps or send fewer instances",
+            field="steps",
+        )
 
 
 def add_explain_routes(app: FastAPI, *, max_instances: int = MAX_INSTANCES) -> None:
@@ -110,20 +136,33 @@ def add_explain_routes(app: FastAPI, *, max_instances: int = MAX_INSTANCES) -> N
     async def run(request: Request, name: str, version: int | None) -> Response:
         from modelyard.explaining.api import ExplainOptions
 
+        config = app.state.config
+        deadline = time.monotonic() + config.timeout  # queue + work, as for predictions
         served = app.state.models.get(name, version)
-        raw, fields = await _decode(request, served, app.state.config, max_instances)
+        raw, fields = await _decode(request, served, config, max_instances)
         options = ExplainOptions.make(**fields).model_dump()  # unknown or invalid fields: 422 naming them
+        _check_cost(len(raw), options, config.max_explain_cost)
         slot = slots.setdefault(served.ref, _Slot(served.predictor))
         if slot.waiting >= MAX_WAITING:
             raise QueueFullError(
                 f"Model {served.ref} has {slot.waiting} explanations waiting: expected at most "
                 f"{MAX_WAITING}; retry shortly",
-                retry_after=2,
+                retry_after=slot.retry_after(),
             )
         slot.waiting += 1
         try:
-            async with slot.lock:
-                result = await asyncio.to_thread(slot.explain, raw, options)
+            try:
+                await asyncio.wait_for(slot.lock.acquire(), max(0.0, deadline - time.monotonic()))
+            except asyncio.TimeoutError:
+                raise RequestTimeoutError(
+                    f"Explanation of {served.ref} waited {config.timeout:g} s for the explanations ahead of it "
+                    "(the request timeout); retry later"
+                ) from None
+            try:
+                remaining = max(0.0, deadline - time.monotonic())
+                result = await asyncio.to_thread(slot.explain, raw, options, remaining)
+            finally:
+                slot.lock.release()
         finally:
             slot.waiting -= 1
         body = {
@@ -158,7 +197,12 @@ def add_explain_routes(app: FastAPI, *, max_instances: int = MAX_INSTANCES) -> N
 async def _decode(request: Request, served: Any, config: Any, max_instances: int) -> tuple[np.ndarray, dict[str, Any]]:
     """Raw instances and the options (query string, then JSON body fields) of a request."""
     ctype = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
-    options: dict[str, Any] = dict(request.query_params)
+    # Query strings carry text: whole numbers become ints here, so that the options stay strictly typed
+    # for JSON bodies ("steps": "10" and "steps": true are refused there).
+    options: dict[str, Any] = {
+        key: int(value) if key in ("steps", "top") and value.isdigit() else value
+        for key, value in request.query_params.items()
+    }
     if ctype == "application/json":
         payload = parse_json(await request.body(), max_depth=config.max_json_depth)
         if not isinstance(payload, dict):

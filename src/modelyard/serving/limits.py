@@ -25,6 +25,7 @@ import orjson
 
 from modelyard.errors import BodyTooLargeError, InvalidInstancesError, MalformedRequestError
 from modelyard.http_errors import send_error
+from modelyard.serving.codec import refuse_booleans
 
 __all__ = ["BodyLimitMiddleware", "parse_json", "nesting_depth"]
 
@@ -119,9 +120,12 @@ def parse_json(body: bytes, *, max_depth: int = 32) -> Any:
     if depth > max_depth:
         raise MalformedRequestError(f"JSON is nested too deeply: expected at most {max_depth} levels, received {depth}")
     try:
-        return orjson.loads(body)  # strict JSON, UTF-8 checked
+        document = orjson.loads(body)  # strict JSON, UTF-8 checked
     except orjson.JSONDecodeError:
-        return _parse_slowly(body)
+        document = _parse_slowly(body)
+    if b"true" in body or b"false" in body:  # a C-speed scan; the walk runs only when a literal is there
+        refuse_booleans(document)
+    return document
 
 
 def _parse_slowly(body: bytes) -> Any:
@@ -140,6 +144,11 @@ def _parse_slowly(body: bytes) -> Any:
         ) from None
     except json.JSONDecodeError as exc:
         raise MalformedRequestError(f"Malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except ValueError:  # Python's int-to-str guard: an integer literal of more than 4,300 digits
+        raise InvalidInstancesError(
+            "Invalid number in the request: expected numbers a float32 can hold, received an integer of more "
+            "than 4,300 digits"
+        ) from None
     except RecursionError:  # a backstop: parse_json's nesting_depth already bounds what reaches here
         raise MalformedRequestError("JSON is nested too deeply") from None
 

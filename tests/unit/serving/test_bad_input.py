@@ -30,6 +30,7 @@ CASES = [
     ("ragged", b'{"instances": [[1, 2, 3, 4], [1]]}', JSON, 422, "uneven lengths"),
     ("strings", b'{"instances": [["a", "b", "c", "d"]]}', JSON, 422, "expected numbers (float32)"),
     ("booleans", b'{"instances": [[true, false, true, true]]}', JSON, 422, "received true/false values"),
+    ("booleans-among-numbers", b'{"instances": [[1, 2.5, true, 4]]}', JSON, 422, "received true/false values"),
     ("null", b'{"instances": [[1, 2, null, 4]]}', JSON, 422, "mixed or out-of-range"),
     ("nan-literal", b'{"instances": [[NaN, 2, 3, 4]]}', JSON, 422, "Invalid number NaN"),
     ("infinity-literal", b'{"instances": [[1, Infinity, 3, 4]]}', JSON, 422, "Invalid number Infinity"),
