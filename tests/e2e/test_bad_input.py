@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import socket
 from pathlib import Path
 
 import numpy as np
@@ -130,3 +132,61 @@ def test_bad_prediction_inputs(tmp_path, home):
         assert len(res.err.strip().splitlines()) == 1 and "Traceback" not in res.err
     if before is not None:
         assert (home / "modelyard.db").read_bytes() == before
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+CORRUPT = r"^error: The store at .* is corrupt: modelyard.db: file is not a database; restore .* from a backup"
+
+
+STORE_COMMANDS = [
+    ["runs"],
+    ["runs", "show", "r-1"],
+    ["models"],
+    ["models", "show", "m:1"],
+    ["predict", "m:1", "x.json"],
+    ["eval", "m:1"],
+    ["explain", "m:1", "x.json"],
+    ["export", "m:1"],
+    ["compress", "m:1", "--quantize", "dynamic-int8"],
+    ["serve", "m:1", "--port", "PORT"],
+    ["server", "--port", "PORT"],
+]
+
+
+@pytest.mark.parametrize("args", STORE_COMMANDS, ids=lambda a: "-".join(a[:2]))
+def test_a_corrupt_store_is_one_line_for_every_command(args, home, tmp_path):
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "modelyard.db").write_bytes(b"garbage, not sqlite " * 300)
+    (tmp_path / "x.json").write_text("[[0.0]]")
+    port = str(free_port())
+    res = run_cli(*[str(tmp_path / a) if a == "x.json" else port if a == "PORT" else a for a in args])
+    assert res.code == 5, res.err
+    # `serve` announces itself before it loads its models: the error is then its only other line.
+    lines = [line for line in res.err.strip().splitlines() if not line.startswith("modelyard: serving")]
+    assert len(lines) == 1 and re.match(CORRUPT, lines[0]) and "sqlalche" not in res.err, res.err
+
+
+@pytest.mark.anyio
+async def test_a_corrupt_store_is_a_structured_error_from_the_server(home):
+    import httpx
+
+    from modelyard.server import ServerConfig, create_server_app
+
+    app = create_server_app(ServerConfig(port=8080, home=home), start_workers=False)
+    async with app.router.lifespan_context(app):
+        from modelyard.store import db as store_db
+
+        store_db.close_all()
+        for suffix in ("-wal", "-shm"):
+            (home / f"modelyard.db{suffix}").unlink(missing_ok=True)
+        (home / "modelyard.db").write_bytes(b"garbage, not sqlite " * 300)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1:8080") as http:
+            for url in ("/v1/runs", "/v1/models", "/v1/jobs"):
+                r = await http.get(url)
+                assert r.status_code == 409 and "sqlalche" not in r.text, (url, r.text)
+                assert re.match(CORRUPT[len("^error: ") :], r.json()["message"]), r.json()

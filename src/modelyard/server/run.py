@@ -17,6 +17,7 @@ from collections.abc import Callable
 from modelyard.errors import InputError, optional_dependency
 from modelyard.server.auth.tokens import TokenStore
 from modelyard.server.config import ServerConfig
+from modelyard.server.tables import control_database
 
 __all__ = ["serve", "bootstrap_token"]
 
@@ -59,6 +60,8 @@ def serve(config: ServerConfig, *, echo: Callable[[str], None] | None = None) ->
 
     say = echo or (lambda text: print(text, flush=True))
     _check_port(config)
+    # A damaged or mismatched store is a one-line StoreError now, not a traceback from uvicorn's lifespan.
+    control_database(config.store_home())
     token = bootstrap_token(config)
     if token is not None:
         say(f"created admin token (shown once, store it now): {token}")

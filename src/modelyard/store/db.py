@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sqlite3
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator
@@ -24,7 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import URL, Connection, Engine, MetaData, create_engine, event, insert, select, update
+from sqlalchemy import URL, Connection, Engine, MetaData, create_engine, event, insert, inspect, select, update
+from sqlalchemy.exc import DatabaseError
 from sqlalchemy.orm import Session
 
 from modelyard.errors import StoreError
@@ -43,6 +45,38 @@ logger = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 2
 BUSY_TIMEOUT_MS = 30_000
+
+
+# What SQLite says about a file that is not (or no longer) a sound database.
+_CORRUPT_WORDS = ("file is not a database", "malformed", "file is encrypted")
+
+
+def corrupt_error(path: Path, exc: BaseException) -> StoreError | None:
+    """The one-line StoreError for a database SQLite calls damaged; None for any other fault.
+
+    Locks, missing tables and constraint clashes are other errors; only what SQLite reports as
+    a damaged file gets the "corrupt" message with its manual recovery steps.
+    """
+    orig = getattr(exc, "orig", exc)
+    if not isinstance(orig, sqlite3.DatabaseError) or not any(w in str(orig).lower() for w in _CORRUPT_WORDS):
+        return None
+    return StoreError(
+        f"The store at {path.parent} is corrupt: {path.name}: {' '.join(str(orig).split())}; "
+        f"restore {path} from a backup (sqlite3's `.recover` command may salvage rows from it)",
+        field="database",
+    )
+
+
+def _existing_artifacts(root: Path) -> list[Path]:
+    """Model version folders and run folders already on disk (a few are enough to name)."""
+    found: list[Path] = []
+    models = paths.models_root(root)
+    if models.is_dir():
+        found += [v for m in sorted(models.iterdir()) if m.is_dir() for v in sorted(m.iterdir()) if v.name.isdigit()]
+    runs = paths.runs_root(root)
+    if runs.is_dir():
+        found += sorted(r for r in runs.iterdir() if r.is_dir())
+    return found[:3]
 
 
 def _install_sqlite_hooks(engine: Engine) -> None:
@@ -99,21 +133,27 @@ class Database:
         """A session committed on success, rolled back on error.
 
         ``write=True`` takes the write lock at BEGIN (waiting up to the busy timeout),
-        which every read-modify-write must use.
+        which every read-modify-write must use. A database damaged after it was opened
+        raises the one-line "corrupt" StoreError, never SQLAlchemy's own message.
         """
         with Session(self.writer if write else self.engine, expire_on_commit=False) as session:
             try:
                 yield session
                 session.commit()
-            except BaseException:
+            except BaseException as exc:
                 session.rollback()
+                corrupt = corrupt_error(self.path, exc) if isinstance(exc, DatabaseError) else None
+                if corrupt is not None:
+                    raise corrupt from None
                 raise
 
     def _init_schema(self) -> None:
         with self.writer.begin() as conn:
+            foreign = sorted(set(inspect(conn).get_table_names()) - set(Base.metadata.tables))
             Base.metadata.create_all(conn)
             found = conn.scalar(select(MetaRow.value).where(MetaRow.key == "schema_version"))
             if found is None:
+                self._refuse_new_store_beside_old(foreign)
                 conn.execute(insert(MetaRow).values(key="schema_version", value=str(SCHEMA_VERSION)))
             elif int(found) > SCHEMA_VERSION:
                 raise StoreError(
@@ -127,6 +167,28 @@ class Database:
                     _MIGRATIONS[version](conn)
                 conn.execute(update(MetaRow).where(MetaRow.key == "schema_version").values(value=str(SCHEMA_VERSION)))
                 logger.info("migrated the store at %s from schema %s to %d", self.path.parent, found, SCHEMA_VERSION)
+
+    def _refuse_new_store_beside_old(self, foreign: list[str]) -> None:
+        """A database without a schema version is new: fine in an empty home, an error beside old files.
+
+        A deleted, emptied or foreign database next to existing model and run folders would
+        otherwise become a new empty store whose next registration reuses ``name/1/``.
+        """
+        if foreign:
+            raise StoreError(
+                f"The store at {self.path.parent} has a database that is not a modelyard store: {self.path} "
+                f"holds tables {', '.join(foreign[:5])} but no modelyard schema version; "
+                f"point MODELYARD_HOME at the store's own folder or restore its {self.path.name}",
+                field="database",
+            )
+        existing = _existing_artifacts(self.path.parent)
+        if existing:
+            raise StoreError(
+                f"The store at {self.path.parent} has an empty or missing database beside existing artifacts "
+                f"({', '.join(str(p.relative_to(self.path.parent)) for p in existing)}); "
+                f"restore {self.path} from a backup, or move the artifacts folder aside to start an empty store",
+                field="database",
+            )
 
     def schema_version(self) -> int:
         with self.session() as session:
@@ -169,8 +231,11 @@ def database(root: Path | None = None) -> Database:
             db = Database(path=path, engine=engine)
             try:
                 db._init_schema()
-            except BaseException:
+            except BaseException as exc:
                 engine.dispose()
+                corrupt = corrupt_error(path, exc) if isinstance(exc, DatabaseError) else None
+                if corrupt is not None:
+                    raise corrupt from None
                 raise
             logger.debug("opened store database %s (schema %d)", path, SCHEMA_VERSION)
             _DATABASES[key] = db

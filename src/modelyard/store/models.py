@@ -211,11 +211,17 @@ class ModelStore:
                     hwm = session.get(MetaRow, hwm_key)
                     version = max(last or 0, int(hwm.value) if hwm else 0) + 1
                     target = paths.model_dir(self.home, row.name, version)
-                    # With the write lock held no other registration is between its rename and
-                    # commit, so a folder here was left by a process that died in that window.
+                    # A folder without a row: the database was replaced by an older backup or
+                    # emptied, or a registration died between rename and commit. Its files may
+                    # be the only copy of a version, so they are never overwritten.
                     if target.exists():
-                        logger.warning("removing orphaned model folder %s (no database row)", target)
-                        shutil.rmtree(target)
+                        raise StoreError(
+                            f"Refused to register {row.name}:{version}: its folder {target} already exists "
+                            f"but the database has no row for it (the database was restored from an older "
+                            f"backup or emptied, or a registration crashed); restore the newest backup of "
+                            f"{self.db.path}, or move {target} out of the store if it is not wanted",
+                            field="name",
+                        )
                     os.rename(tmp, target)
                     row.version, row.created_at = version, utcnow()
                     session.add(row)

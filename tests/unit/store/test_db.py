@@ -179,3 +179,94 @@ def test_importing_store_and_plots_has_no_heavy_side_effects(tmp_path: Path) -> 
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60, check=True)
     assert out.stdout.strip() == "[]"
     assert not (tmp_path / "h").exists()
+
+
+# -- a database that does not match its artifacts ---------------------------------------------
+
+
+def _register(home: Path, seed: int = 0) -> Path:
+    g = torch.Generator().manual_seed(seed)
+    mv = ModelStore(home).register(
+        "m", state_dict={"w": torch.randn(3, generator=g)}, spec={"name": "m"}, preprocess={}, metrics={}
+    )
+    return mv.path
+
+
+def _backup(db: Path, to: Path) -> None:
+    with sqlite3.connect(db) as src, sqlite3.connect(to) as dst:
+        src.backup(dst)
+
+
+def _replace_db(home: Path, data: bytes | None) -> None:
+    """The operator's move: the database file swapped (or deleted) while no process has it open."""
+    store_db.close_all()
+    for suffix in ("", "-wal", "-shm"):
+        paths.db_path(home).with_name(paths.DB_FILENAME + suffix).unlink(missing_ok=True)
+    if data is not None:
+        paths.db_path(home).write_bytes(data)
+
+
+def test_an_older_backup_never_lets_registration_overwrite_a_newer_version(home: Path, tmp_path: Path) -> None:
+    _register(home, seed=1)
+    _backup(paths.db_path(home), tmp_path / "backup.db")
+    v2 = _register(home, seed=2)
+    weights = (v2 / "weights.safetensors").read_bytes()
+    _replace_db(home, (tmp_path / "backup.db").read_bytes())
+    with pytest.raises(StoreError, match=r"Refused to register m:2: its folder .*restore the newest backup"):
+        _register(home, seed=3)
+    assert (v2 / "weights.safetensors").read_bytes() == weights
+
+
+@pytest.mark.parametrize("data", [None, b""], ids=["deleted", "emptied"])
+def test_a_missing_or_empty_database_beside_artifacts_is_refused(home: Path, data: bytes | None) -> None:
+    folder = _register(home)
+    weights = (folder / "weights.safetensors").read_bytes()
+    _replace_db(home, data)
+    message = r"empty or missing database beside existing artifacts \(artifacts/models/m/1\); restore .* backup"
+    for call in (lambda: _register(home), lambda: ModelStore(home).list(), lambda: RunStore(home).list()):
+        with pytest.raises(StoreError, match=message):
+            call()
+    assert (folder / "weights.safetensors").read_bytes() == weights
+    store_db.close_all()
+    with sqlite3.connect(paths.db_path(home)) as conn:  # no tables were created in it either
+        assert conn.execute("SELECT count(*) FROM sqlite_master").fetchone() == (0,)
+    conn.close()
+
+
+def test_a_foreign_database_is_not_taken_for_a_new_store(home: Path) -> None:
+    paths.ensure_dir(home)
+    with sqlite3.connect(paths.db_path(home)) as conn:
+        conn.execute("CREATE TABLE users (id INTEGER PRIMARY KEY)")
+    conn.close()
+    with pytest.raises(StoreError, match="is not a modelyard store: .* holds tables users but no modelyard schema"):
+        ModelStore(home).list()
+    with sqlite3.connect(paths.db_path(home)) as conn:
+        assert [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")] == ["users"]
+    conn.close()
+
+
+def test_a_garbage_database_is_one_line_naming_the_store(home: Path) -> None:
+    _register(home)
+    _replace_db(home, b"this is not sqlite " * 300)
+    message = r"The store at .* is corrupt: modelyard.db: file is not a database; restore .* from a backup"
+    for call in (lambda: ModelStore(home).list(), lambda: RunStore(home).list(), lambda: _register(home)):
+        with pytest.raises(StoreError, match=message) as info:
+            call()
+        assert "sqlalche" not in str(info.value) and "\n" not in str(info.value)
+        assert info.value.__cause__ is None and info.value.__suppress_context__
+
+
+def test_a_database_damaged_while_open_is_the_same_one_line(home: Path) -> None:
+    _register(home)
+    store_db.close_all()
+    db = paths.db_path(home)
+    with sqlite3.connect(db) as conn:  # one file, no WAL: the damage below hits the table's own page
+        conn.execute("PRAGMA journal_mode = DELETE")
+        page = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = 'model_versions'").fetchone()[0]
+        size = conn.execute("PRAGMA page_size").fetchone()[0]
+    conn.close()
+    data = bytearray(db.read_bytes())
+    data[(page - 1) * size : page * size] = b"\xff" * size
+    db.write_bytes(bytes(data))
+    with pytest.raises(StoreError, match=r"is corrupt: modelyard.db: database disk image is malformed; restore"):
+        ModelStore(home).list()

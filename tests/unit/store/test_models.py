@@ -212,12 +212,18 @@ def test_delete_removes_row_and_folder_and_never_reuses_numbers(store: ModelStor
     assert store.list() == [] and register(store).version == 4
 
 
-def test_orphaned_folder_is_replaced(store: ModelStore, home: Path) -> None:
-    orphan = home / "artifacts" / "models" / "fashion-mlp" / "1"
-    orphan.mkdir(parents=True)
-    (orphan / "junk.bin").write_bytes(b"left by a crash")
-    mv = register(store)
-    assert mv.version == 1 and not (mv.path / "junk.bin").exists()
+def test_a_folder_without_a_row_is_never_overwritten(store: ModelStore, home: Path) -> None:
+    # Left by a crash between rename and commit, or the only copy of a version whose row an
+    # older database backup lacks: registration refuses instead of replacing its files.
+    register(store)
+    folder = home / "artifacts" / "models" / "fashion-mlp" / "2"
+    folder.mkdir(parents=True)
+    (folder / "weights.safetensors").write_bytes(b"the only copy")
+    with pytest.raises(StoreError, match=r"Refused to register fashion-mlp:2: its folder .* already exists"):
+        register(store)
+    assert (folder / "weights.safetensors").read_bytes() == b"the only copy"
+    assert [v.ref for v in store.list()] == ["fashion-mlp:1"]
+    assert sorted(p.name for p in folder.parent.iterdir()) == ["1", "2"]  # no temp folder left
 
 
 def test_missing_folder_is_a_store_error(store: ModelStore) -> None:
