@@ -8,11 +8,9 @@
 Heavy modules (torch, the store) load on first use, so ``import modelyard`` stays cheap.
 """
 
-from __future__ import annotations
+import typing
 
-import importlib
-from typing import TYPE_CHECKING, Any
-
+from modelyard._lazy import lazy_attributes as _lazy_attributes
 from modelyard.errors import (
     DataError,
     InputError,
@@ -50,36 +48,27 @@ __all__ = [
     "TrainingError",
 ]
 
-_LAZY = {
-    "Spec": ("modelyard.spec", "Spec"),
-    "load_spec": ("modelyard.spec", "load_spec"),
-    "train": ("modelyard.workflow", "train"),
-    "resume": ("modelyard.workflow", "resume"),
-    "TrainResult": ("modelyard.workflow", "TrainResult"),
-    "load": ("modelyard.predict", "load"),
-    "Predictor": ("modelyard.predict", "Predictor"),
-    "evaluate": ("modelyard.evaluation", "evaluate_model"),
-    "serve": ("modelyard.serving", "serve"),
-    "explain": ("modelyard.explaining", "explain"),
-    "compress": ("modelyard.compression", "compress"),
-    "export": ("modelyard.compression", "export"),
-}
+__getattr__, __dir__ = _lazy_attributes(
+    globals(),
+    {
+        "Spec": "modelyard.spec",
+        "load_spec": "modelyard.spec",
+        "train": "modelyard.workflow",
+        "resume": "modelyard.workflow",
+        "TrainResult": "modelyard.workflow",
+        "load": "modelyard.predict",
+        "Predictor": "modelyard.predict",
+        "evaluate": "modelyard.evaluation:evaluate_model",
+        # The defining modules, not the packages: ``modelyard.compression.export`` is also a
+        # submodule, which replaces the package's attribute of that name once imported.
+        "serve": "modelyard.serving",
+        "explain": "modelyard.explaining.api",
+        "compress": "modelyard.compression.api",
+        "export": "modelyard.compression.export",
+    },
+)
 
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        module, attr = _LAZY[name]
-        value = getattr(importlib.import_module(module), attr)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'modelyard' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
-
-
-if TYPE_CHECKING:  # pragma: no cover
+if typing.TYPE_CHECKING:  # pragma: no cover
     from modelyard.compression import compress, export
     from modelyard.evaluation import evaluate_model as evaluate
     from modelyard.predict import Predictor, load

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import types
+from pathlib import Path
 
 import modelyard
 
@@ -26,3 +28,59 @@ def test_import_is_light_and_side_effect_free():
     code = "import sys, modelyard; print('torch' in sys.modules, 'sqlalchemy' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["False", "False"]
+
+
+# The public surface, written out: a name joins or leaves it only by changing this list
+# (as httpx's tests/test_exported_members.py pins httpx.__all__).
+PUBLIC = [
+    "__version__",
+    "Spec",
+    "load_spec",
+    "train",
+    "resume",
+    "TrainResult",
+    "load",
+    "Predictor",
+    "evaluate",
+    "serve",
+    "explain",
+    "compress",
+    "export",
+    "ModelyardError",
+    "SpecError",
+    "ShapeError",
+    "DataError",
+    "InputError",
+    "NotFoundError",
+    "StoreError",
+    "TrainingError",
+]
+
+
+def test_all_is_the_written_list_and_nothing_else_is_public():
+    assert modelyard.__all__ == PUBLIC
+    assert dir(modelyard) == sorted(PUBLIC)
+    leaked = [
+        name
+        for name, value in vars(modelyard).items()
+        if not name.startswith("_") and not isinstance(value, types.ModuleType) and name not in PUBLIC
+    ]
+    assert leaked == []
+
+
+def test_top_level_functions_are_the_functions_even_after_their_modules_are_imported():
+    # modelyard.compression.export is a module and a function's name: the function must win.
+    code = (
+        "import modelyard.compression.export as e, modelyard.compression.api as c, modelyard.explaining.api as x\n"
+        "import modelyard\n"
+        "print(modelyard.export is e.export, modelyard.compress is c.compress, modelyard.explain is x.explain)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["True", "True", "True"]
+
+
+def test_lazy_attributes_are_written_once():
+    # Every package that loads names on first use does it through modelyard._lazy.
+    src = Path(modelyard.__file__).parent
+    own = [p.relative_to(src).as_posix() for p in src.rglob("*.py") if "def __getattr__" in p.read_text()]
+    assert own == ["_lazy.py"]

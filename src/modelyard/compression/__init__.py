@@ -7,8 +7,9 @@ imported on first use, so loading a model does not import the training loop.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from modelyard._lazy import lazy_attributes as _lazy_attributes
 
 __all__ = ["CompressResult", "ExportResult", "compress", "export"]
 
@@ -23,14 +24,4 @@ if TYPE_CHECKING:
     from modelyard.compression.api import CompressResult, compress
     from modelyard.compression.export import ExportResult, export
 
-
-def __getattr__(name: str) -> Any:
-    if name not in _WHERE:
-        raise AttributeError(f"module 'modelyard.compression' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_WHERE[name]), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = _lazy_attributes(globals(), _WHERE)

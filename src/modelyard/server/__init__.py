@@ -8,23 +8,18 @@ Modules load on first use, so importing this package starts nothing and imports 
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from modelyard._lazy import lazy_attributes as _lazy_attributes
 
 __all__ = ["ServerConfig", "ServerState", "create_server_app", "serve", "JobStore", "TokenStore"]
 
-_LAZY = {
-    "ServerConfig": ("modelyard.server.config", "ServerConfig"),
-    "ServerState": ("modelyard.server.app", "ServerState"),
-    "create_server_app": ("modelyard.server.app", "create_server_app"),
-    "serve": ("modelyard.server.run", "serve"),
-    "JobStore": ("modelyard.server.jobs.store", "JobStore"),
-    "TokenStore": ("modelyard.server.auth.tokens", "TokenStore"),
-}
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _LAZY:
-        raise AttributeError(f"module 'modelyard.server' has no attribute {name!r}")
-    module, attr = _LAZY[name]
-    return getattr(importlib.import_module(module), attr)
+__getattr__, __dir__ = _lazy_attributes(
+    globals(),
+    {
+        "ServerConfig": "modelyard.server.config",
+        "ServerState": "modelyard.server.app",
+        "create_server_app": "modelyard.server.app",
+        "serve": "modelyard.server.run",
+        "JobStore": "modelyard.server.jobs.store",
+        "TokenStore": "modelyard.server.auth.tokens",
+    },
+)

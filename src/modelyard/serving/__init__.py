@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from modelyard._lazy import lazy_attributes as _lazy_attributes
 from modelyard.serving.config import ServeConfig
 
 __all__ = ["serve", "serve_config", "create_app", "ServeConfig", "DynamicBatcher"]
@@ -64,14 +65,7 @@ def serve(models: str | Sequence[Any], *, home: str | Path | None = None, **sett
     run([models] if isinstance(models, str) else list(models), serve_config(**settings), home)
 
 
-def __getattr__(name: str) -> Any:
-    # Lazy: importing modelyard.serving must not import FastAPI/torch until they are used.
-    if name == "create_app":
-        from modelyard.serving.app import create_app
-
-        return create_app
-    if name == "DynamicBatcher":
-        from modelyard.serving.batcher import DynamicBatcher
-
-        return DynamicBatcher
-    raise AttributeError(f"module 'modelyard.serving' has no attribute {name!r}")
+# Lazy: importing modelyard.serving must not import FastAPI/torch until they are used.
+__getattr__, __dir__ = _lazy_attributes(
+    globals(), {"create_app": "modelyard.serving.app", "DynamicBatcher": "modelyard.serving.batcher"}
+)

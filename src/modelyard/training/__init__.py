@@ -6,8 +6,9 @@ does not pull in the whole loop.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from modelyard._lazy import lazy_attributes as _lazy_attributes
 
 __all__ = [
     "fit",
@@ -41,14 +42,4 @@ if TYPE_CHECKING:
     from modelyard.training.optimizers import OPTIMIZERS
     from modelyard.training.schedules import SCHEDULES
 
-
-def __getattr__(name: str) -> Any:
-    if name not in _WHERE:
-        raise AttributeError(f"module 'modelyard.training' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_WHERE[name]), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = _lazy_attributes(globals(), _WHERE)
