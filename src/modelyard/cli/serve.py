@@ -63,6 +63,13 @@ import click
     help="Larger request bodies get 413 without being read.",
 )
 @click.option(
+    "--header-timeout-s",
+    default=10.0,
+    show_default=True,
+    type=float,
+    help="Seconds a client may take to send a request's headers before the connection is closed (slow clients).",
+)
+@click.option(
     "--max-explain-cost",
     default=3200,
     show_default=True,
@@ -97,6 +104,7 @@ def serve(
     backend: str,
     api_key_file: str | None,
     max_body_bytes: int,
+    header_timeout_s: float,
     max_explain_cost: int,
     allowed_hosts: tuple[str, ...],
     log_level: str,
@@ -116,6 +124,7 @@ def serve(
         backend=backend,
         api_key_file=api_key_file,
         max_body_bytes=max_body_bytes,
+        header_timeout_s=header_timeout_s,
         max_explain_cost=max_explain_cost,
         allowed_hosts=list(allowed_hosts),
         log_level=log_level,

@@ -30,6 +30,9 @@ class ServeConfig(StrictModel):
     max_body_bytes: int = Field(8 * 1024 * 1024, ge=1024)
     max_json_depth: int = Field(32, ge=2, le=512)
     max_image_pixels: int = Field(2048 * 2048, ge=1)
+    header_timeout_s: float = Field(
+        10.0, gt=0, le=3600, description="seconds a client may take to send a request's headers (then closed)"
+    )
     max_explain_cost: int = Field(
         3200, ge=1, description="integrated gradients: instances x steps per explain request (each a forward+backward)"
     )

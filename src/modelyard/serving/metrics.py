@@ -13,6 +13,7 @@ Exposed at ``GET /metrics``:
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from typing import Any
@@ -80,6 +81,9 @@ class ServeMetrics:
         return generate_latest(self.registry)
 
 
+CLIENT_CLOSED = 499  # nginx's code for "the client closed the connection before the answer"
+
+
 class MetricsMiddleware:
     """Counts and times every HTTP request, including those answered by other middleware."""
 
@@ -96,7 +100,14 @@ class MetricsMiddleware:
             await self.app(scope, receive, send)
             return
         start = time.perf_counter()
-        status = 500
+        status: int | None = None
+        gone = False  # the client disconnected
+
+        async def recording_receive() -> dict[str, Any]:
+            nonlocal gone
+            message = await receive()
+            gone = gone or message["type"] == "http.disconnect"
+            return message
 
         async def recording_send(message: dict[str, Any]) -> None:
             nonlocal status
@@ -105,8 +116,14 @@ class MetricsMiddleware:
             await send(message)
 
         try:
-            await self.app(scope, receive, recording_send)
+            await self.app(scope, recording_receive, recording_send)
+        except (asyncio.CancelledError, OSError):  # uvicorn cancels the task, or a send fails, once the client is gone
+            gone = True
+            raise
         finally:
+            if status is None:
+                # No answer was started: the client went away first (nginx's 499), else a fault (500).
+                status = CLIENT_CLOSED if gone else 500
             route, model = self._labels(scope)
             self.metrics.requests.labels(route=route, model=model, code=str(status)).inc()
             self.metrics.latency.labels(route=route, model=model).observe(time.perf_counter() - start)

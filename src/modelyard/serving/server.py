@@ -67,7 +67,11 @@ def app_factory() -> Any:
 
 
 def _uvicorn_options(config: ServeConfig) -> dict[str, Any]:
+    from modelyard.serving.slow_clients import HEADER_TIMEOUT_ENV, protocol_class
+
+    os.environ[HEADER_TIMEOUT_ENV] = str(config.header_timeout_s)  # read by each (worker) process's protocol
     return {
+        "http": protocol_class(),
         "host": config.host,
         "port": config.port,
         "log_level": config.log_level,

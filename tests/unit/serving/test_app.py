@@ -186,3 +186,35 @@ async def test_full_queue_is_503_with_retry_after_and_slow_answers_are_504(home:
     assert full.status_code == 503 and int(full.headers["retry-after"]) >= 1
     assert "overloaded" in full.json()["message"]
     assert late.status_code == 504 and "0.2 s timeout" in late.json()["message"]
+
+
+async def test_a_client_that_disconnects_is_counted_as_499_not_500(home: Path) -> None:
+    app = create_app(load("clf", home=home), ServeConfig(backend="torch", max_wait_ms=0))
+    sent: list[dict] = []
+
+    async def gone() -> dict:  # the client hung up before sending its body
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/v1/models/clf/predict",
+        "raw_path": b"/v1/models/clf/predict",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", b"127.0.0.1:8000"), (b"content-type", b"application/json")],
+        "client": ("127.0.0.1", 5000),
+        "server": ("127.0.0.1", 8000),
+    }
+    async with client(app) as http:
+        await app(scope, gone, send)
+        text = (await http.get("/metrics")).text
+    assert not any(m["type"] == "http.response.start" for m in sent)  # nobody left to answer
+    assert 'modelyard_requests_total{code="499",model="clf",route="/v1/models/{name}/predict"} 1.0' in text
+    assert 'code="500"' not in text
