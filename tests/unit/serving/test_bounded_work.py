@@ -70,7 +70,7 @@ async def test_the_request_timeout_stops_the_explanation_itself(home: Path, monk
         elapsed = time.monotonic() - start
     assert r.status_code == 504, r.text
     assert "request timeout" in r.json()["message"]
-    assert elapsed < 2.0
+    assert elapsed < 6.0  # the whole work takes 12.5 s; a loaded 2-core machine adds seconds of scheduling
     await asyncio.sleep(0.2)
     count = len(passes)
     await asyncio.sleep(0.3)
