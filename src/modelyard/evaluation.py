@@ -16,7 +16,7 @@ from modelyard.spec import DataSpec
 from modelyard.training import evaluate
 from modelyard.workflow import eval_split
 
-__all__ = ["evaluate_model"]
+__all__ = ["evaluate_model", "own_split"]
 
 _SUFFIX_SOURCES = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".npz": "npz"}
 # Options that describe a file's layout and carry over when another file of the same format is given.
@@ -26,7 +26,7 @@ _LAYOUT_OPTIONS = ("target", "features", "x", "y", "size", "mode", "resize", "ki
 def evaluate_model(ref: str, *, data: str | None = None, home: str | Path | None = None) -> dict[str, Any]:
     """Loss and the spec's metrics for model ``ref``; ``data`` is a file, folder or built-in source name."""
     model = Predictor.load(ref, home=home)
-    split_name, split = _own_split(model) if data is None else _other_split(model, data)
+    split_name, split = own_split(model) if data is None else _other_split(model, data)
     metrics = evaluate(
         model.network,
         split,
@@ -38,7 +38,8 @@ def evaluate_model(ref: str, *, data: str | None = None, home: str | Path | None
     return {"model": model.ref, "split": split_name, **metrics}
 
 
-def _own_split(model: Predictor) -> tuple[str, Split]:
+def own_split(model: Predictor) -> tuple[str, Split]:
+    """The model's own evaluation split, re-derived from its spec and seed; DataError if its data changed."""
     spec = model.spec
     prepared = prepare(spec.data, task=spec.task, seed=spec.seed)
     # The same seed gives the same split and the same fitted preprocessing; if the state

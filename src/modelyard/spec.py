@@ -29,6 +29,7 @@ __all__ = [
     "TrainSpec",
     "EarlyStoppingSpec",
     "load_spec",
+    "read_spec_file",
     "apply_overrides",
     "registry_for",
     "CLASSIFICATION_LOSSES",
@@ -243,7 +244,8 @@ def _as_list(value: Any, field: str) -> list[Any]:
     raise SpecError(f"Invalid value for `{field}`: expected a list, received {describe(value)}", field=field)
 
 
-def _read_file(path: Path) -> dict[str, Any]:
+def read_spec_file(path: Path) -> dict[str, Any]:
+    """A YAML or JSON spec file as a dict; a missing or malformed file is a one-line SpecError."""
     if not path.exists():
         raise SpecError(f"Spec file not found: {path}", field="spec")
     try:
@@ -337,7 +339,7 @@ def load_spec(
     elif isinstance(source, dict):
         data = source
     else:
-        data = _read_file(Path(source))
+        data = read_spec_file(Path(source))
     if overrides:
         data = apply_overrides(data, overrides)
     try:

@@ -50,5 +50,5 @@ class Clock:
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     c = Clock()
-    monkeypatch.setattr(jobs_module, "_now", c)
+    monkeypatch.setattr(jobs_module, "clock", c)
     return c

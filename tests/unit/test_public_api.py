@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
 import types
@@ -84,3 +85,36 @@ def test_lazy_attributes_are_written_once():
     src = Path(modelyard.__file__).parent
     own = [p.relative_to(src).as_posix() for p in src.rglob("*.py") if "def __getattr__" in p.read_text()]
     assert own == ["_lazy.py"]
+
+
+def _private(name: str) -> bool:
+    return name.startswith("_") and not name.startswith("__")
+
+
+def test_no_module_imports_another_modules_private_name():
+    # A helper another module needs is public where it lives (or moves where it belongs).
+    src = Path(modelyard.__file__).parent.parent
+    files = {
+        ".".join(p.relative_to(src).with_suffix("").parts).removesuffix(".__init__"): p
+        for p in (src / "modelyard").rglob("*.py")
+    }
+    found = []
+    for name, path in files.items():
+        tree = ast.parse(path.read_text())
+        modules = {}  # local name -> the modelyard module it is bound to
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").startswith("modelyard"):
+                for alias in node.names:
+                    full = f"{node.module}.{alias.name}"
+                    if full in files:
+                        modules[alias.asname or alias.name] = full
+                    elif _private(alias.name) and node.module != name:
+                        found.append(f"{name}:{node.lineno} imports {node.module}.{alias.name}")
+            elif isinstance(node, ast.Import):
+                modules.update({a.asname: a.name for a in node.names if a.asname and a.name in files})
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and _private(node.attr):
+                target = modules.get(node.value.id)
+                if target is not None and target != name:
+                    found.append(f"{name}:{node.lineno} uses {target}.{node.attr}")
+    assert found == []

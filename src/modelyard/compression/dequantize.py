@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from modelyard.compression.quantize import _prepare_static, _quiet, is_quantized
+from modelyard.compression.quantize import is_quantized, prepare_static, quiet_quantization_warnings
 
 __all__ = ["dequantized_network"]
 
@@ -43,8 +43,8 @@ def dequantized_network(quantized: Any, fresh: Any, mode: str) -> Any:
         raise ValueError("dequantized_network needs an int8 network")
     fresh.eval()
     if mode == "static":
-        with _quiet():
-            fresh.layers = _prepare_static(fresh)
+        with quiet_quantization_warnings():
+            fresh.layers = prepare_static(fresh)
     targets = dict(fresh.layers.named_modules())
     with torch.no_grad():
         for name, module in quantized.layers.named_modules():

@@ -21,11 +21,7 @@ import torch.nn.functional as F
 
 from modelyard.errors import InputError, ShapeError, SpecError
 from modelyard.nn import Network
-from modelyard.spec import (  # _read_file: the same YAML/JSON errors as spec files
-    Spec,
-    _read_file,
-    load_spec,
-)
+from modelyard.spec import Spec, load_spec, read_spec_file  # the same YAML/JSON errors as spec files
 
 __all__ = [
     "check_options",
@@ -102,7 +98,7 @@ def student_spec(student: Any, teacher: Spec, *, name: str | None = None) -> Spe
     elif isinstance(student, dict):
         raw = dict(student)
     else:
-        raw = _read_file(Path(student))
+        raw = read_spec_file(Path(student))
     unknown = sorted(set(raw) - _STUDENT_KEYS)
     if unknown:
         raise SpecError(

@@ -22,7 +22,16 @@ from torch import nn
 
 from modelyard.errors import InputError
 
-__all__ = ["ENGINE", "choose_mode", "is_quantized", "quantize_network", "rebuild_quantized", "stored_parameter_count"]
+__all__ = [
+    "ENGINE",
+    "choose_mode",
+    "is_quantized",
+    "quantize_network",
+    "rebuild_quantized",
+    "stored_parameter_count",
+    "prepare_static",
+    "quiet_quantization_warnings",
+]
 
 # x86 = fbgemm + onednn kernels; its default qconfig uses reduce_range for activations
 # (7-bit), which avoids overflow in the VNNI-less int8 dot products.
@@ -31,7 +40,8 @@ _CONV = (nn.Conv1d, nn.Conv2d)
 
 
 @contextlib.contextmanager
-def _quiet() -> Iterator[None]:
+def quiet_quantization_warnings() -> Iterator[None]:
+    """torch.ao's deprecation and observer warnings off (pytest turns warnings into errors)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         warnings.simplefilter("ignore", UserWarning)  # "must run observer before calculate_qparams" on rebuild
@@ -102,7 +112,8 @@ def _static_qconfig() -> Any:
     return get_default_qconfig_mapping(ENGINE)
 
 
-def _prepare_static(network: nn.Module) -> nn.Module:
+def prepare_static(network: nn.Module) -> nn.Module:
+    """The network's layers with static int8 observers inserted (FX graph mode, this engine's qconfig)."""
     from torch.ao.quantization.quantize_fx import prepare_fx
 
     example = torch.zeros((1, *network.input_shape))
@@ -114,7 +125,7 @@ def quantize_network(
 ) -> dict[str, Any]:
     """Quantize ``network.layers`` in place; returns what ``rebuild_quantized`` needs."""
     network.eval()
-    with _quiet():
+    with quiet_quantization_warnings():
         _engine(ENGINE)
         if mode == "dynamic":
             from torch.ao.quantization import quantize_dynamic
@@ -127,7 +138,7 @@ def quantize_network(
                 raise InputError(
                     "Static int8 quantization needs calibration samples, received none", field="calibration"
                 )
-            prepared = _prepare_static(network)
+            prepared = prepare_static(network)
             with torch.no_grad():
                 for start in range(0, len(calibration), batch_size):
                     prepared(calibration[start : start + batch_size])
@@ -140,7 +151,7 @@ def quantize_network(
 def rebuild_quantized(network: nn.Module, step: dict[str, Any]) -> None:
     """Give a freshly built float network the quantized structure of ``step`` (weights follow)."""
     network.eval()
-    with _quiet():
+    with quiet_quantization_warnings():
         _engine(str(step.get("engine", ENGINE)))
         if step["mode"] == "dynamic":
             from torch.ao.quantization import quantize_dynamic
@@ -150,6 +161,6 @@ def rebuild_quantized(network: nn.Module, step: dict[str, Any]) -> None:
             from torch.ao.quantization.quantize_fx import convert_fx
 
             # Uncalibrated observers give placeholder qparams; the stored ones replace them.
-            network.layers = convert_fx(_prepare_static(network))
+            network.layers = convert_fx(prepare_static(network))
         else:
             raise ValueError(f"unknown stored quantization mode {step['mode']!r}")

@@ -155,13 +155,13 @@ class Catalog:
         }
 
     def _compute_confusion(self, version: ModelVersion) -> dict[str, Any]:
-        from modelyard.evaluation import _own_split  # the split and drift check of `modelyard eval`
+        from modelyard.evaluation import own_split  # the split and drift check of `modelyard eval`
         from modelyard.metrics import METRICS
         from modelyard.predict import Predictor
         from modelyard.training import evaluate
 
         model = Predictor.load(version.ref, home=self.home)
-        split_name, split = _own_split(model)
+        split_name, split = own_split(model)
         result = evaluate(
             model.network,
             split,

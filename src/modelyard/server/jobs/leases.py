@@ -71,7 +71,7 @@ class Leases:
             ).first()
             if row is None:
                 return None
-            now = _jobs._now()
+            now = _jobs.clock()
             row.status, row.attempts, row.worker_id = Status.RUNNING, (row.attempts or 0) + 1, worker_id
             row.lease_expires_at, row.heartbeat_at = self._expiry(now), now
             row.started_at, row.finished_at = row.started_at or now, None
@@ -84,7 +84,7 @@ class Leases:
             row = session.get(JobRow, job_id)
             if row is None or row.status != Status.RUNNING or row.worker_id != worker_id:
                 return "lost"
-            now = _jobs._now()
+            now = _jobs.clock()
             row.lease_expires_at, row.heartbeat_at = self._expiry(now), now
             return "cancel" if row.cancel_requested else "ok"
 
@@ -96,7 +96,7 @@ class Leases:
         """Record progress; an epoch ending is also proof of life (renews the lease)."""
         with self.db.session(write=True) as session:
             row = self._owned(session, job_id, worker_id)
-            now = _jobs._now()
+            now = _jobs.clock()
             row.progress_json = json.dumps(progress)
             row.lease_expires_at, row.heartbeat_at = self._expiry(now), now
 
@@ -106,7 +106,7 @@ class Leases:
         """running → succeeded | failed | cancelled."""
         with self.db.session(write=True) as session:
             row = self._owned(session, job_id, worker_id)
-            row.status, row.finished_at, row.lease_expires_at = status, _jobs._now(), None
+            row.status, row.finished_at, row.lease_expires_at = status, _jobs.clock(), None
             row.error = None if error is None else _one_line(error)
             if model_ref is not None:
                 row.model_ref = model_ref
@@ -126,7 +126,7 @@ class Leases:
 
         Their runs are marked failed (or cancelled) here too, in the same transaction.
         """
-        now = _jobs._now()
+        now = _jobs.clock()
         reaped = []
         with self.db.session(write=True) as session:
             rows = session.scalars(

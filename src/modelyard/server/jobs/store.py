@@ -29,12 +29,12 @@ from modelyard.store.db import Database
 from modelyard.store.ids import new_id, resolve_id
 from modelyard.store.timestamps import iso, utcnow
 
-__all__ = ["Job", "JobStore", "job_log_path"]
+__all__ = ["Job", "JobStore", "job_log_path", "clock"]
 
 _JOB_ID = re.compile(r"^j-[0-9]{8}-[0-9a-f]{6}$")
 
 
-def _now() -> datetime:
+def clock() -> datetime:
     """The clock of the job table (tests replace it to age leases)."""
     return utcnow()
 
@@ -151,7 +151,7 @@ class JobStore:
         """Queue a job for ``spec`` (a resolved, validated spec dict)."""
         spec_json = dumps_json(spec, "spec", indent=None)
         for _attempt in range(5):
-            now = _now()
+            now = clock()
             row = JobRow(
                 id=new_id("j", now),
                 name=str(spec["name"]),
@@ -197,7 +197,7 @@ class JobStore:
                     f"Job {row.id} already {row.status}; only queued or running jobs can be cancelled", field="status"
                 )
             if row.status == Status.QUEUED:
-                row.status, row.finished_at, row.error = Status.CANCELLED, _now(), "cancelled by user"
+                row.status, row.finished_at, row.error = Status.CANCELLED, clock(), "cancelled by user"
                 row.lease_expires_at = None
             row.cancel_requested = 1
             session.flush()
