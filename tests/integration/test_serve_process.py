@@ -128,7 +128,7 @@ def test_cli_server_answers_limits_bad_input_and_stops_on_sigterm(
     started = time.monotonic()
     reply = raw_request(
         port,
-        b"POST /v1/models/clf/predict HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+        b"POST /v1/models/clf/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
         b"Content-Length: 1000000000\r\n\r\n",
         b'{"instances": [',
     )
@@ -138,7 +138,7 @@ def test_cli_server_answers_limits_bad_input_and_stops_on_sigterm(
     chunked = b"".join(b"%x\r\n%s\r\n" % (len(chunk), chunk) for _ in range(6))
     reply = raw_request(
         port,
-        b"POST /v1/models/clf/predict HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+        b"POST /v1/models/clf/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
         b"Transfer-Encoding: chunked\r\n\r\n",
         chunked,
     )
