@@ -17,6 +17,7 @@ __all__ = [
     "SpecError",
     "ShapeError",
     "DataError",
+    "DataAccessError",
     "InputError",
     "MalformedRequestError",
     "InvalidInstancesError",
@@ -107,6 +108,13 @@ class DataError(ModelyardError):
 
     http_status = 422
     exit_code = 3
+
+
+class DataAccessError(DataError):
+    """A job names a data file the server may not read (outside its data folders, the store,
+    a device, a file over the size limit)."""
+
+    http_status = 403
 
 
 class InputError(ModelyardError):

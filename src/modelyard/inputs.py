@@ -59,7 +59,8 @@ def _json(path: Path) -> np.ndarray:
     if isinstance(data, dict):
         if "instances" not in data:
             raise InputError(
-                f'Invalid JSON in {path}: expected a list of instances or {{"instances": [...]}}, received keys {sorted(data)}'
+                f'Invalid JSON in {path}: expected a list of instances or {{"instances": [...]}}, '
+                f"received a mapping of {len(data)} other keys"
             )
         data = data["instances"]
     return _numeric(data, path)
@@ -70,10 +71,22 @@ def _csv(path: Path, feature_names: list[str] | None) -> np.ndarray:
     the target, are ignored); a CSV with none of those names is read by position."""
     import pandas as pd
 
+    from modelyard.data.tables import csv_problem, header_is_data
+
     try:
         frame = pd.read_csv(path)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise InputError(f"Cannot read CSV {path}: {exc}") from None
+    except pd.errors.EmptyDataError:
+        raise InputError(f"Cannot read CSV {path}: the file is empty, expected a header row and data rows") from None
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
+        raise InputError(f"Cannot read CSV {path}: {csv_problem(exc)}") from None
+    names = [str(c) for c in frame.columns]
+    if header_is_data(names) and not (feature_names and set(feature_names) <= set(names)):
+        # Read as a header, the first sample would silently be lost.
+        raise InputError(
+            f"Invalid CSV {path}: its first row holds only numbers, so the file seems to have no header row; "
+            f"expected a header row naming the feature columns"
+            + (f" ({', '.join(feature_names[:5])}{', ...' if len(feature_names) > 5 else ''})" if feature_names else "")
+        )
     if feature_names:
         present = [c for c in feature_names if c in frame.columns]
         if len(present) == len(feature_names):

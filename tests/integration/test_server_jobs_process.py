@@ -21,8 +21,13 @@ from tests.support.server_process import Server, free_port, spec, start_server  
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     home = tmp_path_factory.mktemp("jobs") / "home"
-    srv = start_server(home, "--workers", "1", "--lease-s", "3", "--heartbeat-s", "0.5", "--reap-interval-s", "0.5")
-    srv.home = home  # type: ignore[attr-defined]
+    data = tmp_path_factory.mktemp("data")
+    srv = start_server(
+        home,
+        *("--workers", "1", "--lease-s", "3", "--heartbeat-s", "0.5", "--reap-interval-s", "0.5"),
+        *("--data-dir", str(data)),
+    )
+    srv.home, srv.data = home, data  # type: ignore[attr-defined]
     yield srv
     assert srv.stop() in (0, -15), srv.output()
 
@@ -110,3 +115,24 @@ def test_no_server_is_one_line_saying_how_to_start_one() -> None:
     result = run_cli("jobs", "list", "--url", f"http://127.0.0.1:{free_port()}")
     assert result.code == 7
     assert result.err.count("\n") == 1 and "start one with `modelyard server`" in result.err
+
+
+def test_jobs_read_data_files_only_under_the_servers_data_folders(server: Server, tmp_path: Path) -> None:
+    data = server.data  # type: ignore[attr-defined]
+    rows = "a,y\n" + "".join(f"{i / 10},{i % 2}\n" for i in range(40))
+    (data / "inside.csv").write_text(rows)
+    (tmp_path / "outside.csv").write_text(rows)
+    body = {**spec("files", epochs=1), "model": {"input": [1], "layers": [{"dense": 1}]}}
+    body["data"] = {"source": "csv", "path": "inside.csv", "target": "y"}  # relative: in the data folder
+    done = server.wait_job(server.submit({"spec": body})["id"], timeout=60)
+    assert done["status"] == "succeeded", done  # the worker process was handed the same folders
+    outside = {**body, "data": {**body["data"], "path": str(tmp_path / "outside.csv")}}
+    r = server.post("/v1/jobs", json={"spec": outside})
+    assert r.status_code == 403 and r.json()["message"] == (
+        f"data.path: '{tmp_path / 'outside.csv'}' is outside the server's data folders "
+        f"(configured: {data.resolve()}; start the server with --data-dir DIR)"
+    )
+    path = tmp_path / "job.yaml"
+    path.write_text(yaml.safe_dump(body))
+    cli = run_cli("jobs", "submit", str(path), "--set", f"data.path={tmp_path / 'outside.csv'}", "--url", server.url)
+    assert cli.code != 0 and cli.err.count("\n") == 1 and "outside the server's data folders" in cli.err

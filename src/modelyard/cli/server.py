@@ -51,6 +51,20 @@ from modelyard.cli._fmt import console
     metavar="NAME",
     help="Another Host header the server answers to (its DNS name behind a proxy); repeatable.",
 )
+@click.option(
+    "--data-dir",
+    "data_dirs",
+    multiple=True,
+    metavar="DIR",
+    help="A folder jobs may read data files from (none by default: built-in data sets only); repeatable.",
+)
+@click.option(
+    "--max-data-mb",
+    default=4096,
+    show_default=True,
+    type=int,
+    help="Largest data source (file, folder of images, unpacked archive) a job may read, in MB.",
+)
 @click.pass_context
 def server(ctx: click.Context, **options: Any) -> None:
     """Run the control plane: jobs API, deployments, web console; blocks until Ctrl-C/SIGTERM."""
@@ -61,6 +75,7 @@ def server(ctx: click.Context, **options: Any) -> None:
 
     options["allowed_origins"] = list(options["allowed_origins"])
     options["allowed_hosts"] = list(options["allowed_hosts"])
+    options["data_dirs"] = list(options["data_dirs"])
     serve(ServerConfig.make(home=ctx.obj["home"], **options), echo=click.echo)
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from modelyard.data.access import current_access
 from modelyard.errors import DataError
 
 __all__ = ["read_idx", "parse_idx", "encode_idx"]
@@ -35,7 +36,7 @@ def read_idx(path: str | Path, *, ndim: int | None = None) -> np.ndarray:
     try:
         data = path.read_bytes()
         if path.suffix == ".gz" or data[:2] == b"\x1f\x8b":
-            data = gzip.decompress(data)
+            data = _gunzip(data, path)
     except FileNotFoundError:
         raise DataError(f"IDX file not found: {path}") from None
     except (OSError, EOFError, zlib.error) as exc:
@@ -45,6 +46,16 @@ def read_idx(path: str | Path, *, ndim: int | None = None) -> np.ndarray:
     return parse_idx(data, name=str(path), ndim=ndim)
 
 
+def _gunzip(data: bytes, path: Path) -> bytes:
+    """Decompress, stopping at the server's size cap (a small .gz can expand to gigabytes)."""
+    access = current_access()
+    if access is None:
+        return gzip.decompress(data)
+    out = zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(data, access.max_bytes + 1)
+    access.check_size(len(out), "data.path", f"{path} (decompressed)")
+    return out
+
+
 def parse_idx(data: bytes, *, name: str = "IDX data", ndim: int | None = None) -> np.ndarray:
     """Parse IDX bytes into an array, validating the magic number and the size."""
     if len(data) < 4:
@@ -52,8 +63,7 @@ def parse_idx(data: bytes, *, name: str = "IDX data", ndim: int | None = None) -
     zero1, zero2, code, dims = data[0], data[1], data[2], data[3]
     if zero1 != 0 or zero2 != 0 or code not in _DTYPES:
         raise DataError(
-            f"Corrupt IDX file {name}: bad magic number 0x{data[:4].hex()} "
-            f"(expected 0x0000 then a type code 08, 09, 0B, 0C, 0D or 0E)"
+            f"Corrupt IDX file {name}: bad magic number (expected 0x0000 then a type code 08, 09, 0B, 0C, 0D or 0E)"
         )
     if ndim is not None and dims != ndim:
         raise DataError(f"Invalid IDX file {name}: expected {ndim} dimension(s), received {dims}")

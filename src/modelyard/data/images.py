@@ -8,12 +8,13 @@ raw values 0..255; every image must have the same size unless ``resize: true``.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 import numpy as np
 from pydantic import Field, PositiveInt
 
 from modelyard._validation import StrictModel
+from modelyard.data.access import current_access
 from modelyard.data.raw import SOURCES, RawData, resolve_path
 from modelyard.errors import DataError
 
@@ -23,6 +24,8 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
 
 class ImagesOptions(StrictModel):
+    path_fields: ClassVar[dict[str, bool]] = {"path": True}
+
     path: str = Field(min_length=1)
     size: tuple[PositiveInt, PositiveInt] | None = None  # [H, W]
     mode: Literal["L", "RGB"] = "L"
@@ -67,6 +70,7 @@ def _read_split(
 
     arrays: list[np.ndarray] = []
     labels: list[int] = []
+    total = 0  # bytes read so far, against the server's cap
     for index, name in enumerate(classes):
         folder = root / name
         files = (
@@ -79,7 +83,12 @@ def _read_split(
                 f"Invalid image folder {folder} (`data.path`): class {name!r} holds no PNG or JPEG images",
                 field="data.path",
             )
+        access = current_access()
         for file in files:
+            if access is not None:  # a symlink in an allowed folder may lead anywhere
+                real = access.check_file_in(file, "data.path")
+                total += real.stat().st_size
+                access.check_size(total, "data.path", str(root))
             try:
                 with Image.open(file) as image:
                     image = image.convert(opts.mode)

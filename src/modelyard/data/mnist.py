@@ -20,11 +20,13 @@ import urllib.request
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 from pydantic import Field
 
 from modelyard._validation import StrictModel
+from modelyard.data.access import current_access
 from modelyard.data.idx import read_idx
 from modelyard.data.raw import SOURCES, RawData, resolve_path
 from modelyard.errors import DataError
@@ -113,6 +115,8 @@ DATASETS = {
 
 
 class IdxOptions(StrictModel):
+    path_fields: ClassVar[dict[str, bool]] = {"path": True}
+
     path: str | None = None
     url: str | None = Field(None, min_length=1)
 
@@ -199,6 +203,9 @@ def load_idx_dataset(name: str, opts: IdxOptions) -> RawData:
     folders = search_folders(name, opts.path)
     folder = find_folder(folders)
     env = f"MODELYARD_{name.upper().replace('-', '_')}_URL"
+    access = current_access()
+    if access is not None and opts.url:
+        raise access.refuse_url("data.url")
     url = opts.url or os.environ.get(env)
     if folder is None and url:
         target = folders[0] if opts.path is not None else folders[-2]  # explicit folder, else the user cache
@@ -213,6 +220,8 @@ def load_idx_dataset(name: str, opts: IdxOptions) -> RawData:
             field="data.source",
         )
     paths = {f: _present(folder, f) for f in FILES}
+    if access is not None and opts.path is not None:  # a symlinked file may lead out of the folder
+        paths = {f: p and access.check_file_in(p, "data.path") for f, p in paths.items()}
     x_train, y_train = _pair(paths[FILES[0]], paths[FILES[1]])
     x_test, y_test = _pair(paths[FILES[2]], paths[FILES[3]])
     return RawData(

@@ -10,6 +10,7 @@ source. Targets are read into memory (one label or a few values per sample). Lik
 from __future__ import annotations
 
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 from pydantic import Field
@@ -22,6 +23,7 @@ __all__ = ["NpyOptions"]
 
 
 class NpyOptions(ArrayOptions):
+    path_fields: ClassVar[dict[str, bool]] = {"x": False, "y": False, "x_test": False, "y_test": False}
     pair_noun = "files"
 
     x: str = Field(min_length=1, description=".npy file of features, one row per sample")
@@ -32,14 +34,16 @@ def _open(path_option: str, field: str, *, mapped: bool) -> np.ndarray:
     path: Path = resolve_path(path_option, f"data.{field}")
     try:
         arr = np.load(path, mmap_mode="r" if mapped else None, allow_pickle=False)
-    except ValueError as exc:  # object arrays need pickle: refused
+    except ValueError:  # object arrays need pickle: refused
         raise DataError(
-            f"Invalid array file {path} (`data.{field}`): {exc}; save numeric arrays with np.save",
+            f"Invalid array file {path} (`data.{field}`): expected numeric arrays (pickled objects are refused); "
+            f"save numeric arrays with np.save",
             field=f"data.{field}",
         ) from None
     except (OSError, EOFError) as exc:
+        # numpy's message can quote the file's header: only the kind of failure is shown.
         raise DataError(
-            f"Cannot read {path} (`data.{field}`): expected a .npy file written by np.save ({exc})",
+            f"Cannot read {path} (`data.{field}`): expected a .npy file written by np.save ({type(exc).__name__})",
             field=f"data.{field}",
         ) from None
     if not isinstance(arr, np.ndarray):

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import zipfile
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 from pydantic import Field
 
+from modelyard.data.access import current_access
 from modelyard.data.arrays import ArrayOptions, arrays_to_raw
 from modelyard.data.raw import SOURCES, RawData, missing_key_error, resolve_path
 from modelyard.errors import DataError
@@ -20,6 +22,7 @@ __all__ = ["NpzOptions"]
 
 
 class NpzOptions(ArrayOptions):
+    path_fields: ClassVar[dict[str, bool]] = {"path": False}
     pair_noun = "keys"
 
     path: str = Field(min_length=1)
@@ -35,7 +38,8 @@ def npz(opts: NpzOptions, *, seed: int) -> RawData:
         archive = np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
         raise DataError(
-            f"Cannot read {path} (`data.path`): expected a .npz archive of numeric arrays ({exc})", field="data.path"
+            f"Cannot read {path} (`data.path`): expected a .npz archive of numeric arrays ({type(exc).__name__})",
+            field="data.path",
         ) from None
     if not isinstance(archive, np.lib.npyio.NpzFile):
         raise DataError(
@@ -43,6 +47,9 @@ def npz(opts: NpzOptions, *, seed: int) -> RawData:
             field="data.path",
         )
     with archive:
+        access = current_access()
+        if access is not None:  # members are inflated on load: cap what they expand to
+            access.check_size(sum(i.file_size for i in archive.zip.infolist()), "data.path", f"{path} (unpacked)")
         keys = list(archive.files)
         arrays = {}
         for field in ("x", "y", "x_test", "y_test"):

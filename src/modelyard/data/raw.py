@@ -14,8 +14,8 @@ from typing import Literal
 import numpy as np
 
 from modelyard.components import ComponentRegistry
+from modelyard.data.access import current_access
 from modelyard.errors import DataError
-from modelyard.registry import closest
 
 __all__ = ["RawData", "SOURCES", "Kind", "resolve_path", "missing_key_error", "as_features"]
 
@@ -71,11 +71,17 @@ def _check_pair(x: np.ndarray, y: np.ndarray, which: str) -> None:
 def resolve_path(path: str, field: str, *, folder: bool = False) -> Path:
     """``path`` as an absolute Path (relative paths resolve against the current directory).
 
-    Raises DataError when it does not exist or is the wrong kind (file vs folder).
+    Raises DataError when it does not exist or is the wrong kind (file vs folder). Inside a
+    server (``access.confined``) only the data folders may be read, and relative paths
+    resolve against them (DataAccessError otherwise).
     """
-    resolved = Path(path).expanduser()
-    if not resolved.is_absolute():
-        resolved = Path.cwd() / resolved
+    access = current_access()
+    if access is not None:
+        resolved = access.check(path, field, folder=folder)
+    else:
+        resolved = Path(path).expanduser()
+        if not resolved.is_absolute():
+            resolved = Path.cwd() / resolved
     what = "folder" if folder else "file"
     if not resolved.exists():
         raise DataError(f"Data {what} not found for `{field}`: {resolved} does not exist", field=field)
@@ -87,12 +93,12 @@ def resolve_path(path: str, field: str, *, folder: bool = False) -> Path:
 
 
 def missing_key_error(kind: str, key: str, found: list[str], where: Path | str, field: str) -> DataError:
-    """'Column 'lable' not found in f.csv ...; columns found: a, label; did you mean 'label'?'."""
-    hint = closest(key, found)
-    shown = ", ".join(found[:30]) + (f", ... ({len(found)} in all)" if len(found) > 30 else "")
-    msg = f"Invalid value for `{field}`: {kind} {key!r} not found in {where}; {kind}s found: {shown or 'none'}"
-    if hint:
-        msg += f"; did you mean {hint!r}?"
+    """'Column 'lable' not found in f.csv (3 columns)': the names found are not listed, since they
+    are the file's contents (a job must not learn the first line of a file it may not read)."""
+    msg = (
+        f"Invalid value for `{field}`: {kind} {key!r} not found in {where}, which has {len(found)} {kind}s "
+        f"(their names are not repeated here: error messages never quote a data file)"
+    )
     return DataError(msg, field=field)
 
 

@@ -7,21 +7,25 @@ values become ``class_names`` and ``y`` the int64 index into them.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 from pydantic import Field
 
 from modelyard._validation import StrictModel
+from modelyard.data.access import current_access
 from modelyard.data.raw import SOURCES, RawData, missing_key_error, resolve_path
 from modelyard.errors import DataError
 
-__all__ = ["TableOptions", "CsvOptions", "frame_to_raw", "labels_to_classes"]
+__all__ = ["TableOptions", "CsvOptions", "frame_to_raw", "labels_to_classes", "csv_problem", "header_is_data"]
 
 
 class TableOptions(StrictModel):
+    path_fields: ClassVar[dict[str, bool]] = {"path": False}  # option → is a folder
+
     path: str = Field(min_length=1)
     target: str = Field(min_length=1)
     features: list[str] | None = Field(None, min_length=1)
@@ -36,14 +40,15 @@ def csv(opts: CsvOptions, *, seed: int) -> RawData:
     """A CSV file with a header row: numeric feature columns plus a `target` column."""
     path = resolve_path(opts.path, "data.path")
     try:
-        frame = pd.read_csv(path, sep=opts.sep)
+        # In a server a .csv.gz could inflate past the size cap: files are read as they are.
+        frame = pd.read_csv(path, sep=opts.sep, compression=None if current_access() else "infer")
     except pd.errors.EmptyDataError:
         raise DataError(
             f"Invalid data file {path} (`data.path`): the file is empty, expected a header row and data rows",
             field="data.path",
         ) from None
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
-        raise DataError(f"Cannot read CSV file {path} (`data.path`): {_first_line(exc)}", field="data.path") from None
+        raise DataError(f"Cannot read CSV file {path} (`data.path`): {csv_problem(exc)}", field="data.path") from None
     # Data row i is line i + 2 of the file (line 1 is the header).
     return frame_to_raw(frame, path, opts, row_label=lambda i: f"data row {i + 1} (line {i + 2})")
 
@@ -54,16 +59,47 @@ def parquet(opts: TableOptions, *, seed: int) -> RawData:
     path = resolve_path(opts.path, "data.path")
     try:
         frame = pd.read_parquet(path)
-    except (OSError, ValueError, ImportError) as exc:
+    except ImportError as exc:
+        raise DataError(f"Cannot read Parquet file {path} (`data.path`): {exc}", field="data.path") from None
+    except (OSError, ValueError) as exc:
+        # pyarrow's messages can quote the file's schema: only the kind of failure is shown.
         raise DataError(
-            f"Cannot read Parquet file {path} (`data.path`): {_first_line(exc)}", field="data.path"
+            f"Cannot read Parquet file {path} (`data.path`): expected a Parquet file ({type(exc).__name__})",
+            field="data.path",
         ) from None
     return frame_to_raw(frame, path, opts, row_label=lambda i: f"row {i}")
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
+# The C parser's row-count message names line numbers only; other parser messages can quote the file.
+_SAFE_PARSER_MESSAGE = re.compile(r"Expected \d+ fields in line \d+, saw \d+")
+
+
+def csv_problem(exc: BaseException) -> str:
+    """What went wrong reading a CSV file, without quoting the file (its lines may be secrets)."""
+    if isinstance(exc, UnicodeDecodeError):
+        return "expected UTF-8 text"
+    match = _SAFE_PARSER_MESSAGE.search(str(exc))
+    if match:
+        return match.group(0)
+    return "expected comma-separated text with a header row"
+
+
+def header_is_data(names: list[str]) -> bool:
+    """True when every column name is a number: the "header" is a data row (the file has none).
+
+    pandas renames a repeated name ``1.0`` to ``1.0.1``, so that suffix is allowed too.
+    """
+
+    def number(text: str) -> bool:
+        for candidate in (text, text.rsplit(".", 1)[0]):
+            try:
+                float(candidate)
+                return True
+            except ValueError:
+                continue
+        return False
+
+    return bool(names) and all(number(str(n).strip()) for n in names)
 
 
 def frame_to_raw(frame: pd.DataFrame, path: Path, opts: TableOptions, *, row_label: Any) -> RawData:
@@ -76,6 +112,12 @@ def frame_to_raw(frame: pd.DataFrame, path: Path, opts: TableOptions, *, row_lab
             field="data.path",
         )
     if opts.target not in columns:
+        if header_is_data(columns):
+            raise DataError(
+                f"Invalid data file {path} (`data.path`): its first row holds only numbers, so the file seems to "
+                f"have no header row; expected a header naming the columns (`data.target` names one of them)",
+                field="data.path",
+            )
         raise missing_key_error("column", opts.target, columns, path, "data.target")
     features = list(opts.features) if opts.features is not None else [c for c in columns if c != opts.target]
     for name in features:
@@ -113,7 +155,7 @@ def _numeric_column(series: pd.Series, name: str, path: Path, row_label: Any) ->
         i = int(np.argmax(bad.to_numpy())) if bad.any() else 0
         raise DataError(
             f"Invalid feature column {name!r} in {path} (`data.features`): expected numbers, received "
-            f"{series.iloc[i]!r} at {row_label(i)}; modelyard does not one-hot encode features automatically: "
+            f"a value that is not a number at {row_label(i)}; modelyard does not one-hot encode features automatically: "
             f"encode the column as numbers in the file or leave it out of `data.features`",
             field="data.features",
         )

@@ -6,12 +6,14 @@ build one of these; a bad value is a one-line SpecError naming the ``server.<fie
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from modelyard._validation import StrictModel, spec_error_from
+from modelyard.data.access import DataAccess
 from modelyard.hostguard import HostGuard, is_loopback
 from modelyard.store import paths
 
@@ -29,6 +31,10 @@ class ServerConfig(StrictModel):
     max_attempts: int = Field(3, ge=1, le=100, description="worker losses a job survives before it fails")
     reap_interval_s: float = Field(2.0, gt=0, le=3_600)
     home: Path | None = None
+    # The only folders a job may read data from (none by default: built-in data sets only);
+    # see modelyard.data.access for what is refused inside them.
+    data_dirs: list[Path] = []
+    max_data_mb: int = Field(4096, ge=1, le=16 * 1024 * 1024, description="size cap of one job's data source")
     allowed_origins: list[str] = []
     # Extra Host header values accepted besides the bound host, localhost and 127.0.0.1
     # (a DNS name the server is reached by, e.g. behind a proxy).
@@ -55,6 +61,15 @@ class ServerConfig(StrictModel):
     def _hosts(cls, value: list[str]) -> list[str]:
         return [h.strip().lower() for h in value if h.strip()]
 
+    @field_validator("data_dirs")
+    @classmethod
+    def _data_dirs(cls, value: list[Path]) -> list[Path]:
+        folders = [Path(os.path.realpath(Path(v).expanduser())) for v in value]
+        for folder in folders:
+            if not folder.is_dir():
+                raise ValueError(f"expected existing folders, received {str(folder)!r}")
+        return folders
+
     @model_validator(mode="after")
     def _lease_longer_than_heartbeat(self) -> ServerConfig:
         if self.lease_s <= self.heartbeat_s:
@@ -80,6 +95,10 @@ class ServerConfig(StrictModel):
     def store_home(self) -> Path:
         """The resolved store folder (``home`` or ``$MODELYARD_HOME`` or ``~/.modelyard``)."""
         return paths.home(self.home)
+
+    def data_access(self) -> DataAccess:
+        """What a job may read: the data folders, never the store or a device, within the size cap."""
+        return DataAccess.server(self.data_dirs, home=self.store_home(), max_bytes=self.max_data_mb * 1024 * 1024)
 
     def url(self) -> str:
         return self.host_guard().url()

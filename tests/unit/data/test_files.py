@@ -47,13 +47,14 @@ def test_csv_feature_subset_numeric_target_and_relative_path(
     assert raw.class_names is None and raw.feature_names == ["b"]
 
 
-def test_csv_missing_target_column_hints_closest(tmp_path: Path, table: pd.DataFrame) -> None:
+def test_csv_missing_target_column_never_quotes_the_header(tmp_path: Path, table: pd.DataFrame) -> None:
+    # The header is the file's first line: quoting it would hand any file's first line to a job.
     table.to_csv(tmp_path / "t.csv", index=False)
     with pytest.raises(DataError) as info:
         _raw({"source": "csv", "path": str(tmp_path / "t.csv"), "target": "lable"})
     message = str(info.value)
-    assert "`data.target`" in message and "'lable'" in message and "a, b, label" in message
-    assert "did you mean 'label'?" in message
+    assert "`data.target`" in message and "'lable'" in message and "3 columns" in message
+    assert "label" not in message.replace("'lable'", "") and "a, b" not in message
 
 
 def test_csv_missing_feature_column(tmp_path: Path, table: pd.DataFrame) -> None:
@@ -76,9 +77,9 @@ def test_csv_infinite_feature(tmp_path: Path) -> None:
 
 def test_csv_text_feature_says_one_hot_is_not_automatic(tmp_path: Path) -> None:
     (tmp_path / "t.csv").write_text("colour,size,y\nred,1,0\nblue,2,1\n")
-    with pytest.raises(DataError, match="column 'colour'.*'red'.*one-hot") as info:
+    with pytest.raises(DataError, match="column 'colour'.*data row 1.*one-hot") as info:
         _raw({"source": "csv", "path": str(tmp_path / "t.csv"), "target": "y"})
-    assert "\n" not in str(info.value)
+    assert "\n" not in str(info.value) and "red" not in str(info.value)
 
 
 @pytest.mark.parametrize(("content", "words"), [("", "empty"), ("a,y\n", "no data rows")])
@@ -104,8 +105,9 @@ def test_parquet_round_trip_and_missing_target(tmp_path: Path, table: pd.DataFra
     raw = _raw({"source": "parquet", "path": str(tmp_path / "t.parquet"), "target": "label"})
     np.testing.assert_array_equal(raw.x_train, table[["a", "b"]].to_numpy(np.float32))
     assert raw.class_names == ["bird", "cat", "dog"]
-    with pytest.raises(DataError, match="did you mean 'label'"):
+    with pytest.raises(DataError, match="'labels' not found.*3 columns") as info:
         _raw({"source": "parquet", "path": str(tmp_path / "t.parquet"), "target": "labels"})
+    assert "'label'" not in str(info.value)
 
 
 def test_parquet_nan_feature(tmp_path: Path) -> None:
@@ -147,10 +149,11 @@ def test_npz_object_array_is_refused(tmp_path: Path) -> None:
         _raw({"source": "npz", "path": str(tmp_path / "d.npz")})
 
 
-def test_npz_missing_key_hints(tmp_path: Path) -> None:
+def test_npz_missing_key_counts_the_arrays_without_naming_them(tmp_path: Path) -> None:
     np.savez(tmp_path / "d.npz", inputs=np.zeros((2, 2)), y=np.zeros(2))
-    with pytest.raises(DataError, match="`data.x`.*'x' not found.*inputs"):
+    with pytest.raises(DataError, match="`data.x`.*'x' not found.*2 arrays") as info:
         _raw({"source": "npz", "path": str(tmp_path / "d.npz")})
+    assert "inputs" not in str(info.value)
 
 
 def test_npz_not_an_archive(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 import yaml
 
@@ -23,8 +24,16 @@ pytestmark = pytest.mark.anyio
 
 
 @pytest.fixture
-async def api(home: Path) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_server_app(ServerConfig(port=8080, home=home), start_workers=False)
+def data_dir(tmp_path: Path) -> Path:
+    """The server's one data folder (``--data-dir``)."""
+    folder = tmp_path / "data"
+    folder.mkdir()
+    return folder
+
+
+@pytest.fixture
+async def api(home: Path, data_dir: Path) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_server_app(ServerConfig(port=8080, home=home, data_dirs=[data_dir]), start_workers=False)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
         async with httpx.AsyncClient(transport=transport, base_url=BASE) as client:
@@ -136,19 +145,65 @@ async def test_bad_submissions_are_refused_at_once_naming_the_field(
     assert JobStore(home).list() == []  # nothing queued
 
 
-async def test_a_relative_data_path_is_stored_absolute(
-    api: httpx.AsyncClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    (tmp_path / "d.csv").write_text("a,b,y\n" + "".join(f"{i},{i % 3},{i % 2}\n" for i in range(20)))
-    monkeypatch.chdir(tmp_path)
-    spec = {
+def _csv_spec(path: str) -> dict:
+    return {
         **TINY,
-        "data": {"source": "csv", "path": "d.csv", "target": "y"},
+        "data": {"source": "csv", "path": path, "target": "y"},
         "model": {"input": [2], "layers": [{"dense": 1}]},
     }
-    r = await api.post("/v1/jobs", json=spec)
+
+
+async def test_a_relative_data_path_is_stored_absolute_within_the_data_folder(
+    api: httpx.AsyncClient, data_dir: Path
+) -> None:
+    (data_dir / "d.csv").write_text("a,b,y\n" + "".join(f"{i},{i % 3},{i % 2}\n" for i in range(20)))
+    r = await api.post("/v1/jobs", json=_csv_spec("d.csv"))
     assert r.status_code == 201, r.text
-    assert r.json()["spec"]["data"]["source"]["options"]["path"] == str(tmp_path / "d.csv")
+    assert r.json()["spec"]["data"]["source"]["options"]["path"] == str(data_dir.resolve() / "d.csv")
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"spec": "PATH"}, "data.path"),
+        ({"spec": "STORE"}, "data.path"),
+        ({"spec": "DEV"}, "data.path"),
+        ({"spec": "INSIDE", "overrides": ["data.path=PATH"]}, "data.path"),
+        ({"spec": "NPY"}, "data.x_test"),
+        ({"spec": "URL"}, "data.url"),
+    ],
+)
+async def test_a_job_may_only_read_under_the_data_folders(
+    api: httpx.AsyncClient, home: Path, data_dir: Path, tmp_path: Path, body: dict, field: str
+) -> None:
+    secret = tmp_path / "secret.csv"  # beside the data folder, not in it
+    secret.write_text("k3y\n1\n")
+    (data_dir / "in.csv").write_text("a,b,y\n1,2,0\n")
+    np.save(data_dir / "x.npy", np.zeros((4, 2), np.float32))
+    np.save(data_dir / "y.npy", np.zeros(4, np.int64))
+    (data_dir / "mnist").mkdir()
+    (home / "server").mkdir(parents=True, exist_ok=True)
+    (home / "server" / "session.key").write_text("k3y\n")
+    npy = {"source": "npy", "x": str(data_dir / "x.npy"), "y": str(data_dir / "y.npy")}
+    specs = {
+        "PATH": _csv_spec(str(secret)),
+        "STORE": _csv_spec(str(home / "server" / "session.key")),
+        "DEV": _csv_spec("/dev/zero"),
+        "INSIDE": _csv_spec(str(data_dir / "in.csv")),
+        "NPY": {**_csv_spec(""), "data": {**npy, "x_test": str(secret), "y_test": str(data_dir / "y.npy")}},
+        "URL": {**_csv_spec(""), "data": {"source": "mnist", "path": str(data_dir / "mnist"), "url": "file:///"}},
+    }
+    body = {
+        **body,
+        "spec": specs[body["spec"]],
+        "overrides": [o.replace("PATH", str(secret)) for o in body.get("overrides", [])],
+    }
+    r = await api.post("/v1/jobs", json=body)
+    assert r.status_code == 403, r.text
+    answer = r.json()
+    assert answer["field"] == field and answer["message"].startswith(f"{field}: "), answer
+    assert f"configured: {data_dir.resolve()}" in answer["message"] and "k3y" not in answer["message"]
+    assert JobStore(home).list() == []  # nothing queued
 
 
 async def test_list_show_logs_and_events_of_a_finished_job(api: httpx.AsyncClient, home: Path) -> None:

@@ -65,6 +65,9 @@ class WorkerPool:
             repr(c.heartbeat_s),
             "--parent-pid",
             str(os.getpid()),
+            "--max-data-mb",
+            str(c.max_data_mb),
+            *(arg for folder in c.data_dirs for arg in ("--data-dir", str(folder))),
         ]
 
     def start(self) -> None:

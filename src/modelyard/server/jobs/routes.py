@@ -28,6 +28,7 @@ __all__ = ["router"]
 def router(state: ServerState) -> APIRouter:
     jobs = state.jobs
     runs = RunStore(state.home)
+    access = state.config.data_access()
     api = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
     @api.post("", status_code=201, summary="Submit a training job")
@@ -36,7 +37,7 @@ def router(state: ServerState) -> APIRouter:
         parsed = parse_body(
             await read_body(request, MAX_BODY_BYTES, what="Job body"), request.headers.get("content-type")
         )
-        spec = await run_in_threadpool(check_spec, parsed)
+        spec = await run_in_threadpool(check_spec, parsed, access)
         principal = getattr(request.state, "principal", None)
         job = await run_in_threadpool(
             jobs.submit,

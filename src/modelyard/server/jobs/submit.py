@@ -19,6 +19,7 @@ import yaml
 from pydantic import Field, ValidationError
 
 from modelyard._validation import StrictModel, describe, spec_error_from
+from modelyard.data.access import DataAccess, confined
 from modelyard.errors import SpecError, UnsupportedMediaTypeError
 from modelyard.server.body import too_large
 
@@ -26,6 +27,7 @@ __all__ = [
     "JobRequest",
     "parse_body",
     "check_spec",
+    "resolve_data_paths",
     "absolute_data_path",
     "MAX_BODY_BYTES",
 ]
@@ -99,9 +101,12 @@ def parse_body(body: bytes, content_type: str | None) -> JobRequest:
         raise spec_error_from(exc) from None
 
 
-def check_spec(request: JobRequest) -> dict[str, Any]:
-    """The resolved spec dict of a request, after the cheap pre-flight checks of ``modelyard train``."""
-    from modelyard.data.raw import resolve_path
+def check_spec(request: JobRequest, access: DataAccess | None = None) -> dict[str, Any]:
+    """The resolved spec dict of a request, after the cheap pre-flight checks of ``modelyard train``.
+
+    With ``access`` (the server's data rule) every path the data source names must be a file
+    the server may read: a 403 naming the field otherwise.
+    """
     from modelyard.environment import resolve_device
     from modelyard.nn import build_model
     from modelyard.spec import load_spec
@@ -115,16 +120,26 @@ def check_spec(request: JobRequest) -> dict[str, Any]:
                 f"received {describe(raw)}",
                 field="spec",
             )
-    spec = load_spec(raw, list(request.overrides))
+    spec = load_spec(raw, list(request.overrides))  # overrides (--set) are checked with the rest
     build_model(spec.model, loss=spec.train.loss.type)  # layer shapes fit together
     resolve_device(spec.train.device)  # a cuda request on a CPU-only machine fails now
     resolved = spec.to_dict()
-    options = resolved["data"]["source"].get("options", {})
-    if isinstance(options.get("path"), str):
-        # Absolute, so the job finds its data whatever the working directory of a later server.
-        folder = spec.data.source.type in ("images", "mnist", "fashion-mnist")
-        options["path"] = str(resolve_path(options["path"], "data.path", folder=folder))
+    resolve_data_paths(spec.data.source.type, resolved["data"]["source"].get("options", {}), access)
     return resolved
+
+
+def resolve_data_paths(source: str, options: dict[str, Any], access: DataAccess | None) -> None:
+    """Make every path option of the source absolute (so the job finds its data whatever the
+    working directory of a later server), checked against ``access``."""
+    from modelyard.data.raw import resolve_path
+    from modelyard.data.sources import SOURCES
+
+    with confined(access):
+        if access is not None and options.get("url"):
+            raise access.refuse_url("data.url")
+        for name, folder in getattr(SOURCES.get(source).options, "path_fields", {}).items():
+            if isinstance(options.get(name), str):
+                options[name] = str(resolve_path(options[name], f"data.{name}", folder=folder))
 
 
 def absolute_data_path(spec: dict[str, Any], base: Path) -> dict[str, Any]:

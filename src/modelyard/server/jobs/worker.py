@@ -21,6 +21,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from modelyard.data.access import DataAccess, confined
 from modelyard.errors import LeaseLostError, ModelyardError
 from modelyard.server.jobs.leases import Leases
 from modelyard.server.jobs.logfile import JobLog
@@ -52,8 +53,13 @@ class Worker:
         heartbeat_s: float,
         poll_s: float = 0.5,
         parent_pid: int | None = None,
+        data_dirs: list[str | Path] | tuple[str | Path, ...] = (),
+        max_data_bytes: int = 4096 * 1024 * 1024,
     ) -> None:
         self.home = paths.home(home)
+        # Enforced here too, not only when the job was submitted: the queue may have been
+        # written by another server (version), and a resumed run re-reads its stored spec.
+        self.access = DataAccess.server(data_dirs, home=self.home, max_bytes=max_data_bytes)
         self.leases = Leases(self.home, lease_s)
         self.heartbeat_s, self.poll_s = heartbeat_s, poll_s
         self.worker_id = f"{os.getpid()}@{socket.gethostname()}"[:64]
@@ -139,8 +145,6 @@ class Worker:
                 self._interrupt("stop")
 
     def _attempt(self, job: Job, joblog: JobLog) -> None:
-        from modelyard import workflow
-
         state: dict[str, Any] = {"run_id": job.run_id}
         epochs = int(job.spec.get("train", {}).get("epochs") or 0)
 
@@ -165,16 +169,8 @@ class Worker:
             f"attempt {job.attempts}/{job.max_attempts} of job {job.id} ({job.name}) on worker {self.worker_id}"
         )
         try:
-            if job.run_id is None:
-                ref = workflow.train(
-                    job.spec, home=self.home, progress=False, on_epoch_end=epoch_end, on_run_created=run_created
-                ).model_ref
-            else:
-                ref = self._already_done(job.run_id, joblog)
-                if ref is None:
-                    joblog.line(f"resuming run {job.run_id} from its last good checkpoint")
-                    self._start_interruptible()
-                    ref = workflow.resume(job.run_id, home=self.home, progress=False, on_epoch_end=epoch_end).model_ref
+            with confined(self.access):
+                ref = self._train(job, joblog, epoch_end, run_created)
             self._interruptible = False
             self._finish(job, Status.SUCCEEDED, joblog, model_ref=ref)
         except _Stop as stop:
@@ -190,6 +186,21 @@ class Worker:
             self._interruptible = False
             joblog.line("failed with an unexpected error:\n" + traceback.format_exc().rstrip())
             self._finish(job, Status.FAILED, joblog, error=f"{type(exc).__name__}: {exc}")
+
+    def _train(self, job: Job, joblog: JobLog, epoch_end: Any, run_created: Any) -> str:
+        """Train (first attempt) or resume (later ones); the model's ref."""
+        from modelyard import workflow
+
+        if job.run_id is None:
+            return workflow.train(
+                job.spec, home=self.home, progress=False, on_epoch_end=epoch_end, on_run_created=run_created
+            ).model_ref
+        ref = self._already_done(job.run_id, joblog)
+        if ref is None:
+            joblog.line(f"resuming run {job.run_id} from its last good checkpoint")
+            self._start_interruptible()
+            ref = workflow.resume(job.run_id, home=self.home, progress=False, on_epoch_end=epoch_end).model_ref
+        return ref
 
     def _start_interruptible(self) -> None:
         self._interruptible = True
@@ -261,6 +272,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--heartbeat-s", type=float, required=True)
     parser.add_argument("--poll-s", type=float, default=0.5)
     parser.add_argument("--parent-pid", type=int, default=None, help="exit once this process (the server) is gone")
+    parser.add_argument("--data-dir", action="append", default=[], help="a folder jobs may read data from")
+    parser.add_argument("--max-data-mb", type=int, default=4096, help="size cap of one job's data source")
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=os.environ.get("MODELYARD_LOG", "INFO"), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -271,7 +284,13 @@ def main(argv: list[str] | None = None) -> None:
     keep_freed_memory()  # this process only trains: keep freed blocks, as `modelyard train` does
 
     Worker(
-        args.home, lease_s=args.lease_s, heartbeat_s=args.heartbeat_s, poll_s=args.poll_s, parent_pid=args.parent_pid
+        args.home,
+        lease_s=args.lease_s,
+        heartbeat_s=args.heartbeat_s,
+        poll_s=args.poll_s,
+        parent_pid=args.parent_pid,
+        data_dirs=args.data_dir,
+        max_data_bytes=args.max_data_mb * 1024 * 1024,
     ).serve_forever()
 
 

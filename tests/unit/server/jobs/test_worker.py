@@ -189,3 +189,46 @@ def test_a_spec_that_does_not_fit_its_data_fails_the_job_with_the_train_message(
     assert done.status == "failed" and done.attempts == 1
     assert done.error.startswith("Invalid value for `model.input`: the data gives samples of shape [4]")
     assert done.run_id is None and RunStore(home).list() == []  # checked before the run was created
+
+
+def _csv_job_spec(path: Path) -> dict:
+    return {
+        **tiny_spec(),
+        "data": {"source": "csv", "path": str(path), "target": "y"},
+        "model": {"input": [1], "layers": [{"dense": 1}]},
+    }
+
+
+def test_the_worker_refuses_a_path_the_submit_route_never_checked(worker: Worker, home: Path, tmp_path: Path) -> None:
+    # Queued straight into the table (another server version, a hand-written row): the worker
+    # applies the data rule itself, so the job fails naming the field and the file is not read.
+    secret = tmp_path / "secret.csv"
+    secret.write_text("k3y\n" + "".join(f"{i}\n" for i in range(8)))
+    done = run_next_after(queue(home, _csv_job_spec(secret)), worker)
+    assert done.status == "failed" and done.run_id is None and ModelStore(home).list() == []
+    assert done.error == (
+        f"data.path: '{secret}' is outside the server's data folders "
+        "(configured: none; start the server with --data-dir DIR)"
+    )
+
+
+def test_a_resumed_run_is_held_to_the_data_rule_too(home: Path, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    for folder in (data, tmp_path):
+        (folder / "d.csv").write_text("a,y\n" + "".join(f"{i},{i % 2}\n" for i in range(8)))
+    first = Worker(home, lease_s=30, heartbeat_s=0.1, data_dirs=[data])
+    job = queue(home, _csv_job_spec(data / "d.csv"))
+    # A run whose stored spec names a file outside the folders, as a retry would find it.
+    run = RunStore(home).create(resolved(_csv_job_spec(tmp_path / "d.csv")), {})
+    claimed = first.leases.claim(first.worker_id)
+    first.leases.set_run(claimed.id, first.worker_id, run.id)
+    first.run_job(JobStore(home).get(job.id))
+    done = JobStore(home).get(job.id)
+    assert done.status == "failed" and "data.path: " in done.error and "outside the server's data folders" in done.error
+
+
+def run_next_after(job: Job, worker: Worker) -> Job:
+    claimed = run_next(worker)
+    assert claimed.id == job.id
+    return claimed

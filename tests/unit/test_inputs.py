@@ -1,0 +1,46 @@
+"""Prediction inputs from files: a CSV without a header row is refused, never read one row short."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from modelyard.data import load_source
+from modelyard.errors import DataError, InputError
+from modelyard.inputs import read_inputs
+from modelyard.spec import DataSpec
+
+ROWS = [[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]]
+
+
+def _csv(tmp_path: Path, header: str | None) -> Path:
+    path = tmp_path / "in.csv"
+    path.write_text((f"{header}\n" if header else "") + "".join(f"{a},{b}\n" for a, b in ROWS))
+    return path
+
+
+@pytest.mark.parametrize("names", [["a", "b"], None])
+def test_a_csv_without_a_header_is_one_line_error_not_a_lost_row(tmp_path: Path, names: list[str] | None) -> None:
+    with pytest.raises(InputError, match="no header row") as info:
+        read_inputs(_csv(tmp_path, None), [2], names)
+    assert "\n" not in str(info.value)
+    if names:
+        assert "a, b" in str(info.value)  # the model's own feature names: what the header should say
+
+
+@pytest.mark.parametrize(
+    ("header", "names"), [("a,b", ["a", "b"]), ("b,a", ["a", "b"]), ("0,1", ["0", "1"]), ("x,y", None)]
+)
+def test_a_csv_with_a_header_reads_every_row(tmp_path: Path, header: str, names: list[str] | None) -> None:
+    x = read_inputs(_csv(tmp_path, header), [2], names)
+    want = np.array(ROWS, dtype=np.float32)
+    np.testing.assert_array_equal(x, want[:, ::-1] if header == "b,a" else want)
+
+
+def test_training_on_a_csv_without_a_header_says_so(tmp_path: Path) -> None:
+    (tmp_path / "t.csv").write_text("1,2,0\n3,4,1\n5,6,0\n")
+    spec = DataSpec.model_validate({"source": "csv", "path": str(tmp_path / "t.csv"), "target": "y"})
+    with pytest.raises(DataError, match="`data.path`.*no header row"):
+        load_source(spec.source)
