@@ -16,6 +16,7 @@ __all__ = [
     "UsageError",
     "SpecError",
     "ShapeError",
+    "ResourceError",
     "DataError",
     "DataAccessError",
     "InputError",
@@ -101,6 +102,10 @@ class SpecError(ModelyardError):
 
 class ShapeError(SpecError):
     """Layers whose shapes do not fit together, found while building the network."""
+
+
+class ResourceError(SpecError):
+    """The spec asks for more than the machine has (e.g. weights larger than the available memory)."""
 
 
 class DataError(ModelyardError):

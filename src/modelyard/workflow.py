@@ -20,6 +20,8 @@ from modelyard.data import Prepared, prepare
 from modelyard.environment import environment, resolve_device
 from modelyard.errors import DataError, ModelyardError, ShapeError, TrainingError
 from modelyard.nn import Network, build_model
+from modelyard.nn.builder import spec_parameters
+from modelyard.nn.memory import check_training_memory
 from modelyard.spec import Spec, load_spec
 from modelyard.status import Status
 from modelyard.store import ModelStore, RunStore
@@ -50,6 +52,7 @@ def build_checked(spec: Spec) -> tuple[Network, Prepared]:
 
     Runs entirely before anything is written to the store.
     """
+    check_training_memory(spec_parameters(spec.model))  # gradients and optimizer state too, before any weight
     torch.manual_seed(spec.seed)
     network = build_model(spec.model, loss=spec.train.loss.type)
     prepared = prepare(spec.data, task=spec.task, seed=spec.seed)

@@ -20,13 +20,14 @@ from modelyard._validation import spec_error_from
 from modelyard.errors import ShapeError, SpecError
 from modelyard.nn.layers import LAYERS
 from modelyard.nn.layers._common import fmt_shape
+from modelyard.nn.memory import check_fits
 from modelyard.nn.network import LayerRecord, Network, OutputActivation
 from modelyard.registry import normalize_name
 
 if TYPE_CHECKING:
     from modelyard.spec import ModelSpec
 
-__all__ = ["build_model"]
+__all__ = ["build_model", "spec_parameters"]
 
 # Losses that take logits: a final activation of this kind is left to the loss and to
 # Network.probabilities (log-softmax inside cross-entropy is stable, softmax then log is not).
@@ -61,10 +62,31 @@ def _strip_final(module: nn.Module, kind: type[nn.Module]) -> nn.Module:
     return module
 
 
+def spec_parameters(model_spec: ModelSpec | Mapping[str, Any]) -> list[tuple[str, int, int]]:
+    """(field, parameters, bytes per parameter) of each layer, from a build on the ``meta`` device
+    (shapes only: nothing is allocated, however large the layers)."""
+    with torch.device("meta"):
+        network = _build(_as_model_spec(model_spec), loss=None)
+    counts = []
+    for record, module in zip(network.records, network.layers):
+        params = list(module.parameters()) + list(module.buffers())
+        size = max((p.element_size() for p in params), default=4)
+        counts.append((record.field, sum(p.numel() for p in params), size))
+    return counts
+
+
 def build_model(model_spec: ModelSpec | Mapping[str, Any], *, loss: str | None = None) -> Network:
     """Build the network for ``model_spec``; ``loss`` is the canonical loss type
-    (``spec.train.loss.type``), used only to fold a final softmax/sigmoid into it."""
+    (``spec.train.loss.type``), used only to fold a final softmax/sigmoid into it.
+
+    Refuses (ResourceError, naming the largest layer) a network whose weights would not fit in
+    the memory available, before allocating them."""
     spec = _as_model_spec(model_spec)
+    check_fits(spec_parameters(spec))
+    return _build(spec, loss=loss)
+
+
+def _build(spec: ModelSpec, *, loss: str | None) -> Network:
     shape = tuple(spec.input)
     modules: list[nn.Module] = []
     records: list[LayerRecord] = []
