@@ -18,6 +18,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from modelyard.errors import ModelyardError
+from modelyard.server.config import ServerConfig
 from modelyard.server.console import routes as routes_console
 from modelyard.server.deployments import routes as routes_deployments
 from modelyard.server.deployments.supervisor import Supervisor
@@ -44,10 +45,11 @@ DIGITS = {
 class State:
     home: Path
     supervisor: Any
+    config: ServerConfig
 
 
-def mini_app(home: Path, supervisor: Supervisor | None = None) -> FastAPI:
-    state = State(home=home, supervisor=supervisor or Supervisor(home))
+def mini_app(home: Path, supervisor: Supervisor | None = None, config: ServerConfig | None = None) -> FastAPI:
+    state = State(home=home, supervisor=supervisor or Supervisor(home), config=config or ServerConfig(home=home))
     app = FastAPI(lifespan=None)
     for module in (routes_deployments, routes_console):
         app.include_router(module.router(state))

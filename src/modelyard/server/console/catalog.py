@@ -19,6 +19,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from modelyard.data.access import DataAccess, confined
 from modelyard.errors import InputError
 from modelyard.store import ModelStore, ModelVersion, RunStore
 
@@ -67,8 +68,11 @@ def _summary_row(run: dict[str, Any]) -> dict[str, Any]:
 class Catalog:
     """Read-only views of the store at ``home`` for the control plane's catalog routes."""
 
-    def __init__(self, home: Path) -> None:
+    def __init__(self, home: Path, access: DataAccess | None = None) -> None:
         self.home = home
+        # A computed confusion matrix reads the model's data from its stored spec: a request
+        # may only make the server read what a job could (the server's data folders).
+        self.access = access
         self._schemas: dict[str, dict[str, Any]] = {}
         self._confusion: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
@@ -161,7 +165,8 @@ class Catalog:
         from modelyard.training import evaluate
 
         model = Predictor.load(version.ref, home=self.home)
-        split_name, split = own_split(model)
+        with confined(self.access):
+            split_name, split = own_split(model)
         result = evaluate(
             model.network,
             split,

@@ -86,7 +86,7 @@ def _file_response(path: Path) -> Response:
 def router(state: ServerState) -> APIRouter:
     """The console's page and assets from the installed package, and the catalog over ``state.home``."""
     api = APIRouter()
-    api.include_router(_catalog(Catalog(state.home)))
+    api.include_router(_catalog(Catalog(state.home, state.config.data_access())))
     api.include_router(_assets(_asset_table(CONSOLE_DIR), {"js/status.js": status_module()}))
     return api
 

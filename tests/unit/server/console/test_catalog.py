@@ -106,3 +106,31 @@ def test_input_hints_follow_the_training_images():
     assert unnamed["features"] == ["x1", "x2"]
     # A digits model reshaped to [1, 8, 8] is still drawn as an 8x8 digit in 0..16.
     assert input_hints({"input_shape": [1, 8, 8]}, spec("digits"), "tabular")["image"]["max_value"] == 16.0
+
+
+async def test_a_computed_confusion_matrix_reads_only_the_servers_data_folders(home: Path, tmp_path: Path) -> None:
+    # A model trained on the user's own machine (the CLI reads any file), then looked at in the
+    # console: a read request must not make the server read a file outside its data folders.
+    from modelyard.server.config import ServerConfig
+    from modelyard.workflow import train
+
+    data = tmp_path / "data"
+    data.mkdir()
+    rows = "a,b,y\n" + "".join(f"{i % 5},{i % 3},{'cat' if i % 2 else 'dog'}\n" for i in range(40))
+    for folder in (tmp_path, data):
+        (folder / "pets.csv").write_text(rows)
+    spec = {
+        "name": "pets",
+        "data": {"source": "csv", "path": str(tmp_path / "pets.csv"), "target": "y", "test": 0.25},
+        "model": {"input": [2], "layers": [{"dense": 2, "activation": "softmax"}]},
+        "train": {"loss": "cross_entropy", "optimizer": "adam", "lr": 0.01, "epochs": 1, "checkpoint": False},
+    }
+    train(spec, home=home, progress=False)
+    spec["name"], spec["data"]["path"] = "pets-inside", str(data / "pets.csv")
+    train(spec, home=home, progress=False)
+    async with client(mini_app(home, config=ServerConfig(home=home, data_dirs=[data]))) as http:
+        r = await http.get("/v1/models/pets/versions/1/confusion_matrix")
+        assert r.status_code == 403 and r.json()["field"] == "data.path", r.text
+        assert "outside the server's data folders" in r.json()["message"]
+        inside = await http.get("/v1/models/pets-inside/versions/1/confusion_matrix")
+        assert inside.status_code == 200 and np.sum(inside.json()["matrix"]) == 10, inside.text
