@@ -25,18 +25,25 @@ def read_inputs(path: str | Path, raw_shape: list[int], feature_names: list[str]
     path = Path(path)
     if not path.exists():
         raise InputError(f"Input file not found: {path}")
+    if path.is_dir():
+        raise InputError(f"Invalid input file {path}: expected a file, received a folder")
     suffix = path.suffix.lower()
     if suffix == ".json":
         return _json(path)
     if suffix == ".csv":
         return _csv(path, feature_names)
     if suffix == ".npy":
+        from modelyard.data.npy import NPY_ERRORS
+
         try:
             arr = np.load(path, allow_pickle=False)
-        except ValueError as exc:
+        except (ValueError, *NPY_ERRORS) as exc:  # numpy's messages can quote the header: not shown
             raise InputError(
-                f"Cannot read {path}: expected a numeric .npy array (pickled objects are refused): {exc}"
+                f"Cannot read {path}: expected a numeric .npy array written by np.save, pickled objects "
+                f"refused ({type(exc).__name__})"
             ) from None
+        if not isinstance(arr, np.ndarray):
+            raise InputError(f"Cannot read {path}: expected one .npy array, received a .npz archive")
         return _numeric(arr, path)
     if suffix in IMAGE_SUFFIXES:
         return image_to_array(path.read_bytes(), raw_shape, source=str(path))[None]
@@ -56,6 +63,8 @@ def _json(path: Path) -> np.ndarray:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise InputError(f"Malformed JSON in {path}: {exc}") from None
+    except RecursionError:
+        raise InputError(f"Invalid JSON in {path}: nested too deeply") from None
     if isinstance(data, dict):
         if "instances" not in data:
             raise InputError(

@@ -9,6 +9,7 @@ source. Targets are read into memory (one label or a few values per sample). Lik
 
 from __future__ import annotations
 
+import tokenize
 from pathlib import Path
 from typing import ClassVar
 
@@ -19,7 +20,12 @@ from modelyard.data.arrays import ArrayOptions, arrays_to_raw
 from modelyard.data.raw import SOURCES, RawData, resolve_path
 from modelyard.errors import DataError
 
-__all__ = ["NpyOptions"]
+__all__ = ["NpyOptions", "NPY_ERRORS"]
+
+
+#: What np.load raises on a damaged .npy file besides ValueError: the header is a Python
+#: literal parsed with ``ast``/``tokenize``, so a garbled one raises their errors.
+NPY_ERRORS = (OSError, EOFError, SyntaxError, tokenize.TokenError)
 
 
 class NpyOptions(ArrayOptions):
@@ -40,7 +46,7 @@ def _open(path_option: str, field: str, *, mapped: bool) -> np.ndarray:
             f"save numeric arrays with np.save",
             field=f"data.{field}",
         ) from None
-    except (OSError, EOFError) as exc:
+    except NPY_ERRORS as exc:
         # numpy's message can quote the file's header: only the kind of failure is shown.
         raise DataError(
             f"Cannot read {path} (`data.{field}`): expected a .npy file written by np.save ({type(exc).__name__})",

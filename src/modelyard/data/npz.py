@@ -15,6 +15,7 @@ from pydantic import Field
 
 from modelyard.data.access import current_access
 from modelyard.data.arrays import ArrayOptions, arrays_to_raw
+from modelyard.data.npy import NPY_ERRORS
 from modelyard.data.raw import SOURCES, RawData, missing_key_error, resolve_path
 from modelyard.errors import DataError
 
@@ -65,6 +66,11 @@ def npz(opts: NpzOptions, *, seed: int) -> RawData:
 def _load(archive: np.lib.npyio.NpzFile, key: str, path: Path, field: str) -> np.ndarray:
     try:
         arr = archive[key]
+    except NPY_ERRORS as exc:
+        raise DataError(
+            f"Invalid array {key!r} in {path} (`data.{field}`): not a readable .npy member ({type(exc).__name__})",
+            field=f"data.{field}",
+        ) from None
     except ValueError:
         raise DataError(
             f"Invalid array {key!r} in {path} (`data.{field}`): it holds Python objects, which can only be "

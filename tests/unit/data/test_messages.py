@@ -68,3 +68,39 @@ def test_prediction_inputs_never_quote_the_file(tmp_path: Path, name: str) -> No
     with pytest.raises(InputError) as info:
         read_inputs(path, [2], ["a", "b"])
     assert SECRET not in str(info.value), info.value
+
+
+def _garbled_npy(path: Path) -> Path:
+    # A valid magic string, then a header numpy cannot parse (it quotes it back in a TokenError).
+    path.write_bytes(b"\x93NUMPY\x01\x00\x10\x00{'" + SECRET.encode() + b"': 1}\n")
+    return path
+
+
+def test_a_garbled_npy_header_is_one_line_without_the_header(tmp_path: Path) -> None:
+    import zipfile
+
+    x = _garbled_npy(tmp_path / "x.npy")
+    np.save(tmp_path / "y.npy", np.zeros(2))
+    with zipfile.ZipFile(tmp_path / "d.npz", "w") as archive:
+        archive.write(x, "x.npy")
+        archive.write(tmp_path / "y.npy", "y.npy")
+    for data in (
+        {"source": "npy", "x": str(x), "y": str(tmp_path / "y.npy")},
+        {"source": "npz", "path": str(tmp_path / "d.npz")},
+    ):
+        with pytest.raises(DataError, match="`data.x`") as info:
+            load_source(DataSpec.model_validate(data).source)
+        assert SECRET not in str(info.value)
+    with pytest.raises(InputError, match="expected a numeric .npy array") as info:
+        read_inputs(x, [2])
+    assert SECRET not in str(info.value)
+
+
+@pytest.mark.parametrize(("name", "content"), [("in.npy", b""), ("in.json", b"[" * 100_000)])
+def test_damaged_prediction_inputs_are_one_line_errors(tmp_path: Path, name: str, content: bytes) -> None:
+    (tmp_path / name).write_bytes(content)
+    with pytest.raises(InputError):
+        read_inputs(tmp_path / name, [2])
+    (tmp_path / "folder.csv").mkdir()
+    with pytest.raises(InputError, match="expected a file, received a folder"):
+        read_inputs(tmp_path / "folder.csv", [2])
