@@ -25,6 +25,8 @@ from modelyard.nn.memory import check_training_memory
 from modelyard.spec import Spec, load_spec
 from modelyard.status import Status
 from modelyard.store import ModelStore, RunStore
+from modelyard.store.heartbeat import Heartbeat
+from modelyard.store.owner import record_owner
 from modelyard.training import FitResult, evaluate, fit
 
 __all__ = ["TrainResult", "train", "resume", "build_checked", "check_fit", "eval_split", "model_meta"]
@@ -157,10 +159,14 @@ def resume(
     console: Any = None,
     on_epoch_end: Callable[[int, dict[str, Any]], None] | None = None,
 ) -> TrainResult:
-    """Continue an interrupted run from its last good checkpoint."""
+    """Continue a failed or interrupted run from its last good checkpoint.
+
+    A run still marked ``running`` is taken over only if its process is gone (dead on this
+    machine, or no heartbeat for ``STALE_AFTER_S``): ``RunStore.settle_stale`` decides.
+    """
     started = time.perf_counter()
     runs = RunStore(home)
-    record = runs.get(run_id)
+    record = runs.settle_stale(run_id)
     if record.status == Status.SUCCEEDED:
         raise TrainingError(f"Run {record.id} already succeeded and registered {record.model_ref}; nothing to resume")
     spec = load_spec(record.spec)
@@ -195,6 +201,7 @@ def _run(
     started: float,
 ) -> TrainResult:
     runs.start(run_id)
+    record_owner(runs.run_dir(run_id))  # lets `train --resume` and `runs cancel` find this process
 
     def record_epoch(epoch: int, metrics: dict[str, Any]) -> None:
         runs.log_epoch(run_id, epoch, metrics)  # also the run's heartbeat
@@ -202,38 +209,41 @@ def _run(
             on_epoch_end(epoch, metrics)
 
     try:
-        result: FitResult = fit(
-            network,
-            prepared,
-            spec.train,
-            seed=spec.seed,
-            on_epoch_end=record_epoch,
-            checkpoint_dir=runs.run_dir(run_id) / "checkpoints",
-            resume=resume,
-            progress=progress,
-            console=console,
-        )
-        split_name, split = eval_split(prepared)
-        test_metrics = evaluate(
-            network,
-            split,
-            metrics=list(spec.train.metrics),
-            loss=spec.train.loss,
-            task=spec.task,
-            num_classes=prepared.num_classes,
-        )
-        test_metrics = {"split": split_name, **test_metrics}
-        state = {k: v.detach().to("cpu").contiguous() for k, v in network.state_dict().items()}
-        version = ModelStore(home).register(
-            spec.name,
-            state_dict=state,
-            spec=spec.to_dict(),
-            preprocess=model_meta(prepared, spec),
-            metrics={"test": test_metrics, "history": result.history, "runtime": result.runtime},
-            run_id=run_id,
-            task=spec.task,
-            description=spec.description,
-        )
+        with Heartbeat(runs, run_id):  # between epochs too: an epoch may outlast STALE_AFTER_S
+            result: FitResult = fit(
+                network,
+                prepared,
+                spec.train,
+                seed=spec.seed,
+                on_epoch_end=record_epoch,
+                checkpoint_dir=runs.run_dir(run_id) / "checkpoints",
+                resume=resume,
+                progress=progress,
+                console=console,
+            )
+            if resume:
+                _log_missing_epochs(runs, run_id, result.history)
+            split_name, split = eval_split(prepared)
+            test_metrics = evaluate(
+                network,
+                split,
+                metrics=list(spec.train.metrics),
+                loss=spec.train.loss,
+                task=spec.task,
+                num_classes=prepared.num_classes,
+            )
+            test_metrics = {"split": split_name, **test_metrics}
+            state = {k: v.detach().to("cpu").contiguous() for k, v in network.state_dict().items()}
+            version = ModelStore(home).register(
+                spec.name,
+                state_dict=state,
+                spec=spec.to_dict(),
+                preprocess=model_meta(prepared, spec),
+                metrics={"test": test_metrics, "history": result.history, "runtime": result.runtime},
+                run_id=run_id,
+                task=spec.task,
+                description=spec.description,
+            )
         summary = {
             "test": test_metrics,
             "runtime": result.runtime,
@@ -243,8 +253,8 @@ def _run(
             "class_names": prepared.class_names,
         }
         runs.finish(run_id, summary, version.ref)
-    except KeyboardInterrupt:
-        runs.fail(run_id, "interrupted (resume with `modelyard train --resume " + run_id + "`)")
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM through the CLI's handler (cli/train.py)
+        _interrupted(runs, run_id)
         raise
     except ModelyardError as exc:
         runs.fail(run_id, exc.message)
@@ -263,3 +273,18 @@ def _run(
         spec=spec,
         network=network,
     )
+
+
+def _interrupted(runs: RunStore, run_id: str) -> None:
+    """Mark the run interrupted, unless `runs cancel` settled it first (that is why it stopped)."""
+    if runs.get(run_id).status == Status.RUNNING:
+        runs.interrupt(run_id, f"interrupted (resume with `modelyard train --resume {run_id}`)")
+
+
+def _log_missing_epochs(runs: RunStore, run_id: str, history: list[dict[str, Any]]) -> None:
+    """Epochs the checkpoint holds but the store lacks: a kill between an epoch's checkpoint and
+    its ``log_epoch`` (``fit`` saves first) would otherwise leave a hole in the run's history."""
+    stored = {row["epoch"] for row in runs.get(run_id).history}
+    for row in history:
+        if row["epoch"] not in stored:
+            runs.log_epoch(run_id, int(row["epoch"]), row)

@@ -1,4 +1,4 @@
-"""`modelyard runs` and `modelyard runs show ID`."""
+"""`modelyard runs`, `modelyard runs show RUN` and `modelyard runs cancel RUN`."""
 
 from __future__ import annotations
 
@@ -117,3 +117,33 @@ def show(obj: dict, run_id: str, plots_dir: str | None, as_json: bool) -> None:
             written.append(plots.confusion_matrix(matrix, names, folder / f"{r.id}-confusion-matrix.png"))
         for p in written:
             click.echo(f"wrote {p}", err=as_json)
+
+
+@runs.command("cancel")
+@click.argument("run_id")
+@click.pass_obj
+def cancel(obj: dict, run_id: str) -> None:
+    """Cancel a queued, running or interrupted run; a running run's process on this machine is stopped.
+
+    A run that a control-plane job trains is cancelled through its job (as `jobs cancel` does), so
+    its worker stops it and the job is not retried.
+    """
+    from modelyard.server.jobs.store import JobStore
+    from modelyard.store import RunStore
+    from modelyard.store.owner import read_owner
+
+    store = RunStore(obj["home"])
+    record = store.get(run_id)
+    job = JobStore(obj["home"]).active_for_run(record.id)
+    if job is not None:
+        JobStore(obj["home"]).cancel(job.id)
+        click.echo(f"cancelling run {record.id} through its job {job.id} (its worker stops it)")
+        return
+    store.cancel(record.id)
+    owner = read_owner(record.path) if record.status == "running" else None
+    if owner is not None and owner.stop():
+        click.echo(f"cancelled run {record.id}; stopped its process {owner.pid}")
+    elif owner is not None and owner.alive() is None:
+        click.echo(f"cancelled run {record.id}; its process on {owner.host} stops at its next heartbeat")
+    else:
+        click.echo(f"cancelled run {record.id}")

@@ -2,11 +2,34 @@
 
 from __future__ import annotations
 
+import signal
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import click
 
 from modelyard.cli._fmt import console, fmt, metrics_table
+
+
+@contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """SIGTERM (``timeout``, ``kill``, an eviction) stops training the way Ctrl-C does.
+
+    Python's default SIGTERM kills the process at once, leaving the run ``running``; raised as
+    KeyboardInterrupt instead, it unwinds through ``workflow``, which marks the run
+    ``interrupted``. Checkpoints are written by rename, so the last one stays whole.
+    Installed here, by the entry point, because a signal handler belongs to the program.
+    """
+    if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 @click.command()
@@ -32,14 +55,15 @@ def train(
     keep_freed_memory()  # process-wide (glibc keeps freed blocks): this entry point's choice, not fit's
     out = console()
     show = sys.stderr.isatty() if progress is None else progress
-    if resume_id:
-        if spec or overrides:
-            raise UsageError("--resume continues a run with its stored spec; do not pass SPEC or --set with it")
-        result = workflow.resume(resume_id, home=obj["home"], progress=show, console=out)
-    else:
-        if not spec:
-            raise click.UsageError("missing SPEC (a YAML or JSON spec file), or --resume RUN")
-        result = workflow.train(spec, overrides=overrides, home=obj["home"], progress=show, console=out)
+    if resume_id and (spec or overrides):
+        raise UsageError("--resume continues a run with its stored spec; do not pass SPEC or --set with it")
+    if not resume_id and not spec:
+        raise click.UsageError("missing SPEC (a YAML or JSON spec file), or --resume RUN")
+    with _sigterm_interrupts():
+        if resume_id:
+            result = workflow.resume(resume_id, home=obj["home"], progress=show, console=out)
+        else:
+            result = workflow.train(spec, overrides=overrides, home=obj["home"], progress=show, console=out)
     last = result.history[-1] if result.history else {}
     out.print(
         f"run {result.run_id}: {len(result.history)} epochs in {result.train_time_s:.1f}s "

@@ -1,8 +1,9 @@
 """Training runs: status, resolved spec, environment, per-epoch metrics and a folder.
 
-A run moves ``queued → running → succeeded | failed | cancelled`` (``modelyard.status``). A running process
-calls ``heartbeat`` (``log_epoch`` counts as one); ``reap_stale`` marks runs whose
-process died without saying so as failed. Ids look like ``r-20261122-3fa9c1`` and, as in
+A run moves ``queued → running → succeeded | failed | cancelled | interrupted`` (``modelyard.status``). A
+running process calls ``heartbeat`` (``log_epoch`` counts as one); ``reap_stale`` marks runs whose
+process died without saying so as failed, and ``settle_stale`` does that for one run that is about to
+be resumed. Ids look like ``r-20261122-3fa9c1`` and, as in
 git, any unique prefix of the id or of its random part (``3fa9``) finds the run.
 """
 
@@ -29,6 +30,7 @@ from modelyard.status import Status, parse_status
 from modelyard.store import paths
 from modelyard.store.db import Database, database
 from modelyard.store.ids import new_id, resolve_id
+from modelyard.store.owner import read_owner
 from modelyard.store.records import RunRecord, run_record
 from modelyard.store.tables import MetricRow, RunRow
 from modelyard.store.timestamps import utcnow
@@ -41,6 +43,10 @@ __all__ = ["RunStore", "RunRecord"]
 logger = logging.getLogger(__name__)
 
 _ERROR_LIMIT = 500
+# A training process beats every HEARTBEAT_S seconds (workflow's heartbeat thread, besides each
+# epoch); a run silent for STALE_AFTER_S is taken for dead, leaving room for a busy machine.
+HEARTBEAT_S = 10.0
+STALE_AFTER_S = 60.0
 
 
 def _now() -> datetime:
@@ -108,13 +114,13 @@ class RunStore:
         raise StoreError("Could not allocate a unique run id after 5 attempts", field="run_id")
 
     def start(self, run_id: str) -> RunRecord:
-        """queued (or failed/cancelled, to resume) → running."""
+        """queued (or failed/cancelled/interrupted, to resume) → running."""
 
         def apply(row: RunRow, now: datetime) -> None:
             row.status, row.started_at, row.heartbeat_at = Status.RUNNING, now, now
             row.finished_at, row.error = None, None
 
-        return self._transition(run_id, (Status.QUEUED, Status.FAILED, Status.CANCELLED), apply)
+        return self._transition(run_id, (Status.QUEUED, Status.FAILED, Status.CANCELLED, Status.INTERRUPTED), apply)
 
     def heartbeat(self, run_id: str) -> None:
         """Say the run's process is alive; a run no longer running raises StoreError."""
@@ -140,12 +146,20 @@ class RunStore:
         return self._transition(run_id, (Status.QUEUED, Status.RUNNING), apply)
 
     def cancel(self, run_id: str, reason: str = "cancelled by user") -> RunRecord:
-        """queued/running → cancelled."""
+        """queued/running/interrupted → cancelled."""
 
         def apply(row: RunRow, now: datetime) -> None:
             row.status, row.finished_at, row.error = Status.CANCELLED, now, _one_line(reason)
 
-        return self._transition(run_id, (Status.QUEUED, Status.RUNNING), apply)
+        return self._transition(run_id, (Status.QUEUED, Status.RUNNING, Status.INTERRUPTED), apply)
+
+    def interrupt(self, run_id: str, reason: str) -> RunRecord:
+        """running → interrupted (SIGTERM or Ctrl-C; ``train --resume`` continues it)."""
+
+        def apply(row: RunRow, now: datetime) -> None:
+            row.status, row.finished_at, row.error = Status.INTERRUPTED, now, _one_line(reason)
+
+        return self._transition(run_id, (Status.RUNNING,), apply)
 
     def log_epoch(self, run_id: str, epoch: int, metrics: Mapping[str, Any]) -> builtins.list[str]:
         """Store one row per numeric metric of ``epoch``; returns the keys skipped.
@@ -178,23 +192,53 @@ class RunStore:
             logger.debug("run %s epoch %d: skipped non-numeric metrics %s", run_id, epoch, pending.skipped)
         return pending.skipped
 
-    def reap_stale(self, max_age_s: float) -> builtins.list[str]:
-        """Mark running runs without a heartbeat for ``max_age_s`` seconds as failed."""
+    def reap_stale(
+        self, max_age_s: float, *, run_id: str | None = None, why: str = "process died?"
+    ) -> builtins.list[str]:
+        """Mark running runs (or only ``run_id``) without a heartbeat for ``max_age_s`` seconds as failed."""
         now = _now()
         cutoff = now - timedelta(seconds=max_age_s)
         last_seen = func.coalesce(RunRow.heartbeat_at, RunRow.started_at, RunRow.created_at)
         reaped = []
         with self.db.session(write=True) as session:
-            stale = session.scalars(select(RunRow).where(RunRow.status == Status.RUNNING, last_seen < cutoff)).all()
-            for row in stale:
+            query = select(RunRow).where(RunRow.status == Status.RUNNING, last_seen <= cutoff)
+            if run_id is not None:
+                query = query.where(RunRow.id == self._resolve(session, run_id).id)
+            for row in session.scalars(query).all():
                 seen = row.heartbeat_at or row.started_at or row.created_at
                 age = int((now - seen).total_seconds())
                 row.status, row.finished_at = Status.FAILED, now
-                row.error = f"no heartbeat for {age}s (process died?)"
+                row.error = f"no heartbeat for {age}s ({why})"
                 reaped.append(row.id)
         if reaped:
             logger.info("marked %d stale run(s) as failed: %s", len(reaped), ", ".join(reaped))
         return reaped
+
+    def settle_stale(self, run_id: str) -> RunRecord:
+        """Before resuming: a ``running`` run whose process is gone becomes ``failed`` (``reap_stale``).
+
+        Gone means its recorded process is dead on this machine, or its heartbeat is older than
+        ``STALE_AFTER_S``. A run that still looks alive is a StoreError saying what to do.
+        """
+        record = self.get(run_id)
+        if record.status != Status.RUNNING:
+            return record
+        owner = read_owner(record.path)
+        if owner is not None and owner.alive() is False:
+            self.reap_stale(0, run_id=record.id, why=f"its process {owner.pid} on {owner.host} is gone")
+        else:
+            self.reap_stale(STALE_AFTER_S, run_id=record.id)
+        record = self.get(record.id)
+        if record.status == Status.RUNNING:
+            seen = record.heartbeat_at or record.started_at or record.created_at
+            where = f" by process {owner.pid} on {owner.host}" if owner is not None else ""
+            raise StoreError(
+                f"Run {record.id} is still running{where} (last heartbeat {int((_now() - seen).total_seconds())}s "
+                f"ago); it can be resumed once it stops or has no heartbeat for {STALE_AFTER_S:.0f}s, "
+                f"or stop it with `modelyard runs cancel {record.id}`",
+                field="status",
+            )
+        return record
 
     # -- reading ---------------------------------------------------------------------
 

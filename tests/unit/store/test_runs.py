@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import math
+import socket
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -12,9 +17,12 @@ import pytest
 import torch
 
 from modelyard.errors import InputError, NotFoundError, SpecError, StoreError
+from modelyard.status import Status
 from modelyard.store import RunStore
 from modelyard.store import db as store_db
+from modelyard.store import owner as owner_module
 from modelyard.store import runs as runs_module
+from modelyard.store.heartbeat import Heartbeat
 
 SPEC = {"name": "fashion-mlp", "seed": 3, "train": {"loss": {"type": "cross_entropy", "options": {}}, "epochs": 2}}
 
@@ -190,3 +198,62 @@ def test_summary_must_be_json(store: RunStore) -> None:
     with pytest.raises(StoreError, match=r"Cannot store `summary.model`: expected JSON-compatible data"):
         store.finish(run.id, {"model": object()})
     assert store.get(run.id).status == "running"  # nothing changed
+
+
+def _owned_by(store: RunStore, run_id: str, pid: int, host: str) -> None:
+    (store.run_dir(run_id) / owner_module.OWNER_FILE).write_text(
+        json.dumps({"pid": pid, "host": host, "start_ticks": None})
+    )
+
+
+def test_settle_stale_takes_over_only_a_run_whose_process_is_gone(
+    store: RunStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    t0 = datetime(2026, 11, 22, 12, 0, tzinfo=timezone.utc)
+    clock = {"now": t0}
+    monkeypatch.setattr(runs_module, "_now", lambda: clock["now"])
+    elsewhere = store.start(store.create(SPEC).id)
+    _owned_by(store, elsewhere.id, 1, "another-machine")
+    here = store.start(store.create(SPEC).id)
+    owner_module.record_owner(store.run_dir(here.id))  # this very process: alive
+    clock["now"] = t0 + timedelta(seconds=runs_module.STALE_AFTER_S - 1)
+    for run in (elsewhere, here):
+        with pytest.raises(
+            StoreError, match=rf"Run {run.id} is still running by process \d+ on .*`modelyard runs cancel"
+        ):
+            store.settle_stale(run.id)
+    clock["now"] = t0 + timedelta(seconds=runs_module.STALE_AFTER_S)  # the heartbeat is stale now
+    settled = store.settle_stale(elsewhere.id)
+    assert settled.status == "failed" and settled.error == "no heartbeat for 60s (process died?)"
+    assert store.get(here.id).status == "running"  # only the run asked about is reaped
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    gone = store.start(store.create(SPEC).id)
+    _owned_by(store, gone.id, int(dead.stdout), socket.gethostname())
+    settled = store.settle_stale(gone.id)  # a fresh heartbeat, but its process is gone from this machine
+    assert settled.status == "failed" and f"its process {int(dead.stdout)} on" in (settled.error or "")
+    assert store.start(gone.id).status == "running"
+
+
+def test_interrupt_and_cancel(store: RunStore) -> None:
+    run = store.start(store.create(SPEC).id)
+    stopped = store.interrupt(run.id, "interrupted (resume with ...)")
+    assert stopped.status == Status.INTERRUPTED and stopped.finished_at is not None
+    with pytest.raises(StoreError, match="is interrupted; this needs a run that is running"):
+        store.interrupt(run.id, "again")
+    assert store.start(run.id).status == Status.RUNNING  # resumable
+    store.interrupt(run.id, "interrupted")
+    assert store.cancel(run.id).status == Status.CANCELLED  # never to be resumed by a job
+
+
+def test_heartbeat_thread_beats_and_stops_training_once_cancelled(store: RunStore) -> None:
+    run = store.start(store.create(SPEC).id)
+    before = store.get(run.id).heartbeat_at
+    with Heartbeat(store, run.id, interval_s=0.02):
+        time.sleep(0.3)
+    assert store.get(run.id).heartbeat_at > before
+    with pytest.raises(KeyboardInterrupt):  # what `runs cancel` from another machine leads to
+        with Heartbeat(store, run.id, interval_s=0.02):
+            store.cancel(run.id)
+            time.sleep(5)
+    assert store.get(run.id).status == Status.CANCELLED

@@ -188,6 +188,14 @@ class JobStore:
         with self.db.session() as session:
             return [job_from_row(row) for row in session.scalars(query)]
 
+    def active_for_run(self, run_id: str) -> Job | None:
+        """The queued or running job that trains run ``run_id`` (a full id), if any."""
+        with self.db.session() as session:
+            row = session.scalars(
+                select(JobRow).where(JobRow.run_id == run_id, JobRow.status.in_((Status.QUEUED, Status.RUNNING)))
+            ).first()
+            return None if row is None else job_from_row(row)
+
     def cancel(self, job_id: str) -> Job:
         """queued → cancelled at once; running → cancel requested (its worker stops it)."""
         with self.db.session(write=True) as session:
