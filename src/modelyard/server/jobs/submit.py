@@ -143,13 +143,24 @@ def resolve_data_paths(source: str, options: dict[str, Any], access: DataAccess 
 
 
 def absolute_data_path(spec: dict[str, Any], base: Path) -> dict[str, Any]:
-    """A raw spec whose relative ``data.path`` is made absolute against ``base`` (the CLI's cwd)."""
+    """A raw spec whose relative data paths (every path option of its source: ``data.path``,
+    npy's ``x``/``y``/``x_test``/``y_test``) are made absolute against ``base`` (the CLI's cwd)."""
+    from modelyard.data.sources import SOURCES
+    from modelyard.errors import ModelyardError
+
     data = spec.get("data")
     if not isinstance(data, dict):
         return spec
-    holder = data["source"] if isinstance(data.get("source"), dict) else data
+    source = data.get("source")
+    name = source if isinstance(source, str) else source.get("type") if isinstance(source, dict) else None
+    try:
+        fields = getattr(SOURCES.get(str(name)).options, "path_fields", {}) if name else {"path": False}
+    except ModelyardError:  # an unknown source: the server names it
+        return spec
+    holder = source if isinstance(source, dict) else data
     holder = holder.get("options", holder) if isinstance(holder.get("options"), dict) else holder
-    path = holder.get("path")
-    if isinstance(path, str) and path and not Path(path).expanduser().is_absolute():
-        holder["path"] = str((base / Path(path).expanduser()).resolve())
+    for field in fields:
+        path = holder.get(field)
+        if isinstance(path, str) and path and not Path(path).expanduser().is_absolute():
+            holder[field] = str((base / Path(path).expanduser()).resolve())
     return spec
