@@ -18,17 +18,17 @@ Result names: ``accuracy``, ``precision``/``recall``/``f1`` (macro average) or
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
-import torchmetrics
 from pydantic import Field
-from torchmetrics import classification as C
-from torchmetrics import regression as R
 
 from modelyard._validation import StrictModel
 from modelyard.components import ComponentRegistry, ComponentSpec, NoOptions
 from modelyard.errors import SpecError
+
+if TYPE_CHECKING:
+    import torchmetrics
 
 __all__ = ["METRICS", "MetricSet", "metric_name", "metric_names", "AverageOptions", "TopKOptions"]
 
@@ -47,6 +47,20 @@ class TopKOptions(StrictModel):
     k: int = Field(5, ge=1)
 
 
+def _classification() -> Any:
+    """torchmetrics is imported when a metric is built, not when a spec is read (it costs seconds:
+    ``modelyard predict`` and ``models show`` read specs and never compute a metric)."""
+    from torchmetrics import classification
+
+    return classification
+
+
+def _regression() -> Any:
+    from torchmetrics import regression
+
+    return regression
+
+
 def _classes(num_classes: int | None) -> int:
     # No class count (a regression loss on 0/1 targets) or one output: the binary case.
     return num_classes if num_classes is not None and num_classes >= 2 else 2
@@ -57,25 +71,31 @@ def _classes(num_classes: int | None) -> int:
 @METRICS.component("accuracy", "acc", "categorical_accuracy", "binary_accuracy")
 def accuracy(opts: NoOptions, *, task: str, num_classes: int | None) -> torchmetrics.Metric:
     """Fraction of samples whose predicted class is the true class."""
-    return C.MulticlassAccuracy(num_classes=_classes(num_classes), average="micro", validate_args=False)
+    return _classification().MulticlassAccuracy(num_classes=_classes(num_classes), average="micro", validate_args=False)
 
 
 @METRICS.component("precision", options=AverageOptions, primary="average")
 def precision(opts: AverageOptions, *, task: str, num_classes: int | None) -> torchmetrics.Metric:
     """Precision averaged over classes (macro by default, or weighted / micro)."""
-    return C.MulticlassPrecision(num_classes=_classes(num_classes), average=opts.average, validate_args=False)
+    return _classification().MulticlassPrecision(
+        num_classes=_classes(num_classes), average=opts.average, validate_args=False
+    )
 
 
 @METRICS.component("recall", options=AverageOptions, primary="average")
 def recall(opts: AverageOptions, *, task: str, num_classes: int | None) -> torchmetrics.Metric:
     """Recall averaged over classes (macro by default, or weighted / micro)."""
-    return C.MulticlassRecall(num_classes=_classes(num_classes), average=opts.average, validate_args=False)
+    return _classification().MulticlassRecall(
+        num_classes=_classes(num_classes), average=opts.average, validate_args=False
+    )
 
 
 @METRICS.component("f1", "f1_score", options=AverageOptions, primary="average")
 def f1(opts: AverageOptions, *, task: str, num_classes: int | None) -> torchmetrics.Metric:
     """F1 score averaged over classes (macro by default, or weighted / micro)."""
-    return C.MulticlassF1Score(num_classes=_classes(num_classes), average=opts.average, validate_args=False)
+    return _classification().MulticlassF1Score(
+        num_classes=_classes(num_classes), average=opts.average, validate_args=False
+    )
 
 
 @METRICS.component("top_k_accuracy", "top_k", "top_k_categorical_accuracy", options=TopKOptions, primary="k")
@@ -88,37 +108,37 @@ def top_k_accuracy(opts: TopKOptions, *, task: str, num_classes: int | None) -> 
             f"received {opts.k}",
             field="train.metrics",
         )
-    return C.MulticlassAccuracy(num_classes=classes, top_k=opts.k, average="micro", validate_args=False)
+    return _classification().MulticlassAccuracy(num_classes=classes, top_k=opts.k, average="micro", validate_args=False)
 
 
 @METRICS.component("confusion_matrix", "confusion")
 def confusion_matrix(opts: NoOptions, *, task: str, num_classes: int | None) -> torchmetrics.Metric:
     """Counts of (true class, predicted class) pairs; rows are the true class."""
-    return C.MulticlassConfusionMatrix(num_classes=_classes(num_classes), validate_args=False)
+    return _classification().MulticlassConfusionMatrix(num_classes=_classes(num_classes), validate_args=False)
 
 
 @METRICS.component("mse", "mean_squared_error")
 def mse(opts: NoOptions, *, task: str, num_classes: int | None) -> torchmetrics.Metric:
     """Mean squared error over every output element."""
-    return R.MeanSquaredError()
+    return _regression().MeanSquaredError()
 
 
 @METRICS.component("mae", "mean_absolute_error")
 def mae(opts: NoOptions, *, task: str, num_classes: int | None) -> torchmetrics.Metric:
     """Mean absolute error over every output element."""
-    return R.MeanAbsoluteError()
+    return _regression().MeanAbsoluteError()
 
 
 @METRICS.component("rmse", "root_mean_squared_error")
 def rmse(opts: NoOptions, *, task: str, num_classes: int | None) -> torchmetrics.Metric:
     """Root of the mean squared error, in the target's own unit."""
-    return R.MeanSquaredError(squared=False)
+    return _regression().MeanSquaredError(squared=False)
 
 
 @METRICS.component("r2", "r2_score", "r_squared")
 def r2(opts: NoOptions, *, task: str, num_classes: int | None) -> torchmetrics.Metric:
     """Coefficient of determination, averaged uniformly over outputs (as sklearn's r2_score)."""
-    return R.R2Score(multioutput="uniform_average")
+    return _regression().R2Score(multioutput="uniform_average")
 
 
 _INPUT: dict[str, InputKind] = {

@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
-import pandas as pd
 from pydantic import Field
 
 from modelyard._validation import StrictModel
 from modelyard.data.access import current_access
 from modelyard.data.raw import SOURCES, RawData, missing_key_error, resolve_path
 from modelyard.errors import DataError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["TableOptions", "CsvOptions", "frame_to_raw", "labels_to_classes", "csv_problem", "header_is_data"]
 
@@ -38,6 +40,8 @@ class CsvOptions(TableOptions):
 @SOURCES.component("csv", options=CsvOptions, primary="path")
 def csv(opts: CsvOptions, *, seed: int) -> RawData:
     """A CSV file with a header row: numeric feature columns plus a `target` column."""
+    import pandas as pd  # here, not at the top: reading a spec need not pay ~0.5 s for it
+
     path = resolve_path(opts.path, "data.path")
     try:
         # In a server a .csv.gz could inflate past the size cap: files are read as they are.
@@ -56,6 +60,8 @@ def csv(opts: CsvOptions, *, seed: int) -> RawData:
 @SOURCES.component("parquet", options=TableOptions, primary="path")
 def parquet(opts: TableOptions, *, seed: int) -> RawData:
     """A Parquet file: numeric feature columns plus a `target` column."""
+    import pandas as pd
+
     path = resolve_path(opts.path, "data.path")
     try:
         frame = pd.read_parquet(path)
@@ -145,6 +151,8 @@ def frame_to_raw(frame: pd.DataFrame, path: Path, opts: TableOptions, *, row_lab
 
 
 def _numeric_column(series: pd.Series, name: str, path: Path, row_label: Any) -> np.ndarray:
+    import pandas as pd
+
     if pd.api.types.is_bool_dtype(series):
         values = series.to_numpy(dtype=np.float64)
     elif pd.api.types.is_numeric_dtype(series):
@@ -171,6 +179,8 @@ def _numeric_column(series: pd.Series, name: str, path: Path, row_label: Any) ->
 
 
 def _target(series: pd.Series, name: str, path: Path, row_label: Any) -> tuple[np.ndarray, list[str] | None]:
+    import pandas as pd
+
     missing = series.isna().to_numpy()
     if missing.any():
         i = int(np.argmax(missing))

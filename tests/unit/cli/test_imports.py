@@ -1,0 +1,56 @@
+"""Light commands stay light: what each imports is guarded (benchmarks/cli_bench.py times them).
+
+Each command runs in a fresh interpreter; the test lists the heavy packages it imported.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import modelyard
+from tests.support.serving import register
+
+SRC = str(Path(modelyard.__file__).resolve().parents[1])
+HEAVY = ("torch", "torchmetrics", "pandas", "scipy", "matplotlib", "sklearn", "onnxruntime", "fastapi", "captum")
+PROBE = """
+import json, sys
+from click.testing import CliRunner
+from modelyard.cli.main import cli
+result = CliRunner().invoke(cli, sys.argv[1:], catch_exceptions=False)
+assert result.exit_code == 0, result.output
+heavy = set(json.loads(sys.stdin.read()))
+print(json.dumps(sorted({m.split(".")[0] for m in sys.modules} & heavy)))
+"""
+
+
+def _imported(home: Path, *args: str) -> set[str]:
+    env = {**os.environ, "MODELYARD_HOME": str(home), "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    proc = subprocess.run(
+        [sys.executable, "-c", PROBE, *args],
+        input=json.dumps(HEAVY),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return set(json.loads(proc.stdout.strip().splitlines()[-1]))
+
+
+@pytest.mark.parametrize("args", [("models",), ("runs",), ("jobs", "--help"), ("deployments", "--help"), ("--help",)])
+def test_metadata_commands_import_no_heavy_package(home: Path, args: tuple[str, ...]) -> None:
+    register("clf", home)
+    assert _imported(home, *args) == set()
+
+
+def test_predict_imports_torch_and_nothing_else_heavy(home: Path, tmp_path: Path) -> None:
+    register("clf", home)
+    sample = tmp_path / "x.json"
+    sample.write_text(json.dumps([[0.1, 0.2, 0.3, 0.4]]))
+    assert _imported(home, "predict", "clf", str(sample)) == {"torch"}
