@@ -81,3 +81,20 @@ def test_runs_cancel_stops_the_training_process(tmp_path: Path) -> None:
     assert run.status == Status.CANCELLED and run.error == "cancelled by user" and ModelStore().list() == []
     again = run_cli("runs", "cancel", run_id)
     assert again.code == 5 and "is cancelled; this needs a run that is queued or running or interrupted" in again.err
+
+
+def test_runs_cancel_of_a_job_run_goes_through_the_job(home: Path) -> None:
+    # Signalled directly, the worker would hand the job back to the queue to resume the run.
+    from modelyard.server.jobs.leases import Leases
+    from modelyard.server.jobs.store import JobStore
+
+    runs = RunStore()
+    run = runs.start(runs.create({"name": "killed"}).id)
+    jobs, leases = JobStore(home), Leases(home, lease_s=30)
+    job = jobs.submit({"name": "killed"}, max_attempts=3)
+    assert leases.claim("w-1").id == job.id
+    leases.set_run(job.id, "w-1", run.id)
+    res = run_cli("runs", "cancel", run.id)
+    assert res.code == 0 and f"through its job {job.id}" in res.out, res.err
+    assert jobs.get(job.id).cancel_requested and leases.renew(job.id, "w-1") == "cancel"
+    assert runs.get(run.id).status == Status.RUNNING  # its worker stops it and marks it cancelled
