@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from torch import nn
 
 from modelyard._validation import spec_error_from
-from modelyard.errors import ShapeError, SpecError
+from modelyard.errors import ResourceError, ShapeError, SpecError
 from modelyard.nn.layers import LAYERS
 from modelyard.nn.layers._common import fmt_shape
 from modelyard.nn.memory import check_fits
@@ -100,7 +100,18 @@ def _build(spec: ModelSpec, *, loss: str | None) -> Network:
                 f"make the embedding the first layer",
                 field=field,
             )
-        module, shape = LAYERS.build(layer, shape, field)
+        try:
+            module, shape = LAYERS.build(layer, shape, field)
+        except (TypeError, RuntimeError, OverflowError) as exc:
+            # A size past 64 bits (e.g. dense: 2**64, or an input that large): torch refuses it with
+            # "Overflow when unpacking long long" / "Storage size calculation overflowed"; not a fault.
+            if "overflow" not in str(exc).lower():
+                raise
+            raise ResourceError(
+                f"Invalid value for `{field}` ({layer.type}): its weights would have more elements than a "
+                f"tensor can hold (input shape {fmt_shape(shape)}); make the layer or its input smaller",
+                field=field,
+            ) from None
         name = layer.type if not seen[layer.type] else f"{layer.type}_{seen[layer.type]}"
         seen[layer.type] += 1
         modules.append(module)

@@ -64,3 +64,17 @@ def test_train_refuses_it_with_one_line_and_exit_code_2(tmp_path) -> None:  # no
 def test_meta_builds_leave_the_default_device_alone() -> None:
     spec_parameters(HUGE)
     assert torch.empty(1).device.type == "cpu"
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        {"input": [4], "layers": [{"dense": 2**64}]},  # torch: "Overflow when unpacking long long" (a TypeError)
+        {"input": [2**64], "layers": [{"dense": 2}]},
+        {"input": [2**62], "layers": [{"dense": 2**62}]},  # "Storage size calculation overflowed" (RuntimeError)
+    ],
+)
+def test_sizes_past_64_bits_are_a_resource_error_naming_the_layer(spec: dict) -> None:
+    with pytest.raises(ResourceError) as info:
+        build_model(spec)
+    assert info.value.field == "model.layers[0]" and "make the layer or its input smaller" in info.value.message

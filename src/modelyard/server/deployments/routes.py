@@ -9,7 +9,6 @@ with none left the answer is a 503 that says why.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -20,7 +19,7 @@ from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
 from modelyard.errors import DeploymentUnavailableError, InputError
-from modelyard.server.body import read_body
+from modelyard.server.body import load_json, read_body
 
 if TYPE_CHECKING:
     from modelyard.server.app import ServerState
@@ -36,14 +35,7 @@ _PASSED_HEADERS = ("content-type", "retry-after")
 
 async def _json_body(request: Request) -> Any:
     raw = await read_body(request, 1024 * 1024)
-    try:
-        return json.loads(raw or b"null")
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(
-            f'Invalid request body: expected JSON such as {{"name": "web", "model": "digits-mlp:1"}}, '
-            f"could not parse it ({exc})",
-            field="body",
-        ) from None
+    return load_json(raw or b"null", InputError, "request body")
 
 
 def router(state: ServerState) -> APIRouter:

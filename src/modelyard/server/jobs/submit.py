@@ -11,7 +11,6 @@ same message ``modelyard train`` gives.)
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,7 @@ from pydantic import Field, ValidationError
 from modelyard._validation import StrictModel, describe, spec_error_from
 from modelyard.data.access import DataAccess, confined
 from modelyard.errors import SpecError, UnsupportedMediaTypeError
-from modelyard.server.body import too_large
+from modelyard.server.body import load_json, too_large
 
 __all__ = [
     "JobRequest",
@@ -80,14 +79,7 @@ def parse_body(body: bytes, content_type: str | None) -> JobRequest:
     if not text.strip():
         raise SpecError('Empty job body: expected a spec, or {"spec": ..., "overrides": [...]}', field="body")
     if media in _JSON_TYPES or media.endswith("+json"):
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise SpecError(
-                f"Malformed JSON body at line {exc.lineno}, column {exc.colno}: {exc.msg}", field="body"
-            ) from None
-        except RecursionError:
-            raise SpecError("Invalid JSON body: nested too deeply", field="body") from None
+        data = load_json(text, SpecError, "JSON body")
     else:
         data = _load_yaml(text, "body")
     if not isinstance(data, dict):

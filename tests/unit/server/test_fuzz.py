@@ -1,0 +1,37 @@
+"""Fuzzed bodies on every write route of the control plane: a 2xx or a 4xx with a message, never a 5xx."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+
+from modelyard.server import ServerConfig, create_server_app
+from tests.support.fuzz import bodies
+from tests.support.jobs import TINY
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_no_odd_body_gets_a_5xx_on_the_control_plane(home: Path) -> None:
+    app = create_server_app(ServerConfig(port=8080, home=home), start_workers=False)
+    seen: dict[int, int] = {}
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8080") as http:
+            for path, valid in (
+                ("/v1/jobs", {"spec": TINY, "overrides": ["train.epochs=1"], "max_attempts": 2}),
+                ("/v1/jobs", TINY),
+                ("/v1/deployments", {"name": "d", "model": "tiny:1", "replicas": 1}),
+                ("/v1/deployments/d/predict", {"instances": [[1.0, 2.0, 3.0, 4.0]]}),
+                ("/v1/session", {"token": "x" * 40}),
+            ):
+                for body, ctype in bodies(valid, 60, seed=len(path)):
+                    r = await http.post(path, content=body, headers={"content-type": ctype})
+                    seen[r.status_code] = seen.get(r.status_code, 0) + 1
+                    assert r.status_code < 500, (path, body[:200], ctype, r.text[:300])
+                    if r.status_code >= 400:
+                        answer = r.json()
+                        assert answer["error"] and answer["message"] and "\n" not in answer["message"], answer
+    assert seen.get(201, 0) > 0 and sum(v for k, v in seen.items() if 400 <= k < 500) > 200, seen
