@@ -14,6 +14,7 @@ import pytest
 from modelyard.server.auth.tokens import TokenStore  # noqa: E402
 from tests.support.cli import run_cli  # noqa: E402
 from tests.support.server_process import spec, start_server  # noqa: E402
+from tests.support.slow_clients import assert_slow_clients_are_closed  # noqa: E402
 
 
 def own_address() -> tuple[str, str]:
@@ -33,6 +34,15 @@ def own_address() -> tuple[str, str]:
         except OSError:
             pass
     return "0.0.0.0", "127.0.0.1"
+
+
+def test_the_control_plane_closes_slow_clients(home: Path) -> None:
+    """Partial headers held open (slowloris) are cut off after --header-timeout-s, as on `modelyard serve`."""
+    server = start_server(home, "--workers", "0", "--header-timeout-s", "1")
+    try:
+        assert_slow_clients_are_closed(int(server.url.rsplit(":", 1)[1]), seconds=1)
+    finally:
+        server.stop()
 
 
 def test_a_public_server_refuses_unauthenticated_writes_and_checks_roles(home: Path) -> None:

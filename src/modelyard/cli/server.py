@@ -38,6 +38,13 @@ from modelyard.cli._fmt import console
 )
 @click.option("--reap-interval-s", default=2.0, show_default=True, type=float, help="Seconds between reaper passes.")
 @click.option(
+    "--header-timeout-s",
+    default=10.0,
+    show_default=True,
+    type=float,
+    help="Seconds a client may take to send a request's headers before the connection is closed (slow clients).",
+)
+@click.option(
     "--allowed-origin",
     "allowed_origins",
     multiple=True,

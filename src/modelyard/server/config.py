@@ -30,6 +30,9 @@ class ServerConfig(StrictModel):
     heartbeat_s: float = Field(5.0, gt=0, le=3_600, description="how often a worker renews its lease")
     max_attempts: int = Field(3, ge=1, le=100, description="worker losses a job survives before it fails")
     reap_interval_s: float = Field(2.0, gt=0, le=3_600)
+    header_timeout_s: float = Field(
+        10.0, gt=0, le=3600, description="seconds a client may take to send a request's headers (then closed)"
+    )
     home: Path | None = None
     # The only folders a job may read data from (none by default: built-in data sets only);
     # see modelyard.data.access for what is refused inside them.

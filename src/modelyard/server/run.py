@@ -10,6 +10,7 @@ so a restart loses none.
 from __future__ import annotations
 
 import errno
+import os
 import socket
 import sys
 from collections.abc import Callable
@@ -72,9 +73,13 @@ def serve(config: ServerConfig, *, echo: Callable[[str], None] | None = None) ->
         f"modelyard server on {config.url()}  store {config.store_home()}  "
         f"{config.workers} training worker(s)  auth: {auth}"
     )
+    from modelyard.serving.slow_clients import HEADER_TIMEOUT_ENV, protocol_class
+
+    os.environ[HEADER_TIMEOUT_ENV] = str(config.header_timeout_s)  # slowloris: the same deadline as `serve`
     server = uvicorn.Server(
         uvicorn.Config(
             app,
+            http=protocol_class(),
             host=config.host.strip("[]"),
             port=config.port,
             log_level="warning",
