@@ -7,12 +7,12 @@ the model's preprocessing pipeline for everything else.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from modelyard._documents import load_json
 from modelyard.errors import InputError
 
 __all__ = ["read_inputs", "image_to_array", "IMAGE_SUFFIXES"]
@@ -59,12 +59,7 @@ def _numeric(arr: Any, where: Any) -> np.ndarray:
 
 
 def _json(path: Path) -> np.ndarray:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"Malformed JSON in {path}: {exc}") from None
-    except RecursionError:
-        raise InputError(f"Invalid JSON in {path}: nested too deeply") from None
+    data = load_json(path.read_bytes(), InputError, f"JSON in {path}")
     if isinstance(data, dict):
         if "instances" not in data:
             raise InputError(

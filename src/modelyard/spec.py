@@ -17,6 +17,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
+from modelyard._documents import TOO_MANY_DIGITS, load_json
 from modelyard._validation import StrictModel, describe, spec_error_from
 from modelyard.components import ComponentRegistry, ComponentSpec
 from modelyard.errors import SpecError
@@ -252,23 +253,30 @@ def read_spec_file(path: Path) -> dict[str, Any]:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise SpecError(f"Cannot read spec file {path}: {exc}", field="spec") from None
-    try:
-        data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
-    except (yaml.YAMLError, json.JSONDecodeError) as exc:
-        where = ""
-        mark = getattr(exc, "problem_mark", None)
-        if mark is not None:
-            where = f" at line {mark.line + 1}, column {mark.column + 1}"
-        elif isinstance(exc, json.JSONDecodeError):
-            where = f" at line {exc.lineno}, column {exc.colno}"
-        problem = getattr(exc, "problem", None) or getattr(exc, "msg", None) or str(exc)
-        raise SpecError(f"Malformed spec file {path}{where}: {problem}", field="spec") from None
+    if path.suffix.lower() == ".json":
+        data = load_json(text, SpecError, f"spec file {path}")
+    else:
+        data = _load_yaml(text, path)
     if not isinstance(data, dict):
         raise SpecError(
             f"Invalid spec file {path}: expected a mapping with name, data, model and train, received {describe(data)}",
             field="spec",
         )
     return data
+
+
+def _load_yaml(text: str, path: Path) -> Any:
+    try:
+        return yaml.safe_load(text)
+    except ValueError:  # Python's int-to-str guard (an integer of more than 4,300 digits)
+        raise SpecError(f"Invalid number in spec file {path}: {TOO_MANY_DIGITS}", field="spec") from None
+    except yaml.YAMLError as exc:
+        where = ""
+        mark = getattr(exc, "problem_mark", None)
+        if mark is not None:
+            where = f" at line {mark.line + 1}, column {mark.column + 1}"
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise SpecError(f"Malformed spec file {path}{where}: {problem}", field="spec") from None
 
 
 def apply_overrides(data: dict[str, Any], overrides: list[str] | tuple[str, ...]) -> dict[str, Any]:
@@ -286,7 +294,7 @@ def apply_overrides(data: dict[str, Any], overrides: list[str] | tuple[str, ...]
         path = path.strip()
         try:
             value = yaml.safe_load(text) if text.strip() else ""
-        except yaml.YAMLError:
+        except (yaml.YAMLError, ValueError):  # ValueError: an integer of more than 4,300 digits
             value = text
         keys = path.split(".")
         if not path or any(not k for k in keys):

@@ -57,7 +57,7 @@ def _read_spec(path: Path) -> dict[str, Any] | str:
         raise SpecError(f"Cannot read spec file {path}: {exc}", field="spec") from None
     try:
         data = yaml.safe_load(text)
-    except yaml.YAMLError:
+    except (yaml.YAMLError, ValueError):  # the server words the error (ValueError: a 4,300+ digit integer)
         return text
     return absolute_data_path(data, Path.cwd()) if isinstance(data, dict) else text
 

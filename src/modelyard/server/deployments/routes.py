@@ -18,8 +18,9 @@ import httpx
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
+from modelyard._documents import load_json
 from modelyard.errors import DeploymentUnavailableError, InputError
-from modelyard.server.body import load_json, read_body
+from modelyard.server.body import read_body
 
 if TYPE_CHECKING:
     from modelyard.server.app import ServerState

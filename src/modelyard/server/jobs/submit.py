@@ -17,10 +17,11 @@ from typing import Any
 import yaml
 from pydantic import Field, ValidationError
 
+from modelyard._documents import TOO_MANY_DIGITS, load_json
 from modelyard._validation import StrictModel, describe, spec_error_from
 from modelyard.data.access import DataAccess, confined
 from modelyard.errors import SpecError, UnsupportedMediaTypeError
-from modelyard.server.body import load_json, too_large
+from modelyard.server.body import too_large
 
 __all__ = [
     "JobRequest",
@@ -54,6 +55,8 @@ def _load_yaml(text: str, field: str) -> Any:
                     field=field,
                 )
         return yaml.safe_load(text)
+    except ValueError:  # Python's int-to-str guard (an integer of more than 4,300 digits)
+        raise SpecError(f"Invalid number in `{field}`: {TOO_MANY_DIGITS}", field=field) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
