@@ -4,6 +4,15 @@ from __future__ import annotations
 
 import click
 
+# Shared with `modelyard server`: both servers close slow clients (serving/slow_clients.py).
+header_timeout_option = click.option(
+    "--header-timeout-s",
+    default=10.0,
+    show_default=True,
+    type=float,
+    help="Seconds a client may take to send a request's headers before the connection is closed (slow clients).",
+)
+
 
 @click.command()
 @click.argument("models", nargs=-1, required=True)
@@ -62,13 +71,7 @@ import click
     type=int,
     help="Larger request bodies get 413 without being read.",
 )
-@click.option(
-    "--header-timeout-s",
-    default=10.0,
-    show_default=True,
-    type=float,
-    help="Seconds a client may take to send a request's headers before the connection is closed (slow clients).",
-)
+@header_timeout_option
 @click.option(
     "--max-explain-cost",
     default=3200,

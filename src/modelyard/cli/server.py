@@ -10,6 +10,7 @@ import click
 from rich.table import Table
 
 from modelyard.cli._fmt import console
+from modelyard.cli.serve import header_timeout_option
 
 
 @click.group(invoke_without_command=True)
@@ -37,13 +38,7 @@ from modelyard.cli._fmt import console
     help="Worker losses a job survives before it fails (per job: jobs submit --max-attempts).",
 )
 @click.option("--reap-interval-s", default=2.0, show_default=True, type=float, help="Seconds between reaper passes.")
-@click.option(
-    "--header-timeout-s",
-    default=10.0,
-    show_default=True,
-    type=float,
-    help="Seconds a client may take to send a request's headers before the connection is closed (slow clients).",
-)
+@header_timeout_option
 @click.option(
     "--allowed-origin",
     "allowed_origins",
