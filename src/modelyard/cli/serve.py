@@ -88,6 +88,26 @@ header_timeout_option = click.option(
     "Others get 400 (DNS-rebinding guard).",
 )
 @click.option(
+    "--data-dir",
+    "data_dirs",
+    multiple=True,
+    type=click.Path(file_okay=False),
+    help="Explanations that read the model's training data (SHAP, LIME) may read only under these folders "
+    "(repeatable; implies --confine-data).",
+)
+@click.option(
+    "--max-data-mb",
+    default=4096,
+    show_default=True,
+    type=int,
+    help="Largest data source such an explanation may read, in MB (with --confine-data).",
+)
+@click.option(
+    "--confine-data",
+    is_flag=True,
+    help="Read data files only under --data-dir folders (none given: no data files); never the store or /dev.",
+)
+@click.option(
     "--log-level",
     default="warning",
     show_default=True,
@@ -110,6 +130,9 @@ def serve(
     header_timeout_s: float,
     max_explain_cost: int,
     allowed_hosts: tuple[str, ...],
+    data_dirs: tuple[str, ...],
+    max_data_mb: int,
+    confine_data: bool,
     log_level: str,
 ) -> None:
     """Serve model versions over HTTP with dynamic batching (REST docs at /docs)."""
@@ -130,6 +153,8 @@ def serve(
         header_timeout_s=header_timeout_s,
         max_explain_cost=max_explain_cost,
         allowed_hosts=list(allowed_hosts),
+        data_dirs=list(data_dirs) if data_dirs or confine_data else None,
+        max_data_mb=max_data_mb,
         log_level=log_level,
     )
     click.echo(

@@ -52,7 +52,10 @@ class ServerState:
 def create_server_app(config: ServerConfig, *, start_workers: bool = True) -> FastAPI:
     """The control plane app over the store ``config.home`` (``$MODELYARD_HOME`` by default)."""
     home = config.store_home()
-    state = ServerState(config=config, home=home, jobs=JobStore(home), supervisor=Supervisor(home, host="127.0.0.1"))
+    # Replicas read data files (an explanation's background sample) only where jobs may.
+    data = {"data_dirs": tuple(str(d) for d in config.data_dirs), "max_data_mb": config.max_data_mb}
+    supervisor = Supervisor(home, host="127.0.0.1", replica_options=data)
+    state = ServerState(config=config, home=home, jobs=JobStore(home), supervisor=supervisor)
     state.auth = Auth(config, home)
 
     @asynccontextmanager

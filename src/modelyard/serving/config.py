@@ -6,12 +6,15 @@ without one is refused (before any model is loaded or port bound).
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, model_validator
 
 from modelyard._validation import StrictModel, spec_error_from
+from modelyard.data.access import DataAccess
 from modelyard.hostguard import HostGuard, is_loopback
+from modelyard.store import paths
 
 __all__ = ["ServeConfig", "is_loopback"]
 
@@ -40,6 +43,11 @@ class ServeConfig(StrictModel):
     # Extra Host header values accepted besides the bound host, localhost and 127.0.0.1
     # (a DNS name the server is reached by, e.g. behind a proxy): the DNS-rebinding guard.
     allowed_hosts: list[str] = []
+    # Data files an explanation may read (SHAP/LIME's background: the model's training split).
+    # None: any file, as on the CLI; a list (even empty): only under these folders, never the
+    # store, /dev, /proc or /sys (modelyard.data.access). Control-plane deployments set it.
+    data_dirs: list[str] | None = None
+    max_data_mb: int = Field(4096, ge=1, le=16 * 1024 * 1024)
     log_level: str = "warning"
 
     @model_validator(mode="after")
@@ -62,6 +70,12 @@ class ServeConfig(StrictModel):
     def host_guard(self) -> HostGuard:
         """The Host rule of this server (the same as the control plane's, modelyard.hostguard)."""
         return HostGuard(self.host, self.port, self.allowed_hosts)
+
+    def data_access(self, home: str | Path | None) -> DataAccess | None:
+        """The rule for data files read while serving (None: unrestricted)."""
+        if self.data_dirs is None:
+            return None
+        return DataAccess.server(self.data_dirs, home=paths.home(home), max_bytes=self.max_data_mb * 1024 * 1024)
 
     def key(self) -> str | None:
         return self.api_key.get_secret_value() if self.api_key is not None else None

@@ -90,8 +90,9 @@ class _Slot:
     """One served model's explainer (created on first use), its lock, its waiting count and
     a running estimate of one explanation's seconds (for Retry-After)."""
 
-    def __init__(self, predictor: Any) -> None:
+    def __init__(self, predictor: Any, data_access: Any = None) -> None:
         self.predictor = predictor
+        self.data_access = data_access  # the server's data rule for the background sample (None: open)
         self.lock = asyncio.Lock()
         self.waiting = 0
         self.seconds = 1.0  # until one has been timed
@@ -102,9 +103,12 @@ class _Slot:
             from modelyard.explaining import Explainer
 
             self._explainer = Explainer(self.predictor)
+        from modelyard.data.access import confined
+
         start = time.monotonic()
         try:
-            return self._explainer.explain(raw, **options, timeout_s=timeout_s)
+            with confined(self.data_access):
+                return self._explainer.explain(raw, **options, timeout_s=timeout_s)
         finally:
             self.seconds = 0.7 * self.seconds + 0.3 * (time.monotonic() - start)
 
@@ -142,7 +146,7 @@ def add_explain_routes(app: FastAPI, *, max_instances: int = MAX_INSTANCES) -> N
         raw, fields = await _decode(request, served, config, max_instances)
         options = ExplainOptions.make(**fields).model_dump()  # unknown or invalid fields: 422 naming them
         _check_cost(len(raw), options, config.max_explain_cost)
-        slot = slots.setdefault(served.ref, _Slot(served.predictor))
+        slot = slots.setdefault(served.ref, _Slot(served.predictor, getattr(app.state, "data_access", None)))
         if slot.waiting >= MAX_WAITING:
             raise QueueFullError(
                 f"Model {served.ref} has {slot.waiting} explanations waiting: expected at most "

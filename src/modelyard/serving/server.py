@@ -52,6 +52,7 @@ def build_app(refs: Sequence[Any], config: ServeConfig, home: str | Path | None 
         from modelyard.serving.app import create_app
 
     app = create_app(load_predictors(refs, home), config)
+    app.state.data_access = config.data_access(home)  # what explanations may read (their background sample)
     gc.collect()
     gc.freeze()
     return app

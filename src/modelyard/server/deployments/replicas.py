@@ -56,6 +56,8 @@ class ReplicaConfig:
     max_wait_ms: float = 2.0
     backend: str = "auto"
     log_dir: Path | None = None
+    data_dirs: tuple[str, ...] = ()  # the control plane's data folders: all a replica may read
+    max_data_mb: int = 4096
     startup_timeout_s: float = 120.0
     max_failures: int = 5  # failures in a row before the replica is given up
     backoff_s: tuple[float, float] = (1.0, 30.0)
@@ -83,6 +85,10 @@ class ReplicaConfig:
             self.backend,
             "--log-level",
             "warning",
+            "--confine-data",
+            "--max-data-mb",
+            str(self.max_data_mb),
+            *(arg for folder in self.data_dirs for arg in ("--data-dir", folder)),
         ]
 
 
