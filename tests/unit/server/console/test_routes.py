@@ -110,7 +110,7 @@ async def test_deployment_routes_answer_bad_input_with_one_line_errors(home: Pat
             (
                 await http.post("/v1/deployments", content=b"{not json", headers={"content-type": "application/json"}),
                 400,
-                "Invalid request body",
+                "Malformed request body at line 1, column 2",
             ),
             (await http.post("/v1/deployments", json={"name": "web"}), 422, "Missing required field `model`"),
             (
