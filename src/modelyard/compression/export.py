@@ -109,7 +109,7 @@ def export(
     rows = measure_export(model, data, test) if test is not None else []
     extra = {ONNX_FILE: data}
     if info is not None:
-        extra[COMPRESSION_FILE] = (model.version.path / COMPRESSION_FILE).read_bytes()
+        extra[COMPRESSION_FILE] = model.version.file(COMPRESSION_FILE).read_bytes()
         if info.get("quantization"):
             extra[INT8_ONNX_FILE] = data  # compression.json's record (sha256, check) still describes it
     state = model.version.load_state_dict()  # the stored tensors as they are (int8 ones stay encoded)

@@ -38,7 +38,7 @@ FORMAT = 1
 
 def compression_info(version: ModelVersion) -> dict[str, Any] | None:
     """The version's ``compression.json``, or None for an ordinary version."""
-    path = version.path / COMPRESSION_FILE
+    path = version.file(COMPRESSION_FILE)
     if not path.is_file():
         return None
     try:
@@ -99,7 +99,7 @@ def stored_int8_graph(version: ModelVersion) -> tuple[bytes, dict[str, Any]]:
             f"Model {version.ref} is quantized to int8 and has no checked ONNX Runtime int8 graph "
             f"({INT8_ONNX_FILE}): {why}"
         )
-    path = version.path / record["file"]
+    path = version.path / record["file"]  # compression.json's own sha256 (below) names the checked graph
     try:
         data = path.read_bytes()
     except OSError as exc:

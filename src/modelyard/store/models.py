@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 from modelyard._files import dumps_json
 from modelyard.errors import InputError, NotFoundError, StoreError
 from modelyard.store import paths
+from modelyard.store.checksums import CHECKSUMS_FILE, write_checksums
 from modelyard.store.db import Database, database
 from modelyard.store.records import (
     LINEAGE_FILE,
@@ -48,7 +49,7 @@ __all__ = ["ModelStore", "ModelVersion"]
 
 logger = logging.getLogger(__name__)
 
-_RESERVED = {SPEC_FILE, WEIGHTS_FILE, PREPROCESS_FILE, METRICS_FILE, LINEAGE_FILE}
+_RESERVED = {SPEC_FILE, WEIGHTS_FILE, PREPROCESS_FILE, METRICS_FILE, LINEAGE_FILE, CHECKSUMS_FILE}
 _EXTRA_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 # Formats that unpickle (and so run code) when loaded: refused by name and by content.
 _PICKLE_SUFFIXES = (".pkl", ".pickle", ".pt", ".pth", ".ckpt", ".joblib")
@@ -177,6 +178,7 @@ class ModelStore:
             for filename, data in files.items():
                 (tmp / filename).write_bytes(data)
             save_file(tensors, str(tmp / WEIGHTS_FILE), metadata={"format": "pt"})
+            write_checksums(tmp)
             row.size_bytes = _folder_size(tmp)
             return self._publish(row, tmp)
         finally:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from modelyard._files import read_json, to_jsonable
 from modelyard.errors import NotFoundError, StoreError
 from modelyard.status import Status
+from modelyard.store.checksums import verified
 from modelyard.store.timestamps import iso
 
 if TYPE_CHECKING:
@@ -117,20 +118,24 @@ class ModelVersion:
     def ref(self) -> str:
         return f"{self.name}:{self.version}"
 
+    def file(self, filename: str) -> Path:
+        """The path of one of the version's files, checked against its registered sha256."""
+        return verified(self.path, filename, self.ref)
+
     def load_spec(self) -> dict[str, Any]:
         """The resolved spec the model was built from (rebuild the network from it)."""
-        return dict(read_json(self.path / SPEC_FILE))
+        return dict(read_json(self.file(SPEC_FILE)))
 
     def load_preprocess(self) -> dict[str, Any]:
         """The fitted preprocessing pipeline state, as saved at registration."""
-        return dict(read_json(self.path / PREPROCESS_FILE))
+        return dict(read_json(self.file(PREPROCESS_FILE)))
 
     def load_state_dict(self, device: str = "cpu") -> dict[str, torch.Tensor]:
         """The weights, read with safetensors (no pickle, so no code runs on load)."""
         from safetensors import SafetensorError
         from safetensors.torch import load_file
 
-        weights = self.path / WEIGHTS_FILE
+        weights = self.file(WEIGHTS_FILE)
         if not weights.is_file():
             raise StoreError(f"Weights of model {self.ref} are missing: {weights}", field="weights")
         try:
@@ -146,7 +151,7 @@ class ModelVersion:
             raise StoreError(
                 f"Invalid file name {filename!r}: expected a plain name such as notes.md", field="filename"
             )
-        target = self.path / filename
+        target = self.file(filename)
         if not target.is_file():
             present = sorted(p.name for p in self.path.iterdir() if p.is_file())
             raise NotFoundError(
