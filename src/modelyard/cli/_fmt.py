@@ -10,8 +10,26 @@ from rich.table import Table
 __all__ = ["console", "metrics_table", "fmt"]
 
 
+class _WideConsole(Console):
+    """Prints a table at its natural width when the terminal (or a pipe's default 80 columns) is
+    narrower: names and ids are never cut to `fashion-ml…`, so `modelyard models | grep` works."""
+
+    def print(self, *objects: Any, **kwargs: Any) -> None:
+        unbounded = self.options.update(max_width=1_000_000)
+        natural = max((self.measure(o, options=unbounded).maximum for o in objects if isinstance(o, Table)), default=0)
+        if natural <= self.width:
+            super().print(*objects, **kwargs)
+            return
+        width = self.width  # print(width=...) is capped at the console's width: widen the console itself
+        self.width = natural
+        try:
+            super().print(*objects, **kwargs)
+        finally:
+            self.width = width
+
+
 def console() -> Console:
-    return Console(highlight=False, soft_wrap=True)
+    return _WideConsole(highlight=False, soft_wrap=True)
 
 
 def fmt(value: Any) -> str:
