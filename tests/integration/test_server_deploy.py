@@ -221,7 +221,8 @@ def test_replicas_that_cannot_start_end_failed_with_the_reason(home: Path) -> No
         supervisor.create({"name": "broken", "model": ref, "backend": "torch"})
         failed = wait_for("the failure", lambda: (d := supervisor.describe("broken"))["status"] == "failed" and d, 120)
         assert "gave up after 2 failures" in failed["error"]
-        assert f"Weights of model {ref} are unreadable" in failed["error"]  # the replica's own error line
+        # the replica's own error line: the damaged file fails its registered checksum
+        assert f"Model {ref}'s weights.safetensors is not the file registered" in failed["error"]
         assert failed["restarts"] == 1
         with pytest.raises(Exception, match="no replica is ready"):
             supervisor.targets("broken")

@@ -62,3 +62,11 @@ def test_a_version_from_before_checksums_still_loads(home: Path) -> None:
     (version.path / CHECKSUMS_FILE).unlink()
     x = instances("clf", 2)
     assert Predictor.load(ref, home=home).predict(x).shape[0] == 2
+
+
+def test_unreadable_weights_of_a_version_without_checksums_are_one_line(home: Path) -> None:
+    version = ModelStore(home).get(register("clf", home))
+    (version.path / CHECKSUMS_FILE).unlink()
+    (version.path / "weights.safetensors").write_bytes(b"not safetensors")
+    with pytest.raises(StoreError, match=r"Weights of model clf:1 are unreadable"):
+        Predictor.load(version.ref, home=home)
