@@ -23,7 +23,7 @@ from pydantic import BaseModel, ValidationError, model_serializer
 
 from modelyard._validation import StrictModel, describe, join_path, spec_error_from
 from modelyard.errors import SpecError
-from modelyard.registry import Registry, normalize_name
+from modelyard.registry import Registry, closest, normalize_name
 
 __all__ = ["Component", "ComponentRegistry", "ComponentSpec", "NoOptions"]
 
@@ -121,12 +121,19 @@ class ComponentRegistry(Registry[Component]):
             # option of `dense`; the component is the one name that is no other's option.
             owners = [n for n in names if not any(n in self._option_keys(m) for m in names if m != n)]
             names = owners if len(owners) == 1 else names
+        if len(names) == 1 and names[0] in self._all_option_keys():
+            # `{densse: 32, activation: relu}`: the one name found may be the option of a misspelled
+            # component; name that one ("unknown layer 'densse'; did you mean 'dense'?"), not the option.
+            typo = self._misspelled_name(raw, self._option_keys(names[0]))
+            if typo is not None:
+                self.get(typo, field=field)
         if len(names) != 1:
             keys = ", ".join(map(str, raw))
             if not names:
-                # Let the registry produce the did-you-mean message for the first key.
-                first = next(iter(raw))
-                self.get(str(first), field=join_path(field, []))
+                # The registry's did-you-mean for the key meant as the name (`{target: y, cvs: a.csv}`:
+                # `cvs`, not the option `target`), else for the first key.
+                typo = self._misspelled_name(raw, self._all_option_keys())
+                self.get(str(next(iter(raw)) if typo is None else typo), field=join_path(field, []))
             raise SpecError(
                 f"Invalid value for `{field}`: expected exactly one {self.kind} name among the keys, "
                 f"received keys {keys}",
@@ -155,6 +162,20 @@ class ComponentRegistry(Registry[Component]):
         for key, info in self.get(name).options.model_fields.items():
             keys.update(k for k in (key, info.alias) if k)
         return keys
+
+    def _all_option_keys(self) -> set[str]:
+        return set().union(*(self._option_keys(n) for n in self.names()))
+
+    def _misspelled_name(self, raw: dict[Any, Any], options: set[str]) -> str | None:
+        """The key of ``raw`` that reads as a misspelled component name: neither one of ``options``
+        nor close to one, but close to a registered name; None when no key is."""
+        choices = sorted(options)
+        for key in raw:
+            if not isinstance(key, str) or key in options or key in self or closest(key, choices):
+                continue
+            if closest(normalize_name(key), self.all_names()):
+                return key
+        return None
 
     def options_of(self, spec: ComponentSpec) -> BaseModel:
         """The validated options object for a resolved spec."""

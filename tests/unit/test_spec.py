@@ -125,6 +125,34 @@ def test_errors_name_the_field_expected_and_received(data, overrides, expected):
     assert expected in error_of(data, overrides)
 
 
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        # The misspelled name beside an option that is itself a component name (`activation`).
+        (spec_with(model__layers=[{"densse": 32, "activation": "relu"}]), "Unknown layer 'densse'"),
+        (spec_with(model__layers=[{"activation": "relu", "densse": 32}]), "Unknown layer 'densse'"),
+        # The misspelled name after one of its options: the option is not taken for the name.
+        (spec_with(train__optimizer={"nesterov": True, "sgdd": 0.9}), "Unknown optimizer 'sgdd'"),
+        (spec_with(train__schedule={"gamma": 0.5, "setp": 3}), "Unknown schedule 'setp'"),
+        (spec_with(train__loss={"delta": 1.0, "hubber": 1.0}), "Unknown loss 'hubber'"),
+        (spec_with(train__metrics=["accuracy", {"average": "macro", "f11": "macro"}]), "Unknown metric 'f11'"),
+        (spec_with(data__source={"target": "y", "cvs": "a.csv"}), "Unknown data source 'cvs'"),
+        (spec_with(data__preprocess=[{"classes": 10, "one_hott": 10}]), "Unknown preprocessing step 'one_hott'"),
+    ],
+)
+def test_a_misspelled_component_name_in_the_short_form_gets_did_you_mean(data, expected):
+    message = error_of(data)
+    assert message.startswith(expected) and "did you mean" in message
+
+
+def test_an_unknown_option_of_a_named_component_stays_an_option_error():
+    # `dense` is spelled right: `dropuot` is its unknown option, not a misspelled `dropout` layer.
+    assert "unknown field 'dropuot'" in error_of(spec_with(model__layers=[{"dense": 10, "dropuot": 0.1}]))
+    assert "unknown field 'activaton'; did you mean 'activation'?" in error_of(
+        spec_with(model__layers=[{"dense": 10, "activaton": "relu"}])
+    )
+
+
 def test_missing_sections_and_bad_files(tmp_path):
     data = dict(BASE)
     del data["train"]
