@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session
 from modelyard.errors import StoreError
 from modelyard.status import LEGACY
 from modelyard.store import paths
-from modelyard.store.tables import Base, MetaRow, RunRow
+from modelyard.store.tables import Base, MetaRow, ModelAliasRow, RunRow
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -43,7 +43,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 BUSY_TIMEOUT_MS = 30_000
 
 
@@ -202,7 +202,15 @@ def _runs_say_succeeded(conn: Connection) -> None:
         conn.execute(update(RunRow).where(RunRow.status == old).values(status=new.value))
 
 
-_MIGRATIONS = {2: _runs_say_succeeded}  # version → the step that brings the version before it there
+def _model_aliases(conn: Connection) -> None:
+    """Schema 3: the ``model_aliases`` table (``NAME@ALIAS``); no alias exists yet, so bare names keep their versions.
+
+    ``create_all`` has made it already; created here too so the step stands on its own.
+    """
+    ModelAliasRow.__table__.create(conn, checkfirst=True)
+
+
+_MIGRATIONS = {2: _runs_say_succeeded, 3: _model_aliases}  # version → the step that brings the version before it there
 
 
 # Engines are cached per process and database file; a forked child gets its own

@@ -16,7 +16,7 @@ import re
 import secrets
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -38,14 +38,18 @@ from modelyard.store.records import (
     ModelVersion,
     model_version,
 )
-from modelyard.store.refs import check_name, parse_ref, unknown_name_message
-from modelyard.store.tables import MetaRow, ModelVersionRow
+from modelyard.store.refs import check_alias, check_name, parse_ref, unknown_name_message
+from modelyard.store.resolve import alias_rows, aliases_by_version, resolve, resolve_with_rule
+from modelyard.store.tables import MetaRow, ModelAliasRow, ModelVersionRow
 from modelyard.store.timestamps import utcnow
 
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["ModelStore", "ModelVersion"]
+__all__ = ["ModelStore", "ModelVersion", "InUse"]
+
+# Who still uses a version, asked inside delete's write transaction: (session, "name:N") → ["deployment web", ...].
+InUse = Callable[[Session, str], builtins.list[str]]
 
 logger = logging.getLogger(__name__)
 
@@ -243,10 +247,43 @@ class ModelStore:
         )
 
     def get(self, ref: str) -> ModelVersion:
-        """``"name"`` / ``"name:latest"`` (newest version) or ``"name:N"``."""
+        """``NAME:N``, ``NAME@ALIAS``, ``NAME:latest`` or the bare ``NAME`` (rules: ``modelyard.store.resolve``)."""
+        return self.resolve(ref)[0]
+
+    def resolve(self, ref: str) -> tuple[ModelVersion, str]:
+        """The version ``ref`` names and the rule that chose it (``alias production``, ``newest trained version``)."""
         with self.db.session() as session:
-            row = self._resolve(session, ref)
-        return self._version(row)
+            row, rule = resolve_with_rule(session, ref)
+            aliases = aliases_by_version(session, row.name).get((row.name, row.version), ())
+        return self._version(row, aliases=aliases), rule
+
+    def set_alias(self, ref: str, alias: str) -> ModelVersion:
+        """Point ``NAME@alias`` at the version ``ref`` names (moving it if set); returns that version."""
+        check_alias(alias)
+        with self.db.session(write=True) as session:
+            row = resolve(session, ref)
+            session.merge(ModelAliasRow(name=row.name, alias=alias, version=row.version, updated_at=utcnow()))
+            session.flush()
+            aliases = aliases_by_version(session, row.name).get((row.name, row.version), ())
+        return self._version(row, check=False, aliases=aliases)
+
+    def delete_alias(self, name: str, alias: str) -> int:
+        """Remove ``NAME@alias``; returns the version it pointed to."""
+        check_name(name)
+        check_alias(alias)
+        with self.db.session(write=True) as session:
+            found = session.get(ModelAliasRow, (name, alias))
+            if found is None:
+                known = ", ".join(f"{a.name}@{a.alias}" for a in alias_rows(session, name)) or "none"
+                raise NotFoundError(f"Model {name!r} has no alias {alias!r} (its aliases: {known})", field="alias")
+            version = found.version
+            session.delete(found)
+        return version
+
+    def aliases(self, name: str | None = None) -> builtins.list[tuple[str, str, int]]:
+        """``(name, alias, version)`` for every alias (of ``name`` if given), by name then alias."""
+        with self.db.session() as session:
+            return [(row.name, row.alias, row.version) for row in alias_rows(session, name)]
 
     def for_run(self, run_id: str) -> ModelVersion | None:
         """The version registered by run ``run_id``, if any."""
@@ -267,21 +304,43 @@ class ModelStore:
                 session.scalars(select(ModelVersionRow.name).distinct().order_by(ModelVersionRow.name))
             )
 
-    def delete(self, ref: str) -> ModelVersion:
-        """Remove one version (row and folder). Needs ``name:N`` or ``name:latest``."""
-        name, _ = parse_ref(ref)
-        if ":" not in ref:
+    def delete(self, ref: str, *, force: bool = False, in_use: InUse | None = None) -> ModelVersion:
+        """Remove one version (row, aliases and folder). Needs an explicit ``NAME:N`` (or ``NAME:latest``).
+
+        Refused while an alias points to it unless ``force`` (the aliases go with it), and
+        whenever ``in_use(session, ref)`` names a user of it: the control plane passes its
+        deployments there, checked in the same write transaction as the delete.
+        """
+        parsed = parse_ref(ref)
+        if parsed.version is None and not parsed.latest:
             raise InputError(
                 f"Invalid model reference {ref!r} for delete: expected an explicit NAME:VERSION "
-                f"(or {name}:latest) so a version is never deleted by accident",
+                f"(or {parsed.name}:latest) so a version is never deleted by accident",
                 field="ref",
             )
         trash: Path | None = None
         folder: Path | None = None
         try:
             with self.db.session(write=True) as session:
-                row = self._resolve(session, ref)
+                row = resolve(session, ref)
                 deleted = self._version(row, check=False)
+                users = in_use(session, deleted.ref) if in_use is not None else []
+                if users:
+                    raise StoreError(
+                        f"Refused to delete {deleted.ref}: it is served by {', '.join(users)}; "
+                        f"delete or redeploy that first",
+                        field="ref",
+                    )
+                pointers = [a for a in alias_rows(session, row.name) if a.version == row.version]
+                if pointers and not force:
+                    names = ", ".join(f"{a.name}@{a.alias}" for a in pointers)
+                    raise StoreError(
+                        f"Refused to delete {deleted.ref}: {names} points to it; move the alias "
+                        f"(`modelyard models alias set`), or pass --force to delete the version and its aliases",
+                        field="ref",
+                    )
+                for pointer in pointers:
+                    session.delete(pointer)
                 folder = deleted.path
                 session.delete(row)
                 session.flush()
@@ -304,32 +363,11 @@ class ModelStore:
             query = query.where(ModelVersionRow.name == name)
         with self.db.session() as session:
             rows = builtins.list(session.scalars(query))
-        return [self._version(row, check=False) for row in rows]
+            aliases = aliases_by_version(session, name)
+        return [self._version(row, check=False, aliases=aliases.get((row.name, row.version), ())) for row in rows]
 
-    def _resolve(self, session: Session, ref: str) -> ModelVersionRow:
-        name, version = parse_ref(ref)
-        query = select(ModelVersionRow).where(ModelVersionRow.name == name)
-        if version is None:
-            row = session.scalars(query.order_by(ModelVersionRow.version.desc()).limit(1)).first()
-        else:
-            row = session.scalars(query.where(ModelVersionRow.version == version)).first()
-        if row is not None:
-            return row
-        existing = session.scalars(
-            select(ModelVersionRow.version).where(ModelVersionRow.name == name).order_by(ModelVersionRow.version)
-        ).all()
-        if not existing:
-            names = builtins.list(
-                session.scalars(select(ModelVersionRow.name).distinct().order_by(ModelVersionRow.name))
-            )
-            raise NotFoundError(unknown_name_message(name, names), field="ref")
-        raise NotFoundError(
-            f"Model {name!r} has no version {version}; its versions are {', '.join(map(str, existing))}",
-            field="ref",
-        )
-
-    def _version(self, row: ModelVersionRow, *, check: bool = True) -> ModelVersion:
-        found = model_version(row, paths.model_dir(self.home, row.name, row.version))
+    def _version(self, row: ModelVersionRow, *, check: bool = True, aliases: tuple[str, ...] = ()) -> ModelVersion:
+        found = model_version(row, paths.model_dir(self.home, row.name, row.version), aliases)
         if check and not found.path.is_dir():
             raise StoreError(f"Model {found.ref} is registered but its folder is missing: {found.path}", field="ref")
         return found

@@ -17,6 +17,7 @@ from modelyard._files import read_json, to_jsonable
 from modelyard.errors import NotFoundError, StoreError
 from modelyard.status import Status
 from modelyard.store.checksums import verified
+from modelyard.store.kinds import kind_of, parent_of
 from modelyard.store.timestamps import iso
 
 if TYPE_CHECKING:
@@ -113,10 +114,21 @@ class ModelVersion:
     description: str
     path: Path
     size_bytes: int
+    aliases: tuple[str, ...] = ()  # NAME@ALIAS pointers to this version when it was read
 
     @property
     def ref(self) -> str:
         return f"{self.name}:{self.version}"
+
+    @property
+    def kind(self) -> str:
+        """trained, int8, pruned, distilled or exported (from the lineage)."""
+        return kind_of(self.lineage)
+
+    @property
+    def parent(self) -> str | None:
+        """The version this one was derived from (compression, export), if any."""
+        return parent_of(self.lineage)
 
     def file(self, filename: str) -> Path:
         """The path of one of the version's files, checked against its registered sha256."""
@@ -169,13 +181,16 @@ class ModelVersion:
             "created_at": iso(self.created_at),
             "metrics": self.metrics,
             "lineage": self.lineage,
+            "kind": self.kind,
+            "parent": self.parent,
+            "aliases": list(self.aliases),
             "task": self.task,
             "description": self.description,
             "size_bytes": self.size_bytes,
         }
 
 
-def model_version(row: ModelVersionRow, path: Path) -> ModelVersion:
+def model_version(row: ModelVersionRow, path: Path, aliases: tuple[str, ...] = ()) -> ModelVersion:
     return ModelVersion(
         name=row.name,
         version=row.version,
@@ -187,4 +202,5 @@ def model_version(row: ModelVersionRow, path: Path) -> ModelVersion:
         description=row.description or "",
         path=path,
         size_bytes=row.size_bytes,
+        aliases=aliases,
     )

@@ -1,23 +1,42 @@
-"""Model names and ``NAME[:VERSION]`` references.
+"""Model names and references: ``NAME``, ``NAME:VERSION``, ``NAME:latest`` and ``NAME@ALIAS``.
 
 A name becomes a folder name, so it is checked against one strict pattern (the same
-one ``spec.name`` uses) before anything touches the disk.
+one ``spec.name`` uses) before anything touches the disk. ``NAME@ALIAS`` is how MLflow
+addresses an alias (``models:/name@champion``), so the same spelling is used here.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from modelyard.errors import InputError, SpecError
 from modelyard.registry import closest
 
-__all__ = ["NAME_PATTERN", "check_name", "parse_ref", "unknown_name_message"]
+__all__ = ["NAME_PATTERN", "ALIAS_PATTERN", "Ref", "check_name", "check_alias", "parse_ref", "unknown_name_message"]
 
 # Must equal modelyard.spec._NAME_PATTERN (a test guards it): a spec name is a model name.
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
+# Starts with a letter, so an alias is never mistaken for a version number; "latest" is taken.
+ALIAS_PATTERN = r"^[a-z][a-z0-9_-]{0,31}$"
 _NAME = re.compile(NAME_PATTERN)
+_ALIAS = re.compile(ALIAS_PATTERN)
 _VERSION = re.compile(r"^[1-9][0-9]{0,8}$")
+
+
+@dataclass(frozen=True)
+class Ref:
+    """A parsed reference: at most one of ``version``, ``alias`` and ``latest`` is set; none is the bare name."""
+
+    name: str
+    version: int | None = None
+    alias: str | None = None
+    latest: bool = False
+
+    @property
+    def bare(self) -> bool:
+        return self.version is None and self.alias is None and not self.latest
 
 
 def check_name(name: Any, field: str = "name") -> str:
@@ -31,23 +50,39 @@ def check_name(name: Any, field: str = "name") -> str:
     return name
 
 
-def parse_ref(ref: Any) -> tuple[str, int | None]:
-    """``"name"`` / ``"name:latest"`` → (name, None); ``"name:3"`` → (name, 3)."""
-    text = ref.strip() if isinstance(ref, str) else None
-    parts = text.split(":") if text else []
-    name = parts[0] if parts else ""
-    valid = 1 <= len(parts) <= 2 and bool(_NAME.match(name))
-    if valid and len(parts) == 2 and parts[1] != "latest":
-        valid = bool(_VERSION.match(parts[1]))
-    if not valid:
+def check_alias(alias: Any, field: str = "alias") -> str:
+    """``alias`` if it is a valid alias name (such as production), else an InputError naming ``field``."""
+    if not isinstance(alias, str) or not _ALIAS.match(alias) or alias == "latest":
         raise InputError(
-            f"Invalid model reference {ref!r}: expected NAME or NAME:VERSION such as fashion-mlp:3 "
-            f"(NAME matching {NAME_PATTERN}, VERSION an integer >= 1 or 'latest')",
+            f"Invalid value for `{field}`: expected an alias such as production or staging matching "
+            f"{ALIAS_PATTERN} (not 'latest', which always means the newest version), received {alias!r}",
+            field=field,
+        )
+    return alias
+
+
+def parse_ref(ref: Any) -> Ref:
+    """``"name"`` → bare; ``"name:latest"`` → latest; ``"name:3"`` → version 3; ``"name@production"`` → alias."""
+    text = ref.strip() if isinstance(ref, str) else ""
+    name, sep, tail = text.partition("@") if "@" in text else text.partition(":")
+    parsed: Ref | None = None
+    if _NAME.match(name):
+        if not sep:
+            parsed = Ref(name)
+        elif sep == "@" and _ALIAS.match(tail) and tail != "latest":
+            parsed = Ref(name, alias=tail)
+        elif sep == ":" and tail == "latest":
+            parsed = Ref(name, latest=True)
+        elif sep == ":" and _VERSION.match(tail):
+            parsed = Ref(name, version=int(tail))
+    if parsed is None:
+        hint = f"; an alias is written {name}@{tail}" if sep == ":" and _ALIAS.match(tail) else ""
+        raise InputError(
+            f"Invalid model reference {ref!r}: expected NAME, NAME:VERSION or NAME@ALIAS such as fashion-mlp:3 "
+            f"or fashion-mlp@production (NAME matching {NAME_PATTERN}, VERSION an integer >= 1 or 'latest'){hint}",
             field="ref",
         )
-    if len(parts) == 1 or parts[1] == "latest":
-        return name, None
-    return name, int(parts[1])
+    return parsed
 
 
 def unknown_name_message(name: str, known: list[str]) -> str:

@@ -1,4 +1,4 @@
-"""The tables of the run and model store (runs, their metrics, model versions, ``meta``).
+"""The tables of the run and model store (runs, their metrics, model versions, aliases, ``meta``).
 
 Times are stored as naive UTC (SQLite keeps no time zone) and come back aware. Other parts
 of modelyard keep their own tables on their own metadata (the control plane's jobs and
@@ -14,7 +14,7 @@ from sqlalchemy import DateTime, Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
-__all__ = ["Base", "UTCDateTime", "MetaRow", "RunRow", "MetricRow", "ModelVersionRow"]
+__all__ = ["Base", "UTCDateTime", "MetaRow", "RunRow", "MetricRow", "ModelVersionRow", "ModelAliasRow"]
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -90,3 +90,13 @@ class ModelVersionRow(Base):
     task: Mapped[str | None] = mapped_column(String(32))
     description: Mapped[str] = mapped_column(Text, default="")
     size_bytes: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class ModelAliasRow(Base):
+    """``NAME@ALIAS`` → one version of NAME (schema 3). Moved only by an explicit ``alias set``."""
+
+    __tablename__ = "model_aliases"
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    alias: Mapped[str] = mapped_column(String(32), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)

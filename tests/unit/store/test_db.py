@@ -89,7 +89,7 @@ def test_only_recent_databases_stay_open(tmp_path: Path) -> None:
 
 
 def test_schema_version_is_recorded_and_newer_stores_refused(home: Path) -> None:
-    assert store_db.database().schema_version() == store_db.SCHEMA_VERSION == 2
+    assert store_db.database().schema_version() == store_db.SCHEMA_VERSION == 3
     store_db.close_all()
     with sqlite3.connect(home / "modelyard.db") as raw:
         raw.execute("UPDATE meta SET value='99' WHERE key='schema_version'")
@@ -116,7 +116,7 @@ def test_a_schema_1_store_is_migrated_once_and_its_completed_runs_read_as_succee
     store = RunStore()
     assert [store.get(i).status for i in (done, failed, queued)] == [Status.SUCCEEDED, Status.FAILED, Status.QUEUED]
     assert [r.id for r in store.list(status="succeeded")] == [done]
-    assert store_db.database().schema_version() == 2
+    assert store_db.database().schema_version() == store_db.SCHEMA_VERSION
     with sqlite3.connect(home / "modelyard.db") as raw:  # rewritten on disk, not only mapped on read
         assert sorted(r[0] for r in raw.execute("SELECT status FROM runs")) == ["failed", "queued", "succeeded"]
     raw.close()

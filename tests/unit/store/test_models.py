@@ -107,7 +107,7 @@ def test_files_round_trip_exactly(store: ModelStore) -> None:
     "ref", ["a:b:c", "fashion-mlp:0", "fashion-mlp:-1", "Fashion-MLP", "", "x:1.5", "../etc:1", ":3"]
 )
 def test_malformed_refs(store: ModelStore, ref: str) -> None:
-    with pytest.raises(InputError, match=r"expected NAME or NAME:VERSION such as fashion-mlp:3") as err:
+    with pytest.raises(InputError, match=r"expected NAME, NAME:VERSION or NAME@ALIAS such as fashion-mlp:3") as err:
         store.get(ref)
     assert f"Invalid model reference {ref!r}" in str(err.value) and err.value.field == "ref"
 

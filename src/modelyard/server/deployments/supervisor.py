@@ -170,8 +170,8 @@ class Supervisor:
                 + (f" ({live.error()})" if live.error() else "; retry in a few seconds")
             )
         first = next(live.turn) % len(ready)
-        model, version = parse_ref(live.ref)
-        return ready[first:] + ready[:first], f"/v1/models/{model}/versions/{version}/predict"
+        pinned = parse_ref(live.ref)  # always NAME:N: create() resolved aliases and bare names
+        return ready[first:] + ready[:first], f"/v1/models/{pinned.name}/versions/{pinned.version}/predict"
 
     # -- internals ---------------------------------------------------------------------------
     def _launch(self, row: DeploymentRow) -> None:
