@@ -60,8 +60,10 @@ _STEPS = {
 CLASS_NAMES = {"clf": ["setosa", "versicolor", "virginica"], "img": ["zero", "one", "two"]}
 
 
-def register(name: str, home: Path, *, seed: int = 0, as_name: str | None = None) -> str:
-    """Register one of the tiny models (a new version each call); returns its ref."""
+def register(
+    name: str, home: Path, *, seed: int = 0, as_name: str | None = None, lineage: dict[str, Any] | None = None
+) -> str:
+    """Register one of the tiny models (a new version each call; ``lineage`` marks a derived one); returns its ref."""
     torch.manual_seed(seed)
     spec = load_spec({"name": as_name or name, "seed": seed, "data": {"source": "xor"}, **_SPECS[name]})
     network = build_model(spec.model, loss=spec.train.loss.type)
@@ -81,7 +83,7 @@ def register(name: str, home: Path, *, seed: int = 0, as_name: str | None = None
         "kind": kind,
     }
     version = ModelStore(home).register(
-        spec.name, state_dict=network.state_dict(), spec=spec.to_dict(), preprocess=meta, metrics={}
+        spec.name, state_dict=network.state_dict(), spec=spec.to_dict(), preprocess=meta, metrics={}, lineage=lineage
     )
     return version.ref
 

@@ -29,6 +29,8 @@ from modelyard.serving.metrics import CONTENT_TYPE_LATEST, MetricsMiddleware, Se
 from modelyard.serving.model import ServedModel
 from modelyard.serving.routes import LATEST_ROUTE, VERSION_ROUTE, PredictRoutes
 from modelyard.serving.schemas import PREDICT_REQUEST_DOC, ErrorResponse, ModelList, PredictResponse
+from modelyard.store.kinds import TRAINED
+from modelyard.store.resolve import PRODUCTION
 
 __all__ = ["create_app"]
 
@@ -37,8 +39,21 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
+def _default_version(versions: dict[int, ServedModel]) -> int:
+    """What ``/v1/models/NAME/predict`` answers with: the store's bare-name rule among the served versions.
+
+    The version aliased production, else the newest trained one, else the newest (see
+    ``modelyard.store.resolve``), so serving a parent beside its int8 or distilled child
+    never moves the bare name to the child.
+    """
+    records = {n: getattr(getattr(m, "predictor", None), "version", None) for n, m in versions.items()}
+    aliased = [n for n, r in records.items() if PRODUCTION in getattr(r, "aliases", ())]
+    trained = [n for n, r in records.items() if getattr(r, "kind", TRAINED) == TRAINED]
+    return max(aliased or trained or versions)
+
+
 class _ModelTable:
-    """Served versions by name; "latest" is the highest served version of a name."""
+    """Served versions by name; "latest" is the version the bare name answers with (``_default_version``)."""
 
     def __init__(self, served: list[ServedModel]) -> None:
         self.by_name: dict[str, dict[int, ServedModel]] = {}
@@ -47,6 +62,7 @@ class _ModelTable:
             if model.version in versions:
                 raise SpecError(f"Model {model.ref} is listed twice: expected each name:version once", field="models")
             versions[model.version] = model
+        self.default = {name: _default_version(versions) for name, versions in self.by_name.items()}
 
     def __iter__(self) -> Any:
         return (m for versions in self.by_name.values() for m in versions.values())
@@ -58,7 +74,7 @@ class _ModelTable:
                 f"Model {name!r} is not served here: expected one of {sorted(self.by_name)}", field="name"
             )
         if version is None:
-            return versions[max(versions)]
+            return versions[self.default[name]]
         if version not in versions:
             raise NotFoundError(
                 f"Version {version} of model {name!r} is not served here: expected one of {sorted(versions)}",
@@ -67,7 +83,7 @@ class _ModelTable:
         return versions[version]
 
     def latest(self, model: ServedModel) -> bool:
-        return model.version == max(self.by_name[model.name])
+        return model.version == self.default[model.name]
 
 
 def create_app(models: Sequence[Any] | Mapping[str, Any], config: ServeConfig | None = None) -> FastAPI:

@@ -117,11 +117,11 @@ def test_the_docs_list_every_option_and_method() -> None:
 
 
 def test_an_int8_version_is_explained_through_its_dequantized_weights(home: Path, tmp_path: Path) -> None:
-    _, ref = int8_digits(home)  # digits:2, the latest version
+    _, ref = int8_digits(home)  # digits:2 (the bare name stays on the trained digits:1)
     rows = np.random.default_rng(0).normal(size=(2, 64)).astype(np.float32)
     path = tmp_path / "rows.json"
     path.write_text(json.dumps({"instances": rows.tolist()}))
-    r = run_cli("explain", "digits", str(path), "--json", "--steps", "20")
+    r = run_cli("explain", ref, str(path), "--json", "--steps", "20")
     assert r.code == 0, r.err  # was: internal error (RuntimeError: The differentiated Tensor ... not used)
     body = json.loads(r.out)
     assert body["model"] == ref and body["details"]["weights"] == "dequantized int8"
@@ -131,6 +131,6 @@ def test_an_int8_version_is_explained_through_its_dequantized_weights(home: Path
     got = np.asarray([e["attributions"] for e in body["explanations"]])
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)
     assert body["details"]["dequantized_max_abs_diff"] < 0.05
-    table = run_cli("explain", "digits", str(path), "--method", "saliency")
+    table = run_cli("explain", ref, str(path), "--method", "saliency")
     assert table.code == 0, table.err
     assert "attributions were computed on its dequantized float weights" in table.out

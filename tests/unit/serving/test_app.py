@@ -14,6 +14,7 @@ import torch
 
 from modelyard.predict import Predictor
 from modelyard.serving import ServeConfig, create_app
+from modelyard.store import ModelStore
 from tests.support.serving import CLASS_NAMES, assert_same_predictions, client, instances, register
 
 pytestmark = pytest.mark.anyio
@@ -56,6 +57,23 @@ async def test_latest_and_explicit_versions_answer_with_their_own_weights(home: 
     assert missing.status_code == 404 and "expected one of [1, 2]" in missing.json()["message"]
     assert unknown.status_code == 404 and "expected one of ['clf']" in unknown.json()["message"]
     assert bad_version.status_code == 422 and "version" in bad_version.json()["message"]
+
+
+async def test_the_bare_name_answers_with_the_trained_version_not_a_newer_derived_one(home: Path) -> None:
+    parent = register("clf", home, seed=0)
+    student = register("clf", home, seed=1, lineage={"parent": parent, "operation": "distill"})
+    served = [Predictor.load(ref, home=home) for ref in (parent, student)]
+    x = instances("clf", 2)
+    async with client(create_app(served, ServeConfig(backend="torch"))) as http:
+        bare = (await http.post("/v1/models/clf/predict", json={"instances": x})).json()
+        listing = (await http.get("/v1/models")).json()["models"]
+    assert bare["ref"] == parent == "clf:1" and bare["predictions"] == served[0].records(x)  # was clf:2
+    assert {m["ref"]: m["latest"] for m in listing} == {"clf:1": True, "clf:2": False}
+    ModelStore(home).set_alias(student, "production")  # an explicit choice moves it
+    served = [Predictor.load(ref, home=home) for ref in (parent, student)]
+    async with client(create_app(served, ServeConfig(backend="torch"))) as http:
+        chosen = (await http.post("/v1/models/clf/predict", json={"instances": x})).json()
+    assert chosen["ref"] == student
 
 
 async def test_model_listing_has_metadata_schema_and_backend(home: Path) -> None:
