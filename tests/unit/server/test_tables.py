@@ -21,7 +21,7 @@ def _tables(home: Path) -> set[str]:
 
 
 def test_the_store_knows_nothing_of_the_control_planes_tables() -> None:
-    assert set(Base.metadata.tables) == {"meta", "runs", "run_metrics", "model_versions"}
+    assert set(Base.metadata.tables) == {"meta", "runs", "run_metrics", "model_versions", "model_aliases"}
     assert set(ControlBase.metadata.tables) == {"jobs", "deployments"}
 
 
