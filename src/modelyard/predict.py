@@ -20,6 +20,7 @@ from modelyard.errors import InputError
 from modelyard.nn import Network, build_model
 from modelyard.spec import Spec, load_spec
 from modelyard.store import ModelStore, ModelVersion
+from modelyard.version_summary import class_names, model_schema
 
 __all__ = ["Predictor", "load"]
 
@@ -37,7 +38,11 @@ class Predictor:
 
     @classmethod
     def load(cls, ref: str, *, home: str | Path | None = None, device: str = "cpu") -> Predictor:
-        version = ModelStore(home).get(ref)
+        return cls.from_version(ModelStore(home).get(ref), device=device)
+
+    @classmethod
+    def from_version(cls, version: ModelVersion, *, device: str = "cpu") -> Predictor:
+        """The Predictor of a version already looked up in the store."""
         spec = load_spec(version.load_spec())
         meta = version.load_preprocess()
         network = build_model(spec.model, loss=spec.train.loss.type)
@@ -64,10 +69,7 @@ class Predictor:
 
     @property
     def class_names(self) -> list[str] | None:
-        names = self.meta.get("class_names")
-        if names is None and self.meta.get("num_classes"):
-            names = [str(i) for i in range(int(self.meta["num_classes"]))]
-        return names
+        return class_names(self.meta)
 
     @property
     def input_shape(self) -> list[int]:
@@ -76,15 +78,7 @@ class Predictor:
 
     def schema(self) -> dict[str, Any]:
         """Input/output description for `models show` and the server's model listing."""
-        return {
-            "model": self.ref,
-            "task": self.task,
-            "input_shape": self.input_shape,
-            "input_dtype": "int64" if self.network.input_dtype == torch.int64 else "float32",
-            "feature_names": self.meta.get("feature_names"),
-            "class_names": self.class_names,
-            "output_shape": list(self.network.output_shape),
-        }
+        return {"model": self.ref, **model_schema(self.network, self.spec, self.meta, self.input_shape)}
 
     # -- prediction -------------------------------------------------------------------------
     def preprocess(self, x: Any) -> torch.Tensor:

@@ -28,6 +28,7 @@ from modelyard.store import ModelStore, RunStore
 from modelyard.store.heartbeat import Heartbeat
 from modelyard.store.owner import record_owner
 from modelyard.training import FitResult, evaluate, fit
+from modelyard.version_summary import summarize
 
 __all__ = ["TrainResult", "train", "resume", "build_checked", "check_fit", "eval_split", "model_meta"]
 
@@ -234,15 +235,17 @@ def _run(
             )
             test_metrics = {"split": split_name, **test_metrics}
             state = {k: v.detach().to("cpu").contiguous() for k, v in network.state_dict().items()}
+            meta = model_meta(prepared, spec)
             version = ModelStore(home).register(
                 spec.name,
                 state_dict=state,
                 spec=spec.to_dict(),
-                preprocess=model_meta(prepared, spec),
+                preprocess=meta,
                 metrics={"test": test_metrics, "history": result.history, "runtime": result.runtime},
                 run_id=run_id,
                 task=spec.task,
                 description=spec.description,
+                summary=summarize(network, spec, meta, prepared.pipeline.raw_input_shape),
             )
         summary = {
             "test": test_metrics,

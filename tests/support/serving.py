@@ -21,6 +21,7 @@ from modelyard.data import Pipeline
 from modelyard.nn import build_model
 from modelyard.spec import load_spec
 from modelyard.store import ModelStore
+from modelyard.version_summary import summarize
 
 API_KEY = "test-key-0123456789abcdef"
 
@@ -61,9 +62,18 @@ CLASS_NAMES = {"clf": ["setosa", "versicolor", "virginica"], "img": ["zero", "on
 
 
 def register(
-    name: str, home: Path, *, seed: int = 0, as_name: str | None = None, lineage: dict[str, Any] | None = None
+    name: str,
+    home: Path,
+    *,
+    seed: int = 0,
+    as_name: str | None = None,
+    lineage: dict[str, Any] | None = None,
+    summary: bool = True,
 ) -> str:
-    """Register one of the tiny models (a new version each call; ``lineage`` marks a derived one); returns its ref."""
+    """Register one of the tiny models (a new version each call; ``lineage`` marks a derived one); returns its ref.
+
+    ``summary=False`` registers it as a version from before ``summary.json`` existed.
+    """
     torch.manual_seed(seed)
     spec = load_spec({"name": as_name or name, "seed": seed, "data": {"source": "xor"}, **_SPECS[name]})
     network = build_model(spec.model, loss=spec.train.loss.type)
@@ -83,7 +93,13 @@ def register(
         "kind": kind,
     }
     version = ModelStore(home).register(
-        spec.name, state_dict=network.state_dict(), spec=spec.to_dict(), preprocess=meta, metrics={}, lineage=lineage
+        spec.name,
+        state_dict=network.state_dict(),
+        spec=spec.to_dict(),
+        preprocess=meta,
+        metrics={},
+        lineage=lineage,
+        summary=summarize(network, spec, meta, pipeline.raw_input_shape) if summary else None,
     )
     return version.ref
 

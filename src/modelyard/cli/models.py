@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import click
 from rich.table import Table
@@ -64,33 +63,34 @@ def models(ctx: click.Context, name: str | None, as_json: bool) -> None:
 @click.pass_obj
 def show(obj: dict, ref: str, as_json: bool) -> None:
     """Show a model version: input schema, layers, lineage and metrics."""
-    from modelyard.compression.quantize import stored_parameter_count
-    from modelyard.predict import Predictor
+    from modelyard.store import ModelStore
+    from modelyard.version_summary import show as summary_of
 
-    p = Predictor.load(ref, home=obj["home"])
-    # Counts int8 weights too (quantized layers keep them outside `parameters()`).
+    version = ModelStore(obj["home"]).get(ref)
+    summary = summary_of(version)  # stored at registration: no torch (docs/cli.md)
     info = {
-        **p.schema(),
-        "run_id": p.version.run_id,
-        "created_at": str(p.version.created_at),
-        "parameters": stored_parameter_count(p.network),
-        "size_bytes": p.version.size_bytes,
-        "lineage": p.version.lineage,
-        "test": (p.version.metrics or {}).get("test"),
+        "model": version.ref,
+        **summary["schema"],
+        "run_id": version.run_id,
+        "created_at": str(version.created_at),
+        "parameters": summary["parameters"],
+        "size_bytes": version.size_bytes,
+        "lineage": version.lineage,
+        "test": (version.metrics or {}).get("test"),
     }
     if as_json:
         click.echo(json.dumps(info, indent=2, default=str))
         return
     out = console()
     out.print(
-        f"[bold]{p.ref}[/bold]  {p.task}  run={info['run_id'] or '-'}  params={info['parameters']:,}  "
+        f"[bold]{version.ref}[/bold]  {info['task']}  run={info['run_id'] or '-'}  params={info['parameters']:,}  "
         f"size={info['size_bytes'] / 1024:.0f} KiB"
     )
     out.print(f"input shape {info['input_shape']} ({info['input_dtype']}), output shape {info['output_shape']}")
     if info["class_names"]:
         out.print("classes: " + ", ".join(map(str, info["class_names"])))
     layers = Table(show_header=True, header_style="bold", title="layers")
-    rows = _layer_rows(p)
+    rows = summary["layers"]
     for col in rows[0].keys() if rows else []:
         layers.add_column(str(col))
     for row in rows:
@@ -98,25 +98,3 @@ def show(obj: dict, ref: str, as_json: bool) -> None:
     out.print(layers)
     if info["test"]:
         out.print(metrics_table({k: v for k, v in info["test"].items() if k != "split"}, title="test metrics"))
-
-
-def _layer_rows(p: Any) -> list[dict[str, Any]]:
-    """``describe`` rows with stored parameter counts, int8 layers included.
-
-    A statically quantized network's layers are an FX graph module (not a sequence): the rows
-    come from the float network of the same spec and the counts from the int8 modules by index
-    (a batch norm folded into its convolution counts there, so 0 on its own row).
-    """
-    from modelyard.compression.quantize import is_quantized, stored_parameter_count
-    from modelyard.nn import build_model, describe
-
-    network = p.network
-    if not is_quantized(network):
-        return describe(network)
-    spec = p.spec
-    rows = describe(build_model(spec.model, loss=spec.train.loss.type))
-    children = dict(network.layers.named_children())
-    for row in rows:
-        module = children.get(str(row["index"]))
-        row["params"] = stored_parameter_count(module) if module is not None else 0
-    return rows

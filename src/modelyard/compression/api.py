@@ -39,6 +39,7 @@ from modelyard.predict import Predictor
 from modelyard.store import ModelStore
 from modelyard.store.records import WEIGHTS_FILE
 from modelyard.store.refs import check_name
+from modelyard.version_summary import summarize
 from modelyard.workflow import eval_split
 
 __all__ = ["CompressResult", "compress", "parent_data"]
@@ -243,6 +244,7 @@ def compress(
         description=f"{operation} of {parent.ref}"
         + (f": {outcome.spec.description}" if outcome.spec.description else ""),
         extra_files=extra,
+        summary=summarize(outcome.network, outcome.spec, parent.meta, parent.input_shape),
     )
     child_row.ref = version.ref
     child_row.weights_bytes = (version.path / WEIGHTS_FILE).stat().st_size

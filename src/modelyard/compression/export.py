@@ -33,6 +33,7 @@ from modelyard.errors import DataError, ExportError, InputError, StoreError
 from modelyard.predict import Predictor
 from modelyard.store import ModelStore
 from modelyard.store.refs import check_name
+from modelyard.version_summary import summarize
 
 __all__ = ["FORMATS", "INT8_AGREEMENT", "ExportResult", "export"]
 
@@ -130,6 +131,7 @@ def export(
         task=model.task,
         description=f"{format} export of {model.ref}",
         extra_files=extra,
+        summary=summarize(model.network, model.spec, model.meta, model.input_shape),
     )
     if out_path is not None:
         try:

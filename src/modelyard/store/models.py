@@ -34,6 +34,7 @@ from modelyard.store.records import (
     METRICS_FILE,
     PREPROCESS_FILE,
     SPEC_FILE,
+    SUMMARY_FILE,
     WEIGHTS_FILE,
     ModelVersion,
     model_version,
@@ -53,7 +54,7 @@ InUse = Callable[[Session, str], builtins.list[str]]
 
 logger = logging.getLogger(__name__)
 
-_RESERVED = {SPEC_FILE, WEIGHTS_FILE, PREPROCESS_FILE, METRICS_FILE, LINEAGE_FILE, CHECKSUMS_FILE}
+_RESERVED = {SPEC_FILE, WEIGHTS_FILE, PREPROCESS_FILE, METRICS_FILE, LINEAGE_FILE, SUMMARY_FILE, CHECKSUMS_FILE}
 _EXTRA_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 # Formats that unpickle (and so run code) when loaded: refused by name and by content.
 _PICKLE_SUFFIXES = (".pkl", ".pickle", ".pt", ".pth", ".ckpt", ".joblib")
@@ -149,8 +150,12 @@ class ModelStore:
         task: str | None = None,
         description: str | None = None,
         extra_files: Mapping[str, bytes] | None = None,
+        summary: Mapping[str, Any] | None = None,
     ) -> ModelVersion:
         """Store a new version of ``name`` (1 for a new name) and return it.
+
+        ``summary`` is ``modelyard.version_summary.summarize`` of the network (what `models show`
+        prints without loading it); every registration path passes it.
 
         Idempotent per ``run_id``: if that run already registered a version (a retried
         job, a resume after a crash between registration and finishing the run), that
@@ -165,6 +170,7 @@ class ModelStore:
             PREPROCESS_FILE: dumps_json(dict(preprocess), "preprocess").encode(),
             METRICS_FILE: dumps_json(dict(metrics), "metrics").encode(),
             LINEAGE_FILE: dumps_json(dict(lineage or {}), "lineage").encode(),
+            **({SUMMARY_FILE: dumps_json(dict(summary), "summary").encode()} if summary is not None else {}),
             **_extra_files(extra_files),
         }
         tensors = _cpu_tensors(state_dict)

@@ -25,13 +25,23 @@ if TYPE_CHECKING:
 
     from modelyard.store.tables import ModelVersionRow, RunRow
 
-__all__ = ["RunRecord", "ModelVersion", "WEIGHTS_FILE", "SPEC_FILE", "PREPROCESS_FILE", "METRICS_FILE", "LINEAGE_FILE"]
+__all__ = [
+    "RunRecord",
+    "ModelVersion",
+    "WEIGHTS_FILE",
+    "SPEC_FILE",
+    "PREPROCESS_FILE",
+    "METRICS_FILE",
+    "LINEAGE_FILE",
+    "SUMMARY_FILE",
+]
 
 SPEC_FILE = "spec.json"
 WEIGHTS_FILE = "weights.safetensors"
 PREPROCESS_FILE = "preprocess.json"
 METRICS_FILE = "metrics.json"
 LINEAGE_FILE = "lineage.json"
+SUMMARY_FILE = "summary.json"  # modelyard.version_summary: what `models show` prints, without torch
 
 
 @dataclass(frozen=True)
@@ -141,6 +151,11 @@ class ModelVersion:
     def load_preprocess(self) -> dict[str, Any]:
         """The fitted preprocessing pipeline state, as saved at registration."""
         return dict(read_json(self.file(PREPROCESS_FILE)))
+
+    def load_summary(self) -> dict[str, Any] | None:
+        """The layer and parameter summary written at registration; None for a version registered before it."""
+        path = self.file(SUMMARY_FILE)
+        return dict(read_json(path)) if path.is_file() else None
 
     def load_state_dict(self, device: str = "cpu") -> dict[str, torch.Tensor]:
         """The weights, read with safetensors (no pickle, so no code runs on load)."""

@@ -43,7 +43,18 @@ def _imported(home: Path, *args: str) -> set[str]:
     return set(json.loads(proc.stdout.strip().splitlines()[-1]))
 
 
-@pytest.mark.parametrize("args", [("models",), ("runs",), ("jobs", "--help"), ("deployments", "--help"), ("--help",)])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("models",),
+        ("models", "show", "clf:1"),  # from the summary stored at registration (modelyard.version_summary)
+        ("models", "show", "clf:1", "--json"),
+        ("runs",),
+        ("jobs", "--help"),
+        ("deployments", "--help"),
+        ("--help",),
+    ],
+)
 def test_metadata_commands_import_no_heavy_package(home: Path, args: tuple[str, ...]) -> None:
     register("clf", home)
     assert _imported(home, *args) == set()
