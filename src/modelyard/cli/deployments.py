@@ -8,38 +8,21 @@ server's own one-line message with the exit code of its error class.
 
 from __future__ import annotations
 
-import functools
 import json
-from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
 import click
 from rich.table import Table
 
+from modelyard.cli._client import server_options
 from modelyard.cli._fmt import console, fmt
+from modelyard.cli._nouns import NounGroup
+from modelyard.cli._options import config_option, given
 
-
-def _server_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    @click.option(
-        "--url",
-        envvar="MODELYARD_SERVER_URL",
-        default="http://127.0.0.1:8080",
-        show_default=True,
-        help="The control plane (env MODELYARD_SERVER_URL).",
-    )
-    @click.option("--token", envvar="MODELYARD_TOKEN", default=None, help="Bearer token (env MODELYARD_TOKEN).")
-    @functools.wraps(func)
-    def wrapper(*args: Any, url: str, token: str | None, **kwargs: Any) -> Any:
-        from modelyard.errors import optional_dependency
-
-        with optional_dependency("serve", "The control plane client"):
-            from modelyard.server.client import ServerClient
-
-        with ServerClient(url, token, timeout=120.0) as api:  # a delete waits for replicas to drain
-            return func(api, *args, **kwargs)
-
-    return wrapper
+# Requests may take long: a delete waits for the replicas to drain.
+_server = server_options(timeout_s=120.0)
+DEPLOYMENT = "modelyard.server.deployments.store:DeploymentRequest"
 
 
 def _ms(value: float | None) -> str:
@@ -65,7 +48,7 @@ def _print(deployment: dict[str, Any]) -> None:
     out.print(f"predict: POST {deployment['endpoint']}")
 
 
-@click.group()
+@click.group(cls=NounGroup)
 def deployments() -> None:
     """Serve model versions on supervised processes of a running `modelyard server`."""
 
@@ -73,31 +56,29 @@ def deployments() -> None:
 @deployments.command("create")
 @click.argument("name")
 @click.argument("model_ref")
-@click.option("--replicas", default=1, show_default=True, type=int, help="Serving processes.")
-@click.option("--max-batch-size", default=64, show_default=True, type=int)
-@click.option("--max-wait-ms", default=2.0, show_default=True, type=float)
-@click.option("--backend", type=click.Choice(["auto", "torch", "onnx"]), default="auto", show_default=True)
+@config_option("--replicas", model=DEPLOYMENT, type=int, help="Serving processes.")
+@config_option("--max-batch-size", model=DEPLOYMENT, type=int, help="Most instances coalesced into one forward pass.")
+@config_option(
+    "--max-wait-ms", model=DEPLOYMENT, type=float, help="Longest a request waits for others to join its batch."
+)
+@config_option("--backend", model=DEPLOYMENT, type=click.Choice(["auto", "torch", "onnx"]))
 @click.option("--json", "as_json", is_flag=True)
-@_server_options
+@_server
 def create(
     api: Any,
     name: str,
     model_ref: str,
-    replicas: int,
-    max_batch_size: int,
-    max_wait_ms: float,
-    backend: str,
+    replicas: int | None,
+    max_batch_size: int | None,
+    max_wait_ms: float | None,
+    backend: str | None,
     as_json: bool,
 ) -> None:
     """Deploy MODEL_REF (name:N) as NAME; predictions at /v1/deployments/NAME/predict."""
-    body = {
-        "name": name,
-        "model": model_ref,
-        "replicas": replicas,
-        "max_batch_size": max_batch_size,
-        "max_wait_ms": max_wait_ms,
-        "backend": backend,
-    }
+    # Options left out are left to the server (DeploymentRequest holds the defaults).
+    body = {"name": name, "model": model_ref} | given(
+        replicas=replicas, max_batch_size=max_batch_size, max_wait_ms=max_wait_ms, backend=backend
+    )
     found = api.request("POST", "/v1/deployments", json=body).json()
     if as_json:
         click.echo(json.dumps(found, indent=2))
@@ -107,7 +88,7 @@ def create(
 
 @deployments.command("list")
 @click.option("--json", "as_json", is_flag=True)
-@_server_options
+@_server
 def list_cmd(api: Any, as_json: bool) -> None:
     """Every deployment with status, replicas and traffic."""
     found = api.request("GET", "/v1/deployments").json()["deployments"]
@@ -136,7 +117,7 @@ def list_cmd(api: Any, as_json: bool) -> None:
 @deployments.command("show")
 @click.argument("name")
 @click.option("--json", "as_json", is_flag=True)
-@_server_options
+@_server
 def show(api: Any, name: str, as_json: bool) -> None:
     """One deployment: replicas (pid, port, restarts), request rate, p50/p99 latency."""
     found = api.request("GET", f"/v1/deployments/{quote(name, safe='')}").json()
@@ -148,7 +129,7 @@ def show(api: Any, name: str, as_json: bool) -> None:
 
 @deployments.command("delete")
 @click.argument("name")
-@_server_options
+@_server
 def delete(api: Any, name: str) -> None:
     """Stop the replicas (SIGTERM, then SIGKILL after 10 s) and remove the deployment."""
     api.request("DELETE", f"/v1/deployments/{quote(name, safe='')}")

@@ -2,43 +2,21 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 from rich.table import Table
 
+from modelyard.cli._client import server_options
 from modelyard.cli._fmt import console, fmt
+from modelyard.cli._nouns import NounGroup
 from modelyard.status import FINAL, Status
 
 
-def _server_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    @click.option(
-        "--url",
-        envvar="MODELYARD_SERVER_URL",
-        default="http://127.0.0.1:8080",
-        show_default=True,
-        help="The control plane (env MODELYARD_SERVER_URL).",
-    )
-    @click.option("--token", envvar="MODELYARD_TOKEN", default=None, help="Bearer token (env MODELYARD_TOKEN).")
-    @functools.wraps(func)
-    def wrapper(*args: Any, url: str, token: str | None, **kwargs: Any) -> Any:
-        from modelyard.errors import optional_dependency
-
-        with optional_dependency("serve", "The control plane client"):
-            from modelyard.server.client import ServerClient
-
-        with ServerClient(url, token) as api:
-            return func(api, *args, **kwargs)
-
-    return wrapper
-
-
-@click.group()
+@click.group(cls=NounGroup)
 def jobs() -> None:
     """Training jobs on a running `modelyard server` (submit, list, show, logs, cancel)."""
 
@@ -65,9 +43,14 @@ def _read_spec(path: Path) -> dict[str, Any] | str:
 @jobs.command("submit")
 @click.argument("spec", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--set", "overrides", multiple=True, metavar="PATH=VALUE", help="Override a spec value (repeatable).")
-@click.option("--max-attempts", type=int, default=None, help="Worker losses the job survives (server default 3).")
+@click.option(
+    "--max-attempts",
+    type=int,
+    default=None,
+    help="Worker losses the job survives (default: the server's --max-attempts).",
+)
 @click.option("--wait", is_flag=True, help="Follow the job until it ends; exit non-zero unless it succeeded.")
-@_server_options
+@server_options()
 def submit(api: Any, spec: Path, overrides: tuple[str, ...], max_attempts: int | None, wait: bool) -> None:
     """Queue SPEC (YAML or JSON) for training on the server."""
     job = api.submit_job(_read_spec(spec), overrides, max_attempts)
@@ -116,7 +99,7 @@ def _follow(api: Any, job_id: str, out: Any) -> None:
 @click.option("--status", type=click.Choice([s.value for s in Status]))
 @click.option("--limit", default=50, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-@_server_options
+@server_options()
 def list_jobs(api: Any, status: str | None, limit: int, as_json: bool) -> None:
     """List jobs, newest first."""
     found = api.jobs(status=status, limit=limit)
@@ -144,7 +127,7 @@ def list_jobs(api: Any, status: str | None, limit: int, as_json: bool) -> None:
 @jobs.command("show")
 @click.argument("job_id")
 @click.option("--json", "as_json", is_flag=True)
-@_server_options
+@server_options()
 def show(api: Any, job_id: str, as_json: bool) -> None:
     """Show one job: status, attempts, progress, per-epoch metrics and error."""
     job = api.job(job_id)
@@ -177,7 +160,7 @@ def show(api: Any, job_id: str, as_json: bool) -> None:
 @jobs.command("logs")
 @click.argument("job_id")
 @click.option("--follow", "-f", is_flag=True, help="Keep printing new lines until the job ends.")
-@_server_options
+@server_options()
 def logs(api: Any, job_id: str, follow: bool) -> None:
     """Print the worker output of every attempt of a job."""
     offset = 0
@@ -193,7 +176,7 @@ def logs(api: Any, job_id: str, follow: bool) -> None:
 
 @jobs.command("cancel")
 @click.argument("job_id")
-@_server_options
+@server_options()
 def cancel(api: Any, job_id: str) -> None:
     """Cancel a queued job at once, or ask a running job's worker to stop it."""
     job = api.cancel_job(job_id)

@@ -1,4 +1,4 @@
-"""`modelyard models` and `modelyard models show NAME[:N]`."""
+"""`modelyard models [list]` and `modelyard models show NAME[:N]`."""
 
 from __future__ import annotations
 
@@ -8,19 +8,23 @@ import click
 from rich.table import Table
 
 from modelyard.cli._fmt import console, fmt, metrics_table
+from modelyard.cli._nouns import NounGroup
 
 
-@click.group(invoke_without_command=True)
-@click.option("--name", help="Only versions of this model.")
-@click.option("--json", "as_json", is_flag=True)
-@click.pass_context
-def models(ctx: click.Context, name: str | None, as_json: bool) -> None:
-    """List registered model versions."""
-    if ctx.invoked_subcommand is not None:
-        return
+@click.group(cls=NounGroup)
+def models() -> None:
+    """Registered model versions: list (the default), show."""
+
+
+@models.command("list")
+@click.option("--name", metavar="NAME", help="Only versions of this model.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.pass_obj
+def list_versions(obj: dict, name: str | None, as_json: bool) -> None:
+    """List registered model versions (also: `modelyard models`)."""
     from modelyard.store import ModelStore
 
-    versions = ModelStore(ctx.obj["home"]).list(name=name)
+    versions = ModelStore(obj["home"]).list(name=name)
     if as_json:
         click.echo(
             json.dumps(

@@ -1,4 +1,4 @@
-"""`modelyard runs`, `modelyard runs show RUN` and `modelyard runs cancel RUN`."""
+"""`modelyard runs [list]`, `modelyard runs show RUN` and `modelyard runs cancel RUN`."""
 
 from __future__ import annotations
 
@@ -9,22 +9,26 @@ import click
 from rich.table import Table
 
 from modelyard.cli._fmt import console, fmt, metrics_table
+from modelyard.cli._nouns import NounGroup
 from modelyard.status import Status
 
 
-@click.group(invoke_without_command=True)
-@click.option("--name", help="Only runs of this spec name.")
+@click.group(cls=NounGroup)
+def runs() -> None:
+    """Training runs: list (the default), show, cancel."""
+
+
+@runs.command("list")
+@click.option("--name", metavar="NAME", help="Only runs of this spec name.")
 @click.option("--status", type=click.Choice([s.value for s in Status]))
-@click.option("--limit", default=50, show_default=True)
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(min=1), help="Most runs listed.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-@click.pass_context
-def runs(ctx: click.Context, name: str | None, status: str | None, limit: int, as_json: bool) -> None:
-    """List training runs (newest first)."""
-    if ctx.invoked_subcommand is not None:
-        return
+@click.pass_obj
+def list_runs(obj: dict, name: str | None, status: str | None, limit: int, as_json: bool) -> None:
+    """List training runs, newest first (also: `modelyard runs`)."""
     from modelyard.store import RunStore
 
-    records = RunStore(ctx.obj["home"]).list(name=name, status=status, limit=limit)
+    records = RunStore(obj["home"]).list(name=name, status=status, limit=limit)
     if as_json:
         click.echo(json.dumps([_brief(r) for r in records], indent=2))
         return

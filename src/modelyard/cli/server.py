@@ -1,5 +1,5 @@
 """`modelyard server`: the control plane (REST API, web console, training workers) on one port,
-and `modelyard server token create|list|revoke` for its API tokens."""
+and `modelyard server token list|create|delete` for its API tokens."""
 
 from __future__ import annotations
 
@@ -10,35 +10,37 @@ import click
 from rich.table import Table
 
 from modelyard.cli._fmt import console
+from modelyard.cli._nouns import NounGroup
+from modelyard.cli._options import config_option
 from modelyard.cli.serve import header_timeout_option
+
+SERVER = "modelyard.server.config:ServerConfig"
 
 
 @click.group(invoke_without_command=True)
-@click.option(
+@config_option(
     "--host",
-    default="127.0.0.1",
-    show_default=True,
+    model=SERVER,
+    metavar="ADDRESS",
     help="Address to listen on. Anything but loopback requires tokens (an admin token is made on first start).",
 )
-@click.option("--port", default=8080, show_default=True, type=int)
-@click.option("--workers", default=1, show_default=True, type=int, help="Training worker processes (0: API only).")
-@click.option(
+@config_option("--port", model=SERVER, type=int)
+@config_option("--workers", model=SERVER, type=int, help="Training worker processes (0: API only).")
+@config_option(
     "--lease-s",
-    default=30.0,
-    show_default=True,
+    model=SERVER,
     type=float,
     help="Seconds without a heartbeat before a running job is taken from its worker.",
 )
-@click.option("--heartbeat-s", default=5.0, show_default=True, type=float, help="Seconds between worker heartbeats.")
-@click.option(
+@config_option("--heartbeat-s", model=SERVER, type=float, help="Seconds between worker heartbeats.")
+@config_option(
     "--max-attempts",
-    default=3,
-    show_default=True,
+    model=SERVER,
     type=int,
     help="Worker losses a job survives before it fails (per job: jobs submit --max-attempts).",
 )
-@click.option("--reap-interval-s", default=2.0, show_default=True, type=float, help="Seconds between reaper passes.")
-@header_timeout_option
+@config_option("--reap-interval-s", model=SERVER, type=float, help="Seconds between reaper passes.")
+@header_timeout_option(SERVER)
 @click.option(
     "--allowed-origin",
     "allowed_origins",
@@ -60,10 +62,9 @@ from modelyard.cli.serve import header_timeout_option
     metavar="DIR",
     help="A folder jobs may read data files from (none by default: built-in data sets only); repeatable.",
 )
-@click.option(
+@config_option(
     "--max-data-mb",
-    default=4096,
-    show_default=True,
+    model=SERVER,
     type=int,
     help="Largest data source (file, folder of images, unpacked archive) a job may read, in MB.",
 )
@@ -81,7 +82,7 @@ def server(ctx: click.Context, **options: Any) -> None:
     serve(ServerConfig.make(home=ctx.obj["home"], **options), echo=click.echo)
 
 
-@server.group()
+@server.group(cls=NounGroup)
 def token() -> None:
     """API tokens: `read` (GET requests) or `admin` (everything). Stored hashed in the store."""
 
@@ -118,11 +119,11 @@ def list_tokens(obj: dict, as_json: bool) -> None:
     console().print(table)
 
 
-@token.command("revoke")
+@token.command("delete")
 @click.argument("token_id")
 @click.pass_obj
-def revoke(obj: dict, token_id: str) -> None:
-    """Revoke a token by id or name (a running server stops accepting it at once)."""
+def delete(obj: dict, token_id: str) -> None:
+    """Delete (revoke) a token by id or name: a running server stops accepting it at once."""
     from modelyard.server.auth.tokens import TokenStore
 
     info = TokenStore(obj["home"]).revoke(token_id)

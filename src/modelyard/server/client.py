@@ -50,11 +50,11 @@ def _error_from(response: httpx.Response) -> ModelyardError:
 class ServerClient:
     """Calls to one control plane at ``url`` with an optional bearer ``token``."""
 
-    def __init__(self, url: str | None = None, token: str | None = None, *, timeout: float = 30.0) -> None:
+    def __init__(self, url: str | None = None, token: str | None = None, *, timeout_s: float = 30.0) -> None:
         self.url = (url or os.environ.get(URL_ENV) or DEFAULT_URL).rstrip("/")
         token = token or os.environ.get(TOKEN_ENV) or None
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self._http = httpx.Client(base_url=self.url, headers=headers, timeout=httpx.Timeout(timeout, connect=5.0))
+        self._http = httpx.Client(base_url=self.url, headers=headers, timeout=httpx.Timeout(timeout_s, connect=5.0))
 
     def __enter__(self) -> ServerClient:
         return self

@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from modelyard._validation import StrictModel, spec_error_from
-from modelyard.data.access import DataAccess
 from modelyard.hostguard import HostGuard, is_loopback
+from modelyard.shared_settings import HEADER_TIMEOUT_S, MAX_DATA_MB
 from modelyard.store import paths
+
+if TYPE_CHECKING:  # modelyard.data imports torch; these settings are read by `--help` too
+    from modelyard.data.access import DataAccess
 
 __all__ = ["ServerConfig", "is_loopback"]
 
@@ -30,14 +33,12 @@ class ServerConfig(StrictModel):
     heartbeat_s: float = Field(5.0, gt=0, le=3_600, description="how often a worker renews its lease")
     max_attempts: int = Field(3, ge=1, le=100, description="worker losses a job survives before it fails")
     reap_interval_s: float = Field(2.0, gt=0, le=3_600)
-    header_timeout_s: float = Field(
-        10.0, gt=0, le=3600, description="seconds a client may take to send a request's headers (then closed)"
-    )
+    header_timeout_s: float = HEADER_TIMEOUT_S
     home: Path | None = None
     # The only folders a job may read data from (none by default: built-in data sets only);
     # see modelyard.data.access for what is refused inside them.
     data_dirs: list[Path] = []
-    max_data_mb: int = Field(4096, ge=1, le=16 * 1024 * 1024, description="size cap of one job's data source")
+    max_data_mb: int = MAX_DATA_MB
     allowed_origins: list[str] = []
     # Extra Host header values accepted besides the bound host, localhost and 127.0.0.1
     # (a DNS name the server is reached by, e.g. behind a proxy).
@@ -101,6 +102,8 @@ class ServerConfig(StrictModel):
 
     def data_access(self) -> DataAccess:
         """What a job may read: the data folders, never the store or a device, within the size cap."""
+        from modelyard.data.access import DataAccess
+
         return DataAccess.server(self.data_dirs, home=self.store_home(), max_bytes=self.max_data_mb * 1024 * 1024)
 
     def url(self) -> str:

@@ -19,46 +19,22 @@ from modelyard.serving.config import ServeConfig
 __all__ = ["serve", "serve_config", "create_app", "ServeConfig", "DynamicBatcher"]
 
 
-def serve_config(
-    *,
-    host: str = "127.0.0.1",
-    port: int = 8000,
-    max_batch_size: int = 64,
-    max_wait_ms: float = 2.0,
-    max_queue: int = 1024,
-    timeout: float = 10.0,
-    workers: int = 1,
-    backend: str = "auto",
-    api_key: str | None = None,
-    api_key_file: str | Path | None = None,
-    **settings: Any,
-) -> ServeConfig:
-    """Validated settings; the API key is ``api_key``, else the first line of
-    ``api_key_file``, else ``$MODELYARD_API_KEY`` (required when ``host`` is not loopback)."""
+def serve_config(*, api_key: str | None = None, api_key_file: str | Path | None = None, **settings: Any) -> ServeConfig:
+    """Validated settings: ``settings`` are ``ServeConfig`` fields (its defaults for those left
+    out); the API key is ``api_key``, else the first line of ``api_key_file``, else
+    ``$MODELYARD_API_KEY`` (required when ``host`` is not loopback)."""
     from modelyard.serving.auth import resolve_api_key
 
     key = api_key if api_key is not None else resolve_api_key(api_key_file)
-    return ServeConfig.make(
-        host=host,
-        port=port,
-        max_batch_size=max_batch_size,
-        max_wait_ms=max_wait_ms,
-        max_queue=max_queue,
-        timeout=timeout,
-        workers=workers,
-        backend=backend,
-        api_key=key,
-        **settings,
-    )
+    return ServeConfig.make(api_key=key, **settings)
 
 
 def serve(models: str | Sequence[Any], *, home: str | Path | None = None, **settings: Any) -> None:
     """Serve model versions over HTTP until SIGTERM/Ctrl-C (drains in-flight requests).
 
     ``models``: ``"name"`` (latest version), ``"name:N"``, or Predictor objects.
-    ``settings``: those of ``serve_config`` (host, port, max_batch_size, max_wait_ms,
-    max_queue, timeout, workers, backend, api_key, api_key_file) and the other
-    ``ServeConfig`` fields (max_body_bytes, max_json_depth, max_image_pixels, log_level).
+    ``settings``: ``ServeConfig`` fields (host, port, max_batch_size, max_wait_ms, max_queue,
+    timeout_s, workers, backend, max_body_bytes, ...) and ``api_key`` or ``api_key_file``.
     """
     from modelyard.serving.server import run
 

@@ -7,14 +7,17 @@ without one is refused (before any model is loaded or port bound).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, model_validator
 
 from modelyard._validation import StrictModel, spec_error_from
-from modelyard.data.access import DataAccess
 from modelyard.hostguard import HostGuard, is_loopback
+from modelyard.shared_settings import HEADER_TIMEOUT_S, MAX_DATA_MB
 from modelyard.store import paths
+
+if TYPE_CHECKING:  # modelyard.data imports torch; these settings are read by `--help` too
+    from modelyard.data.access import DataAccess
 
 __all__ = ["ServeConfig", "is_loopback"]
 
@@ -27,15 +30,13 @@ class ServeConfig(StrictModel):
     max_batch_size: int = Field(64, ge=1, le=65536)
     max_wait_ms: float = Field(2.0, ge=0, le=10_000)
     max_queue: int = Field(1024, ge=1)
-    timeout: float = Field(10.0, gt=0, description="seconds a request may wait in the queue and the forward pass")
+    timeout_s: float = Field(10.0, gt=0, description="seconds a request may wait in the queue and the forward pass")
     workers: int = Field(1, ge=1, le=64)
     backend: Literal["auto", "torch", "onnx"] = "auto"
     max_body_bytes: int = Field(8 * 1024 * 1024, ge=1024)
     max_json_depth: int = Field(32, ge=2, le=512)
     max_image_pixels: int = Field(2048 * 2048, ge=1)
-    header_timeout_s: float = Field(
-        10.0, gt=0, le=3600, description="seconds a client may take to send a request's headers (then closed)"
-    )
+    header_timeout_s: float = HEADER_TIMEOUT_S
     max_explain_cost: int = Field(
         3200, ge=1, description="integrated gradients: instances x steps per explain request (each a forward+backward)"
     )
@@ -47,7 +48,7 @@ class ServeConfig(StrictModel):
     # None: any file, as on the CLI; a list (even empty): only under these folders, never the
     # store, /dev, /proc or /sys (modelyard.data.access). Control-plane deployments set it.
     data_dirs: list[str] | None = None
-    max_data_mb: int = Field(4096, ge=1, le=16 * 1024 * 1024)
+    max_data_mb: int = MAX_DATA_MB
     log_level: str = "warning"
 
     @model_validator(mode="after")
@@ -75,6 +76,8 @@ class ServeConfig(StrictModel):
         """The rule for data files read while serving (None: unrestricted)."""
         if self.data_dirs is None:
             return None
+        from modelyard.data.access import DataAccess
+
         return DataAccess.server(self.data_dirs, home=paths.home(home), max_bytes=self.max_data_mb * 1024 * 1024)
 
     def key(self) -> str | None:

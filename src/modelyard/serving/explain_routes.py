@@ -141,7 +141,7 @@ def add_explain_routes(app: FastAPI, *, max_instances: int = MAX_INSTANCES) -> N
         from modelyard.explaining.api import ExplainOptions
 
         config = app.state.config
-        deadline = time.monotonic() + config.timeout  # queue + work, as for predictions
+        deadline = time.monotonic() + config.timeout_s  # queue + work, as for predictions
         served = app.state.models.get(name, version)
         raw, fields = await _decode(request, served, config, max_instances)
         options = ExplainOptions.make(**fields).model_dump()  # unknown or invalid fields: 422 naming them
@@ -159,7 +159,7 @@ def add_explain_routes(app: FastAPI, *, max_instances: int = MAX_INSTANCES) -> N
                 await asyncio.wait_for(slot.lock.acquire(), max(0.0, deadline - time.monotonic()))
             except asyncio.TimeoutError:
                 raise RequestTimeoutError(
-                    f"Explanation of {served.ref} waited {config.timeout:g} s for the explanations ahead of it "
+                    f"Explanation of {served.ref} waited {config.timeout_s:g} s for the explanations ahead of it "
                     "(the request timeout); retry later"
                 ) from None
             try:

@@ -43,7 +43,7 @@ class ServedModel:
             max_batch_size=config.max_batch_size,
             max_wait_ms=config.max_wait_ms,
             max_queue=config.max_queue,
-            timeout_s=config.timeout,
+            timeout_s=config.timeout_s,
             name=self.ref,
             on_batch=metrics.batch_observer(self.name),
         )
@@ -104,7 +104,7 @@ class ServedModel:
                 "max_batch_size": self.config.max_batch_size,
                 "max_wait_ms": self.config.max_wait_ms,
                 "max_queue": self.config.max_queue,
-                "timeout_s": self.config.timeout,
+                "timeout_s": self.config.timeout_s,
             },
             "endpoints": [f"{base}/versions/{self.version}/predict"] + ([f"{base}/predict"] if latest else []),
         }

@@ -1,7 +1,7 @@
 """Run the app under uvicorn: one process, or ``workers`` forked processes.
 
 SIGTERM (and Ctrl-C) drain: uvicorn stops accepting connections, waits up to
-``timeout + 5`` s for in-flight requests to be answered, then the app's lifespan shutdown
+``timeout_s + 5`` s for in-flight requests to be answered, then the app's lifespan shutdown
 drains each model's batch queue before the process exits.
 
 With ``workers > 1`` uvicorn needs an import string, so the models and settings travel to
@@ -77,7 +77,7 @@ def _uvicorn_options(config: ServeConfig) -> dict[str, Any]:
         "port": config.port,
         "log_level": config.log_level,
         "lifespan": "on",
-        "timeout_graceful_shutdown": int(config.timeout) + 5,
+        "timeout_graceful_shutdown": int(config.timeout_s) + 5,
         "server_header": False,
     }
 

@@ -190,7 +190,7 @@ async def test_full_queue_is_503_with_retry_after_and_slow_answers_are_504(home:
         time.sleep(0.3)
         return real(features)
 
-    app = create_app([clf], ServeConfig(backend="torch", max_wait_ms=0, max_batch_size=1, max_queue=1, timeout=0.2))
+    app = create_app([clf], ServeConfig(backend="torch", max_wait_ms=0, max_batch_size=1, max_queue=1, timeout_s=0.2))
     async with client(app) as http:
         clf.predict_tensor = slow  # type: ignore[method-assign]  # after the warm-up
         body = {"instances": instances("clf", 1)}

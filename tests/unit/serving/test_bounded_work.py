@@ -59,12 +59,12 @@ async def test_the_request_timeout_stops_the_explanation_itself(home: Path, monk
         return out
 
     # 2 instances x 500 steps in chunks of 4 rows: 250 passes, 12.5 s of work without the timeout.
-    async with client(_app(home, timeout=5, max_explain_cost=10_000)) as http:
+    async with client(_app(home, timeout_s=5, max_explain_cost=10_000)) as http:
         warm = await http.post("/v1/models/lin/explain", json={"instances": ROWS, "steps": 2})  # imports Captum
         assert warm.status_code == 200, warm.text
     monkeypatch.setattr(Problem, "forward", slow_forward)
     monkeypatch.setattr("modelyard.explaining.attributions._ROWS_PER_PASS", 4)
-    async with client(_app(home, timeout=0.3, max_explain_cost=10_000)) as http:
+    async with client(_app(home, timeout_s=0.3, max_explain_cost=10_000)) as http:
         start = time.monotonic()
         r = await http.post("/v1/models/lin/explain", json={"instances": ROWS, "steps": 500})
         elapsed = time.monotonic() - start

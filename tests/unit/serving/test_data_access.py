@@ -49,8 +49,10 @@ async def test_a_confined_server_never_reads_training_data_outside_its_folders(h
 
 
 def test_replicas_run_with_the_control_planes_data_rule(tmp_path: Path) -> None:
-    config = ReplicaConfig(ref="tab:1", home=tmp_path, api_key="k" * 20, data_dirs=("/data/a", "/data/b"))
+    config = ReplicaConfig(
+        ref="tab:1", home=tmp_path, api_key="k" * 20, data_dirs=("/data/a", "/data/b"), max_data_mb=128
+    )
     command = config.command(9000)
     assert "--confine-data" in command
-    assert command[command.index("--max-data-mb") + 1] == "4096"
+    assert command[command.index("--max-data-mb") + 1] == "128"
     assert [command[i + 1] for i, arg in enumerate(command) if arg == "--data-dir"] == ["/data/a", "/data/b"]

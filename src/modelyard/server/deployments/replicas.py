@@ -52,12 +52,13 @@ class ReplicaConfig:
     home: Path
     api_key: str
     host: str = "127.0.0.1"
-    max_batch_size: int = 64
-    max_wait_ms: float = 2.0
-    backend: str = "auto"
+    # `modelyard serve` settings; None: serve's own default (ServeConfig holds every default).
+    max_batch_size: int | None = None
+    max_wait_ms: float | None = None
+    backend: str | None = None
     log_dir: Path | None = None
     data_dirs: tuple[str, ...] = ()  # the control plane's data folders: all a replica may read
-    max_data_mb: int = 4096
+    max_data_mb: int | None = None
     startup_timeout_s: float = 120.0
     max_failures: int = 5  # failures in a row before the replica is given up
     backoff_s: tuple[float, float] = (1.0, 30.0)
@@ -77,19 +78,22 @@ class ReplicaConfig:
             self.host,
             "--port",
             str(port),
-            "--max-batch-size",
-            str(self.max_batch_size),
-            "--max-wait-ms",
-            str(self.max_wait_ms),
-            "--backend",
-            self.backend,
+            *_flags(
+                max_batch_size=self.max_batch_size,
+                max_wait_ms=self.max_wait_ms,
+                backend=self.backend,
+                max_data_mb=self.max_data_mb,
+            ),
             "--log-level",
             "warning",
             "--confine-data",
-            "--max-data-mb",
-            str(self.max_data_mb),
             *(arg for folder in self.data_dirs for arg in ("--data-dir", folder)),
         ]
+
+
+def _flags(**settings: Any) -> list[str]:
+    """``--max-batch-size 64 ...`` for the settings that are set."""
+    return [arg for k, v in settings.items() if v is not None for arg in (f"--{k.replace('_', '-')}", str(v))]
 
 
 @dataclass

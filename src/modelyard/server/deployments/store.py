@@ -21,11 +21,14 @@ from modelyard._validation import StrictModel, spec_error_from
 from modelyard.errors import NotFoundError, SpecError, StoreError
 from modelyard.registry import closest
 from modelyard.server.tables import DeploymentRow, control_database
+from modelyard.serving.config import ServeConfig
 from modelyard.store.db import Database
 from modelyard.store.refs import NAME_PATTERN
 from modelyard.store.timestamps import iso, utcnow
 
 __all__ = ["DeploymentRequest", "DeploymentStore", "row_dict"]
+
+_SERVE = ServeConfig.model_fields
 
 
 class DeploymentRequest(StrictModel):
@@ -34,9 +37,10 @@ class DeploymentRequest(StrictModel):
     name: str = Field(pattern=NAME_PATTERN, description="deployment name, used in /v1/deployments/NAME/predict")
     model: str = Field(min_length=1, description="model version: NAME:N, or NAME for the latest")
     replicas: int = Field(1, ge=1, le=16)
-    max_batch_size: int = Field(64, ge=1, le=65536)
-    max_wait_ms: float = Field(2.0, ge=0, le=10_000)
-    backend: Literal["auto", "torch", "onnx"] = "auto"
+    # The batching settings of the replicas' `modelyard serve`: its own fields (default, bounds).
+    max_batch_size: int = _SERVE["max_batch_size"]
+    max_wait_ms: float = _SERVE["max_wait_ms"]
+    backend: Literal["auto", "torch", "onnx"] = _SERVE["backend"]
 
     @classmethod
     def parse(cls, body: Any) -> DeploymentRequest:

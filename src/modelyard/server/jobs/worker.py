@@ -273,7 +273,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--poll-s", type=float, default=0.5)
     parser.add_argument("--parent-pid", type=int, default=None, help="exit once this process (the server) is gone")
     parser.add_argument("--data-dir", action="append", default=[], help="a folder jobs may read data from")
-    parser.add_argument("--max-data-mb", type=int, default=4096, help="size cap of one job's data source")
+    parser.add_argument("--max-data-mb", type=int, required=True, help="size cap of one job's data source")
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=os.environ.get("MODELYARD_LOG", "INFO"), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
