@@ -13,7 +13,6 @@ import builtins
 import logging
 import os
 import re
-import secrets
 import shutil
 import tempfile
 from collections.abc import Callable, Mapping
@@ -29,6 +28,7 @@ from modelyard.errors import InputError, NotFoundError, StoreError
 from modelyard.store import paths
 from modelyard.store.checksums import CHECKSUMS_FILE, write_checksums
 from modelyard.store.db import Database, database
+from modelyard.store.gc import TMP_PREFIX, trashed
 from modelyard.store.records import (
     LINEAGE_FILE,
     METRICS_FILE,
@@ -183,7 +183,7 @@ class ModelStore:
             description=description if description is not None else str(spec.get("description") or ""),
         )
         parent = paths.ensure_dir(paths.model_dir(self.home, name))
-        tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=parent))
+        tmp = Path(tempfile.mkdtemp(prefix=TMP_PREFIX, dir=parent))
         try:
             for filename, data in files.items():
                 (tmp / filename).write_bytes(data)
@@ -324,42 +324,29 @@ class ModelStore:
                 f"(or {parsed.name}:latest) so a version is never deleted by accident",
                 field="ref",
             )
-        trash: Path | None = None
-        folder: Path | None = None
-        try:
-            with self.db.session(write=True) as session:
-                row = resolve(session, ref)
-                deleted = self._version(row, check=False)
-                users = in_use(session, deleted.ref) if in_use is not None else []
-                if users:
-                    raise StoreError(
-                        f"Refused to delete {deleted.ref}: it is served by {', '.join(users)}; "
-                        f"delete or redeploy that first",
-                        field="ref",
-                    )
-                pointers = [a for a in alias_rows(session, row.name) if a.version == row.version]
-                if pointers and not force:
-                    names = ", ".join(f"{a.name}@{a.alias}" for a in pointers)
-                    raise StoreError(
-                        f"Refused to delete {deleted.ref}: {names} points to it; move the alias "
-                        f"(`modelyard models alias set`), or pass --force to delete the version and its aliases",
-                        field="ref",
-                    )
-                for pointer in pointers:
-                    session.delete(pointer)
-                folder = deleted.path
-                session.delete(row)
-                session.flush()
-                if folder.exists():
-                    trash = folder.with_name(f".trash-{folder.name}-{secrets.token_hex(4)}")
-                    os.rename(folder, trash)
+        with self.db.session(write=True) as session:
+            row = resolve(session, ref)
+            deleted = self._version(row, check=False)
+            users = in_use(session, deleted.ref) if in_use is not None else []
+            if users:
+                raise StoreError(
+                    f"Refused to delete {deleted.ref}: it is served by {', '.join(users)}; delete or redeploy that first",
+                    field="ref",
+                )
+            pointers = [a for a in alias_rows(session, row.name) if a.version == row.version]
+            if pointers and not force:
+                names = ", ".join(f"{a.name}@{a.alias}" for a in pointers)
+                raise StoreError(
+                    f"Refused to delete {deleted.ref}: {names} points to it; move the alias "
+                    f"(`modelyard models alias set`), or pass --force to delete the version and its aliases",
+                    field="ref",
+                )
+            for pointer in pointers:
+                session.delete(pointer)
+            session.delete(row)
+            session.flush()
+            with trashed(deleted.path):
                 session.commit()
-        except BaseException:
-            if trash is not None and folder is not None and trash.exists():
-                os.rename(trash, folder)
-            raise
-        if trash is not None:
-            shutil.rmtree(trash, ignore_errors=True)
         return deleted
 
     def list(self, name: str | None = None) -> builtins.list[ModelVersion]:

@@ -29,6 +29,7 @@ from modelyard.registry import closest
 from modelyard.status import Status, parse_status
 from modelyard.store import paths
 from modelyard.store.db import Database, database
+from modelyard.store.gc import trashed
 from modelyard.store.ids import new_id, resolve_id
 from modelyard.store.owner import read_owner
 from modelyard.store.records import RunRecord, run_record
@@ -270,6 +271,28 @@ class RunStore:
             query = query.where(RunRow.status == wanted)
         with self.db.session() as session:
             return self._records(session, builtins.list(session.scalars(query)))
+
+    def delete(self, run_id: str) -> RunRecord:
+        """Remove a finished run: its row, metric history and folder (checkpoints, plots, logs).
+
+        A queued or running run is refused (cancel it first). A model version the run
+        registered stays: its folder holds its own spec, weights and per-epoch metrics.
+        """
+        with self.db.session(write=True) as session:
+            row = self._resolve(session, run_id)
+            record = self._records(session, [row])[0]
+            if record.status in (Status.QUEUED, Status.RUNNING):
+                raise StoreError(
+                    f"Refused to delete run {row.id}: it is {record.status}; cancel it first "
+                    f"(`modelyard runs cancel {row.id}`)",
+                    field="run_id",
+                )
+            session.execute(delete(MetricRow).where(MetricRow.run_id == row.id))
+            session.delete(row)
+            session.flush()
+            with trashed(paths.run_dir(self.home, row.id)):
+                session.commit()
+        return record
 
     # -- internals -------------------------------------------------------------------
 
