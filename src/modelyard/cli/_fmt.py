@@ -7,7 +7,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-__all__ = ["console", "metrics_table", "fmt"]
+__all__ = ["console", "metrics_table", "fmt", "kib"]
 
 
 class _WideConsole(Console):
@@ -38,6 +38,11 @@ def fmt(value: Any) -> str:
     if value is None:
         return "-"
     return str(value)
+
+
+def kib(size_bytes: int) -> str:
+    """A size as the tables show it: ``12 KiB``."""
+    return f"{size_bytes / 1024:.0f} KiB"
 
 
 def metrics_table(metrics: dict[str, Any], title: str | None = None) -> Table:

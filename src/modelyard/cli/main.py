@@ -60,6 +60,8 @@ def _register_commands() -> None:
         explain,
         export,
         jobs,
+        model_aliases,
+        model_delete,
         models,
         predict,
         runs,
@@ -71,6 +73,9 @@ def _register_commands() -> None:
     cli.add_command(train.train)
     cli.add_command(runs.runs)
     cli.add_command(models.models)
+    models.models.add_command(model_aliases.alias)
+    models.models.add_command(model_delete.delete)
+    models.models.add_command(model_delete.gc)
     cli.add_command(predict.eval_cmd)
     cli.add_command(predict.predict)
     cli.add_command(serve.serve)

@@ -1,19 +1,24 @@
-"""`modelyard models [list]` and `modelyard models show NAME[:N]`."""
+"""`modelyard models [list]` and `modelyard models show NAME[:N|@ALIAS]` (alias, delete, gc: model_aliases.py, model_delete.py)."""
 
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.table import Table
 
-from modelyard.cli._fmt import console, fmt, metrics_table
+from modelyard.cli._fmt import console, fmt, kib, metrics_table
 from modelyard.cli._nouns import NounGroup
+from modelyard.errors import InputError, NotFoundError
+
+if TYPE_CHECKING:
+    from modelyard.store import ModelStore, ModelVersion
 
 
 @click.group(cls=NounGroup)
 def models() -> None:
-    """Registered model versions: list (the default), show."""
+    """Registered model versions: list (the default), show, delete, alias, gc."""
 
 
 @models.command("list")
@@ -25,12 +30,16 @@ def list_versions(obj: dict, name: str | None, as_json: bool) -> None:
     from modelyard.store import ModelStore
 
     versions = ModelStore(obj["home"]).list(name=name)
+    refs, names = {v.ref for v in versions}, {v.name for v in versions}
     if as_json:
         click.echo(
             json.dumps(
                 [
                     {
                         "ref": v.ref,
+                        "kind": v.kind,
+                        "parent": v.parent,
+                        "aliases": list(v.aliases),
                         "task": v.task,
                         "run_id": v.run_id,
                         "created_at": str(v.created_at),
@@ -45,17 +54,22 @@ def list_versions(obj: dict, name: str | None, as_json: bool) -> None:
         )
         return
     table = Table(show_header=True, header_style="bold")
-    for col in ("model", "task", "run", "created", "size", "test metric"):
+    for col in ("model", "kind", "parent", "aliases", "task", "run", "created", "size", "test metric"):
         table.add_column(col)
     for v in versions:
         test = (v.metrics or {}).get("test", {})
         key = next((k for k in ("accuracy", "r2", "mse", "loss") if k in test), None)
+        # The listing holds every version of a name it shows, so a parent of that name missing here is deleted.
+        gone = v.parent is not None and v.parent.partition(":")[0] in names and v.parent not in refs
         table.add_row(
             v.ref,
+            v.kind,
+            f"{v.parent} (deleted)" if gone else v.parent or "-",
+            ", ".join(v.aliases) or "-",
             v.task or "-",
             v.run_id or "-",
             str(v.created_at)[:19],
-            f"{v.size_bytes / 1024:.0f} KiB",
+            kib(v.size_bytes),
             f"{key}={fmt(test[key])}" if key else "-",
         )
     console().print(table)
@@ -68,12 +82,15 @@ def list_versions(obj: dict, name: str | None, as_json: bool) -> None:
 def show(obj: dict, ref: str, as_json: bool) -> None:
     """Show a model version: input schema, layers, lineage and metrics."""
     from modelyard.store import ModelStore
+    from modelyard.store.refs import parse_ref
     from modelyard.version_summary import show as summary_of
 
-    version = ModelStore(obj["home"]).get(ref)
+    store = ModelStore(obj["home"])
+    version, rule = store.resolve(ref)
     summary = summary_of(version)  # stored at registration: no torch (docs/cli.md)
     info = {
         "model": version.ref,
+        **_registry_facts(store, version, rule),
         **summary["schema"],
         "run_id": version.run_id,
         "created_at": str(version.created_at),
@@ -88,8 +105,16 @@ def show(obj: dict, ref: str, as_json: bool) -> None:
     out = console()
     out.print(
         f"[bold]{version.ref}[/bold]  {info['task']}  run={info['run_id'] or '-'}  params={info['parameters']:,}  "
-        f"size={info['size_bytes'] / 1024:.0f} KiB"
+        f"size={kib(info['size_bytes'])}"
     )
+    if not parse_ref(ref).version:
+        out.print(f"{ref.strip()} → {version.ref} ({_rule_words(rule, version.name)})")
+    parent = (
+        f", derived from {info['parent']}{' (deleted)' if info['parent_deleted'] else ''}" if info["parent"] else ""
+    )
+    out.print(f"kind: {info['kind']}{parent}; aliases: {', '.join(info['aliases']) or 'none'}")
+    if info["derived"]:
+        out.print("derived versions: " + ", ".join(f"{d['model']} ({d['kind']})" for d in info["derived"]))
     out.print(f"input shape {info['input_shape']} ({info['input_dtype']}), output shape {info['output_shape']}")
     if info["class_names"]:
         out.print("classes: " + ", ".join(map(str, info["class_names"])))
@@ -102,3 +127,28 @@ def show(obj: dict, ref: str, as_json: bool) -> None:
     out.print(layers)
     if info["test"]:
         out.print(metrics_table({k: v for k, v in info["test"].items() if k != "split"}, title="test metrics"))
+
+
+def _registry_facts(store: ModelStore, version: ModelVersion, rule: str) -> dict[str, Any]:
+    """What the registry knows of a version: kind, lineage both ways, aliases, the rule that picked it."""
+    deleted = False
+    if version.parent is not None:
+        try:
+            store.get(version.parent)
+        except (NotFoundError, InputError):
+            deleted = True
+    return {
+        "kind": version.kind,
+        "parent": version.parent,
+        "parent_deleted": deleted,
+        "derived": [{"model": d.ref, "kind": d.kind} for d in store.derived(version.ref)],
+        "aliases": list(version.aliases),
+        "resolved_by": rule,
+    }
+
+
+def _rule_words(rule: str, name: str) -> str:
+    """The rule in words, with how to choose otherwise when it was the bare-name fallback."""
+    if rule.startswith("alias") or rule.startswith("explicit"):
+        return f"by {rule}"
+    return f"the {rule}; `modelyard models alias set {name}:N production` picks one"

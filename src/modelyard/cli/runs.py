@@ -1,4 +1,4 @@
-"""`modelyard runs [list]`, `modelyard runs show RUN` and `modelyard runs cancel RUN`."""
+"""`modelyard runs [list]`, `modelyard runs show RUN`, `modelyard runs cancel RUN` and `modelyard runs delete RUN`."""
 
 from __future__ import annotations
 
@@ -151,3 +151,20 @@ def cancel(obj: dict, run_id: str) -> None:
         click.echo(f"cancelled run {record.id}; its process on {owner.host} stops at its next heartbeat")
     else:
         click.echo(f"cancelled run {record.id}")
+
+
+@runs.command("delete")
+@click.argument("run_id")
+@click.pass_obj
+def delete(obj: dict, run_id: str) -> None:
+    """Delete a finished run: its row, per-epoch metrics and folder (checkpoints, plots).
+
+    A queued or running run is refused (cancel it first), and so is a run a control-plane job
+    will retry. The model version the run registered stays.
+    """
+    from modelyard.server.models.in_use import jobs_resuming
+    from modelyard.store import RunStore
+
+    gone = RunStore(obj["home"]).delete(run_id, in_use=jobs_resuming)
+    kept = f"; its model {gone.model_ref} stays" if gone.model_ref else ""
+    click.echo(f"deleted run {gone.id} ({gone.status}, {len(gone.history)} epochs){kept}")

@@ -4,8 +4,8 @@ An orphan is a folder under ``artifacts/`` that no row owns: a version folder wh
 gone, a run folder (checkpoints, plots) of a deleted run, or what an interrupted
 registration (``.tmp-*``) or delete (``.trash-*``) left behind. A version folder without
 a row may also be the only copy of a version after the database was restored from an
-older backup, which is why ``collect`` only lists unless asked to remove, and the CLI asks
-for ``--yes``.
+older backup, which is why ``collect`` only lists unless asked to remove, and why
+``modelyard models gc --dry-run`` (list only) is the first step after restoring a backup.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import os
 import secrets
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +26,11 @@ from modelyard.store import paths
 from modelyard.store.db import database
 from modelyard.store.tables import ModelVersionRow, RunRow
 
-__all__ = ["Orphan", "trashed", "collect"]
+__all__ = ["InUse", "Orphan", "trashed", "collect", "folder_size"]
+
+# Who still uses what a delete removes, asked inside its write transaction:
+# (session, "name:N" or run id) → ["deployment web (running)", ...]; empty when nobody does.
+InUse = Callable[[Session, str], list[str]]
 
 TRASH_PREFIX = ".trash-"
 TMP_PREFIX = ".tmp-"
@@ -61,7 +65,8 @@ def trashed(folder: Path) -> Iterator[None]:
         shutil.rmtree(trash, ignore_errors=True)
 
 
-def _size(folder: Path) -> int:
+def folder_size(folder: Path) -> int:
+    """Bytes of every file under ``folder``."""
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
 
 
@@ -97,7 +102,7 @@ def _orphans(home: Path, session: Session) -> list[Orphan]:
             reason = f"folder of run {child.name}, which has no row"
         if reason is not None:
             found.append((child, reason))
-    return [Orphan(path, reason, _size(path)) for path, reason in found]
+    return [Orphan(path, reason, folder_size(path)) for path, reason in found]
 
 
 def collect(home: Path | None = None, *, remove: bool = False) -> list[Orphan]:

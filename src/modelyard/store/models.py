@@ -15,20 +15,19 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
 from modelyard._files import dumps_json
-from modelyard.errors import InputError, NotFoundError, StoreError
+from modelyard.errors import NotFoundError, StoreError
 from modelyard.store import paths
 from modelyard.store.checksums import CHECKSUMS_FILE, write_checksums
 from modelyard.store.db import Database, database
-from modelyard.store.gc import TMP_PREFIX, trashed
+from modelyard.store.gc import TMP_PREFIX, InUse, folder_size, trashed
 from modelyard.store.records import (
     LINEAGE_FILE,
     METRICS_FILE,
@@ -36,10 +35,11 @@ from modelyard.store.records import (
     SPEC_FILE,
     SUMMARY_FILE,
     WEIGHTS_FILE,
+    Alias,
     ModelVersion,
     model_version,
 )
-from modelyard.store.refs import check_alias, check_name, parse_ref, unknown_name_message
+from modelyard.store.refs import check_alias, check_name, parse_explicit, unknown_name_message
 from modelyard.store.resolve import alias_rows, aliases_by_version, resolve, resolve_with_rule
 from modelyard.store.tables import MetaRow, ModelAliasRow, ModelVersionRow
 from modelyard.store.timestamps import utcnow
@@ -48,9 +48,6 @@ if TYPE_CHECKING:
     import torch
 
 __all__ = ["ModelStore", "ModelVersion", "InUse"]
-
-# Who still uses a version, asked inside delete's write transaction: (session, "name:N") → ["deployment web", ...].
-InUse = Callable[[Session, str], builtins.list[str]]
 
 logger = logging.getLogger(__name__)
 
@@ -123,10 +120,6 @@ def _infer_task(spec: Mapping[str, Any]) -> str | None:
     return "classification" if kind in _CLASSIFICATION_LOSSES else "regression"
 
 
-def _folder_size(folder: Path) -> int:
-    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
-
-
 class ModelStore:
     """Registered models of the store at ``home`` (default ``$MODELYARD_HOME``)."""
 
@@ -189,7 +182,7 @@ class ModelStore:
                 (tmp / filename).write_bytes(data)
             save_file(tensors, str(tmp / WEIGHTS_FILE), metadata={"format": "pt"})
             write_checksums(tmp)
-            row.size_bytes = _folder_size(tmp)
+            row.size_bytes = folder_size(tmp)
             return self._publish(row, tmp)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)  # gone already unless something failed
@@ -263,33 +256,45 @@ class ModelStore:
             aliases = aliases_by_version(session, row.name).get((row.name, row.version), ())
         return self._version(row, aliases=aliases), rule
 
-    def set_alias(self, ref: str, alias: str) -> ModelVersion:
-        """Point ``NAME@alias`` at the version ``ref`` names (moving it if set); returns that version."""
+    def set_alias(self, ref: str, alias: str) -> Alias:
+        """Point ``NAME@alias`` at the version ``ref`` names (``NAME:N``, ``NAME:latest`` or another alias).
+
+        The alias is created or moved; the answer says from which version (``previous``).
+        """
         check_alias(alias)
+        parse_explicit(ref, "alias set", alias=True)
         with self.db.session(write=True) as session:
             row = resolve(session, ref)
-            session.merge(ModelAliasRow(name=row.name, alias=alias, version=row.version, updated_at=utcnow()))
-            session.flush()
-            aliases = aliases_by_version(session, row.name).get((row.name, row.version), ())
-        return self._version(row, check=False, aliases=aliases)
+            found = session.get(ModelAliasRow, (row.name, alias))
+            previous = found.version if found is not None else None
+            now = utcnow()
+            session.merge(ModelAliasRow(name=row.name, alias=alias, version=row.version, updated_at=now))
+        return Alias(row.name, alias, row.version, now, previous)
 
-    def delete_alias(self, name: str, alias: str) -> int:
-        """Remove ``NAME@alias``; returns the version it pointed to."""
+    def delete_alias(self, name: str, alias: str) -> Alias:
+        """Remove ``NAME@alias``; returns what it was (its version)."""
         check_name(name)
         check_alias(alias)
         with self.db.session(write=True) as session:
             found = session.get(ModelAliasRow, (name, alias))
             if found is None:
+                resolve(session, name)  # an unknown model: say so, with the closest name
                 known = ", ".join(f"{a.name}@{a.alias}" for a in alias_rows(session, name)) or "none"
                 raise NotFoundError(f"Model {name!r} has no alias {alias!r} (its aliases: {known})", field="alias")
-            version = found.version
+            gone = Alias(found.name, found.alias, found.version, found.updated_at)
             session.delete(found)
-        return version
+        return gone
 
-    def aliases(self, name: str | None = None) -> builtins.list[tuple[str, str, int]]:
-        """``(name, alias, version)`` for every alias (of ``name`` if given), by name then alias."""
+    def aliases(self, name: str | None = None) -> builtins.list[Alias]:
+        """Every alias (of ``name`` if given, an unknown name is NotFoundError), by name then alias."""
+        if name is not None and name not in self.names():
+            raise NotFoundError(unknown_name_message(name, self.names()), field="name")
         with self.db.session() as session:
-            return [(row.name, row.alias, row.version) for row in alias_rows(session, name)]
+            return [Alias(a.name, a.alias, a.version, a.updated_at) for a in alias_rows(session, name)]
+
+    def derived(self, ref: str) -> builtins.list[ModelVersion]:
+        """The versions whose lineage names ``ref`` (an explicit ``NAME:N``) as their parent, oldest first."""
+        return [v for v in self.list() if v.parent == ref]
 
     def for_run(self, run_id: str) -> ModelVersion | None:
         """The version registered by run ``run_id``, if any."""
@@ -314,26 +319,23 @@ class ModelStore:
         """Remove one version (row, aliases and folder). Needs an explicit ``NAME:N`` (or ``NAME:latest``).
 
         Refused while an alias points to it unless ``force`` (the aliases go with it), and
-        whenever ``in_use(session, ref)`` names a user of it: the control plane passes its
-        deployments there, checked in the same write transaction as the delete.
+        whenever ``in_use(session, ref)`` names a user of it: the control plane and the CLI
+        pass the deployments there (``modelyard.server.registry.in_use``), checked in the same
+        write transaction as the delete. Versions derived from it stay as they are: each holds
+        its own spec, weights and preprocessing, and its lineage keeps naming the deleted
+        parent (a record of where it came from, as MLflow keeps a deleted run's id).
         """
-        parsed = parse_ref(ref)
-        if parsed.version is None and not parsed.latest:
-            raise InputError(
-                f"Invalid model reference {ref!r} for delete: expected an explicit NAME:VERSION "
-                f"(or {parsed.name}:latest) so a version is never deleted by accident",
-                field="ref",
-            )
+        parse_explicit(ref, "delete")
         with self.db.session(write=True) as session:
             row = resolve(session, ref)
-            deleted = self._version(row, check=False)
+            pointers = [a for a in alias_rows(session, row.name) if a.version == row.version]
+            deleted = self._version(row, check=False, aliases=tuple(a.alias for a in pointers))
             users = in_use(session, deleted.ref) if in_use is not None else []
             if users:
                 raise StoreError(
                     f"Refused to delete {deleted.ref}: it is served by {', '.join(users)}; delete or redeploy that first",
                     field="ref",
                 )
-            pointers = [a for a in alias_rows(session, row.name) if a.version == row.version]
             if pointers and not force:
                 names = ", ".join(f"{a.name}@{a.alias}" for a in pointers)
                 raise StoreError(

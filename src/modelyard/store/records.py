@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 __all__ = [
     "RunRecord",
     "ModelVersion",
+    "Alias",
     "WEIGHTS_FILE",
     "SPEC_FILE",
     "PREPROCESS_FILE",
@@ -202,6 +203,37 @@ class ModelVersion:
             "task": self.task,
             "description": self.description,
             "size_bytes": self.size_bytes,
+        }
+
+
+@dataclass(frozen=True)
+class Alias:
+    """``NAME@ALIAS`` → ``NAME:version``; ``previous`` is where ``set_alias`` moved it from (None: it is new)."""
+
+    name: str
+    alias: str
+    version: int
+    updated_at: datetime
+    previous: int | None = None
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}@{self.alias}"
+
+    @property
+    def target(self) -> str:
+        return f"{self.name}:{self.version}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form for the CLI and the server."""
+        return {
+            "name": self.name,
+            "alias": self.alias,
+            "ref": self.ref,
+            "version": self.version,
+            "model": self.target,
+            "previous": self.previous,
+            "updated_at": iso(self.updated_at),
         }
 
 

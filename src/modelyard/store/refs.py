@@ -14,7 +14,16 @@ from typing import Any
 from modelyard.errors import InputError, SpecError
 from modelyard.registry import closest
 
-__all__ = ["NAME_PATTERN", "ALIAS_PATTERN", "Ref", "check_name", "check_alias", "parse_ref", "unknown_name_message"]
+__all__ = [
+    "NAME_PATTERN",
+    "ALIAS_PATTERN",
+    "Ref",
+    "check_name",
+    "check_alias",
+    "parse_ref",
+    "parse_explicit",
+    "unknown_name_message",
+]
 
 # Must equal modelyard.spec._NAME_PATTERN (a test guards it): a spec name is a model name.
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
@@ -80,6 +89,23 @@ def parse_ref(ref: Any) -> Ref:
         raise InputError(
             f"Invalid model reference {ref!r}: expected NAME, NAME:VERSION or NAME@ALIAS such as fashion-mlp:3 "
             f"or fashion-mlp@production (NAME matching {NAME_PATTERN}, VERSION an integer >= 1 or 'latest'){hint}",
+            field="ref",
+        )
+    return parsed
+
+
+def parse_explicit(ref: Any, action: str, *, alias: bool = False) -> Ref:
+    """``ref`` parsed for a write (delete, alias set): the bare ``NAME`` is refused, and ``NAME@ALIAS`` unless ``alias``.
+
+    A write must name its version, never leave it to the bare-name rule, so that it never
+    hits another version than the one meant.
+    """
+    parsed = parse_ref(ref)
+    if parsed.bare or (parsed.alias is not None and not alias):
+        others = f"or {parsed.name}:latest" + (f", or {parsed.name}@ALIAS" if alias else "")
+        raise InputError(
+            f"Invalid model reference {ref!r} for {action}: expected an explicit NAME:VERSION ({others}) "
+            f"such as {parsed.name}:3, so the version is never picked by a rule by accident",
             field="ref",
         )
     return parsed

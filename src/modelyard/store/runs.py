@@ -29,7 +29,7 @@ from modelyard.registry import closest
 from modelyard.status import Status, parse_status
 from modelyard.store import paths
 from modelyard.store.db import Database, database
-from modelyard.store.gc import trashed
+from modelyard.store.gc import InUse, trashed
 from modelyard.store.ids import new_id, resolve_id
 from modelyard.store.owner import read_owner
 from modelyard.store.records import RunRecord, run_record
@@ -272,11 +272,14 @@ class RunStore:
         with self.db.session() as session:
             return self._records(session, builtins.list(session.scalars(query)))
 
-    def delete(self, run_id: str) -> RunRecord:
+    def delete(self, run_id: str, *, in_use: InUse | None = None) -> RunRecord:
         """Remove a finished run: its row, metric history and folder (checkpoints, plots, logs).
 
-        A queued or running run is refused (cancel it first). A model version the run
-        registered stays: its folder holds its own spec, weights and per-epoch metrics.
+        A queued or running run is refused (cancel it first), and so is one that
+        ``in_use(session, run_id)`` names a user of (the control plane's job that will retry
+        it: ``modelyard.server.registry.in_use``), checked in the delete's write transaction.
+        A model version the run registered stays: its folder holds its own spec, weights and
+        per-epoch metrics.
         """
         with self.db.session(write=True) as session:
             row = self._resolve(session, run_id)
@@ -285,6 +288,12 @@ class RunStore:
                 raise StoreError(
                     f"Refused to delete run {row.id}: it is {record.status}; cancel it first "
                     f"(`modelyard runs cancel {row.id}`)",
+                    field="run_id",
+                )
+            users = in_use(session, row.id) if in_use is not None else []
+            if users:
+                raise StoreError(
+                    f"Refused to delete run {row.id}: {', '.join(users)} will resume it; cancel that first",
                     field="run_id",
                 )
             session.execute(delete(MetricRow).where(MetricRow.run_id == row.id))

@@ -20,7 +20,7 @@ from modelyard.server.deployments.store import DeploymentRequest
 from modelyard.serving import ServeConfig, serve_config
 from tests.support.serving import register
 
-NOUNS = (("models",), ("runs",), ("jobs",), ("deployments",), ("server", "token"))
+NOUNS = (("models",), ("models", "alias"), ("runs",), ("jobs",), ("deployments",), ("server", "token"))
 # An option measuring time or size says its unit in its name.
 UNIT_WORDS = re.compile(r"\b(seconds?|milliseconds?|minutes?|bytes|MB|MiB|KiB)\b", re.IGNORECASE)
 UNIT_SUFFIXES = ("-s", "-ms", "-mb", "-bytes")
@@ -57,6 +57,8 @@ def test_the_nouns_have_show_and_delete_where_things_can_be_removed() -> None:
     for noun in (("models",), ("runs",), ("jobs",), ("deployments",)):
         assert "show" in _group(noun).commands, noun
     assert "delete" in _group(("deployments",)).commands
+    assert "delete" in _group(("models",)).commands and "delete" in _group(("runs",)).commands
+    assert "delete" in _group(("models", "alias")).commands
     assert "delete" in _group(("server", "token")).commands and "revoke" not in _group(("server", "token")).commands
 
 

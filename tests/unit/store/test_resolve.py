@@ -68,20 +68,24 @@ def test_a_name_with_only_derived_versions_resolves_to_its_newest() -> None:
 def test_aliases_point_move_and_win_over_newer_versions() -> None:
     store = ModelStore()
     one, two = register(store, seed=1).ref, register(store, seed=2).ref
-    assert store.set_alias(one, "production").aliases == ("production",)
+    assert store.set_alias(one, "production").previous is None
+    assert store.get(one).aliases == ("production",)
     assert store.get("fashion-mlp").ref == one  # production wins over the newer trained version
     assert store.resolve("fashion-mlp")[1] == "alias production"
     store.set_alias("fashion-mlp:latest", "staging")
     assert store.get("fashion-mlp@staging").ref == two
     assert store.get(two).aliases == ("staging",)
-    store.set_alias(two, "production")  # moves
+    assert (store.set_alias(two, "production").previous, store.get(two).aliases) == (1, ("production", "staging"))
     assert store.get("fashion-mlp").ref == two and store.get("fashion-mlp@production").aliases == (
         "production",
         "staging",
     )
-    assert store.aliases() == [("fashion-mlp", "production", 2), ("fashion-mlp", "staging", 2)]
+    assert [(a.name, a.alias, a.version) for a in store.aliases()] == [
+        ("fashion-mlp", "production", 2),
+        ("fashion-mlp", "staging", 2),
+    ]
     assert [v.aliases for v in store.list()] == [(), ("production", "staging")]
-    assert store.delete_alias("fashion-mlp", "production") == 2
+    assert store.delete_alias("fashion-mlp", "production").version == 2
     assert store.get("fashion-mlp").ref == two  # newest trained again
     with pytest.raises(NotFoundError, match=r"no alias 'production' \(its aliases: fashion-mlp@staging\); set one"):
         store.get("fashion-mlp@production")

@@ -1,0 +1,1 @@
+"""The registry's writes over HTTP (aliases, deleting versions and runs) and who uses what a delete removes."""
