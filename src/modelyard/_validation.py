@@ -127,11 +127,11 @@ def _expected(err: dict[str, Any]) -> str:
     return msg.removeprefix("Value error, ")
 
 
-def spec_error_from(exc: ValidationError, prefix: str = "") -> SpecError:
-    """The first problem of a ValidationError as a one-line SpecError."""
+def spec_error_from(exc: ValidationError, prefix: str = "", root: str = "spec") -> SpecError:
+    """The first problem of a ValidationError as a one-line SpecError (``root`` names the whole document)."""
     errors = exc.errors(include_url=False)
     err = errors[0]
-    path = join_path(prefix, err.get("loc", ())) or "spec"
+    path = join_path(prefix, err.get("loc", ())) or root
     kind = err.get("type", "")
     if kind == "missing":
         msg = f"Missing required field `{path}`"

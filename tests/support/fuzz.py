@@ -106,12 +106,14 @@ def mutate(valid: dict[str, Any], rng: random.Random) -> bytes:
     return json.dumps(doc).replace(json.dumps(_MARK), rng.choice(ODD_VALUES), 1).encode()
 
 
-async def assert_no_5xx(http: Any, path: str, valid: dict[str, Any], n: int, seen: dict[int, int]) -> None:
-    """POST every body of ``bodies(valid, n)`` to ``path``: each answer a 2xx, or a 4xx with a one-line message.
+async def assert_no_5xx(
+    http: Any, path: str, valid: dict[str, Any], n: int, seen: dict[int, int], method: str = "POST"
+) -> None:
+    """Send (``method``) every body of ``bodies(valid, n)`` to ``path``: each answer a 2xx, or a 4xx with a one-line message.
 
     ``seen`` counts the status codes (so a test can check the valid bodies still pass)."""
     for body, ctype in bodies(valid, n, seed=len(path)):
-        r = await http.post(path, content=body, headers={"content-type": ctype})
+        r = await http.request(method, path, content=body, headers={"content-type": ctype})
         seen[r.status_code] = seen.get(r.status_code, 0) + 1
         assert r.status_code < 500, (path, body[:200], ctype, r.text[:300])
         if r.status_code >= 400:

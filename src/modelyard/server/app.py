@@ -1,6 +1,6 @@
 """``create_server_app``: the control plane's one app: REST API and web console on one port.
 
-Routers come from each subpackage's ``routes`` module (jobs, auth, deployments, console), each
+Routers come from each subpackage's ``routes`` module (jobs, auth, deployments, models, console), each
 ``router(state) -> APIRouter``; none contains auth code, because ``AuthMiddleware`` wraps
 everything. The lifespan starts the training worker pool, the reaper and the deployment
 supervisor, and stops them on shutdown. Errors go through the handlers both apps share
@@ -30,11 +30,12 @@ from modelyard.server.jobs import routes as jobs_routes
 from modelyard.server.jobs.pool import WorkerPool
 from modelyard.server.jobs.reaper import Reaper
 from modelyard.server.jobs.store import JobStore
+from modelyard.server.models import routes as models_routes
 from modelyard.server.tables import control_database
 
 __all__ = ["create_server_app", "ServerState"]
 
-_ROUTERS = (jobs_routes, auth_routes, deployments_routes, console_routes)
+_ROUTERS = (jobs_routes, auth_routes, deployments_routes, models_routes, console_routes)
 
 
 @dataclass

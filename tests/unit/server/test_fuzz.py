@@ -1,4 +1,4 @@
-"""Fuzzed bodies on every write route of the control plane: a 2xx or a 4xx with a message, never a 5xx."""
+"""Fuzzed bodies on every write route of the control plane that takes one: a 2xx or a 4xx with a message, never a 5xx."""
 
 from __future__ import annotations
 
@@ -10,11 +10,13 @@ import pytest
 from modelyard.server import ServerConfig, create_server_app
 from tests.support.fuzz import assert_no_5xx
 from tests.support.jobs import TINY
+from tests.support.serving import register
 
 pytestmark = pytest.mark.anyio
 
 
 async def test_no_odd_body_gets_a_5xx_on_the_control_plane(home: Path) -> None:
+    register("clf", home)  # for the alias route
     app = create_server_app(ServerConfig(port=8080, home=home), start_workers=False)
     seen: dict[int, int] = {}
     async with app.router.lifespan_context(app):
@@ -28,4 +30,7 @@ async def test_no_odd_body_gets_a_5xx_on_the_control_plane(home: Path) -> None:
                 ("/v1/session", {"token": "x" * 40}),
             ):
                 await assert_no_5xx(http, path, valid, 60, seen)
+            await assert_no_5xx(http, "/v1/models/clf/aliases/production", {"version": 1}, 60, seen, method="PUT")
+            valid = await http.put("/v1/models/clf/aliases/production", json={"version": 1})
+            assert valid.status_code == 200 and valid.json()["model"] == "clf:1", valid.text
     assert seen.get(201, 0) > 0 and sum(v for k, v in seen.items() if 400 <= k < 500) > 200, seen
