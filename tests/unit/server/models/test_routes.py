@@ -137,4 +137,3 @@ async def test_writes_need_an_admin_token_off_loopback(home: Path) -> None:
         )
         assert ok.status_code == 200
     assert [a.target for a in ModelStore(home).aliases()] == ["clf:1"]
-
