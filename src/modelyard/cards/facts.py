@@ -47,6 +47,7 @@ class CardFacts:
     preprocess: dict[str, Any]
     compression: dict[str, Any]
     ancestors: list[Ancestor]  # parent first, up to the trained version (or the first one gone)
+    derived: list[ModelVersion]  # the versions made from this one, oldest first
     run: RunRecord | None  # the run that trained this version, or its trained ancestor's
     run_of: str | None  # the ref that run registered
     weights: WeightsSummary | None
@@ -129,6 +130,7 @@ def gather(home: str | Path | None, ref: str) -> CardFacts:
         preprocess=dict(read_json(version.file(PREPROCESS_FILE))),
         compression=_optional_json(version, COMPRESSION_FILE),
         ancestors=ancestors,
+        derived=store.derived(version.ref),
         run=run,
         run_of=run_of,
         weights=read_weights(version.path / WEIGHTS_FILE),

@@ -189,17 +189,18 @@ def _lineage(facts: CardFacts) -> list[str]:
     v = facts.version
     out = ["## Lineage", ""]
     if v.kind == TRAINED and not facts.ancestors:
-        return out + [f"Trained from its spec by {_made_by(v)}; derived from no other version."]
-    rows = [(v.ref, v.kind, _made_by(v), iso(v.created_at))]
-    for step in facts.ancestors:
-        found = step.version
-        rows.append(
-            (step.ref, "deleted", "-", "-")
-            if found is None
-            else (found.ref, found.kind, _made_by(found), iso(found.created_at))
-        )
-    out += ["From this version up to the trained one it comes from:", ""]
-    return out + table(("version", "kind", "made by", "registered"), rows)
+        out.append(f"Trained from its spec by {_made_by(v)}; derived from no other version.")
+    else:
+        rows = [(v.ref, v.kind, _made_by(v), iso(v.created_at))]
+        for step in facts.ancestors:
+            found = step.version
+            made = (found.ref, found.kind, _made_by(found), iso(found.created_at)) if found else None
+            rows.append(made or (step.ref, "deleted", "-", "-"))
+        out += ["From this version up to the trained one it comes from:", ""]
+        out += table(("version", "kind", "made by", "registered"), rows)
+    if facts.derived:
+        out += ["", "Derived from it: " + ", ".join(f"{d.ref} ({d.kind})" for d in facts.derived) + "."]
+    return out
 
 
 def _before_after(facts: CardFacts) -> list[str]:

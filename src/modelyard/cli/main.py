@@ -61,6 +61,7 @@ def _register_commands() -> None:
         export,
         jobs,
         model_aliases,
+        model_card,
         model_delete,
         models,
         predict,
@@ -76,6 +77,7 @@ def _register_commands() -> None:
     models.models.add_command(model_aliases.alias)
     models.models.add_command(model_delete.delete)
     models.models.add_command(model_delete.gc)
+    models.models.add_command(model_card.card)
     cli.add_command(predict.eval_cmd)
     cli.add_command(predict.predict)
     cli.add_command(serve.serve)

@@ -1,4 +1,4 @@
-"""`modelyard models [list]` and `modelyard models show NAME[:N|@ALIAS]` (alias, delete, gc: model_aliases.py, model_delete.py)."""
+"""`modelyard models [list]` and `modelyard models show NAME[:N|@ALIAS]` (alias, delete, gc, card: model_aliases.py, model_delete.py, model_card.py)."""
 
 from __future__ import annotations
 

@@ -67,7 +67,9 @@ def test_trained_card_matches_the_version_and_its_run(store: tuple[Path, dict[st
         for key in ("loss", "accuracy", "val_loss", "val_accuracy", "lr"):
             assert cells[key] == f"{record[key]:.4g}"
     assert f"best epoch {run.summary['best_epoch']}" in "\n".join(section(card, "Training history"))
-    assert section(card, "Lineage")[1].startswith(f"Trained from its spec by run {run.id}")
+    lineage = section(card, "Lineage")
+    assert lineage[1].startswith(f"Trained from its spec by run {run.id}")
+    assert f"Derived from it: {refs['int8']} (int8), {refs['distilled']} (distilled)." in lineage
     assert "recorded under `privacy`): none recorded." in "\n".join(section(card, "Privacy"))
 
 

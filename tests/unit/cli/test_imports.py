@@ -49,6 +49,7 @@ def _imported(home: Path, *args: str) -> set[str]:
         ("models",),
         ("models", "show", "clf:1"),  # from the summary stored at registration (modelyard.version_summary)
         ("models", "show", "clf:1", "--json"),
+        ("models", "card", "clf:1"),  # metadata only: JSON files, rows, the safetensors header (modelyard.cards)
         ("runs",),
         ("jobs", "--help"),
         ("deployments", "--help"),
