@@ -403,3 +403,31 @@ def test_sign_in_with_a_token_then_write_with_the_csrf_token(home: Path, tmp_pat
         wait(driver, "the job page", lambda d: d.current_url.split("#")[-1].startswith("/jobs/j-"))
         jobs = httpx.get(f"{url}/v1/jobs", headers={"authorization": f"Bearer {token}"}).json()["jobs"]
         assert len(jobs) == 1 and jobs[0]["submitted_by"]
+
+
+def test_the_model_catalog_shows_kind_parent_and_aliases(
+    server: str, browser: Any, home: Path, screenshots: Path
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    from modelyard.store import ModelStore
+
+    parent = register("clf", home, seed=1)
+    int8 = register("clf", home, seed=2, lineage={"parent": parent, "operation": "quantize", "options": {}})
+    register("clf", home, seed=3)
+    assert httpx.put(f"{server}/v1/models/clf/aliases/production", json={"version": 2}, timeout=30).status_code == 200
+    driver = browser
+    driver.get(server + "/#/models")
+    grid = wait(driver, "the versions table", lambda d: d.find_element(By.CSS_SELECTOR, "table.grid"))
+    rows = {r.find_element(By.CSS_SELECTOR, "td").text: r.text for r in grid.find_elements(By.CSS_SELECTOR, "tbody tr")}
+    assert set(rows) == {parent, int8, "clf:3"}
+    assert "int8" in rows[int8] and parent in rows[int8] and "production" in rows[int8]
+    assert "trained" in rows["clf:3"] and "production" not in rows["clf:3"]
+    shot(driver, screenshots, "models-kinds-aliases.png")
+    ModelStore(home).delete(parent)  # the int8 copy stays and names its deleted parent
+    driver.get(server + f"/#/models/clf/{int8.split(':')[1]}")
+    facts = wait(driver, "the version's facts", lambda d: d.find_element(By.CSS_SELECTOR, "dl.facts"))
+    wait(driver, "the kind", lambda d: "int8" in facts.text)
+    assert f"{parent} (deleted)" in facts.text and "production" in facts.text
+    driver.get(server + "/#/models")
+    wait(driver, "the deleted parent", lambda d: f"{parent} (deleted)" in d.find_element(By.ID, "view").text)

@@ -10,7 +10,6 @@ from rich.table import Table
 
 from modelyard.cli._fmt import console, fmt, kib, metrics_table
 from modelyard.cli._nouns import NounGroup
-from modelyard.errors import InputError, NotFoundError
 
 if TYPE_CHECKING:
     from modelyard.store import ModelStore, ModelVersion
@@ -131,20 +130,7 @@ def show(obj: dict, ref: str, as_json: bool) -> None:
 
 def _registry_facts(store: ModelStore, version: ModelVersion, rule: str) -> dict[str, Any]:
     """What the registry knows of a version: kind, lineage both ways, aliases, the rule that picked it."""
-    deleted = False
-    if version.parent is not None:
-        try:
-            store.get(version.parent)
-        except (NotFoundError, InputError):
-            deleted = True
-    return {
-        "kind": version.kind,
-        "parent": version.parent,
-        "parent_deleted": deleted,
-        "derived": [{"model": d.ref, "kind": d.kind} for d in store.derived(version.ref)],
-        "aliases": list(version.aliases),
-        "resolved_by": rule,
-    }
+    return {**store.family(version), "aliases": list(version.aliases), "resolved_by": rule}
 
 
 def _rule_words(rule: str, name: str) -> str:

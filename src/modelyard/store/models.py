@@ -23,7 +23,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from modelyard._files import dumps_json
-from modelyard.errors import NotFoundError, StoreError
+from modelyard.errors import InputError, NotFoundError, StoreError
 from modelyard.store import paths
 from modelyard.store.checksums import CHECKSUMS_FILE, write_checksums
 from modelyard.store.db import Database, database
@@ -295,6 +295,21 @@ class ModelStore:
     def derived(self, ref: str) -> builtins.list[ModelVersion]:
         """The versions whose lineage names ``ref`` (an explicit ``NAME:N``) as their parent, oldest first."""
         return [v for v in self.list() if v.parent == ref]
+
+    def family(self, version: ModelVersion) -> dict[str, Any]:
+        """``kind``, ``parent``, ``parent_deleted`` and ``derived`` (``[{"model", "kind"}]``) of ``version``."""
+        deleted = False
+        if version.parent is not None:
+            try:
+                self.get(version.parent)
+            except (NotFoundError, InputError):  # deleted, or a parent ref this release cannot read
+                deleted = True
+        return {
+            "kind": version.kind,
+            "parent": version.parent,
+            "parent_deleted": deleted,
+            "derived": [{"model": d.ref, "kind": d.kind} for d in self.derived(version.ref)],
+        }
 
     def for_run(self, run_id: str) -> ModelVersion | None:
         """The version registered by run ``run_id``, if any."""

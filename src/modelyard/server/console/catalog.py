@@ -104,9 +104,10 @@ class Catalog:
         return out
 
     def version(self, name: str, version: int) -> dict[str, Any]:
-        """One version with its schema, input hints, training curve and confusion matrix if known."""
-        found = ModelStore(self.home).get(f"{name}:{version}")
-        out = found.to_dict()
+        """One version with its schema, input hints, training curve, lineage both ways and confusion matrix if known."""
+        store = ModelStore(self.home)
+        found = store.get(f"{name}:{version}")
+        out = found.to_dict() | store.family(found)
         out["history"] = out["metrics"].get("history", [])
         out["schema"] = self.schema(found)
         out["confusion_matrix"] = self._stored_confusion(found) or self._confusion.get(found.ref)

@@ -134,3 +134,24 @@ async def test_a_computed_confusion_matrix_reads_only_the_servers_data_folders(h
         assert "outside the server's data folders" in r.json()["message"]
         inside = await http.get("/v1/models/pets-inside/versions/1/confusion_matrix")
         assert inside.status_code == 200 and np.sum(inside.json()["matrix"]) == 10, inside.text
+
+
+async def test_versions_carry_kind_lineage_and_aliases(home: Path) -> None:
+    from modelyard.store import ModelStore
+
+    parent = register("clf", home, seed=1)
+    child = register("clf", home, seed=2, lineage={"parent": parent, "operation": "quantize", "options": {}})
+    ModelStore(home).set_alias(child, "staging")
+    async with client(mini_app(home)) as http:
+        listed = {m["ref"]: m for m in (await http.get("/v1/models")).json()["models"]}
+        assert (listed[child]["kind"], listed[child]["parent"], listed[child]["aliases"]) == (
+            "int8",
+            parent,
+            ["staging"],
+        )
+        assert (listed[parent]["kind"], listed[parent]["parent"], listed[parent]["aliases"]) == ("trained", None, [])
+        detail = (await http.get("/v1/models/clf/versions/1")).json()
+        assert detail["derived"] == [{"model": child, "kind": "int8"}] and detail["parent_deleted"] is False
+        ModelStore(home).delete(parent)
+        detail = (await http.get("/v1/models/clf/versions/2")).json()
+    assert (detail["parent"], detail["parent_deleted"], detail["aliases"]) == (parent, True, ["staging"])

@@ -1,15 +1,31 @@
-// Model versions: the list, and one version with its metrics, training curve, confusion
-// matrix, lineage, input schema and a form that deploys it.
+// Model versions: the list (with each version's kind, parent and aliases), and one version
+// with its metrics, training curve, confusion matrix, lineage, input schema and a form that
+// deploys it.
 
 import { get, post } from "./api.js";
 import { curves } from "./charts.js";
 import { ago, errorBox, fmt, h, link, section, table } from "./dom.js";
 
+// "name:3" → a link to that version's page, or plain text once that version is deleted.
+function versionLink(ref, deleted) {
+  if (!ref) return "–";
+  const [name, number] = ref.split(":");
+  return deleted ? `${ref} (deleted)` : link(`#/models/${name}/${number}`, ref);
+}
+
+function aliasBadges(aliases) {
+  return aliases && aliases.length ? aliases.map((a) => h("span", { class: "badge alias" }, a)) : "–";
+}
+
 export async function listView(el) {
   const { models } = await get("/v1/models");
   const metric = (m, key) => fmt(m.metrics && m.metrics.test ? m.metrics.test[key] : undefined);
+  const known = new Set(models.map((m) => m.ref));
   el.append(h("h1", {}, "Models"), section("Registered versions", table([
     { label: "Version", cell: (m) => link(`#/models/${m.name}/${m.version}`, m.ref) },
+    { label: "Kind", cell: (m) => m.kind || "–" },
+    { label: "Parent", cell: (m) => versionLink(m.parent, m.parent && !known.has(m.parent)) },
+    { label: "Aliases", cell: (m) => aliasBadges(m.aliases) },
     { label: "Task", cell: (m) => m.task || "–" },
     { label: "Test accuracy", class: "num", cell: (m) => metric(m, "accuracy") },
     { label: "Test loss", class: "num", cell: (m) => metric(m, "loss") },
@@ -88,7 +104,9 @@ export async function versionView(el, name, number) {
   const curveCard = section("Training curve");
   el.append(curveCard);
   curves(curveCard, version.ref).update(version.history || []);
-  const facts = [["Task", version.task], ["Input shape", JSON.stringify(schema.input_shape)],
+  const derived = (version.derived || []).map((d) => [versionLink(d.model), ` (${d.kind}) `]);
+  const facts = [["Kind", version.kind], ["Parent", versionLink(version.parent, version.parent_deleted)],
+    ["Derived", derived.length ? derived : "–"], ["Aliases", aliasBadges(version.aliases)], ["Task", version.task], ["Input shape", JSON.stringify(schema.input_shape)],
     ["Classes", (schema.class_names || []).join(", ") || "–"], ["Registered", ago(version.created_at)],
     ["Run", version.run_id ? link(`#/runs/${version.run_id}`, version.run_id) : "–"], ["Size", `${fmt(version.size_bytes / 1024, 1)} KiB`]];
   el.append(section("Schema and lineage", h("dl", { class: "facts" }, facts.map(([k, v]) => [h("dt", {}, k), h("dd", {}, v)])),
