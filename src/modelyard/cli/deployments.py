@@ -22,7 +22,7 @@ from modelyard.cli._options import config_option, given
 
 # Requests may take long: a delete waits for the replicas to drain.
 _server = server_options(timeout_s=120.0)
-DEPLOYMENT = "modelyard.server.deployments.store:DeploymentRequest"
+DEPLOYMENT = "modelyard.server.deployments.request:DeploymentRequest"
 
 
 def _ms(value: float | None) -> str:

@@ -16,7 +16,7 @@ from modelyard.cli._options import DeferredDefaultOption
 from modelyard.cli.main import cli
 from modelyard.server.config import ServerConfig
 from modelyard.server.deployments.replicas import ReplicaConfig
-from modelyard.server.deployments.store import DeploymentRequest
+from modelyard.server.deployments.request import DeploymentRequest
 from modelyard.serving import ServeConfig, serve_config
 from tests.support.serving import register
 

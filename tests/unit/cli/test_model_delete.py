@@ -6,7 +6,8 @@ import json
 import sqlite3
 from pathlib import Path
 
-from modelyard.server.deployments.store import DeploymentRequest, DeploymentStore
+from modelyard.server.deployments.request import DeploymentRequest
+from modelyard.server.deployments.store import DeploymentStore
 from modelyard.store import ModelStore
 from modelyard.store import db as store_db
 from modelyard.store.gc import folder_size

@@ -1,4 +1,4 @@
-"""Deployments as database rows (``deployments`` table of the store) and the request body.
+"""Deployments as database rows (``deployments`` table of the store); the request body is ``request.py``.
 
 The row holds what the user asked for (model version, replica count, batching options,
 ``desired`` state) and what the supervisor last saw (``status``, ``restarts``, ``error``,
@@ -12,50 +12,18 @@ import builtins
 import json
 import secrets
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import Field, ValidationError
 from sqlalchemy import select
 
-from modelyard._validation import StrictModel, spec_error_from
-from modelyard.errors import NotFoundError, SpecError, StoreError
+from modelyard.errors import NotFoundError, StoreError
 from modelyard.registry import closest
+from modelyard.server.deployments.request import DeploymentRequest
 from modelyard.server.tables import DeploymentRow, control_database
-from modelyard.serving.config import ServeConfig
 from modelyard.store.db import Database
-from modelyard.store.refs import NAME_PATTERN
 from modelyard.store.timestamps import iso, utcnow
 
-__all__ = ["DeploymentRequest", "DeploymentStore", "row_dict"]
-
-_SERVE = ServeConfig.model_fields
-
-
-class DeploymentRequest(StrictModel):
-    """Body of ``POST /v1/deployments`` (and the options of ``modelyard deployments create``)."""
-
-    name: str = Field(pattern=NAME_PATTERN, description="deployment name, used in /v1/deployments/NAME/predict")
-    model: str = Field(min_length=1, description="model version: NAME:N, or NAME for the latest")
-    replicas: int = Field(1, ge=1, le=16)
-    # The batching settings of the replicas' `modelyard serve`: its own fields (default, bounds).
-    max_batch_size: int = _SERVE["max_batch_size"]
-    max_wait_ms: float = _SERVE["max_wait_ms"]
-    backend: Literal["auto", "torch", "onnx"] = _SERVE["backend"]
-
-    @classmethod
-    def parse(cls, body: Any) -> DeploymentRequest:
-        if not isinstance(body, dict):
-            raise SpecError(
-                f"Invalid request body: expected a JSON object with name and model, received {type(body).__name__}",
-                field="body",
-            )
-        try:
-            return cls.model_validate(body)
-        except ValidationError as exc:
-            raise spec_error_from(exc) from None
-
-    def options(self) -> dict[str, Any]:
-        return {"max_batch_size": self.max_batch_size, "max_wait_ms": self.max_wait_ms, "backend": self.backend}
+__all__ = ["DeploymentStore", "row_dict"]
 
 
 def row_dict(row: DeploymentRow) -> dict[str, Any]:

@@ -28,7 +28,8 @@ import httpx
 from modelyard.errors import DeploymentUnavailableError, ModelyardError
 from modelyard.server.deployments.metrics import summarize
 from modelyard.server.deployments.replicas import Replica, ReplicaConfig, stop_all, stop_orphan
-from modelyard.server.deployments.store import DeploymentRequest, DeploymentStore, row_dict
+from modelyard.server.deployments.request import DeploymentRequest
+from modelyard.server.deployments.store import DeploymentStore, row_dict
 from modelyard.server.tables import DeploymentRow
 from modelyard.store import ModelStore
 from modelyard.store.refs import parse_ref

@@ -143,7 +143,7 @@ def test_docs_examples_are_current(home: Path):
     from modelyard.cli.main import cli
     from modelyard.server.deployments.metrics import summarize
     from modelyard.server.deployments.replicas import Replica, ReplicaConfig
-    from modelyard.server.deployments.store import DeploymentRequest
+    from modelyard.server.deployments.request import DeploymentRequest
     from modelyard.server.deployments.supervisor import Supervisor
 
     doc = (ROOT / "docs" / "console.md").read_text()

@@ -20,7 +20,8 @@ import pytest
 
 from modelyard.errors import NotFoundError, SpecError, StoreError
 from modelyard.server.deployments.replicas import Replica, ReplicaConfig, stop_all, stop_orphan
-from modelyard.server.deployments.store import DeploymentRequest, DeploymentStore
+from modelyard.server.deployments.request import DeploymentRequest
+from modelyard.server.deployments.store import DeploymentStore
 
 FAKE = r"""
 import http.server, signal, sys, time

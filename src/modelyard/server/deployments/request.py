@@ -1,0 +1,47 @@
+"""The body of ``POST /v1/deployments`` and the options of ``modelyard deployments create``.
+
+Apart from the rows (``store.py``) so that ``deployments create --help``, which prints these
+defaults, loads no database layer.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, ValidationError
+
+from modelyard._validation import StrictModel, spec_error_from
+from modelyard.errors import SpecError
+from modelyard.serving.config import ServeConfig
+from modelyard.store.refs import NAME_PATTERN
+
+__all__ = ["DeploymentRequest"]
+
+_SERVE = ServeConfig.model_fields
+
+
+class DeploymentRequest(StrictModel):
+    """Body of ``POST /v1/deployments`` (and the options of ``modelyard deployments create``)."""
+
+    name: str = Field(pattern=NAME_PATTERN, description="deployment name, used in /v1/deployments/NAME/predict")
+    model: str = Field(min_length=1, description="model version: NAME:N, or NAME for the latest")
+    replicas: int = Field(1, ge=1, le=16)
+    # The batching settings of the replicas' `modelyard serve`: its own fields (default, bounds).
+    max_batch_size: int = _SERVE["max_batch_size"]
+    max_wait_ms: float = _SERVE["max_wait_ms"]
+    backend: Literal["auto", "torch", "onnx"] = _SERVE["backend"]
+
+    @classmethod
+    def parse(cls, body: Any) -> DeploymentRequest:
+        if not isinstance(body, dict):
+            raise SpecError(
+                f"Invalid request body: expected a JSON object with name and model, received {type(body).__name__}",
+                field="body",
+            )
+        try:
+            return cls.model_validate(body)
+        except ValidationError as exc:
+            raise spec_error_from(exc) from None
+
+    def options(self) -> dict[str, Any]:
+        return {"max_batch_size": self.max_batch_size, "max_wait_ms": self.max_wait_ms, "backend": self.backend}
