@@ -1,5 +1,8 @@
-"""``/v1/models/{name}/aliases`` and the registry's deletes: what ``modelyard models alias|delete`` and ``runs delete`` do.
+"""``/v1/models/{name}/aliases``, the registry's deletes and model cards: what ``modelyard models alias|delete|card``
+and ``runs delete`` do.
 
+- ``GET /v1/models/{name}/versions/{version}/card``: the version's model card, the Markdown
+  ``modelyard models card NAME:N`` prints (``text/markdown``; ``modelyard.cards``).
 - ``GET /v1/models/{name}/aliases``: the aliases of a model and the version each points to.
 - ``PUT /v1/models/{name}/aliases/{alias}`` with ``{"version": N}``: create or move it; the
   answer has ``previous`` (the version it pointed to, null when new).
@@ -20,10 +23,12 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import Response
 from pydantic import Field, ValidationError
 
 from modelyard._documents import load_json
 from modelyard._validation import StrictModel, spec_error_from
+from modelyard.cards import model_card
 from modelyard.errors import InputError
 from modelyard.server.body import read_body
 from modelyard.server.models.in_use import deployments_serving, jobs_resuming
@@ -65,6 +70,16 @@ def router(state: ServerState) -> APIRouter:
     """The registry's write routes over the store ``state.home``."""
     api = APIRouter(prefix="/v1", tags=["registry"])
     store, runs = ModelStore(state.home), RunStore(state.home)
+
+    @api.get(
+        "/models/{name}/versions/{version}/card",
+        summary="The version's model card (Markdown): data, spec, metrics, history, lineage, compression, privacy",
+        response_class=Response,
+        responses={200: {"content": {"text/markdown": {}}}},
+    )
+    async def card(name: str, version: int) -> Response:
+        text = await run_in_threadpool(model_card, state.home, f"{name}:{version}")
+        return Response(text, media_type="text/markdown; charset=utf-8")
 
     @api.get("/models/{name}/aliases", summary="The aliases of a model and the version each points to")
     async def list_aliases(name: str) -> dict[str, Any]:

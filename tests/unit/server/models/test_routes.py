@@ -9,10 +9,14 @@ from pathlib import Path
 import httpx
 import pytest
 
+from modelyard.cards import model_card
 from modelyard.server import ServerConfig, create_server_app
 from modelyard.server.auth.tokens import TokenStore
 from modelyard.server.deployments.store import DeploymentRequest, DeploymentStore
 from modelyard.store import ModelStore, RunStore
+from tests.support.cards import front_matter
+from tests.support.cli import run_cli
+from tests.support.console import train_digits
 from tests.support.serving import register
 
 pytestmark = pytest.mark.anyio
@@ -137,3 +141,37 @@ async def test_writes_need_an_admin_token_off_loopback(home: Path) -> None:
         )
         assert ok.status_code == 200
     assert [a.target for a in ModelStore(home).aliases()] == ["clf:1"]
+
+
+async def test_a_model_card_is_the_text_the_cli_prints(home: Path) -> None:
+    trained = train_digits(home)  # a real run: the card has its history and environment
+    register("clf", home)
+    derived = register("clf", home, lineage={"parent": "clf:1", "operation": "prune"})
+    async with client(home) as http:
+        for ref in (trained, derived):
+            name, version = ref.split(":")
+            answer = await http.get(f"/v1/models/{name}/versions/{version}/card")
+            assert answer.status_code == 200, answer.text
+            assert answer.headers["content-type"] == "text/markdown; charset=utf-8"
+            printed = run_cli("--home", str(home), "models", "card", ref)
+            assert printed.code == 0 and answer.text == printed.out == model_card(home, ref)
+            assert front_matter(answer.text)["ref"] == ref
+        for path, status, error in [
+            ("/v1/models/digits-small/versions/9/card", 404, "NotFoundError"),
+            ("/v1/models/nope/versions/1/card", 404, "NotFoundError"),
+            ("/v1/models/clf/versions/0/card", 400, "InputError"),  # versions start at 1
+        ]:
+            missing = await http.get(path)
+            assert (missing.status_code, missing.json()["error"]) == (status, error), path
+            assert missing.json()["field"] == "ref" and "\n" not in missing.json()["message"]
+        bad = await http.get("/v1/models/clf/versions/one/card")
+        assert bad.status_code == 422 and "\n" not in bad.json()["message"], bad.text
+
+
+async def test_a_model_card_needs_a_read_token_off_loopback(home: Path) -> None:
+    register("clf", home)
+    _, read = TokenStore(home).create("read", "viewer")
+    async with client(home, host=PUBLIC) as http:
+        assert (await http.get("/v1/models/clf/versions/1/card")).status_code == 401
+        shown = await http.get("/v1/models/clf/versions/1/card", headers={"Authorization": f"Bearer {read}"})
+        assert shown.status_code == 200 and shown.text == model_card(home, "clf:1")
