@@ -78,6 +78,7 @@ def export_onnx(network: Any, *, atol: float = 1e-4, rtol: float = 1e-4) -> byte
 
 def export_graph(network: Any) -> bytes:
     """The network (with its output activation) as ONNX bytes, not yet checked (``check_onnx`` does that)."""
+    _refuse_unexportable(network)
     module = WithActivation(network).eval()
     example = example_input(network, 2)
     buffer = io.BytesIO()
@@ -101,6 +102,18 @@ def export_graph(network: Any) -> bytes:
         log.info("TorchScript ONNX export failed (%s); trying the dynamo exporter", exc)
         data = _export_dynamo(module, example)
     return data
+
+
+def _refuse_unexportable(network: Any) -> None:
+    """ExportError for a layer that says it has no ONNX form when it gets the padding mask
+    (``onnx_with_mask = False``: recurrent layers on packed sequences)."""
+    masked = getattr(network, "takes_mask", ())
+    for record, module, takes in zip(getattr(network, "records", ()), getattr(network, "layers", ()), masked):
+        if takes and not getattr(module, "onnx_with_mask", True):
+            raise ExportError(
+                f"Cannot export the network to ONNX: `{record.field}` ({record.type}) runs on packed sequences "
+                f"to skip the padding, which ONNX export does not support; serve the model with the torch backend"
+            )
 
 
 def _export_dynamo(module: nn.Module, example: torch.Tensor) -> bytes:

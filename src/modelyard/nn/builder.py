@@ -20,6 +20,7 @@ from modelyard._validation import spec_error_from
 from modelyard.errors import ResourceError, ShapeError, SpecError
 from modelyard.nn.layers import LAYERS
 from modelyard.nn.layers._common import fmt_shape
+from modelyard.nn.masking import mask_plan, pad_id_of
 from modelyard.nn.memory import check_fits
 from modelyard.nn.network import LayerRecord, Network, OutputActivation
 from modelyard.registry import normalize_name
@@ -124,6 +125,7 @@ def _build(spec: ModelSpec, *, loss: str | None) -> Network:
         modules[-1] = _strip_final(modules[-1], kind)
 
     first_is_embedding = spec.layers[0].type == "embedding"
+    pad_id = pad_id_of(modules[0])
     return Network(
         modules,
         records,
@@ -131,4 +133,6 @@ def _build(spec: ModelSpec, *, loss: str | None) -> Network:
         input_dtype=torch.int64 if first_is_embedding else torch.float32,
         output_activation=output_activation,
         spec=spec,
+        pad_id=pad_id,
+        takes_mask=mask_plan(modules, pad_id),
     )

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from modelyard.nn.activations import SOFTMAX_DIM
+from modelyard.nn.masking import padding_mask
 
 if TYPE_CHECKING:
     from modelyard.spec import ModelSpec
@@ -38,7 +39,9 @@ class Network(nn.Module):
     """The spec's layers in order (``self.layers``, one module per spec layer).
 
     ``forward`` returns logits when ``output_activation`` is set (the loss applies it);
-    ``probabilities`` / ``predict`` apply it.
+    ``probabilities`` / ``predict`` apply it. With a ``pad_id`` (token ids padded with it),
+    ``forward`` computes the padding mask once and passes it to the layers ``takes_mask``
+    names (``modelyard.nn.masking``); otherwise it is ``self.layers(x)``.
     """
 
     def __init__(
@@ -50,6 +53,8 @@ class Network(nn.Module):
         input_dtype: torch.dtype,
         output_activation: OutputActivation | None,
         spec: ModelSpec | None = None,
+        pad_id: int | None = None,
+        takes_mask: tuple[bool, ...] = (),
     ) -> None:
         super().__init__()
         if len(layers) != len(records) or not layers:
@@ -61,10 +66,25 @@ class Network(nn.Module):
         self.input_dtype = input_dtype
         self.output_activation = output_activation
         self.spec = spec
+        self.pad_id = pad_id
+        self.takes_mask = tuple(takes_mask) if pad_id is not None and any(takes_mask) else ()
+        if self.takes_mask and len(self.takes_mask) != len(layers):
+            raise ValueError("takes_mask needs one flag per layer")
+
+    @property
+    def plain_chain(self) -> bool:
+        """True when ``forward`` is exactly ``self.layers(x)``: the training fast paths that call
+        the layers themselves need it (a masked network passes the mask between them)."""
+        return not self.takes_mask
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``[N, *input_shape]`` → ``[N, *output_shape]`` (logits if an activation was folded)."""
-        return self.layers(x)
+        if not self.takes_mask:
+            return self.layers(x)
+        mask = padding_mask(x, self.pad_id)  # type: ignore[arg-type]
+        for layer, masked in zip(self.layers, self.takes_mask):
+            x = layer(x, mask) if masked else layer(x)
+        return x
 
     def probabilities(self, outputs: torch.Tensor) -> torch.Tensor:
         """Apply the folded output activation to ``forward``'s outputs (identity if none)."""

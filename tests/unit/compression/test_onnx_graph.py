@@ -5,7 +5,13 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import pytest
+import torch
+
 import modelyard
+from modelyard.compression.onnx_graph import example_input, export_onnx
+from modelyard.errors import ExportError
+from tests.support.sequences import build
 
 SRC = Path(modelyard.__file__).parent.parent
 
@@ -58,3 +64,27 @@ def test_the_onnx_modules_are_in_no_import_cycle() -> None:
 def test_export_and_check_import_nothing_from_serving() -> None:
     graph = _imports()
     assert not any(dep.startswith("modelyard.serving") for dep in graph["modelyard.compression.onnx_graph"])
+
+
+def test_sequence_networks_export_and_match_torch() -> None:
+    torch.manual_seed(0)
+    # A vocabulary of 4 makes the random example ids a quarter pads (id 0): the mask is exercised.
+    transformer = build(
+        [
+            {"embedding": 4, "dim": 8, "pad": 0},
+            "position_embedding",
+            {"transformer": 2, "heads": 2},
+            {"token_pool": "attention"},
+            {"dense": 3, "activation": "softmax"},
+        ],
+        [6],
+        loss="cross_entropy",
+    ).eval()
+    assert (example_input(transformer, 5, seed=5) == 0).any()
+    assert export_onnx(transformer)  # checked against torch inside, at two batch sizes
+    audio = build([{"gru": 4, "bidirectional": True, "output": "sequence"}, {"lstm": 3}], [5, 2]).eval()
+    assert export_onnx(audio)
+    packed = build([{"embedding": 4, "dim": 8, "pad": 0}, {"lstm": 3}], [6]).eval()
+    with pytest.raises(ExportError) as info:
+        export_onnx(packed)
+    assert "`model.layers[1]` (lstm) runs on packed sequences" in str(info.value) and "\n" not in str(info.value)

@@ -253,6 +253,11 @@ def test_softmax_layer_normalises_channels_of_images() -> None:
         (["softmax"], [5]),
         ([{"leaky_relu": 0.1}], [5]),
         ([{"conv2d": 3}, {"dense": 2}], [1, 6, 6]),
+        ([{"embedding": 9, "dim": 4, "pad": 0}, "position_embedding", {"attention": 2}, {"token_pool": "cls"}], [6]),
+        ([{"embedding": 9, "dim": 8, "pad": 0}, {"transformer": 2, "heads": 4}, {"token_pool": "attention"}], [5]),
+        ([{"embedding": 9, "dim": 3, "pad": 0}, {"lstm": 4, "bidirectional": True, "output": "sequence"}], [5]),
+        ([{"gru": 5, "layers": 2, "bidirectional": True}], [7, 3]),
+        ([{"position_embedding": "sinusoidal", "max_length": 12}, {"token_pool": "max"}], [7, 3]),
     ],
 )
 def test_inferred_shapes_equal_real_forward_shapes(layers: list, input_shape: list[int]) -> None:
@@ -277,6 +282,10 @@ def test_inferred_shapes_equal_real_forward_shapes(layers: list, input_shape: li
         ("LayerNorm", "layernorm"),
         ("swish", "silu"),
         ("Linear", "dense"),
+        ("MultiHeadAttention", "attention"),
+        ("TransformerEncoderLayer", "transformer"),
+        ("LSTM", "lstm"),
+        ("GRU", "gru"),
     ],
 )
 def test_keras_and_torch_style_aliases(raw: str, canonical: str) -> None:
@@ -365,5 +374,6 @@ def test_layer_registry_lists_every_required_layer() -> None:
         "dense", "conv1d", "conv2d", "maxpool1d", "maxpool2d", "avgpool1d", "avgpool2d", "global_avg_pool",
         "global_max_pool", "flatten", "reshape", "dropout", "batchnorm", "layernorm", "embedding", "activation",
         "relu", "softmax", "tanh", "sigmoid", "gelu", "leaky_relu",
+        "position_embedding", "attention", "transformer", "token_pool", "lstm", "gru",
     }  # fmt: skip
     assert required <= set(LAYERS.names())

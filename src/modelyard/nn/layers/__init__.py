@@ -3,7 +3,21 @@
 
 from __future__ import annotations
 
-from modelyard.nn.layers import activation, conv, dense, dropout, norm, pooling, shape  # noqa: F401  (registration)
+# Importing each layer file registers its layers.
+from modelyard.nn.layers import (  # noqa: F401
+    activation,
+    attention,
+    conv,
+    dense,
+    dropout,
+    norm,
+    pooling,
+    positions,
+    recurrent,
+    shape,
+    token_pool,
+    transformer,
+)
 from modelyard.nn.layers._common import LAYERS
 
 __all__ = ["LAYERS"]

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+import torch
+from pydantic import Field, model_validator
 from torch import nn
 
 from modelyard._validation import StrictModel
@@ -25,6 +26,15 @@ class EmbeddingOptions(StrictModel):
     vocab: int = Field(ge=1, description="number of distinct token ids (ids are 0 .. vocab-1)")
     dim: int = Field(ge=1, description="size of each embedding vector")
     init: InitOption = None
+    # The id sequences are right-padded with: its vector stays zero, and the network masks it
+    # out of attention, pooling and recurrent layers (modelyard.nn.masking).
+    pad: int | None = Field(None, ge=0, description="padding token id (None: every id is a token)")
+
+    @model_validator(mode="after")
+    def _pad_in_vocab(self) -> EmbeddingOptions:
+        if self.pad is not None and self.pad >= self.vocab:
+            raise ValueError(f"expected pad to be a token id below vocab ({self.vocab}), received pad {self.pad}")
+        return self
 
 
 @LAYERS.component("dense", "linear", "fc", "fully_connected", options=DenseOptions, primary="units")
@@ -39,6 +49,9 @@ def dense(opts: DenseOptions, in_shape: Shape, field: str) -> tuple[nn.Module, S
 @LAYERS.component("embedding", "embed", options=EmbeddingOptions, primary="vocab")
 def embedding(opts: EmbeddingOptions, in_shape: Shape, field: str) -> tuple[nn.Module, Shape]:
     """Integer token ids ``[T]`` → vectors ``[T, dim]``; must be the first layer (the builder checks)."""
-    module = nn.Embedding(opts.vocab, opts.dim)
+    module = nn.Embedding(opts.vocab, opts.dim, padding_idx=opts.pad)
     initialize(module.weight, None, init=opts.init, bias_init=None)
+    if opts.pad is not None:
+        with torch.no_grad():
+            module.weight[opts.pad].zero_()  # an init option overwrote torch's zero pad row
     return module, (*in_shape, opts.dim)

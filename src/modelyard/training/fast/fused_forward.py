@@ -165,6 +165,8 @@ def fused_forward(
     body = getattr(network, "layers", network)
     if not isinstance(body, nn.Sequential) or not (is_plain(network) and is_plain(body)):
         return None
+    if not getattr(network, "plain_chain", True):
+        return None  # its forward passes a padding mask between the layers; calling them one by one would drop it
     layers = leaves(body)
     gemm_ok = device.type == "cpu" and autocast_dtype is None
     steps: list[Step] = []

@@ -14,6 +14,7 @@ from modelyard.training import fit, setup
 from modelyard.training.fast.cross_entropy import cross_entropy_value_and_grad
 from modelyard.training.fast.dense_step import DenseStep, dense_stack
 from modelyard.training.losses import LOSSES
+from tests.support.sequences import build
 
 ACTIVATIONS = [
     nn.ReLU,
@@ -223,3 +224,15 @@ def test_plain_cross_entropy_takes_the_tape_free_gradient_with_the_same_result(m
     torch.testing.assert_close(loss_value, ref_loss)
     for got, want in zip((p.grad for p in net.parameters()), ref):
         torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "layers",
+    [
+        [{"embedding": 9, "dim": 4, "pad": 0}, {"attention": 2}, {"token_pool": "mean"}, {"dense": 2}],
+        [{"embedding": 9, "dim": 4}, {"transformer": 1, "heads": 2}, "flatten", {"dense": 2}],
+        [{"embedding": 9, "dim": 4, "pad": 0}, {"gru": 3}, {"dense": 2}],
+    ],
+)
+def test_sequence_layers_train_through_autograd(layers: list) -> None:
+    assert dense_stack(build(layers, [5])) is None

@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from modelyard.training.fast.fused_forward import fused_forward, one_channel_conv2d, shifted_windows
+from tests.support.sequences import build, padded_ids
 
 CPU = torch.device("cpu")
 
@@ -105,3 +106,27 @@ def test_shifted_windows_are_im2col() -> None:
     windows = shifted_windows(x, (3, 3), (2, 1), (1, 1), (1, 1))  # [9, N, Ho, Wo]
     unfolded = F.unfold(x, 3, padding=1, stride=(2, 1))  # [N, 9, Ho·Wo]
     assert torch.equal(windows.flatten(2).permute(1, 0, 2), unfolded)
+
+
+def test_a_network_passing_a_padding_mask_is_not_rewritten() -> None:
+    # fused_forward calls the layers one by one; the transformer would lose the padding mask.
+    def layers(pad: int | None) -> list:
+        return [
+            {"embedding": 12, "dim": 8, "pad": pad},
+            {"transformer": 1, "heads": 2},
+            {"reshape": [1, 6, 8]},
+            {"conv2d": 2, "kernel": 3, "padding": "same"},
+            "relu",
+            {"maxpool2d": 2},
+            "flatten",
+            {"dense": 2},
+        ]
+
+    plain = build(layers(None), [6])
+    assert fused_forward(plain, device=CPU, autocast_dtype=None) is not None  # the rewrite applies to this shape
+    masked = build(layers(0), [6])
+    assert not masked.plain_chain
+    assert fused_forward(masked, device=CPU, autocast_dtype=None) is None
+    ids = padded_ids([6, 2], 6, 12)
+    out = masked(ids)
+    assert out.shape == (2, 2) and torch.isfinite(out).all()
