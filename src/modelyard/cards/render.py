@@ -70,7 +70,7 @@ def front_matter(facts: CardFacts) -> dict[str, Any]:
         metrics_split=test.get("split"),
         library_versions=_libraries(facts),
     )
-    return out
+    return {k: val for k, val in out.items() if val is not None}
 
 
 def _summary(facts: CardFacts) -> list[str]:
@@ -159,9 +159,9 @@ def _history(facts: CardFacts) -> list[str]:
     if not rows:
         what = "its weights were not trained epoch by epoch" if facts.version.kind != TRAINED else "none recorded"
         return out + [f"No per-epoch history ({what})."]
-    keys: list[str] = []
+    keys: list[str] = []  # scalars only: a per-epoch confusion matrix does not fit a table cell
     for row in rows:
-        keys += [k for k in row if k not in keys and k != "epoch"]
+        keys += [k for k, val in row.items() if k not in keys and k != "epoch" and not isinstance(val, (list, dict))]
     summary = facts.run.summary if facts.run is not None and facts.version.kind == TRAINED else {}
     notes = [f"{number(len(rows))} epochs"]
     if facts.version.kind != TRAINED:
@@ -261,10 +261,8 @@ def _environment(facts: CardFacts) -> list[str]:
     out = ["## Framework versions", ""]
     run = facts.run
     if run is None:
-        return out + [
-            f"Framework versions: {_NOT_RECORDED} (the training run of {facts.run_of or facts.version.ref} "
-            "is not in the store)."
-        ]
+        why = f"the run that trained {facts.run_of} is no longer in the store" if facts.run_of else None
+        return out + [f"Framework versions: {_NOT_RECORDED} ({why or 'registered without a training run'})."]
     whose = "this version" if facts.run_of == facts.version.ref else f"{facts.run_of}, this version's trained ancestor"
     out += [f"Recorded by run {run.id}, which trained {whose}."]
     if facts.run_of != facts.version.ref:
