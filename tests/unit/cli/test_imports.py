@@ -60,6 +60,10 @@ def _imported(home: Path, *args: str) -> set[str]:
         ("models",),
         ("models", "show", "clf:1"),  # from the summary stored at registration (modelyard.version_summary)
         ("models", "show", "clf:1", "--json"),
+        ("models", "show", "clf"),  # the bare name's rule and the lineage come from the store's rows
+        ("models", "alias", "list"),
+        ("models", "gc", "--dry-run"),
+        ("models", "delete", "clf:1"),  # asks the control plane's tables (server/models/in_use.py), no FastAPI
         ("models", "card", "clf:1"),  # metadata only: JSON files, rows, the safetensors header (modelyard.cards)
         ("runs",),
         ("jobs", "--help"),

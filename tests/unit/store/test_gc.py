@@ -70,3 +70,17 @@ def test_collect_lists_then_removes_only_folders_no_row_owns(home: Path) -> None
     assert not any(p.exists() for p in want)
     assert new_tmp.is_dir() and live.path.is_dir() and runs.get(run.id).path.is_dir()  # a registration in flight
     assert collect() == []
+
+
+def test_a_delete_whose_commit_fails_keeps_its_row_and_folder(monkeypatch: pytest.MonkeyPatch) -> None:
+    store = ModelStore()
+    kept = register(store)
+
+    def refuse(self: object) -> None:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    with monkeypatch.context() as patch, pytest.raises(sqlite3.OperationalError):
+        patch.setattr("sqlalchemy.orm.Session.commit", refuse)
+        store.delete(kept.ref)
+    assert kept.path.is_dir() and ModelStore().get(kept.ref).load_state_dict()  # folder back, row still there
+    assert not [p for p in kept.path.parent.iterdir() if p.name.startswith(".trash-")]
