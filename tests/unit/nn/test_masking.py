@@ -69,3 +69,18 @@ def test_the_pad_id_must_be_in_the_vocabulary() -> None:
         ModelSpec.model_validate({"input": [4], "layers": [{"embedding": 10, "dim": 4, "pad": 10}]})
     assert info.value.field == "model.layers[0]"
     assert "expected pad to be a token id below vocab (10), received pad 10" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "layers",
+    [
+        [EMBED, "position_embedding", {"transformer": 2, "heads": 2}, {"token_pool": "attention"}, {"dense": 3}],
+        [EMBED, {"gru": 4, "bidirectional": True, "output": "sequence"}, {"lstm": 3}, {"dense": 3}],
+    ],
+    ids=["transformer", "recurrent"],
+)
+def test_a_batch_padded_to_its_longest_sequence_predicts_as_one_padded_to_the_input_length(layers: list) -> None:
+    # What batches padded per batch (not to model.input) rely on: fewer trailing pads, same outputs.
+    net = build(layers, [10]).eval()
+    ids = padded_ids([6, 3, 1], 10, 20)
+    torch.testing.assert_close(net(ids[:, :6]), net(ids))

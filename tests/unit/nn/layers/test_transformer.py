@@ -105,3 +105,57 @@ def test_network_with_a_transformer_passes_the_mask_and_the_reference_agrees() -
     got = net(ids)
     torch.testing.assert_close(got[0], want[0])
     torch.testing.assert_close(got[1, :3], want[1, :3])
+
+
+def test_bert_layers_map_one_to_one_onto_a_spec() -> None:
+    # The claim behind building blocks from plain linear layers: a BERT-style checkpoint's
+    # weights load into embedding + position_embedding + layernorm + transformer unchanged
+    # (the token-type vector of single-sentence input folds into the position table).
+    transformers = pytest.importorskip("transformers")
+    config = transformers.BertConfig(
+        vocab_size=30,
+        hidden_size=16,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=12,
+        hidden_act="gelu",
+        layer_norm_eps=1e-12,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+    )
+    bert = transformers.BertModel(config, add_pooling_layer=False).eval()
+    net = build(
+        [
+            {"embedding": 30, "dim": 16, "pad": 0},
+            {"position_embedding": "learned", "max_length": 12},
+            {"layernorm": {"eps": 1e-12}},
+            {"transformer": 2, "heads": 2, "mlp": 32, "eps": 1e-12, "dropout": 0.0},
+        ],
+        [9],
+    ).eval()
+    emb, positions, norm, encoder = net.layers
+    theirs = bert.embeddings
+    with torch.no_grad():
+        emb.weight.copy_(theirs.word_embeddings.weight)
+        positions.weight.copy_(theirs.position_embeddings.weight + theirs.token_type_embeddings.weight[0])
+    norm.load_state_dict(theirs.LayerNorm.state_dict())
+    for block, layer in zip(encoder.blocks, bert.encoder.layer):
+        attention = layer.attention
+        for mine, source in (
+            (block.attention.query, attention.self.query),
+            (block.attention.key, attention.self.key),
+            (block.attention.value, attention.self.value),
+            (block.attention.output, attention.output.dense),
+            (block.attention_norm, attention.output.LayerNorm),
+            (block.mlp_in, layer.intermediate.dense),
+            (block.mlp_out, layer.output.dense),
+            (block.mlp_norm, layer.output.LayerNorm),
+        ):
+            mine.load_state_dict(source.state_dict())
+    ids = padded_ids([9, 6, 2], 9, 30)
+    with torch.no_grad():
+        want = bert(input_ids=ids, attention_mask=mask_of(ids).long()).last_hidden_state
+        got = net(ids)
+    for row, length in enumerate([9, 6, 2]):
+        torch.testing.assert_close(got[row, :length], want[row, :length], rtol=1e-4, atol=1e-5)
