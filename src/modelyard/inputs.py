@@ -112,18 +112,9 @@ def image_to_array(
     ``raw_shape`` is either flat ([784] for 28x28 grayscale) or channels-first [C, H, W].
     The image must already have the model's size: resizing silently would hide mistakes.
     """
-    import io
+    from modelyard.image_decode import convert_image, open_image
 
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        # Only PNG and JPEG: Pillow would otherwise hand EPS files to Ghostscript.
-        image = Image.open(io.BytesIO(data), formats=["PNG", "JPEG"])
-        if image.width * image.height > max_pixels:
-            raise InputError(f"Image {source} is too large: {image.width}x{image.height} pixels, at most {max_pixels}")
-        image.load()
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
-        raise InputError(f"Cannot decode image {source}: expected a PNG or JPEG file ({exc})") from None
+    image = open_image(data, source=source, max_pixels=max_pixels, error=InputError)
     if len(raw_shape) == 3:
         channels, height, width = raw_shape
     else:
@@ -138,9 +129,10 @@ def image_to_array(
         height = width = side
     if (image.height, image.width) != (height, width):
         raise InputError(
-            f"Invalid image {source}: expected {width}x{height} pixels, received {image.width}x{image.height}"
+            f"Invalid image {source}: expected {width}x{height} pixels, received {image.width}x{image.height} "
+            "(width x height)"
         )
-    arr = np.asarray(image.convert("L" if channels == 1 else "RGB"), dtype=np.float32)
+    arr = np.asarray(convert_image(image, "L" if channels == 1 else "RGB"), dtype=np.float32)
     if channels == 3:
         arr = arr.transpose(2, 0, 1)
     return arr.reshape(raw_shape)

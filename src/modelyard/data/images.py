@@ -66,8 +66,11 @@ def _subfolders(folder: Path) -> list[Path]:
 def _read_split(
     root: Path, classes: list[str], opts: ImagesOptions, size: tuple[int, ...] | None, *, required: bool = True
 ) -> tuple[np.ndarray, np.ndarray, tuple[int, ...]]:
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
+    from modelyard.image_decode import convert_image, open_image
+
+    max_pixels = Image.MAX_IMAGE_PIXELS or 2**62  # Pillow's bomb limit (None: the user switched it off)
     arrays: list[np.ndarray] = []
     labels: list[int] = []
     total = 0  # bytes read so far, against the server's cap
@@ -89,26 +92,25 @@ def _read_split(
                 real = access.check_file_in(file, "data.path")
                 total += real.stat().st_size
                 access.check_size(total, "data.path", str(root))
-            try:
-                with Image.open(file) as image:
-                    image = image.convert(opts.mode)
-                    hw = (image.height, image.width)
-                    if size is None:
-                        size = hw
-                    if hw != size:
-                        if not opts.resize:
-                            raise DataError(
-                                f"Invalid image {file}: expected {size[0]}x{size[1]} pixels (HxW, "
-                                f"{'from `data.size`' if opts.size else 'the size of the first image'}), "
-                                f"received {hw[0]}x{hw[1]}; set `data.resize: true` to resize images",
-                                field="data.path",
-                            )
-                        image = image.resize((size[1], size[0]), Image.Resampling.BILINEAR)
-                    pixels = np.asarray(image, dtype=np.float32)
-            except (UnidentifiedImageError, OSError) as exc:
-                raise DataError(
-                    f"Cannot read image {file}: expected a PNG or JPEG file ({exc})", field="data.path"
-                ) from None
+            image = convert_image(
+                open_image(
+                    file.read_bytes(), source=str(file), max_pixels=max_pixels, error=DataError, field="data.path"
+                ),
+                opts.mode,
+            )
+            hw = (image.height, image.width)
+            if size is None:
+                size = hw
+            if hw != size:
+                if not opts.resize:
+                    raise DataError(
+                        f"Invalid image {file}: expected {size[0]}x{size[1]} pixels (HxW, "
+                        f"{'from `data.size`' if opts.size else 'the size of the first image'}), "
+                        f"received {hw[0]}x{hw[1]}; set `data.resize: true` to resize images",
+                        field="data.path",
+                    )
+                image = image.resize((size[1], size[0]), Image.Resampling.BILINEAR)
+            pixels = np.asarray(image, dtype=np.float32)
             # HxW (grayscale) or HxWxC → channels-first CxHxW
             arrays.append(pixels[None] if pixels.ndim == 2 else pixels.transpose(2, 0, 1))
             labels.append(index)

@@ -21,7 +21,6 @@ from modelyard.errors import InputError, InvalidInstancesError, MalformedRequest
 
 __all__ = ["instances_array", "image_array", "encode_predictions", "refuse_booleans"]
 
-_IMAGE_MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff")  # PNG signature, JPEG start-of-image marker
 _KIND_NAMES = {"b": "true/false values", "U": "strings", "S": "strings", "O": "mixed or out-of-range values"}
 
 
@@ -100,13 +99,7 @@ def image_array(data: bytes, input_shape: list[int], *, source: str, max_pixels:
 
     if not data:
         raise MalformedRequestError(f"Empty image upload {source}: expected PNG or JPEG bytes")
-    if not data.startswith(_IMAGE_MAGIC):
-        # Checked before Pillow sees the bytes: Pillow would also open other formats, some of
-        # them (EPS) through an external interpreter.
-        raise MalformedRequestError(
-            f"Cannot decode image {source}: expected a PNG or JPEG file, received bytes starting {data[:8]!r}"
-        )
-    try:
+    try:  # image_decode picks the PNG or JPEG reader from the signature: no other format reaches Pillow
         return image_to_array(data, input_shape, source=source, max_pixels=max_pixels)
     except InputError as exc:
         raise MalformedRequestError(exc.message) from None

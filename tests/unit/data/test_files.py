@@ -236,7 +236,7 @@ def test_images_bad_folders(tmp_path: Path) -> None:
         _raw({"source": "images", "path": str(tmp_path / "noimg")})
     (tmp_path / "broken" / "a").mkdir(parents=True)
     (tmp_path / "broken" / "a" / "x.png").write_bytes(b"not a png")
-    with pytest.raises(DataError, match="Cannot read image .*x.png"):
+    with pytest.raises(DataError, match="Cannot decode image .*x.png"):
         _raw({"source": "images", "path": str(tmp_path / "broken")})
     with pytest.raises(DataError, match="expected a folder"):
         _raw({"source": "images", "path": str(tmp_path / "broken" / "a" / "x.png")})

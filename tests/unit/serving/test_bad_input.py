@@ -10,6 +10,7 @@ import pytest
 
 from modelyard.predict import Predictor
 from modelyard.serving import ServeConfig, create_app
+from tests.support.images import assert_no_repr, bad_images
 from tests.support.serving import assert_same_predictions, client, instances, png, register
 
 pytestmark = pytest.mark.anyio
@@ -199,3 +200,19 @@ async def test_bad_input_never_disturbs_good_requests_in_flight(app, home: Path)
     assert all(r.status_code < 500 for r in results)
     assert results[-1].status_code == 200
     assert_same_predictions(results[-1].json()["predictions"], clf.records(x))
+
+
+@pytest.mark.parametrize("case", sorted(bad_images(8, 8)))
+async def test_bad_images_over_http_answer_one_line_json(app, case: str) -> None:  # noqa: ANN001
+    data, fragment = bad_images(8, 8)[case]
+    if case == "decompression-bomb":
+        fragment = "too large: 100000x100000 pixels, at most 10000"
+    async with client(app) as http:
+        raw = await http.post("/v1/models/img/predict", content=data, headers={"content-type": "image/png"})
+        multi = await http.post("/v1/models/img/predict", files=[("file", ("in.png", data, "image/png"))])
+        explained = await http.post("/v1/models/img/explain", content=data, headers={"content-type": "image/png"})
+    for r, source in ((raw, "upload"), (multi, "file=in.png"), (explained, "upload")):
+        assert r.status_code == 400, r.text
+        body = r.json()
+        assert body["error"] == "MalformedRequestError" and source in body["message"] and fragment in body["message"]
+        assert_no_repr(body["message"])
