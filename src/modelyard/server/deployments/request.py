@@ -24,7 +24,10 @@ class DeploymentRequest(StrictModel):
     """Body of ``POST /v1/deployments`` (and the options of ``modelyard deployments create``)."""
 
     name: str = Field(pattern=NAME_PATTERN, description="deployment name, used in /v1/deployments/NAME/predict")
-    model: str = Field(min_length=1, description="model version: NAME:N, or NAME for the latest")
+    model: str = Field(
+        min_length=1,
+        description="model version: NAME:N, NAME@ALIAS, or NAME (NAME@production, else the newest trained)",
+    )
     replicas: int = Field(1, ge=1, le=16)
     # The batching settings of the replicas' `modelyard serve`: its own fields (default, bounds).
     max_batch_size: int = _SERVE["max_batch_size"]
