@@ -8,14 +8,14 @@ was expected and what was received.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from modelyard.errors import SpecError
 from modelyard.registry import closest
 
-__all__ = ["StrictModel", "ReshapeOptions", "spec_error_from", "join_path", "describe"]
+__all__ = ["StrictModel", "ReshapeOptions", "spec_error_from", "parse_object", "join_path", "describe"]
 
 
 class StrictModel(BaseModel):
@@ -125,6 +125,26 @@ def _expected(err: dict[str, Any]) -> str:
     msg = str(err.get("msg", "a valid value"))
     # Pydantic's "Value error, <our text>" carries our own sentence: use it as it is.
     return msg.removeprefix("Value error, ")
+
+
+_Model = TypeVar("_Model", bound=BaseModel)
+
+
+def parse_object(model: type[_Model], body: Any, expected: str, *, root: str = "spec") -> _Model:
+    """A decoded JSON request body as ``model``; not an object, or a bad field, is a one-line SpecError.
+
+    ``expected`` says what the body should be ("a JSON object with name and model"); ``root``
+    names the whole body in an error about it (an unknown key).
+    """
+    if not isinstance(body, dict):
+        raise SpecError(
+            f"Invalid request body: expected {expected}, received {type(body).__name__}",
+            field="body",
+        )
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        raise spec_error_from(exc, root=root) from None
 
 
 def spec_error_from(exc: ValidationError, prefix: str = "", root: str = "spec") -> SpecError:

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError
+from pydantic import Field
 
-from modelyard._validation import StrictModel, spec_error_from
-from modelyard.errors import SpecError
+from modelyard._validation import StrictModel, parse_object
 from modelyard.serving.config import ServeConfig
 from modelyard.store.refs import NAME_PATTERN
 
@@ -36,15 +35,7 @@ class DeploymentRequest(StrictModel):
 
     @classmethod
     def parse(cls, body: Any) -> DeploymentRequest:
-        if not isinstance(body, dict):
-            raise SpecError(
-                f"Invalid request body: expected a JSON object with name and model, received {type(body).__name__}",
-                field="body",
-            )
-        try:
-            return cls.model_validate(body)
-        except ValidationError as exc:
-            raise spec_error_from(exc) from None
+        return parse_object(cls, body, "a JSON object with name and model")
 
     def options(self) -> dict[str, Any]:
         return {"max_batch_size": self.max_batch_size, "max_wait_ms": self.max_wait_ms, "backend": self.backend}

@@ -24,10 +24,10 @@ from typing import TYPE_CHECKING, Any
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
-from pydantic import Field, ValidationError
+from pydantic import Field
 
 from modelyard._documents import load_json
-from modelyard._validation import StrictModel, spec_error_from
+from modelyard._validation import StrictModel, parse_object
 from modelyard.cards import model_card
 from modelyard.errors import InputError
 from modelyard.server.body import read_body
@@ -50,15 +50,7 @@ class AliasRequest(StrictModel):
 
 async def _alias_request(request: Request) -> AliasRequest:
     body = load_json(await read_body(request, _MAX_BODY_BYTES) or b"null", InputError, "request body")
-    if not isinstance(body, dict):
-        raise InputError(
-            f'Invalid request body: expected a JSON object such as {{"version": 3}}, received {type(body).__name__}',
-            field="body",
-        )
-    try:
-        return AliasRequest.model_validate(body)
-    except ValidationError as exc:
-        raise spec_error_from(exc, root="body") from None
+    return parse_object(AliasRequest, body, 'a JSON object such as {"version": 3}', root="body")
 
 
 def _deleted(store: ModelStore, ref: str, force: bool) -> dict[str, Any]:

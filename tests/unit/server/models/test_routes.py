@@ -63,7 +63,7 @@ async def test_bad_alias_requests_are_one_line_4xx_naming_the_field(home: Path) 
             ("PUT", "/v1/models/clf/aliases/production", {"version": True}, 422, "version"),
             ("PUT", "/v1/models/clf/aliases/production", {"version": 0}, 422, "version"),
             ("PUT", "/v1/models/clf/aliases/production", {"version": 1, "force": 1}, 422, "body"),
-            ("PUT", "/v1/models/clf/aliases/production", [1], 400, "body"),
+            ("PUT", "/v1/models/clf/aliases/production", [1], 422, "body"),
             ("PUT", "/v1/models/clf/aliases/production", {"version": 7}, 404, "ref"),
             ("PUT", "/v1/models/nope/aliases/production", {"version": 1}, 404, "ref"),
             ("DELETE", "/v1/models/clf/aliases/production", None, 404, "alias"),
