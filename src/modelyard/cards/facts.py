@@ -16,11 +16,12 @@ from typing import Any
 
 from modelyard._files import read_json
 from modelyard.cards.weights import WeightsSummary, read_weights
-from modelyard.errors import ModelyardError, NotFoundError
+from modelyard.errors import NotFoundError
 from modelyard.store import ModelStore, ModelVersion, RunRecord, RunStore
 from modelyard.store.checksums import CHECKSUMS_FILE
 from modelyard.store.kinds import TRAINED
 from modelyard.store.records import PREPROCESS_FILE, SPEC_FILE, WEIGHTS_FILE
+from modelyard.version_summary import FORMAT as SUMMARY_FORMAT  # no torch at import
 
 __all__ = ["Ancestor", "CardFacts", "COMPRESSION_FILE", "PRIVACY_KEY", "gather"]
 
@@ -90,6 +91,12 @@ def _optional_json(version: ModelVersion, filename: str) -> dict[str, Any]:
     return dict(read_json(path)) if path.is_file() else {}
 
 
+def _summary(version: ModelVersion) -> dict[str, Any]:
+    """summary.json in the format this release writes; {} for a version from before summaries."""
+    found = version.load_summary()
+    return found if found is not None and found.get("format") == SUMMARY_FORMAT else {}
+
+
 def _ancestors(store: ModelStore, version: ModelVersion) -> list[Ancestor]:
     chain: list[Ancestor] = []
     parent, seen = version.parent, {version.ref}
@@ -111,7 +118,7 @@ def _training_run(home: Path, version: ModelVersion, ancestors: list[Ancestor]) 
         return None, None
     try:
         return RunStore(home).get(str(trained.run_id)), trained.ref
-    except ModelyardError:  # the run was deleted; the card says what is not recorded
+    except NotFoundError:  # the run was deleted (`runs delete`); the card says what is not recorded
         return None, trained.ref
 
 
@@ -134,6 +141,6 @@ def gather(home: str | Path | None, ref: str) -> CardFacts:
         run=run,
         run_of=run_of,
         weights=read_weights(version.path / WEIGHTS_FILE),
-        summary=version.load_summary() or {},
+        summary=_summary(version),
         digests=dict(digests) if isinstance(digests, dict) else {},
     )

@@ -73,6 +73,12 @@ def front_matter(facts: CardFacts) -> dict[str, Any]:
     return {k: val for k, val in out.items() if val is not None}
 
 
+def _run_cell(facts: CardFacts) -> str | None:
+    if facts.version.run_id is not None:
+        return facts.version.run_id + ("" if facts.run is not None else " (deleted)")
+    return f"{facts.run.id} (of {facts.run_of})" if facts.run is not None else None
+
+
 def _summary(facts: CardFacts) -> list[str]:
     v = facts.version
     classes = facts.preprocess.get("class_names") or []
@@ -81,7 +87,7 @@ def _summary(facts: CardFacts) -> list[str]:
         ("parent", v.parent),
         ("task", v.task),
         ("registered", iso(v.created_at)),
-        ("training run", v.run_id or (f"{facts.run.id} (of {facts.run_of})" if facts.run else None)),
+        ("training run", _run_cell(facts)),
         ("aliases", [f"{v.name}@{a}" for a in v.aliases] or "none"),
         ("bare name", facts.bare_rule),
         ("parameters", facts.parameters if facts.parameters is not None else "not recorded"),

@@ -21,6 +21,7 @@ from modelyard.predict import Predictor
 from modelyard.spec import load_spec
 from modelyard.store import ModelStore, RunStore
 from tests.support.cards import family, front_matter, pairs, section, tables
+from tests.support.console import train_digits
 from tests.support.serving import register
 
 
@@ -205,3 +206,19 @@ def test_a_deleted_parent_and_a_missing_run_are_said_not_guessed(home: Path) -> 
     assert "Framework versions: none recorded (registered without a training run)." in card
     with pytest.raises(NotFoundError, match="has no version 9"):
         model_card(home, "clf:9")
+
+
+def test_a_card_outlives_its_training_run(home: Path) -> None:
+    ref = train_digits(home)
+    version = ModelStore(home).get(ref)
+    RunStore(home).delete(str(version.run_id))
+    card = model_card(home, ref)
+    assert f"Framework versions: none recorded (the run that trained {ref} is no longer in the store)." in card
+    assert front_matter(card)["library_versions"] == {}
+    assert pairs(card.splitlines()[card.splitlines().index(f"# Model card: {ref}") :])["training run"] == (
+        f"{version.run_id} (deleted)"
+    )
+    [history] = tables(section(card, "Training history"))  # registered with the version, so it stays
+    assert [row[history[0].index("loss")] for row in history[1:]] == [
+        f"{r['loss']:.4g}" for r in version.metrics["history"]
+    ]
