@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 @click.group(cls=NounGroup)
 def models() -> None:
-    """Registered model versions: list (the default), show, delete, alias, gc."""
+    """Registered model versions: list (the default), show, card, delete, alias, gc."""
 
 
 @models.command("list")
