@@ -62,8 +62,6 @@ def _imported(home: Path, *args: str) -> set[str]:
         ("models", "show", "clf:1", "--json"),
         ("models", "show", "clf"),  # the bare name's rule and the lineage come from the store's rows
         ("models", "alias", "list"),
-        ("models", "gc", "--dry-run"),
-        ("models", "delete", "clf:1"),  # asks the control plane's tables (server/models/in_use.py), no FastAPI
         ("models", "card", "clf:1"),  # metadata only: JSON files, rows, the safetensors header (modelyard.cards)
         ("runs",),
         ("jobs", "--help"),
@@ -78,6 +76,13 @@ def _imported(home: Path, *args: str) -> set[str]:
 def test_metadata_commands_import_no_heavy_package(home: Path, args: tuple[str, ...]) -> None:
     register("clf", home)
     assert _imported(home, *args) == set()
+
+
+@pytest.mark.parametrize("args", [("models", "gc", "--dry-run"), ("models", "delete", "clf:1")])
+def test_registry_writes_import_only_their_database_layer(home: Path, args: tuple[str, ...]) -> None:
+    """A delete asks the control plane's tables (server/models/in_use.py) through SQLAlchemy, never FastAPI or torch."""
+    register("clf", home)
+    assert _imported(home, *args) == {"sqlalchemy"}
 
 
 def test_predict_imports_torch_and_nothing_else_heavy(home: Path, tmp_path: Path) -> None:
