@@ -32,19 +32,39 @@ from sqlalchemy.orm import Session
 from modelyard.errors import StoreError
 from modelyard.status import LEGACY
 from modelyard.store import paths
-from modelyard.store.sqlite import BUSY_TIMEOUT_MS, SCHEMA_VERSION, configure, corrupt_error
 from modelyard.store.tables import Base, MetaRow, ModelAliasRow, RunRow
 
 __all__ = [
     "SCHEMA_VERSION",
-    "BUSY_TIMEOUT_MS",
     "Database",
     "database",
-    "driver_connection",
     "close_all",
 ]
 
 logger = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 3
+BUSY_TIMEOUT_MS = 30_000
+
+
+# What SQLite says about a file that is not (or no longer) a sound database.
+_CORRUPT_WORDS = ("file is not a database", "malformed", "file is encrypted")
+
+
+def corrupt_error(path: Path, exc: BaseException) -> StoreError | None:
+    """The one-line StoreError for a database SQLite calls damaged; None for any other fault.
+
+    Locks, missing tables and constraint clashes are other errors; only what SQLite reports as
+    a damaged file gets the "corrupt" message with its manual recovery steps.
+    """
+    orig = getattr(exc, "orig", exc)
+    if not isinstance(orig, sqlite3.DatabaseError) or not any(w in str(orig).lower() for w in _CORRUPT_WORDS):
+        return None
+    return StoreError(
+        f"The store at {path.parent} is corrupt: {path.name}: {' '.join(str(orig).split())}; "
+        f"restore {path} from a backup (sqlite3's `.recover` command may salvage rows from it)",
+        field="database",
+    )
 
 
 def _existing_artifacts(root: Path) -> list[Path]:
@@ -70,7 +90,14 @@ def _install_sqlite_hooks(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None
-        configure(dbapi_connection)
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute("PRAGMA synchronous = NORMAL")
+            cursor.execute("PRAGMA foreign_keys = ON")
+        finally:
+            cursor.close()
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
@@ -167,11 +194,6 @@ class Database:
         with self.session() as session:
             value = session.scalar(select(MetaRow.value).where(MetaRow.key == "schema_version"))
         return int(value) if value is not None else 0
-
-
-def driver_connection(session: Session) -> sqlite3.Connection:
-    """The sqlite3 connection under ``session``'s transaction: the read queries of ``store.sqlite`` run on it."""
-    return session.connection().connection.driver_connection  # type: ignore[return-value]
 
 
 def _runs_say_succeeded(conn: Connection) -> None:

@@ -18,18 +18,19 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from modelyard.store import paths
-
-if TYPE_CHECKING:  # SQLAlchemy loads only where a write needs it (store/sqlite.py)
-    from sqlalchemy.orm import Session
+from modelyard.store.db import database
+from modelyard.store.tables import ModelVersionRow, RunRow
 
 __all__ = ["InUse", "Orphan", "trashed", "collect", "folder_size"]
 
 # Who still uses what a delete removes, asked inside its write transaction:
 # (session, "name:N" or run id) → ["deployment web (running)", ...]; empty when nobody does.
-InUse = Callable[["Session", str], list[str]]
+InUse = Callable[[Session, str], list[str]]
 
 TRASH_PREFIX = ".trash-"
 TMP_PREFIX = ".tmp-"
@@ -78,10 +79,6 @@ def _leftover(child: Path, now: float) -> str | None:
 
 
 def _orphans(home: Path, session: Session) -> list[Orphan]:
-    from sqlalchemy import select
-
-    from modelyard.store.tables import ModelVersionRow, RunRow
-
     now = time.time()
     found: list[tuple[Path, str]] = []
     versions = {(n, v) for n, v in session.execute(select(ModelVersionRow.name, ModelVersionRow.version))}
@@ -114,8 +111,6 @@ def collect(home: Path | None = None, *, remove: bool = False) -> list[Orphan]:
     Runs under the write lock, so no registration is between renaming its folder and
     committing its row while the folders are compared with the rows.
     """
-    from modelyard.store.db import database
-
     home = paths.home(home)
     with database(home).session(write=True) as session:
         found = _orphans(home, session)

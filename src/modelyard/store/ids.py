@@ -10,12 +10,12 @@ import re
 import secrets
 from collections.abc import Callable
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
 
 from modelyard.errors import InputError, NotFoundError
-
-if TYPE_CHECKING:
-    from sqlalchemy.orm import Session
 
 __all__ = ["new_id", "resolve_id"]
 
@@ -36,8 +36,6 @@ def resolve_id(
     ``hint(text)`` is the end of the "unknown" message (what the caller can do next), e.g.
     ``"; did you mean 'r-…'?"``.
     """
-    from sqlalchemy import or_, select
-
     field = f"{noun}_id"
     text = str(given).strip().lower()
     if not text or not _ID_CHARS.match(text):

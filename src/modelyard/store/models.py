@@ -17,13 +17,16 @@ import shutil
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
-from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 
 from modelyard._files import dumps_json
 from modelyard.errors import InputError, NotFoundError, StoreError
 from modelyard.store import paths
 from modelyard.store.checksums import CHECKSUMS_FILE, write_checksums
+from modelyard.store.db import Database, database
 from modelyard.store.gc import TMP_PREFIX, InUse, folder_size, trashed
 from modelyard.store.records import (
     LINEAGE_FILE,
@@ -37,22 +40,12 @@ from modelyard.store.records import (
     model_version,
 )
 from modelyard.store.refs import check_alias, check_name, parse_explicit, unknown_name_message
-from modelyard.store.resolve import (
-    VERSION_COLUMNS,
-    alias_rows,
-    aliases_by_version,
-    names,
-    resolve,
-    resolve_with_rule,
-)
-from modelyard.store.sqlite import query, reading
+from modelyard.store.resolve import alias_rows, aliases_by_version, resolve, resolve_with_rule
+from modelyard.store.tables import MetaRow, ModelAliasRow, ModelVersionRow
 from modelyard.store.timestamps import utcnow
 
 if TYPE_CHECKING:
     import torch
-
-    from modelyard.store.db import Database
-    from modelyard.store.tables import ModelVersionRow
 
 __all__ = ["ModelStore", "ModelVersion", "InUse"]
 
@@ -135,9 +128,6 @@ class ModelStore:
 
     @property
     def db(self) -> Database:
-        """SQLAlchemy, for writes; reads use ``store.sqlite.reading`` (no SQLAlchemy import)."""
-        from modelyard.store.db import database
-
         return database(self.home)
 
     def register(
@@ -165,8 +155,6 @@ class ModelStore:
         version is returned and nothing new is written.
         """
         from safetensors.torch import save_file
-
-        from modelyard.store.tables import ModelVersionRow
 
         check_name(name)
         spec = dict(spec.to_dict() if hasattr(spec, "to_dict") else spec)
@@ -201,11 +189,6 @@ class ModelStore:
 
     def _publish(self, row: ModelVersionRow, tmp: Path) -> ModelVersion:
         """Under the write lock: next version, rename tmp → <version>/, commit the row."""
-        from sqlalchemy import func, select
-        from sqlalchemy.exc import IntegrityError
-
-        from modelyard.store.tables import MetaRow, ModelVersionRow
-
         hwm_key = f"last_version:{row.name}"
         for _attempt in range(_ATTEMPTS):
             target: Path | None = None
@@ -268,9 +251,9 @@ class ModelStore:
 
     def resolve(self, ref: str) -> tuple[ModelVersion, str]:
         """The version ``ref`` names and the rule that chose it (``alias production``, ``newest trained version``)."""
-        with reading(self.home) as connection:
-            row, rule = resolve_with_rule(connection, ref)
-            aliases = aliases_by_version(connection, row.name).get((row.name, row.version), ())
+        with self.db.session() as session:
+            row, rule = resolve_with_rule(session, ref)
+            aliases = aliases_by_version(session, row.name).get((row.name, row.version), ())
         return self._version(row, aliases=aliases), rule
 
     def set_alias(self, ref: str, alias: str) -> Alias:
@@ -278,13 +261,10 @@ class ModelStore:
 
         The alias is created or moved; the answer says from which version (``previous``).
         """
-        from modelyard.store.db import driver_connection
-        from modelyard.store.tables import ModelAliasRow
-
         check_alias(alias)
         parse_explicit(ref, "alias set", alias=True)
         with self.db.session(write=True) as session:
-            row = resolve(driver_connection(session), ref)
+            row = resolve(session, ref)
             found = session.get(ModelAliasRow, (row.name, alias))
             previous = found.version if found is not None else None
             now = utcnow()
@@ -293,17 +273,13 @@ class ModelStore:
 
     def delete_alias(self, name: str, alias: str) -> Alias:
         """Remove ``NAME@alias``; returns what it was (its version)."""
-        from modelyard.store.db import driver_connection
-        from modelyard.store.tables import ModelAliasRow
-
         check_name(name)
         check_alias(alias)
         with self.db.session(write=True) as session:
             found = session.get(ModelAliasRow, (name, alias))
             if found is None:
-                connection = driver_connection(session)
-                resolve(connection, name)  # an unknown model: say so, with the closest name
-                known = ", ".join(f"{a.name}@{a.alias}" for a in alias_rows(connection, name)) or "none"
+                resolve(session, name)  # an unknown model: say so, with the closest name
+                known = ", ".join(f"{a.name}@{a.alias}" for a in alias_rows(session, name)) or "none"
                 raise NotFoundError(f"Model {name!r} has no alias {alias!r} (its aliases: {known})", field="alias")
             gone = Alias(found.name, found.alias, found.version, found.updated_at)
             session.delete(found)
@@ -313,8 +289,8 @@ class ModelStore:
         """Every alias (of ``name`` if given, an unknown name is NotFoundError), by name then alias."""
         if name is not None and name not in self.names():
             raise NotFoundError(unknown_name_message(name, self.names()), field="name")
-        with reading(self.home) as connection:
-            return [Alias(a.name, a.alias, a.version, a.updated_at) for a in alias_rows(connection, name)]
+        with self.db.session() as session:
+            return [Alias(a.name, a.alias, a.version, a.updated_at) for a in alias_rows(session, name)]
 
     def derived(self, ref: str) -> builtins.list[ModelVersion]:
         """The versions whose lineage names ``ref`` (an explicit ``NAME:N``) as their parent, oldest first."""
@@ -337,11 +313,9 @@ class ModelStore:
 
     def for_run(self, run_id: str) -> ModelVersion | None:
         """The version registered by run ``run_id``, if any."""
-        with reading(self.home) as connection:
-            found = query(
-                connection, f"SELECT {VERSION_COLUMNS} FROM model_versions WHERE run_id = ? LIMIT 1", (run_id,)
-            )
-        return self._version(found[0]) if found else None
+        with self.db.session() as session:
+            row = session.scalars(select(ModelVersionRow).where(ModelVersionRow.run_id == run_id).limit(1)).first()
+        return None if row is None else self._version(row)
 
     def versions(self, name: str) -> builtins.list[ModelVersion]:
         """All versions of ``name``, oldest first; unknown name → NotFoundError."""
@@ -351,8 +325,10 @@ class ModelStore:
         return found
 
     def names(self) -> builtins.list[str]:
-        with reading(self.home) as connection:
-            return names(connection)
+        with self.db.session() as session:
+            return builtins.list(
+                session.scalars(select(ModelVersionRow.name).distinct().order_by(ModelVersionRow.name))
+            )
 
     def delete(self, ref: str, *, force: bool = False, in_use: InUse | None = None) -> ModelVersion:
         """Remove one version (row, aliases and folder). Needs an explicit ``NAME:N`` (or ``NAME:latest``).
@@ -364,13 +340,10 @@ class ModelStore:
         its own spec, weights and preprocessing, and its lineage keeps naming the deleted
         parent (a record of where it came from, as MLflow keeps a deleted run's id).
         """
-        from modelyard.store.db import driver_connection
-        from modelyard.store.tables import ModelAliasRow, ModelVersionRow
-
         parse_explicit(ref, "delete")
         with self.db.session(write=True) as session:
-            row = resolve(driver_connection(session), ref)
-            pointers = [a for a in alias_rows(driver_connection(session), row.name) if a.version == row.version]
+            row = resolve(session, ref)
+            pointers = [a for a in alias_rows(session, row.name) if a.version == row.version]
             deleted = self._version(row, check=False, aliases=tuple(a.alias for a in pointers))
             users = in_use(session, deleted.ref) if in_use is not None else []
             if users:
@@ -386,8 +359,8 @@ class ModelStore:
                     field="ref",
                 )
             for pointer in pointers:
-                session.delete(session.get(ModelAliasRow, (pointer.name, pointer.alias)))
-            session.delete(session.get(ModelVersionRow, row.id))
+                session.delete(pointer)
+            session.delete(row)
             session.flush()
             with trashed(deleted.path):
                 session.commit()
@@ -395,17 +368,15 @@ class ModelStore:
 
     def list(self, name: str | None = None) -> builtins.list[ModelVersion]:
         """Every registered version (of ``name`` if given), by name then version."""
-        where, params = ("WHERE name = ?", (name,)) if name is not None else ("", ())
-        with reading(self.home) as connection:
-            rows = query(
-                connection, f"SELECT {VERSION_COLUMNS} FROM model_versions {where} ORDER BY name, version", params
-            )
-            aliases = aliases_by_version(connection, name)
+        query = select(ModelVersionRow).order_by(ModelVersionRow.name, ModelVersionRow.version)
+        if name is not None:
+            query = query.where(ModelVersionRow.name == name)
+        with self.db.session() as session:
+            rows = builtins.list(session.scalars(query))
+            aliases = aliases_by_version(session, name)
         return [self._version(row, check=False, aliases=aliases.get((row.name, row.version), ())) for row in rows]
 
-    def _version(
-        self, row: ModelVersionRow | SimpleNamespace, *, check: bool = True, aliases: tuple[str, ...] = ()
-    ) -> ModelVersion:
+    def _version(self, row: ModelVersionRow, *, check: bool = True, aliases: tuple[str, ...] = ()) -> ModelVersion:
         found = model_version(row, paths.model_dir(self.home, row.name, row.version), aliases)
         if check and not found.path.is_dir():
             raise StoreError(f"Model {found.ref} is registered but its folder is missing: {found.path}", field="ref")

