@@ -60,6 +60,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
         "httpx",
     ),
     "explain": ("captum", "shap", "lime"),
+    "text": ("tokenizers",),
 }
 
 

@@ -45,9 +45,17 @@ def read_inputs(path: str | Path, raw_shape: list[int], feature_names: list[str]
         if not isinstance(arr, np.ndarray):
             raise InputError(f"Cannot read {path}: expected one .npy array, received a .npz archive")
         return _numeric(arr, path)
+    if suffix == ".txt":  # text: one instance per line
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except UnicodeDecodeError:
+            raise InputError(f"Cannot read {path}: expected UTF-8 text, one instance per line") from None
+        if not any(line.strip() for line in lines):
+            raise InputError(f"Invalid input file {path}: expected one text instance per line, found none")
+        return _strings([line for line in lines if line.strip()])
     if suffix in IMAGE_SUFFIXES:
         return image_to_array(path.read_bytes(), raw_shape, source=str(path))[None]
-    raise InputError(f"Unsupported input file {path.name}: expected .json, .csv, .npy, .png or .jpg")
+    raise InputError(f"Unsupported input file {path.name}: expected .json, .csv, .npy, .txt, .png or .jpg")
 
 
 def _numeric(arr: Any, where: Any) -> np.ndarray:
@@ -67,7 +75,15 @@ def _json(path: Path) -> np.ndarray:
                 f"received a mapping of {len(data)} other keys"
             )
         data = data["instances"]
+    if isinstance(data, list) and data and all(isinstance(v, str) for v in data):
+        return _strings(data)  # text instances: the model's tokenize step reads them
     return _numeric(data, path)
+
+
+def _strings(items: list[str]) -> np.ndarray:
+    out = np.empty(len(items), dtype=object)
+    out[:] = items
+    return out
 
 
 def _csv(path: Path, feature_names: list[str] | None) -> np.ndarray:

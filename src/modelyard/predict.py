@@ -83,6 +83,8 @@ class Predictor:
     # -- prediction -------------------------------------------------------------------------
     def preprocess(self, x: Any) -> torch.Tensor:
         """Raw inputs (one sample or a batch) → model-ready tensor on the device."""
+        if self.pipeline.kind == "text":  # strings: the pipeline's tokenize step checks and encodes them
+            return torch.from_numpy(self.pipeline.transform_x(x)).to(self.device)
         try:
             arr = np.asarray(x, dtype=np.float32)
         except (TypeError, ValueError) as exc:

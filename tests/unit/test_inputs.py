@@ -44,3 +44,18 @@ def test_training_on_a_csv_without_a_header_says_so(tmp_path: Path) -> None:
     spec = DataSpec.model_validate({"source": "csv", "path": str(tmp_path / "t.csv"), "target": "y"})
     with pytest.raises(DataError, match="`data.path`.*no header row"):
         load_source(spec.source)
+
+
+def test_text_instances_come_from_a_json_list_of_strings_or_a_txt_file(tmp_path: Path) -> None:
+
+    (tmp_path / "q.json").write_text('{"instances": ["book a flight", "what is my balance"]}')
+    (tmp_path / "q.txt").write_text("book a flight\n\nwhat is my balance\n")
+    for name in ("q.json", "q.txt"):
+        got = read_inputs(tmp_path / name, [])
+        assert got.dtype == object and got.tolist() == ["book a flight", "what is my balance"]
+    (tmp_path / "empty.txt").write_text("\n \n")
+    with pytest.raises(InputError, match="expected one text instance per line, found none"):
+        read_inputs(tmp_path / "empty.txt", [])
+    (tmp_path / "bin.txt").write_bytes(b"\xff\xfe\x00bad")
+    with pytest.raises(InputError, match="expected UTF-8 text, one instance per line"):
+        read_inputs(tmp_path / "bin.txt", [])

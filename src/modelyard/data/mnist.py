@@ -1,11 +1,9 @@
 """MNIST and Fashion-MNIST from their standard IDX files: lookup, optional download, checksums.
 
-Files are looked up in the source's ``path`` folder when given (and only there), else in
-``$MODELYARD_DATA/<name>``, the user cache ``($XDG_CACHE_HOME or ~/.cache)/modelyard/<name>``
-and ``/usr/share/datasets/<name>`` (Debian's ``dataset-fashion-mnist`` installs there).
-Nothing is downloaded unless a URL is configured (option ``url`` or env
-``MODELYARD_<NAME>_URL``); downloads are checked against the table below and written
-atomically (temp file, fsync, rename).
+Files are looked up as every built-in data set's are (``modelyard.data.lookup``: the source's
+``path``, ``$MODELYARD_DATA``, the user cache, ``/usr/share/datasets``, where Debian's
+``dataset-fashion-mnist`` installs). Nothing is downloaded unless a URL is configured (option
+``url`` or env ``MODELYARD_<NAME>_URL``); downloads are checked against the table below.
 """
 
 from __future__ import annotations
@@ -14,9 +12,6 @@ import gzip
 import hashlib
 import logging
 import os
-import tempfile
-import urllib.error
-import urllib.request
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +23,8 @@ from pydantic import Field
 from modelyard._validation import StrictModel
 from modelyard.data.access import current_access
 from modelyard.data.idx import read_idx
-from modelyard.data.raw import SOURCES, RawData, resolve_path
+from modelyard.data.lookup import cache_folder, download_verified, search_folders
+from modelyard.data.raw import SOURCES, RawData
 from modelyard.errors import DataError
 
 __all__ = [
@@ -37,7 +33,6 @@ __all__ = [
     "CHECKSUMS",
     "FILES",
     "find_folder",
-    "search_folders",
     "download",
     "load_idx_dataset",
 ]
@@ -121,19 +116,6 @@ class IdxOptions(StrictModel):
     url: str | None = Field(None, min_length=1)
 
 
-def search_folders(name: str, path: str | None) -> list[Path]:
-    """Where the files of data set ``name`` are looked for, in order."""
-    if path is not None:
-        return [resolve_path(path, "data.path", folder=True)]
-    folders = []
-    if os.environ.get("MODELYARD_DATA"):
-        folders.append(Path(os.environ["MODELYARD_DATA"]).expanduser() / name)
-    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    folders.append(Path(cache).expanduser() / "modelyard" / name)
-    folders.append(Path("/usr/share/datasets") / name)
-    return folders
-
-
 def _present(folder: Path, file: str) -> Path | None:
     for candidate in (folder / file, folder / file.removesuffix(".gz")):
         if candidate.is_file():
@@ -169,32 +151,17 @@ def verify(name: str, file: str, path: Path) -> bool:
 
 def download(name: str, url: str, folder: Path) -> None:
     """Fetch the missing files of ``name`` from ``url`` into ``folder``, verified and atomic."""
-    folder.mkdir(parents=True, exist_ok=True)
     base = url.rstrip("/")
     for file in FILES:
         if _present(folder, file):
             continue
-        source = f"{base}/{file}"
-        log.info("downloading %s", source)
-        fd, tmp_name = tempfile.mkstemp(dir=folder, prefix=f".{file}.", suffix=".part")
-        tmp = Path(tmp_name)
-        try:
-            with os.fdopen(fd, "wb") as out, urllib.request.urlopen(source, timeout=60) as response:  # noqa: S310
-                while chunk := response.read(1 << 20):
-                    out.write(chunk)
-                out.flush()
-                os.fsync(out.fileno())
-            if not verify(name, file, tmp):
-                md5, _ = _hashes(tmp)
-                raise DataError(
-                    f"Checksum mismatch for {source}: expected md5 {CHECKSUMS[name][file][0]} (or the published "
-                    f"content), received md5 {md5}; the file was not saved"
-                )
-            os.replace(tmp, folder / file)
-        except (urllib.error.URLError, OSError, ValueError) as exc:
-            raise DataError(f"Cannot download {source}: {exc}") from None
-        finally:
-            tmp.unlink(missing_ok=True)
+
+        def check(tmp: Path, file: str = file) -> str | None:
+            if verify(name, file, tmp):
+                return None
+            return f"expected md5 {CHECKSUMS[name][file][0]} (or the published content), received md5 {_hashes(tmp)[0]}"
+
+        download_verified(f"{base}/{file}", folder / file, check)
 
 
 def load_idx_dataset(name: str, opts: IdxOptions) -> RawData:
@@ -208,7 +175,7 @@ def load_idx_dataset(name: str, opts: IdxOptions) -> RawData:
         raise access.refuse_url("data.url")
     url = opts.url or os.environ.get(env)
     if folder is None and url:
-        target = folders[0] if opts.path is not None else folders[-2]  # explicit folder, else the user cache
+        target = folders[0] if opts.path is not None else cache_folder(name)  # explicit folder, else the cache
         download(name, url, target)
         folder = target
     if folder is None:

@@ -16,7 +16,7 @@ from modelyard.components import ComponentSpec
 from modelyard.data.preprocess import PREPROCESSORS, FitContext, Step
 from modelyard.data.step import Augment
 from modelyard.data.targets import canonical_targets
-from modelyard.errors import DataError, InputError, ModelyardError
+from modelyard.errors import DataError, InputError, ModelyardError, SpecError
 
 __all__ = ["Pipeline"]
 
@@ -100,6 +100,13 @@ class Pipeline:
         raw_shape = tuple(x.shape[1:])
         shape = raw_shape
         integer_ids = kind == "sequence" and np.asarray(x).dtype.kind in "iu"
+        if kind == "text" and not (steps and getattr(PREPROCESSORS.get(steps[0].type).target, "makes_ids", False)):
+            raise SpecError(
+                "Invalid value for `data.preprocess`: text data needs a tokenize step first "
+                "(for example `preprocess: [tokenize]`, or `{tokenize: path/to/tokenizer.json}`), received "
+                + (repr(steps[0].type) if steps else "no steps"),
+                field="data.preprocess",
+            )
         for i, spec in enumerate(steps):
             ctx = FitContext(task=task, kind=kind, num_classes=num_classes, field=f"data.preprocess[{i}]")
             step = PREPROCESSORS.build(spec)
@@ -108,7 +115,7 @@ class Pipeline:
             if y is not None:
                 y = step.transform_y(y)
             shape = step.out_shape(shape)
-            integer_ids = integer_ids and step.keeps_ids
+            integer_ids = step.makes_ids or (integer_ids and step.keeps_ids)
             built.append(step)
         for i, step in enumerate(built):
             step.check_input_shape(
@@ -130,7 +137,10 @@ class Pipeline:
 
     # -- transforms ------------------------------------------------------------------------
     def transform_x(self, x: Any) -> np.ndarray:
-        """Raw samples (one, or a batch [N, *raw_input_shape]) → float32 [N, *input_shape]."""
+        """Raw samples (one, or a batch [N, *raw_input_shape]) → float32 [N, *input_shape]
+        (int64 token ids for text: one string, or a list of them)."""
+        if self.kind == "text":
+            return self._transform_text(x)
         try:
             arr = np.asarray(x)
         except (TypeError, ValueError) as exc:
@@ -158,6 +168,26 @@ class Pipeline:
         for step in self.steps:
             out = step.transform_x(out)
         return np.ascontiguousarray(out, dtype=np.float32)
+
+    def _transform_text(self, x: Any) -> np.ndarray:
+        if isinstance(x, str):
+            x = [x]
+        if isinstance(x, np.ndarray) and x.ndim == 1 and x.dtype.kind in "OU":
+            arr = x.astype(object)
+        elif isinstance(x, (list, tuple)) and all(isinstance(v, str) for v in x):
+            arr = np.asarray(list(x), dtype=object).reshape(len(x))
+        else:
+            if isinstance(x, (list, tuple)):
+                shown = "a list with items that are not strings"
+            elif isinstance(x, np.ndarray) and x.dtype.kind in "biuf":
+                shown = "numbers"
+            else:
+                shown = type(x).__name__
+            raise InputError(f"Invalid input: expected a string or a list of strings, received {shown}")
+        out = arr
+        for step in self.steps:
+            out = step.transform_x(out)
+        return np.ascontiguousarray(out, dtype=np.int64)
 
     def transform_y(self, y: Any, *, where: str = "the data") -> np.ndarray:
         """Targets → int64 [N] labels (float32 one-hot rows after one_hot) or float32 [N, outputs]."""

@@ -19,7 +19,7 @@ from modelyard.errors import DataError
 
 __all__ = ["RawData", "SOURCES", "Kind", "resolve_path", "missing_key_error", "as_features"]
 
-Kind = Literal["tabular", "image", "sequence"]
+Kind = Literal["tabular", "image", "sequence", "text"]
 
 #: Registry of data sources; target ``(opts, *, seed: int) -> RawData``.
 SOURCES = ComponentRegistry("data source")
@@ -34,7 +34,7 @@ class RawData:
     evaluate on the training points" (XOR and other tiny textbook sets).
     """
 
-    x_train: np.ndarray
+    x_train: np.ndarray  # text: one str per sample (a 1-D object array)
     y_train: np.ndarray
     x_test: np.ndarray | None = None
     y_test: np.ndarray | None = None

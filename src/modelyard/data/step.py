@@ -40,6 +40,8 @@ class Step:
 
     #: True when integer token ids pass through the step unchanged (reshape, one_hot).
     keeps_ids: bool = False
+    #: True when the step's output is integer token ids (tokenize).
+    makes_ids: bool = False
 
     def __init__(self, opts: BaseModel) -> None:
         self.opts = opts

@@ -44,6 +44,8 @@ def is_mapped(x: Any) -> bool:
 def check_finite_rows(x: np.ndarray, rows: np.ndarray | None, where: str) -> None:
     """Raise DataError naming the first sample and feature that is NaN or infinite, reading in chunks."""
     if x.dtype.kind != "f":
+        if x.dtype.kind == "O" and x.ndim == 1:  # text, one string per sample: the tokenize step checks it
+            return
         if x.dtype.kind not in "biu":
             raise DataError(f"Invalid {where}: expected numeric features, received {x.dtype}", field="data")
         return

@@ -1,4 +1,5 @@
-"""CSV and Parquet files: one row per sample, one ``target`` column, numeric feature columns.
+"""CSV, Parquet and JSON Lines files: one row per sample, one ``target`` column, numeric feature
+columns, or one ``text`` column (text data, tokenized by a ``tokenize`` step).
 
 Feature columns must already be numbers: modelyard does not one-hot encode them behind
 the user's back. A string (or boolean) target column is a class label: its sorted unique
@@ -31,6 +32,8 @@ class TableOptions(StrictModel):
     path: str = Field(min_length=1)
     target: str = Field(min_length=1)
     features: list[str] | None = Field(None, min_length=1)
+    # A text column: each sample is its string (text data, for a `tokenize` step), not numbers.
+    text: str | None = Field(None, min_length=1)
 
 
 class CsvOptions(TableOptions):
@@ -74,6 +77,24 @@ def parquet(opts: TableOptions, *, seed: int) -> RawData:
             field="data.path",
         ) from None
     return frame_to_raw(frame, path, opts, row_label=lambda i: f"row {i}")
+
+
+@SOURCES.component("jsonl", "ndjson", options=TableOptions, primary="path")
+def jsonl(opts: TableOptions, *, seed: int) -> RawData:
+    """JSON Lines: one object per line with a `target` key and numeric features or a `text` key."""
+    import pandas as pd
+
+    path = resolve_path(opts.path, "data.path")
+    try:
+        frame = pd.read_json(path, lines=True, dtype=False, compression=None if current_access() else "infer")
+    except (ValueError, UnicodeDecodeError) as exc:
+        # pandas' JSON messages can quote the file: only the kind of failure is shown.
+        raise DataError(
+            f"Cannot read JSON Lines file {path} (`data.path`): expected one JSON object per line "
+            f"({type(exc).__name__})",
+            field="data.path",
+        ) from None
+    return frame_to_raw(frame, path, opts, row_label=lambda i: f"line {i + 1}")
 
 
 # The C parser's row-count message names line numbers only; other parser messages can quote the file.
@@ -125,6 +146,8 @@ def frame_to_raw(frame: pd.DataFrame, path: Path, opts: TableOptions, *, row_lab
                 field="data.path",
             )
         raise missing_key_error("column", opts.target, columns, path, "data.target")
+    if opts.text is not None:
+        return _text_table(frame, path, opts, row_label)
     features = list(opts.features) if opts.features is not None else [c for c in columns if c != opts.target]
     for name in features:
         if name not in columns:
@@ -148,6 +171,39 @@ def frame_to_raw(frame: pd.DataFrame, path: Path, opts: TableOptions, *, row_lab
         x[:, j] = _numeric_column(frame[name], name, path, row_label)
     y, class_names = _target(frame[opts.target], opts.target, path, row_label)
     return RawData(x_train=x, y_train=y, class_names=class_names, feature_names=features, kind="tabular")
+
+
+def _text_table(frame: pd.DataFrame, path: Path, opts: TableOptions, row_label: Any) -> RawData:
+    """One string per row from the `text` column (no numeric features with it)."""
+    columns = list(frame.columns)
+    if opts.features is not None:
+        raise DataError(
+            "Invalid value for `data.features`: a text table's samples are its `text` column; "
+            f"expected no features with text {opts.text!r}, received {len(opts.features)}",
+            field="data.features",
+        )
+    if opts.text not in columns:
+        raise missing_key_error("column", opts.text, columns, path, "data.text")  # type: ignore[arg-type]
+    if opts.text == opts.target:
+        raise DataError(
+            f"Invalid value for `data.text`: the target column {opts.target!r} cannot also be the text",
+            field="data.text",
+        )
+    if len(frame) == 0:
+        raise DataError(
+            f"Invalid data file {path} (`data.path`): the file has a header but no data rows", field="data.path"
+        )
+    values = frame[opts.text].to_numpy(dtype=object)
+    for i, value in enumerate(values):
+        if not isinstance(value, str):
+            what = "a missing value" if value is None or value != value else f"a {type(value).__name__}"
+            raise DataError(
+                f"Invalid text column {opts.text!r} in {path} (`data.text`): expected text, received {what} "
+                f"at {row_label(i)}",
+                field="data.text",
+            )
+    y, class_names = _target(frame[opts.target], opts.target, path, row_label)
+    return RawData(x_train=values, y_train=y, class_names=class_names, feature_names=[opts.text], kind="text")
 
 
 def _numeric_column(series: pd.Series, name: str, path: Path, row_label: Any) -> np.ndarray:

@@ -1,0 +1,154 @@
+"""``tokenize``: text → int64 token ids, through Hugging Face's ``tokenizers``.
+
+The step either loads a pretrained tokenizer (``tokenizer: path/to/tokenizer.json``, or a
+folder in the Hugging Face layout holding one) or trains a WordPiece tokenizer on the
+training split only (``vocab_size``, ``lowercase``), as BERT's is built. Sequences are
+truncated to ``max_length`` tokens and padded with the tokenizer's pad id up to it; the
+network finds the padding by that id (``model.pad_id``). The fitted tokenizer is kept as its
+own JSON (``Tokenizer.to_str``) in the model's preprocess.json, so a registered version
+tokenizes offline exactly as it did in training.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+from pydantic import Field
+
+from modelyard._validation import StrictModel
+from modelyard.data.raw import resolve_path
+from modelyard.data.step import PREPROCESSORS, FitContext, Step
+from modelyard.errors import DataError, SpecError, optional_dependency
+
+__all__ = ["Tokenize", "TokenizeOptions", "SPECIAL_TOKENS"]
+
+#: The special tokens of a trained tokenizer; [PAD] is id 0.
+SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]")
+_PAD_NAMES = ("[PAD]", "<pad>", "<PAD>")
+
+
+class TokenizeOptions(StrictModel):
+    path_fields: ClassVar[dict[str, bool]] = {"tokenizer": False}
+
+    tokenizer: str | None = Field(None, min_length=1, description="tokenizer.json, or a folder holding one")
+    max_length: int = Field(64, ge=2, le=8192)
+    vocab_size: int = Field(8000, ge=len(SPECIAL_TOKENS) + 1, le=1_000_000)
+    lowercase: bool = True
+    min_frequency: int = Field(2, ge=1)
+
+
+def _tokenizers() -> Any:
+    with optional_dependency("text", "Tokenizing text"):
+        import tokenizers
+    return tokenizers
+
+
+@PREPROCESSORS.component("tokenize", "tokenizer", options=TokenizeOptions, primary="tokenizer")
+class Tokenize(Step):
+    """Strings → ``[max_length]`` int64 token ids, padded with ``pad_id``."""
+
+    makes_ids = True
+
+    def __init__(self, opts: TokenizeOptions) -> None:
+        super().__init__(opts)
+        self.tokenizer: Any = None
+        self.pad_id = 0
+
+    # -- fitting -----------------------------------------------------------------------------
+    def fit(self, x: np.ndarray, y: np.ndarray | None, ctx: FitContext) -> None:
+        if ctx.kind != "text":
+            raise SpecError(
+                f"Invalid step `{ctx.field}`: tokenize takes text, received {ctx.kind} data "
+                "(a text source: a `text` column of csv/jsonl/parquet, or clinc150)",
+                field=ctx.field,
+            )
+        texts = _texts(x, "the training data")
+        tok = self._load(ctx.field) if self.opts.tokenizer is not None else self._train(texts)
+        self._configure(tok, ctx.field)
+
+    def _load(self, field: str) -> Any:
+        where = f"{field}.tokenizer"
+        try:  # a Hugging Face model folder, else the file itself
+            path = resolve_path(self.opts.tokenizer, where, folder=True) / "tokenizer.json"  # type: ignore[arg-type]
+        except DataError:
+            path = resolve_path(self.opts.tokenizer, where)  # type: ignore[arg-type]
+        if not path.is_file():
+            raise DataError(
+                f"Invalid value for `{field}.tokenizer`: expected a tokenizer.json file or a folder holding one, "
+                f"received {path.parent}",
+                field=f"{field}.tokenizer",
+            )
+        try:
+            return _tokenizers().Tokenizer.from_file(str(path))
+        except Exception as exc:  # the Rust side raises plain Exceptions with its own text
+            raise DataError(
+                f"Invalid value for `{field}.tokenizer`: {path} is not a Hugging Face tokenizer.json "
+                f"({type(exc).__name__})",
+                field=f"{field}.tokenizer",
+            ) from None
+
+    def _train(self, texts: list[str]) -> Any:
+        tk = _tokenizers()
+        tok = tk.Tokenizer(tk.models.WordPiece(unk_token="[UNK]"))
+        tok.normalizer = tk.normalizers.BertNormalizer(lowercase=self.opts.lowercase)
+        tok.pre_tokenizer = tk.pre_tokenizers.BertPreTokenizer()
+        tok.decoder = tk.decoders.WordPiece()
+        trainer = tk.trainers.WordPieceTrainer(
+            vocab_size=self.opts.vocab_size,
+            min_frequency=self.opts.min_frequency,
+            special_tokens=list(SPECIAL_TOKENS),
+            show_progress=False,
+        )
+        tok.train_from_iterator(texts, trainer=trainer, length=len(texts))
+        cls, sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
+        tok.post_processor = tk.processors.TemplateProcessing(
+            single="[CLS] $A [SEP]", special_tokens=[("[CLS]", cls), ("[SEP]", sep)]
+        )
+        return tok
+
+    def _configure(self, tok: Any, field: str) -> None:
+        pad = next((name for name in _PAD_NAMES if tok.token_to_id(name) is not None), None)
+        if pad is None:
+            raise DataError(
+                f"Invalid value for `{field}.tokenizer`: expected a tokenizer with a padding token "
+                f"(one of {', '.join(_PAD_NAMES)}), received one without",
+                field=f"{field}.tokenizer",
+            )
+        self.pad_id = int(tok.token_to_id(pad))
+        tok.enable_truncation(max_length=self.opts.max_length)
+        tok.enable_padding(pad_id=self.pad_id, pad_token=pad, length=self.opts.max_length)
+        self.tokenizer = tok
+
+    # -- transforms --------------------------------------------------------------------------
+    def out_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        return (self.opts.max_length,)
+
+    def transform_x(self, x: np.ndarray) -> np.ndarray:
+        encodings = self.tokenizer.encode_batch(_texts(x, "the input"))
+        return np.asarray([e.ids for e in encodings], dtype=np.int64).reshape(len(encodings), self.opts.max_length)
+
+    @property
+    def vocab_size(self) -> int:
+        return int(self.tokenizer.get_vocab_size())
+
+    # -- saving ------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {"tokenizer": self.tokenizer.to_str(), "pad_id": self.pad_id, "vocab_size": self.vocab_size}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        tok = _tokenizers().Tokenizer.from_str(state["tokenizer"])
+        self._configure(tok, "data.preprocess")
+        if self.pad_id != int(state["pad_id"]):
+            raise DataError(f"Invalid preprocessing state: pad id {self.pad_id}, expected {state['pad_id']}")
+
+
+def _texts(x: np.ndarray, where: str) -> list[str]:
+    """The samples as a list of str (one dimension of strings), or a one-line error."""
+    arr = np.asarray(x, dtype=object)
+    if arr.ndim != 1:
+        raise DataError(f"Invalid text in {where}: expected one string per sample, received shape {list(arr.shape)}")
+    for i, value in enumerate(arr):
+        if not isinstance(value, str):
+            raise DataError(f"Invalid text in {where}: expected strings, received {type(value).__name__} in sample {i}")
+    return [str(v) for v in arr]
