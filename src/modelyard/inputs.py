@@ -7,6 +7,8 @@ the model's preprocessing pipeline for everything else.
 
 from __future__ import annotations
 
+import csv
+import io
 from pathlib import Path
 from typing import Any
 
@@ -86,20 +88,30 @@ def _strings(items: list[str]) -> np.ndarray:
     return out
 
 
+# pandas.read_csv's default missing-value markers: a cell holding one is NaN, as when pandas read these files.
+_NA = frozenset(
+    "|#N/A|#N/A N/A|#NA|-1.#IND|-1.#QNAN|-NaN|-nan|1.#IND|1.#QNAN|<NA>|N/A|NA|NULL|NaN|None|n/a|nan|null".split("|")
+)
+
+
 def _csv(path: Path, feature_names: list[str] | None) -> np.ndarray:
     """Columns named like the training features are taken by name (extra columns, such as
-    the target, are ignored); a CSV with none of those names is read by position."""
-    import pandas as pd
+    the target, are ignored); a CSV with none of those names is read by position.
 
+    Read with the standard library's csv module as pandas.read_csv reads such a file (blank
+    lines skipped, a short row padded with NaN, a long one refused, repeated names made
+    ``a``, ``a.1``): importing pandas would take longer than the rest of a prediction but torch.
+    """
     from modelyard.data.tables import csv_problem, header_is_data
 
     try:
-        frame = pd.read_csv(path)
-    except pd.errors.EmptyDataError:
-        raise InputError(f"Cannot read CSV {path}: the file is empty, expected a header row and data rows") from None
-    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
+        reader = csv.reader(io.StringIO(path.read_text(encoding="utf-8-sig")))
+        rows = [(reader.line_num, row) for row in reader if row]  # (line in the file, cells)
+    except (UnicodeDecodeError, csv.Error) as exc:
         raise InputError(f"Cannot read CSV {path}: {csv_problem(exc)}") from None
-    names = [str(c) for c in frame.columns]
+    if not rows:
+        raise InputError(f"Cannot read CSV {path}: the file is empty, expected a header row and data rows")
+    names = _unique(rows[0][1])
     if header_is_data(names) and not (feature_names and set(feature_names) <= set(names)):
         # Read as a header, the first sample would silently be lost.
         raise InputError(
@@ -107,17 +119,41 @@ def _csv(path: Path, feature_names: list[str] | None) -> np.ndarray:
             f"expected a header row naming the feature columns"
             + (f" ({', '.join(feature_names[:5])}{', ...' if len(feature_names) > 5 else ''})" if feature_names else "")
         )
+    columns = list(range(len(names)))
     if feature_names:
-        present = [c for c in feature_names if c in frame.columns]
+        present = [c for c in feature_names if c in names]
         if len(present) == len(feature_names):
-            frame = frame[list(feature_names)]
+            columns = [names.index(c) for c in feature_names]
         elif present:
-            missing = [c for c in feature_names if c not in frame.columns]
+            missing = [c for c in feature_names if c not in names]
             shown = ", ".join(missing[:5]) + (f", ... ({len(missing)} in all)" if len(missing) > 5 else "")
             raise InputError(
                 f"Invalid CSV {path}: expected the feature columns the model was trained on, missing {shown}"
             )
-    return _numeric(frame.to_numpy(), path)
+    values = np.full((len(rows) - 1, len(names)), np.nan, dtype=np.float64)  # float64 first, as pandas parses
+    for i, (line, row) in enumerate(rows[1:]):
+        if len(row) > len(names):  # pandas' words for it
+            raise InputError(f"Cannot read CSV {path}: Expected {len(names)} fields in line {line}, saw {len(row)}")
+        for j, cell in enumerate(row):
+            if cell.strip() not in _NA:
+                try:
+                    values[i, j] = float(cell)
+                except ValueError:
+                    raise InputError(
+                        f"Invalid input in {path}: expected numbers, received non-numeric values"
+                    ) from None
+    return _numeric(values[:, columns], path)
+
+
+def _unique(names: list[str]) -> list[str]:
+    """Header names with repeats renamed ``a.1``, ``a.2`` (pandas' rule)."""
+    seen: dict[str, int] = {}
+    out = []
+    for name in names:
+        count = seen.get(name, 0)
+        seen[name] = count + 1
+        out.append(name if count == 0 else f"{name}.{count}")
+    return out
 
 
 def image_to_array(

@@ -14,7 +14,6 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from modelyard._documents import TOO_MANY_DIGITS, load_json
@@ -266,6 +265,8 @@ def read_spec_file(path: Path) -> dict[str, Any]:
 
 
 def _load_yaml(text: str, path: Path) -> Any:
+    import yaml  # only spec files and --set need it, not a stored (JSON) spec
+
     try:
         return yaml.safe_load(text)
     except ValueError:  # Python's int-to-str guard (an integer of more than 4,300 digits)
@@ -286,6 +287,8 @@ def apply_overrides(data: dict[str, Any], overrides: list[str] | tuple[str, ...]
     not exist yet is allowed only where the spec allows new keys; validation after
     this step catches the rest with a did-you-mean hint.
     """
+    import yaml
+
     data = copy.deepcopy(data)
     for item in overrides:
         if "=" not in item:

@@ -59,3 +59,61 @@ def test_text_instances_come_from_a_json_list_of_strings_or_a_txt_file(tmp_path:
     (tmp_path / "bin.txt").write_bytes(b"\xff\xfe\x00bad")
     with pytest.raises(InputError, match="expected UTF-8 text, one instance per line"):
         read_inputs(tmp_path / "bin.txt", [])
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a,b\n1,2\n3,4\n",
+        "a,b\n1\n",  # a short row: NaN, as pandas pads it
+        "a,b\n1,NA\n2,\n3,null\n",  # pandas' missing-value markers
+        "a,b\n\n1,2\n\n",  # blank lines skipped
+        'a,b\n"1",2\n',
+        "a,b\n1e3, 2\n",
+        "a,b\r\n1,2\r\n",
+        "\ufeffa,b\n1,2\n",  # a UTF-8 byte order mark
+        "a,b,y\n1,2,0\n",  # the target column too
+        "b,a\n1,2\n",
+        "a,a\n1,2\n",  # a repeated name
+        "a,b\n",
+    ],
+)
+@pytest.mark.parametrize("names", [["a", "b"], None])
+def test_a_csv_reads_as_pandas_reads_it(tmp_path: Path, text: str, names: list[str] | None) -> None:
+    import pandas as pd
+
+    path = tmp_path / "in.csv"
+    path.write_text(text, encoding="utf-8")
+    frame = pd.read_csv(path)
+    if names and set(names) <= set(frame.columns):
+        frame = frame[names]
+    elif names and set(names) & set(frame.columns):
+        pytest.skip("a partial match is refused (tested below)")
+    want = frame.to_numpy().astype(np.float32)
+    got = read_inputs(path, [2], names)
+    assert got.dtype == np.float32
+    np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "the file is empty, expected a header row and data rows"),
+        ("a,b\n1,2\n\n3,4,5\n", "Expected 2 fields in line 4, saw 3"),  # pandas' words and line number
+        ("a,b\nx,2\n", "expected numbers, received non-numeric values"),
+        ("a,c\n1,2\n", "expected the feature columns the model was trained on, missing b"),
+    ],
+)
+def test_a_bad_csv_is_one_line_error(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "in.csv"
+    path.write_text(text)
+    with pytest.raises(InputError, match=message) as info:
+        read_inputs(path, [2], ["a", "b"])
+    assert "\n" not in str(info.value)
+
+
+def test_a_csv_that_is_not_utf8_is_one_line_error(tmp_path: Path) -> None:
+    path = tmp_path / "in.csv"
+    path.write_bytes(b"a,b\n\xff,1\n")
+    with pytest.raises(InputError, match="Cannot read CSV .*: expected UTF-8 text"):
+        read_inputs(path, [2], None)

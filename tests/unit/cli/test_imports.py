@@ -74,8 +74,12 @@ def test_registry_writes_import_no_heavy_package(home: Path, args: tuple[str, ..
     assert _imported(home, *args) == set()
 
 
-def test_predict_imports_torch_and_nothing_else_heavy(home: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [("x.json", json.dumps([[0.1, 0.2, 0.3, 0.4]])), ("x.csv", "a,b,c,d\n0.1,0.2,0.3,0.4\n")],  # CSV: no pandas
+)
+def test_predict_imports_torch_and_nothing_else_heavy(home: Path, tmp_path: Path, name: str, text: str) -> None:
     register("clf", home)
-    sample = tmp_path / "x.json"
-    sample.write_text(json.dumps([[0.1, 0.2, 0.3, 0.4]]))
+    sample = tmp_path / name
+    sample.write_text(text)
     assert _imported(home, "predict", "clf", str(sample)) == {"torch"}
