@@ -153,6 +153,9 @@ class TrainSpec(StrictModel):
     clip_grad_value: float | None = Field(None, gt=0.0)
     early_stopping: EarlyStoppingSpec | None = None
     shuffle: bool = True
+    # Token data for a network that pools over tokens: batches of similar lengths (each batch
+    # is cut to its longest sequence either way); Hugging Face Trainer's option of the same name.
+    group_by_length: bool = False
     device: str = "auto"
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     compile: bool = False

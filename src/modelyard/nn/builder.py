@@ -20,7 +20,7 @@ from modelyard._validation import spec_error_from
 from modelyard.errors import ResourceError, ShapeError, SpecError
 from modelyard.nn.layers import LAYERS
 from modelyard.nn.layers._common import fmt_shape
-from modelyard.nn.masking import mask_plan, pad_id_of
+from modelyard.nn.masking import any_length, mask_plan, pad_id_of
 from modelyard.nn.memory import check_fits
 from modelyard.nn.network import LayerRecord, Network, OutputActivation
 from modelyard.registry import normalize_name
@@ -135,4 +135,5 @@ def _build(spec: ModelSpec, *, loss: str | None) -> Network:
         spec=spec,
         pad_id=pad_id,
         takes_mask=mask_plan(modules, pad_id),
+        any_length=any_length(modules, pad_id),
     )

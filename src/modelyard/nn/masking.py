@@ -14,12 +14,12 @@ position as a token. The builder works this out once (``mask_plan``), so forward
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import torch
 from torch import nn
 
-__all__ = ["MaskedLayer", "POSITIONWISE", "positionwise", "pad_id_of", "mask_plan", "padding_mask"]
+__all__ = ["MaskedLayer", "POSITIONWISE", "positionwise", "pad_id_of", "mask_plan", "any_length", "padding_mask"]
 
 
 class MaskedLayer(nn.Module):
@@ -64,18 +64,29 @@ def pad_id_of(module: nn.Module) -> int | None:
     return getattr(module, "pad_id", None)
 
 
-def mask_plan(modules: Sequence[nn.Module], pad_id: int | None) -> tuple[bool, ...]:
-    """Which of ``modules`` receive the padding mask (see the module docstring)."""
+def _walk(modules: Sequence[nn.Module], pad_id: int | None) -> Iterator[tuple[bool, bool]]:
+    """For each module: (whether it receives the mask, whether the mask is live after it)."""
     live = pad_id is not None
-    plan = [False]  # the first layer reads the ids themselves
+    yield False, live  # the first layer reads the ids themselves
     for module in modules[1:]:
         if isinstance(module, MaskedLayer):
-            plan.append(live)
-            live = live and module.keeps_tokens
+            got, live = live, live and module.keeps_tokens
+            yield got, live
         else:
-            plan.append(False)
             live = live and positionwise(module)
-    return tuple(plan)
+            yield False, live
+
+
+def mask_plan(modules: Sequence[nn.Module], pad_id: int | None) -> tuple[bool, ...]:
+    """Which of ``modules`` receive the padding mask (see the module docstring)."""
+    return tuple(got for got, _ in _walk(modules, pad_id))
+
+
+def any_length(modules: Sequence[nn.Module], pad_id: int | None) -> bool:
+    """True when a batch may be cut to its longest real sequence: a pooling or last-state layer
+    uses the mask up while it is live, so no layer before it depends on the number of positions
+    and the output has none (training cuts its batches so, ``training.batches``)."""
+    return any(got and not module.keeps_tokens for module, (got, _) in zip(modules, _walk(modules, pad_id)))
 
 
 def padding_mask(ids: torch.Tensor, pad_id: int) -> torch.Tensor:

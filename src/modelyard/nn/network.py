@@ -55,6 +55,7 @@ class Network(nn.Module):
         spec: ModelSpec | None = None,
         pad_id: int | None = None,
         takes_mask: tuple[bool, ...] = (),
+        any_length: bool = False,
     ) -> None:
         super().__init__()
         if len(layers) != len(records) or not layers:
@@ -70,6 +71,9 @@ class Network(nn.Module):
         self.takes_mask = tuple(takes_mask) if pad_id is not None and any(takes_mask) else ()
         if self.takes_mask and len(self.takes_mask) != len(layers):
             raise ValueError("takes_mask needs one flag per layer")
+        #: True when inputs may be shorter than ``input_shape`` (cut to the longest real sequence
+        #: of a batch): the padding mask is used up by pooling (``modelyard.nn.masking.any_length``).
+        self.any_length = bool(any_length) and pad_id is not None
 
     @property
     def plain_chain(self) -> bool:

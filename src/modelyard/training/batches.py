@@ -64,6 +64,8 @@ class InMemoryBatches:
         generator: torch.Generator,
         device: torch.device,
         channels_last: bool = False,
+        pad_id: int | None = None,
+        group_by_length: bool = False,
     ) -> None:
         # One copy to the device at the start; non_blocking overlaps it with setup work.
         fmt = torch.channels_last if channels_last else torch.contiguous_format
@@ -78,11 +80,24 @@ class InMemoryBatches:
         self.shuffle = shuffle
         self.generator = generator  # a CPU generator: the same permutation on every device
         self.device = device
+        # Token ids right-padded with pad_id, for a network that takes any length: each batch is
+        # cut to its longest real sequence (no work on columns of pads). Lengths are counted once.
+        self._pad_id = pad_id
+        self.lengths = _lengths(self.x, pad_id) if pad_id is not None else None
+        self.group_by_length = group_by_length and self.lengths is not None
+        if self.lengths is not None:
+            self.kind = "in-memory-index, cut to the longest sequence" + (
+                ", grouped by length" if self.group_by_length else ""
+            )
 
     def __len__(self) -> int:
         return math.ceil(self.n / self.batch_size)
 
     def __iter__(self) -> Iterator[Batch]:
+        for x, y in self._batches():
+            yield self._cut(x), y
+
+    def _batches(self) -> Iterator[Batch]:
         if not self.shuffle:
             for start in range(0, self.n, self.batch_size):  # views, no copy
                 yield self.x[start : start + self.batch_size], self.y[start : start + self.batch_size]
@@ -92,15 +107,55 @@ class InMemoryBatches:
             # but the rounding of a sum, so skip the gather (a copy of the whole set).
             yield self.x, self.y
             return
-        perm = torch.randperm(self.n, generator=self.generator).to(self.device, non_blocking=True)
-        for start in range(0, self.n, self.batch_size):
+        perm = torch.randperm(self.n, generator=self.generator)
+        starts = list(range(0, self.n, self.batch_size))
+        if self.group_by_length:
+            perm, starts = self._grouped(perm)
+        perm = perm.to(self.device, non_blocking=True)
+        for start in starts:
             idx = perm[start : start + self.batch_size]
             yield self._gather(idx), self.y.index_select(0, idx)
+
+    def _grouped(self, perm: torch.Tensor) -> tuple[torch.Tensor, list[int]]:
+        """Length-grouped sampling (Hugging Face's ``group_by_length``): within each run of
+        ``GROUP_BATCHES`` shuffled batches, samples are sorted longest first, then the batches
+        are visited in a shuffled order, so a batch holds sequences of similar length."""
+        assert self.lengths is not None
+        span = self.batch_size * GROUP_BATCHES
+        chunks = [perm[i : i + span] for i in range(0, self.n, span)]
+        lengths = self.lengths.cpu()
+        ordered = torch.cat([c[torch.argsort(lengths[c], descending=True, stable=True)] for c in chunks])
+        starts = list(range(0, self.n, self.batch_size))
+        order = torch.randperm(len(starts), generator=self.generator).tolist()
+        return ordered, [starts[i] for i in order]
+
+    def _cut(self, x: torch.Tensor) -> torch.Tensor:
+        """``x[:, :L]`` for the batch's longest real sequence L (right padding only)."""
+        if self.lengths is None:
+            return x
+        longest = int((x != self.pad_id).any(dim=0).nonzero().max()) + 1 if x.numel() else 1
+        return x[:, :longest] if longest < x.shape[1] else x
+
+    @property
+    def pad_id(self) -> int | None:
+        return self._pad_id
 
     def _gather(self, idx: torch.Tensor) -> torch.Tensor:
         if self._nhwc is None:
             return self.x.index_select(0, idx)
         return self._nhwc.index_select(0, idx).permute(0, 3, 1, 2)  # NHWC rows, seen as NCHW
+
+
+#: Batches per length-sorted group (``group_by_length``): larger groups pad less, smaller ones
+#: keep more of the shuffle's randomness (Hugging Face sorts within 50 batches as well).
+GROUP_BATCHES = 50
+
+
+def _lengths(x: torch.Tensor, pad_id: int) -> torch.Tensor:
+    """Per row, one past the last position that is not ``pad_id`` (0 for a row of pads)."""
+    real = x != pad_id
+    positions = torch.arange(1, x.shape[1] + 1, device=x.device)
+    return (real * positions).amax(dim=1) if x.ndim == 2 and x.shape[1] else torch.zeros(len(x), dtype=torch.long)
 
 
 def dataset_loader(

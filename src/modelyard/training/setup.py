@@ -168,6 +168,8 @@ def build_run(
             generator=shuffle_gen,
             device=device,
             channels_last=channels_last,
+            pad_id=network.pad_id if getattr(network, "any_length", False) else None,
+            group_by_length=spec.group_by_length,
         )
     else:
         batches = StreamingBatches(

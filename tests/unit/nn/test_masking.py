@@ -84,3 +84,20 @@ def test_a_batch_padded_to_its_longest_sequence_predicts_as_one_padded_to_the_in
     net = build(layers, [10]).eval()
     ids = padded_ids([6, 3, 1], 10, 20)
     torch.testing.assert_close(net(ids[:, :6]), net(ids))
+
+
+@pytest.mark.parametrize(
+    ("layers", "any_length"),
+    [
+        ([EMBED, "position_embedding", {"transformer": 1, "heads": 2}, {"token_pool": "mean"}, {"dense": 2}], True),
+        ([EMBED, {"lstm": 4}, {"dense": 2}], True),
+        ([EMBED, {"lstm": 4, "output": "sequence"}, {"gru": 4}, {"dense": 2}], True),
+        # The number of positions matters: flatten, a sequence output, no pad id.
+        ([EMBED, "flatten", {"dense": 2}], False),
+        ([EMBED, {"lstm": 4, "output": "sequence"}, {"dense": 2}], False),
+        ([{"embedding": 20, "dim": 8}, {"token_pool": "mean"}, {"dense": 2}], False),
+    ],
+)  # fmt: skip
+def test_a_network_takes_any_length_when_pooling_uses_the_mask_up(layers: list, any_length: bool) -> None:
+    net = build(layers, [5])
+    assert net.any_length is any_length
