@@ -61,6 +61,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     ),
     "explain": ("captum", "shap", "lime"),
     "text": ("tokenizers",),
+    "postgres": ("psycopg",),
 }
 
 

@@ -1,15 +1,15 @@
-"""The SQLite database of a store: schema, engine and session helper.
+"""The database of a store: schema, engine and session helper.
 
-Several processes share one database (the CLI, training workers, server workers), so
-every connection uses WAL (readers never block the writer) and a busy timeout (a
-writer waits for another instead of failing). Transactions that read-then-write (next
-model version, status changes) start with ``BEGIN IMMEDIATE`` so two processes cannot
-both read the same state and then collide when they upgrade to a write lock, which in
-WAL mode would fail at once without waiting.
+Several processes share one database (the CLI, training workers, server workers; with
+PostgreSQL several servers too), so every read-modify-write runs under the store's write lock
+(``session(write=True)``: SQLite's ``BEGIN IMMEDIATE``, PostgreSQL's advisory lock; see
+``engines``). Job claiming alone locks only the row it takes (``row_locks=True``: PostgreSQL's
+``FOR UPDATE SKIP LOCKED``, so many workers claim at once).
 
-The store's tables (``modelyard.store.tables``) are created on first use and the schema
-version is recorded in ``meta`` so a later release can migrate an older store; another part
-with tables of its own (the control plane) has them created with ``ensure_tables``.
+The store's tables (``modelyard.store.tables``) are created and migrated by the versioned
+revisions of ``modelyard.store.migrations`` (Alembic, the same on both back ends) and the
+schema version is recorded in ``meta`` too, so an older release refuses a newer store; another
+part with tables of its own (the control plane) has them created with ``ensure_tables``.
 """
 
 from __future__ import annotations
@@ -23,19 +23,19 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from sqlalchemy import URL, Connection, Engine, MetaData, create_engine, event, insert, inspect, select, update
+from sqlalchemy import URL, Connection, Engine, MetaData, insert, inspect, select, text, update
 from sqlalchemy.exc import DatabaseError
 from sqlalchemy.orm import Session
 
 from modelyard.errors import StoreError
-from modelyard.status import LEGACY
-from modelyard.store import paths
-from modelyard.store.tables import Base, MetaRow, ModelAliasRow, RunRow
+from modelyard.store import engines, migrations, paths
+from modelyard.store.engines import BUSY_TIMEOUT_MS
+from modelyard.store.tables import Base, MetaRow
 
 __all__ = [
     "SCHEMA_VERSION",
+    "BUSY_TIMEOUT_MS",
     "Database",
     "database",
     "close_all",
@@ -44,7 +44,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 3
-BUSY_TIMEOUT_MS = 30_000
 
 
 # What SQLite says about a file that is not (or no longer) a sound database.
@@ -79,44 +78,40 @@ def _existing_artifacts(root: Path) -> list[Path]:
     return found[:3]
 
 
-def _install_sqlite_hooks(engine: Engine) -> None:
-    """WAL + busy timeout per connection; explicit BEGIN so IMMEDIATE is possible.
-
-    pysqlite's own implicit transactions cannot say IMMEDIATE, so it is switched off
-    and SQLAlchemy's ``begin`` event emits the BEGIN (recipe from SQLAlchemy's pysqlite
-    dialect documentation, "Serializable isolation / Savepoints / Transactional DDL").
-    """
-
-    @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        try:
-            cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            cursor.execute("PRAGMA journal_mode = WAL")
-            cursor.execute("PRAGMA synchronous = NORMAL")
-            cursor.execute("PRAGMA foreign_keys = ON")
-        finally:
-            cursor.close()
-
-    @event.listens_for(engine, "begin")
-    def _on_begin(conn: Any) -> None:
-        mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
-        conn.exec_driver_sql(f"BEGIN {mode}")
-
-
 @dataclass
 class Database:
     """One store's database: an engine plus sessions that commit or roll back."""
 
-    path: Path
+    root: Path  # the store's home (its artifacts)
+    url: URL
     engine: Engine
-    # The same engine, but its transactions start with BEGIN IMMEDIATE (see _on_begin).
+    # The same engine, but its transactions start with BEGIN IMMEDIATE on SQLite (see engines.sqlite_engine).
     writer: Engine = field(init=False)
     _ensured: set[int] = field(init=False, default_factory=set)
 
     def __post_init__(self) -> None:
         self.writer = self.engine.execution_options(sqlite_begin="IMMEDIATE")
+
+    @property
+    def backend(self) -> str:
+        """``sqlite`` or ``postgresql``."""
+        return self.engine.dialect.name
+
+    @property
+    def path(self) -> Path:
+        """The SQLite file (PostgreSQL: the home's would-be file, named only in messages)."""
+        return Path(self.url.database) if self.backend == "sqlite" and self.url.database else paths.db_path(self.root)
+
+    @property
+    def where(self) -> str:
+        """The database's name in messages: the file, or the URL without its password."""
+        return engines.describe(self.url)
+
+    @contextmanager
+    def _write_transaction(self) -> Iterator[Connection]:
+        with self.writer.begin() as conn:
+            engines.write_lock(conn)
+            yield conn
 
     def ensure_tables(self, metadata: MetaData) -> None:
         """Create the missing tables of ``metadata`` (tables kept outside the store's own), once per engine.
@@ -124,20 +119,25 @@ class Database:
         Racing callers are safe: each ``create_all`` runs under the write lock and skips what exists.
         """
         if id(metadata) not in self._ensured:
-            with self.writer.begin() as conn:
+            with self._write_transaction() as conn:
                 metadata.create_all(conn)
             self._ensured.add(id(metadata))
 
     @contextmanager
-    def session(self, *, write: bool = False) -> Iterator[Session]:
+    def session(self, *, write: bool = False, row_locks: bool = False) -> Iterator[Session]:
         """A session committed on success, rolled back on error.
 
         ``write=True`` takes the write lock at BEGIN (waiting up to the busy timeout),
-        which every read-modify-write must use. A database damaged after it was opened
-        raises the one-line "corrupt" StoreError, never SQLAlchemy's own message.
+        which every read-modify-write must use. ``row_locks=True`` (with ``write``): on
+        PostgreSQL only the rows the statements lock (``with_for_update``) are held, not the
+        store-wide lock; SQLite has no row locks and takes its write lock all the same.
+        A database damaged after it was opened raises the one-line "corrupt" StoreError,
+        never SQLAlchemy's own message.
         """
         with Session(self.writer if write else self.engine, expire_on_commit=False) as session:
             try:
+                if write and not row_locks:
+                    engines.write_lock(session)
                 yield session
                 session.commit()
             except BaseException as exc:
@@ -148,25 +148,40 @@ class Database:
                 raise
 
     def _init_schema(self) -> None:
-        with self.writer.begin() as conn:
-            foreign = sorted(set(inspect(conn).get_table_names()) - set(Base.metadata.tables))
-            Base.metadata.create_all(conn)
-            found = conn.scalar(select(MetaRow.value).where(MetaRow.key == "schema_version"))
+        with self._write_transaction() as conn:
+            tables = set(inspect(conn).get_table_names())
+            found = None
+            if MetaRow.__tablename__ in tables:
+                found = conn.scalar(select(MetaRow.value).where(MetaRow.key == "schema_version"))
             if found is None:
-                self._refuse_new_store_beside_old(foreign)
-                conn.execute(insert(MetaRow).values(key="schema_version", value=str(SCHEMA_VERSION)))
-            elif int(found) > SCHEMA_VERSION:
-                raise StoreError(
-                    f"The store at {self.path.parent} has schema version {found}, "
-                    f"newer than this modelyard understands ({SCHEMA_VERSION}); upgrade modelyard",
-                    field="schema_version",
+                self._refuse_new_store_beside_old(
+                    sorted(tables - set(Base.metadata.tables) - {migrations.VERSION_TABLE})
                 )
-            elif int(found) < SCHEMA_VERSION:
-                # In the same BEGIN IMMEDIATE transaction: one process migrates, the others then see it done.
-                for version in range(int(found) + 1, SCHEMA_VERSION + 1):
-                    _MIGRATIONS[version](conn)
+            elif int(found) > SCHEMA_VERSION:
+                raise self._newer(found)
+            revision = None
+            if migrations.VERSION_TABLE in tables:
+                revision = conn.scalar(text(f"SELECT version_num FROM {migrations.VERSION_TABLE}"))
+            if found is not None and int(found) == SCHEMA_VERSION and revision == migrations.HEAD:
+                return  # the common case: nothing to do, and Alembic is not even imported
+            if revision is not None and revision not in migrations.revisions():
+                raise self._newer(f"{found} (revision {revision})")
+            # Before Alembic, a store knew its schema only from ``meta``: stamped there, then upgraded.
+            legacy = int(found) if found is not None and revision is None else None
+            ran = migrations.upgrade(conn, legacy_schema=legacy)
+            if found is None:
+                conn.execute(insert(MetaRow).values(key="schema_version", value=str(SCHEMA_VERSION)))
+            else:
                 conn.execute(update(MetaRow).where(MetaRow.key == "schema_version").values(value=str(SCHEMA_VERSION)))
-                logger.info("migrated the store at %s from schema %s to %d", self.path.parent, found, SCHEMA_VERSION)
+            if found is not None and ran:
+                logger.info("migrated the store at %s from schema %s to %d", self.root, found, SCHEMA_VERSION)
+
+    def _newer(self, found: str) -> StoreError:
+        return StoreError(
+            f"The store at {self.root} has schema version {found}, "
+            f"newer than this modelyard understands ({SCHEMA_VERSION}); upgrade modelyard",
+            field="schema_version",
+        )
 
     def _refuse_new_store_beside_old(self, foreign: list[str]) -> None:
         """A database without a schema version is new: fine in an empty home, an error beside old files.
@@ -174,19 +189,22 @@ class Database:
         A deleted, emptied or foreign database next to existing model and run folders would
         otherwise become a new empty store whose next registration reuses ``name/1/``.
         """
+        restore = (
+            f"restore its {self.path.name}" if self.backend == "sqlite" else f"set {engines.ENV_VAR} to its database"
+        )
         if foreign:
             raise StoreError(
-                f"The store at {self.path.parent} has a database that is not a modelyard store: {self.path} "
+                f"The store at {self.root} has a database that is not a modelyard store: {self.where} "
                 f"holds tables {', '.join(foreign[:5])} but no modelyard schema version; "
-                f"point MODELYARD_HOME at the store's own folder or restore its {self.path.name}",
+                f"point MODELYARD_HOME at the store's own folder or {restore}",
                 field="database",
             )
-        existing = _existing_artifacts(self.path.parent)
+        existing = _existing_artifacts(self.root)
         if existing:
             raise StoreError(
-                f"The store at {self.path.parent} has an empty or missing database beside existing artifacts "
-                f"({', '.join(str(p.relative_to(self.path.parent)) for p in existing)}); "
-                f"restore {self.path} from a backup, or move the artifacts folder aside to start an empty store",
+                f"The store at {self.root} has an empty or missing database beside existing artifacts "
+                f"({', '.join(str(p.relative_to(self.root)) for p in existing)}); "
+                f"restore {self.where} from a backup, or move the artifacts folder aside to start an empty store",
                 field="database",
             )
 
@@ -194,23 +212,6 @@ class Database:
         with self.session() as session:
             value = session.scalar(select(MetaRow.value).where(MetaRow.key == "schema_version"))
         return int(value) if value is not None else 0
-
-
-def _runs_say_succeeded(conn: Connection) -> None:
-    """Schema 2: runs and jobs share one status vocabulary (``completed`` runs become ``succeeded``)."""
-    for old, new in LEGACY.items():
-        conn.execute(update(RunRow).where(RunRow.status == old).values(status=new.value))
-
-
-def _model_aliases(conn: Connection) -> None:
-    """Schema 3: the ``model_aliases`` table (``NAME@ALIAS``); no alias exists yet, so bare names keep their versions.
-
-    ``create_all`` has made it already; created here too so the step stands on its own.
-    """
-    ModelAliasRow.__table__.create(conn, checkfirst=True)
-
-
-_MIGRATIONS = {2: _runs_say_succeeded, 3: _model_aliases}  # version → the step that brings the version before it there
 
 
 # Engines are cached per process and database file; a forked child gets its own
@@ -224,28 +225,35 @@ _LOCK = threading.Lock()
 
 
 def database(root: Path | None = None) -> Database:
-    """The (cached) Database of the store at ``root`` (default: ``home()``), created on first use."""
+    """The (cached) Database of the store at ``root`` (default: ``home()``), created on first use.
+
+    Its tables live in the SQLite file of the home, or in the PostgreSQL database that
+    ``MODELYARD_DATABASE_URL`` names (read on each call, so a changed value opens the new one).
+    """
     root = paths.home(root)
     key = (os.getpid(), root)
+    url = engines.database_url() or URL.create("sqlite", database=str(paths.db_path(root)))
     with _LOCK:
         db = _DATABASES.get(key)
+        if db is not None and db.url != url:  # MODELYARD_DATABASE_URL changed since
+            _dispose(key, _DATABASES.pop(key))
+            db = None
         if db is None:
             paths.ensure_dir(root)
-            path = paths.db_path(root)
-            engine = create_engine(
-                URL.create("sqlite", database=str(path)), connect_args={"timeout": BUSY_TIMEOUT_MS / 1000}
-            )
-            _install_sqlite_hooks(engine)
-            db = Database(path=path, engine=engine)
+            if url.get_backend_name() == "sqlite":
+                engine = engines.sqlite_engine(url.database)
+            else:
+                engine = engines.postgres_engine(url)
+            db = Database(root=root, url=url, engine=engine)
             try:
                 db._init_schema()
             except BaseException as exc:
                 engine.dispose()
-                corrupt = corrupt_error(path, exc) if isinstance(exc, DatabaseError) else None
+                corrupt = corrupt_error(db.path, exc) if isinstance(exc, DatabaseError) else None
                 if corrupt is not None:
                     raise corrupt from None
                 raise
-            logger.debug("opened store database %s (schema %d)", path, SCHEMA_VERSION)
+            logger.debug("opened store database %s (schema %d)", db.where, SCHEMA_VERSION)
             _DATABASES[key] = db
             while len(_DATABASES) > _MAX_OPEN:
                 _dispose(*_DATABASES.popitem(last=False))

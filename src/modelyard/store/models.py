@@ -224,7 +224,7 @@ class ModelStore:
                             f"Refused to register {row.name}:{version}: its folder {target} already exists "
                             f"but the database has no row for it (the database was restored from an older "
                             f"backup or emptied, or a registration crashed); restore the newest backup of "
-                            f"{self.db.path}, or move {target} out of the store if it is not wanted",
+                            f"{self.db.where}, or move {target} out of the store if it is not wanted",
                             field="name",
                         )
                     os.rename(tmp, target)

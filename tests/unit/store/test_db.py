@@ -107,6 +107,7 @@ def _schema_1_store(home: Path, statuses: list[str]) -> list[str]:
         for run_id, status in zip(ids, statuses):
             raw.execute("UPDATE runs SET status=? WHERE id=?", (status, run_id))
         raw.execute("UPDATE meta SET value='1' WHERE key='schema_version'")
+        raw.execute("DROP TABLE alembic_version")  # written before the store had Alembic
     raw.close()
     return ids
 
