@@ -18,6 +18,7 @@ from modelyard.compression.loading import restore_weights
 from modelyard.data import Pipeline
 from modelyard.errors import InputError
 from modelyard.nn import Network, build_model
+from modelyard.nn.masking import cut_padding
 from modelyard.spec import Spec, load_spec
 from modelyard.store import ModelStore, ModelVersion
 from modelyard.version_summary import class_names, model_schema
@@ -102,11 +103,28 @@ class Predictor:
     @torch.inference_mode()
     def predict_tensor(self, features: torch.Tensor, batch_size: int = 4096) -> torch.Tensor:
         """Preprocessed tensor → outputs (probabilities for classifiers, values for regression)."""
+        if getattr(self.network, "any_length", False):  # token ids: no work on columns of pads (same outputs)
+            features = cut_padding(features, self.network.pad_id)
         outs = [
             self.network.probabilities(self.network(features[i : i + batch_size]))
             for i in range(0, len(features), batch_size)
         ]
         return torch.cat(outs).float().cpu()
+
+    @torch.inference_mode()
+    def embed_tensor(self, features: torch.Tensor) -> torch.Tensor:
+        """Preprocessed token ids → the pooled sequence vectors ``[N, D]`` (the network's
+        ``pooling_index`` layer); an InputError for a model without one."""
+        if getattr(self.network, "pooling_index", None) is None:
+            raise InputError(
+                f"Model {self.ref} has no embeddings: expected a network that pools padded tokens "
+                "(an embedding with `pad` and a token_pool or recurrent layer), this one has none"
+            )
+        return self.network.embed(cut_padding(features, self.network.pad_id)).float().cpu()
+
+    def embed(self, x: Any) -> np.ndarray:
+        """Embeddings of raw inputs (strings for a text model)."""
+        return self.embed_tensor(self.preprocess(x)).numpy()
 
     def predict(self, x: Any, batch_size: int = 4096) -> np.ndarray:
         """Outputs for raw inputs: class probabilities for classifiers, values for regression."""

@@ -55,6 +55,9 @@ def header_timeout_option(model: str) -> Callable:
     help="File whose first line is the bearer API key (else $MODELYARD_API_KEY).",
 )
 @config_option("--max-body-bytes", model=SERVE, type=int, help="Larger request bodies get 413 without being read.")
+@config_option(
+    "--max-text-chars", model=SERVE, type=int, help="Characters per text instance (text models; more gets 422)."
+)
 @header_timeout_option(SERVE)
 @config_option(
     "--max-explain-cost",

@@ -19,7 +19,16 @@ from collections.abc import Iterator, Sequence
 import torch
 from torch import nn
 
-__all__ = ["MaskedLayer", "POSITIONWISE", "positionwise", "pad_id_of", "mask_plan", "any_length", "padding_mask"]
+__all__ = [
+    "MaskedLayer",
+    "POSITIONWISE",
+    "positionwise",
+    "pad_id_of",
+    "mask_plan",
+    "any_length",
+    "cut_padding",
+    "padding_mask",
+]
 
 
 class MaskedLayer(nn.Module):
@@ -87,6 +96,16 @@ def any_length(modules: Sequence[nn.Module], pad_id: int | None) -> bool:
     uses the mask up while it is live, so no layer before it depends on the number of positions
     and the output has none (training cuts its batches so, ``training.batches``)."""
     return any(got and not module.keeps_tokens for module, (got, _) in zip(modules, _walk(modules, pad_id)))
+
+
+def cut_padding(ids: torch.Tensor, pad_id: int) -> torch.Tensor:
+    """``ids[:, :L]``, L one past the last position where any row has a real token (right padding:
+    what a tokenizer writes); a network that takes any length gives the same outputs on it."""
+    if ids.ndim != 2 or ids.shape[1] == 0:
+        return ids
+    real = (ids != pad_id).any(dim=0)
+    longest = int(real.nonzero().max()) + 1 if bool(real.any()) else 1
+    return ids[:, :longest] if longest < ids.shape[1] else ids
 
 
 def padding_mask(ids: torch.Tensor, pad_id: int) -> torch.Tensor:

@@ -85,10 +85,29 @@ class Network(nn.Module):
         """``[N, *input_shape]`` → ``[N, *output_shape]`` (logits if an activation was folded)."""
         if not self.takes_mask:
             return self.layers(x)
-        mask = padding_mask(x, self.pad_id)  # type: ignore[arg-type]
-        for layer, masked in zip(self.layers, self.takes_mask):
+        return self._run(x, len(self.layers))
+
+    def _run(self, x: torch.Tensor, count: int) -> torch.Tensor:
+        """The first ``count`` layers, the padding mask passed as ``takes_mask`` says."""
+        mask = padding_mask(x, self.pad_id) if self.takes_mask else None  # type: ignore[arg-type]
+        for layer, masked in zip(list(self.layers)[:count], self.takes_mask or (False,) * count):
             x = layer(x, mask) if masked else layer(x)
         return x
+
+    @property
+    def pooling_index(self) -> int | None:
+        """The layer that pools the tokens into one vector per sample (the last one that uses the
+        padding mask up), whose output is the sequence's embedding; None without one."""
+        found = [i for i, (layer, masked) in enumerate(zip(self.layers, self.takes_mask)) if masked]
+        found = [i for i in found if not getattr(self.layers[i], "keeps_tokens", True)]
+        return found[-1] if found else None
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """``[N, T]`` token ids → ``[N, D]``: the pooled output (``pooling_index``), before the head."""
+        index = self.pooling_index
+        if index is None:
+            raise ValueError("this network has no pooling layer over padded tokens")
+        return self._run(x, index + 1)
 
     def probabilities(self, outputs: torch.Tensor) -> torch.Tensor:
         """Apply the folded output activation to ``forward``'s outputs (identity if none)."""

@@ -23,6 +23,7 @@ from modelyard.hostguard import HostCheckMiddleware
 from modelyard.http_errors import add_error_handlers
 from modelyard.serving.auth import BearerAuthMiddleware
 from modelyard.serving.config import ServeConfig
+from modelyard.serving.embed_routes import add_embed_routes
 from modelyard.serving.explain_routes import add_explain_routes
 from modelyard.serving.limits import BodyLimitMiddleware
 from modelyard.serving.metrics import CONTENT_TYPE_LATEST, MetricsMiddleware, ServeMetrics
@@ -162,6 +163,7 @@ def create_app(models: Sequence[Any] | Mapping[str, Any], config: ServeConfig | 
         return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
     add_explain_routes(app)  # POST /v1/models/{name}[/versions/{n}]/explain (explain_routes.py)
+    add_embed_routes(app)  # POST /v1/models/{name}[/versions/{n}]/embed (embed_routes.py)
 
     # Outermost last: metrics see every request, auth runs before any byte of the body is read.
     routes = {

@@ -2,7 +2,8 @@
 
 Decoding runs in the request's own handler, before the batch queue, so an instance of the
 wrong shape, dtype or with non-finite numbers fails alone with a 422 that names what the
-model expects and what it received. Only JSON and PNG/JPEG bytes are ever decoded: there
+model expects and what it received; a text model takes strings (at most ``max_text_chars``
+each; its tokenizer truncates to the model's length). Only JSON and PNG/JPEG bytes are ever decoded: there
 is no path from any content type to pickle or another code-executing format.
 
 Encoding matches ``Predictor.records``: ``{"label", "probabilities"}`` for classifiers and
@@ -19,7 +20,7 @@ import numpy as np
 
 from modelyard.errors import InputError, InvalidInstancesError, MalformedRequestError
 
-__all__ = ["instances_array", "image_array", "encode_predictions", "refuse_booleans"]
+__all__ = ["instances_array", "text_array", "image_array", "encode_predictions", "refuse_booleans"]
 
 _KIND_NAMES = {"b": "true/false values", "U": "strings", "S": "strings", "O": "mixed or out-of-range values"}
 
@@ -90,6 +91,46 @@ def instances_array(payload: Any, input_shape: list[int], input_dtype: str = "fl
             f"Invalid value for `instances`: expected integer token ids ({input_dtype}), received fractional numbers",
             field="instances",
         )
+    return out
+
+
+def text_array(payload: Any, *, max_chars: int) -> np.ndarray:
+    """``{"instances": ["a sentence", ...]}`` → a 1-D object array of str, or a 422."""
+    expect = "a list of strings (text instances)"
+    if not isinstance(payload, dict):
+        raise InvalidInstancesError(
+            f'Invalid request body: expected a JSON object {{"instances": {expect}}}, received a JSON {_json_type(payload)}'
+        )
+    extra = sorted(set(payload) - {"instances"})
+    if extra:
+        raise InvalidInstancesError(
+            f"Invalid request body: expected only the key 'instances', received unknown key(s) {extra}", field=extra[0]
+        )
+    instances = payload.get("instances")
+    if not isinstance(instances, list) or not instances:
+        got = (
+            "nothing"
+            if "instances" not in payload
+            else "an empty list"
+            if instances == []
+            else f"a JSON {_json_type(instances)}"
+        )
+        raise InvalidInstancesError(
+            f"Invalid value for `instances`: expected {expect}, received {got}", field="instances"
+        )
+    for i, text in enumerate(instances):
+        if not isinstance(text, str):
+            raise InvalidInstancesError(
+                f"Invalid value for `instances[{i}]`: expected a string, received a JSON {_json_type(text)}",
+                field=f"instances[{i}]",
+            )
+        if len(text) > max_chars:
+            raise InvalidInstancesError(
+                f"Invalid value for `instances[{i}]`: expected at most {max_chars} characters, received {len(text)}",
+                field=f"instances[{i}]",
+            )
+    out = np.empty(len(instances), dtype=object)
+    out[:] = instances
     return out
 
 

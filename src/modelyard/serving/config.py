@@ -36,6 +36,7 @@ class ServeConfig(StrictModel):
     max_body_bytes: int = Field(8 * 1024 * 1024, ge=1024)
     max_json_depth: int = Field(32, ge=2, le=512)
     max_image_pixels: int = Field(2048 * 2048, ge=1)
+    max_text_chars: int = Field(10_000, ge=1, le=10_000_000, description="characters per text instance")
     header_timeout_s: float = HEADER_TIMEOUT_S
     max_explain_cost: int = Field(
         3200, ge=1, description="integrated gradients: instances x steps per explain request (each a forward+backward)"

@@ -14,7 +14,7 @@ import torch
 from modelyard.errors import InputError, InvalidInstancesError
 from modelyard.serving.backends import BackendChoice, select_backend
 from modelyard.serving.batcher import DynamicBatcher
-from modelyard.serving.codec import encode_predictions, image_array, instances_array
+from modelyard.serving.codec import encode_predictions, image_array, instances_array, text_array
 from modelyard.serving.config import ServeConfig
 from modelyard.serving.metrics import ServeMetrics
 
@@ -35,6 +35,8 @@ class ServedModel:
         self.input_shape: list[int] = list(predictor.input_shape)
         self.input_dtype: str = schema.get("input_dtype", "float32")
         self.task: str = predictor.task
+        pipeline = getattr(predictor, "pipeline", None)
+        self.text: bool = getattr(pipeline, "kind", None) == "text"  # instances are strings
         self.config = config
         self.choice = backend or select_backend(predictor, config.backend, max_batch_size=config.max_batch_size)
         self.metrics = metrics
@@ -51,6 +53,8 @@ class ServedModel:
 
     # -- hooks: decode → features ------------------------------------------------------------
     def decode_json(self, payload: Any) -> torch.Tensor:
+        if self.text:
+            return self.features(text_array(payload, max_chars=self.config.max_text_chars))
         return self.features(instances_array(payload, self.input_shape, self.input_dtype))
 
     def decode_images(self, images: list[tuple[str, bytes]]) -> torch.Tensor:

@@ -17,6 +17,7 @@ import torch
 from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
 
 from modelyard.errors import DataError
+from modelyard.nn.masking import cut_padding
 
 __all__ = ["InMemoryBatches", "StreamingBatches", "dataset_loader", "is_tensor_split", "split_size", "check_split"]
 
@@ -130,11 +131,8 @@ class InMemoryBatches:
         return ordered, [starts[i] for i in order]
 
     def _cut(self, x: torch.Tensor) -> torch.Tensor:
-        """``x[:, :L]`` for the batch's longest real sequence L (right padding only)."""
-        if self.lengths is None:
-            return x
-        longest = int((x != self.pad_id).any(dim=0).nonzero().max()) + 1 if x.numel() else 1
-        return x[:, :longest] if longest < x.shape[1] else x
+        """The batch cut to its longest real sequence (right padding only)."""
+        return x if self._pad_id is None else cut_padding(x, self._pad_id)
 
     @property
     def pad_id(self) -> int | None:
