@@ -159,10 +159,10 @@ SLOW_SERVER = textwrap.dedent("""
     predictor = Predictor.load("clf")
     forward = predictor.predict_tensor
     def slow(features):
-        time.sleep(0.5)
+        time.sleep(1.5)
         return forward(features)
     predictor.predict_tensor = slow
-    run([predictor], ServeConfig(port=int(sys.argv[1]), backend="torch", max_batch_size=2, max_wait_ms=0, timeout=30))
+    run([predictor], ServeConfig(port=int(sys.argv[1]), backend="torch", max_batch_size=2, max_wait_ms=0, timeout_s=30))
 """)
 
 
@@ -176,7 +176,7 @@ def test_sigterm_drains_in_flight_and_queued_requests(
     proc = start([str(script), str(port)], home, log)
     stopper.append(proc)
     base = f"http://127.0.0.1:{port}"
-    wait_ready(base, proc, log)  # the warm-up forward pass also takes 0.5 s
+    wait_ready(base, proc, log)  # the warm-up forward pass also takes 1.5 s
 
     xs = [instances("clf", 1, seed=s) for s in range(5)]
     results: dict[int, httpx.Response | Exception] = {}
@@ -190,7 +190,8 @@ def test_sigterm_drains_in_flight_and_queued_requests(
     threads = [threading.Thread(target=call, args=(i,)) for i in range(5)]
     for t in threads:
         t.start()
-    time.sleep(0.3)  # all five sent: two computing, three queued (about 1.5 s of work)
+    # All five sent (a second, even on a loaded machine): two computing, three queued, 4.5 s of work.
+    time.sleep(1.0)
     proc.send_signal(signal.SIGTERM)
     time.sleep(0.2)
     with pytest.raises(httpx.TransportError):  # no new connections while draining
