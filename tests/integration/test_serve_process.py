@@ -255,3 +255,65 @@ def test_two_workers_with_an_api_key_on_a_public_address(
     assert_slow_clients_are_closed(port, seconds=1)  # the deadline reaches uvicorn's spawned workers too
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(30) in STOPPED
+
+
+def _serve_process(home: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "MODELYARD_HOME": str(home), "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    cmd = [sys.executable, "-m", "modelyard", "serve", *args, "--backend", "torch"]
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_serve_checks_every_model_and_its_port_before_announcing_an_address(home: Path) -> None:
+    from modelyard.store import ModelStore
+    from tests.unit.store.test_checksums import _flip_one_float
+
+    register("clf", home)
+    damaged = register("clf", home)
+    _flip_one_float(ModelStore(home).get(damaged).path / "weights.safetensors")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        cases = {
+            "unknown ref": (("clf:1", "ghost", "--port", str(free_port())), 4, "ghost"),
+            "damaged weights": (("clf:1", damaged, "--port", str(free_port())), 5, "weights.safetensors"),
+            "taken port": (("clf:1", "--port", str(taken.getsockname()[1])), 3, "is in use"),
+            "two workers, unknown ref": (("ghost", "--workers", "2", "--port", str(free_port())), 4, "ghost"),
+            "two workers, damaged weights": (
+                (damaged, "--workers", "2", "--port", str(free_port())),
+                5,
+                "weights.safetensors",
+            ),
+        }
+        for case, (args, code, fragment) in cases.items():
+            res = _serve_process(home, *args)
+            assert res.returncode == code, (case, res.stderr)
+            assert res.stderr.startswith("error: ") and res.stderr.count("\n") == 1 and fragment in res.stderr, (
+                case,
+                res.stderr,
+            )
+            assert "http://" not in res.stderr + res.stdout, (case, res.stderr)
+
+
+def test_the_announced_address_answers_ready_at_once(home: Path, stopper: list) -> None:
+    register("clf", home)
+    port = free_port()
+    env = {**os.environ, "MODELYARD_HOME": str(home), "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "modelyard", "serve", "clf", "--port", str(port), "--backend", "torch"],
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    stopper.append(proc)
+    assert proc.stderr is not None
+    try:
+        line = proc.stderr.readline()  # blocks until the process announces itself (or exits)
+        assert line.startswith(f"modelyard: serving clf on http://127.0.0.1:{port}"), line
+        assert httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=5).status_code == 200
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) in STOPPED
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+        proc.stderr.close()

@@ -113,9 +113,12 @@ def serve(
         data_dirs=list(data_dirs) if data_dirs or confine_data else None,
         **given(**settings),
     )
-    click.echo(
-        f"modelyard: serving {', '.join(models)} on http://{config.host}:{config.port} (docs at /docs; "
-        "Ctrl-C or SIGTERM drains and stops)",
-        err=True,
-    )
-    run(list(models), config, obj["home"])
+
+    def announce() -> None:  # only once the port, every model and its weights are checked
+        click.echo(
+            f"modelyard: serving {', '.join(models)} on http://{config.host}:{config.port} (docs at /docs; "
+            "Ctrl-C or SIGTERM drains and stops)",
+            err=True,
+        )
+
+    run(list(models), config, obj["home"], on_ready=announce)

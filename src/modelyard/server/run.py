@@ -9,13 +9,12 @@ so a restart loses none.
 
 from __future__ import annotations
 
-import errno
 import os
-import socket
 import sys
 from collections.abc import Callable
 
-from modelyard.errors import InputError, optional_dependency
+from modelyard.errors import optional_dependency
+from modelyard.ports import check_port
 from modelyard.server.auth.tokens import TokenStore
 from modelyard.server.config import ServerConfig
 from modelyard.server.tables import control_database
@@ -36,22 +35,6 @@ def bootstrap_token(config: ServerConfig) -> str | None:
     return token
 
 
-def _check_port(config: ServerConfig) -> None:
-    """A taken port is a one-line error now, not a uvicorn traceback later."""
-    family = socket.AF_INET6 if ":" in config.host.strip("[]") else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((config.host.strip("[]"), config.port))
-        except OSError as exc:
-            why = "is in use" if exc.errno == errno.EADDRINUSE else f"cannot be bound ({exc.strerror})"
-            raise InputError(
-                f"Invalid value for `server.port`: {config.host}:{config.port} {why}; "
-                "pick another with --port (or --host)",
-                field="server.port",
-            ) from None
-
-
 def serve(config: ServerConfig, *, echo: Callable[[str], None] | None = None) -> None:
     """Serve the REST API, the console and the training workers; blocks until stopped."""
     with optional_dependency("serve", "The control plane"):
@@ -60,7 +43,7 @@ def serve(config: ServerConfig, *, echo: Callable[[str], None] | None = None) ->
         from modelyard.server.app import create_server_app
 
     say = echo or (lambda text: print(text, flush=True))
-    _check_port(config)
+    check_port(config.host, config.port, "server.port")
     # A damaged or mismatched store is a one-line StoreError now, not a traceback from uvicorn's lifespan.
     control_database(config.store_home())
     token = bootstrap_token(config)

@@ -15,11 +15,12 @@ import gc
 import json
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from modelyard.errors import SpecError, optional_dependency
+from modelyard.ports import check_port
 from modelyard.serving.auth import ENV_VAR as API_KEY_ENV
 from modelyard.serving.config import ServeConfig
 
@@ -82,14 +83,34 @@ def _uvicorn_options(config: ServeConfig) -> dict[str, Any]:
     }
 
 
-def run(refs: Sequence[Any], config: ServeConfig, home: str | Path | None = None) -> None:
-    """Serve until SIGTERM/SIGINT; blocks."""
+def run(
+    refs: Sequence[Any],
+    config: ServeConfig,
+    home: str | Path | None = None,
+    *,
+    on_ready: Callable[[], None] | None = None,
+) -> None:
+    """Serve until SIGTERM/SIGINT; blocks.
+
+    The port, then every model (its weights' checksums included), are checked before
+    ``on_ready`` is called, so an address is announced only when it is served: with one
+    process after uvicorn has started (lifespan warm-up done, socket listening); with
+    workers after the parent has loaded each model once.
+    """
     with optional_dependency("serve", "The prediction server"):
         import uvicorn
 
+    check_port(config.host, config.port, "serve.port")
     if config.workers == 1:
         app = build_app(refs, config, home)
-        uvicorn.Server(uvicorn.Config(app, **_uvicorn_options(config))).run()
+
+        class _Server(uvicorn.Server):
+            async def startup(self, sockets: list[Any] | None = None) -> None:
+                await super().startup(sockets)
+                if self.started and on_ready is not None:
+                    on_ready()
+
+        _Server(uvicorn.Config(app, **_uvicorn_options(config))).run()
         return
     if not all(isinstance(r, str) for r in refs):
         raise SpecError(
@@ -97,17 +118,18 @@ def run(refs: Sequence[Any], config: ServeConfig, home: str | Path | None = None
             "expected name[:N] strings, received Predictor objects",
             field="serve.workers",
         )
-    from modelyard.store import ModelStore
-
-    store = ModelStore(home)
-    for ref in refs:  # an unknown name fails here, once, not in every worker
-        store.get(ref)
+    # An unknown name or damaged weights fail here, once, not in every worker (which each load
+    # their own copy: uvicorn spawns them).
+    load_predictors(refs, home)
+    gc.collect()
     os.environ[_REFS_ENV] = json.dumps(list(refs))
     os.environ[_CONFIG_ENV] = json.dumps(config.model_dump(exclude={"api_key"}))
     if home is not None:
         os.environ[_HOME_ENV] = str(Path(home).expanduser().resolve())
     if config.api_key is not None:
         os.environ[API_KEY_ENV] = config.key() or ""
+    if on_ready is not None:
+        on_ready()
     uvicorn.run(
         "modelyard.serving.server:app_factory", factory=True, workers=config.workers, **_uvicorn_options(config)
     )

@@ -20,7 +20,7 @@ def captured(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     """Replace the blocking uvicorn run with a recorder."""
     seen: dict[str, Any] = {}
 
-    def fake_run(refs: list[Any], config: ServeConfig, home: Any = None) -> None:
+    def fake_run(refs: list[Any], config: ServeConfig, home: Any = None, *, on_ready: Any = None) -> None:
         seen.update(refs=refs, config=config, home=home)
 
     monkeypatch.setattr("modelyard.serving.server.run", fake_run)
