@@ -22,6 +22,7 @@ from modelyard.errors import DataError, ModelyardError, ShapeError, TrainingErro
 from modelyard.nn import Network, build_model
 from modelyard.nn.builder import spec_parameters
 from modelyard.nn.memory import check_training_memory
+from modelyard.nn.pretrained.pinning import bases, load_bases, pin_bases
 from modelyard.spec import Spec, load_spec
 from modelyard.status import Status
 from modelyard.store import ModelStore, RunStore
@@ -58,6 +59,7 @@ def build_checked(spec: Spec) -> tuple[Network, Prepared]:
     check_training_memory(spec_parameters(spec.model))  # gradients and optimizer state too, before any weight
     torch.manual_seed(spec.seed)
     network = build_model(spec.model, loss=spec.train.loss.type)
+    load_bases(network, spec)  # pretrained layers: the base's safetensors weights, checked tensor by tensor
     prepared = prepare(spec.data, task=spec.task, seed=spec.seed)
     check_fit(spec, network, prepared)
     resolve_device(spec.train.device)  # a cuda request on a CPU machine fails now, not mid-run
@@ -131,7 +133,7 @@ def train(
     control plane's worker stores the id in its job row, so a retry resumes this run).
     """
     started = time.perf_counter()
-    spec = load_spec(spec, overrides)
+    spec = pin_bases(load_spec(spec, overrides))  # the run and the version record each base's identity
     network, prepared = build_checked(spec)
     runs = RunStore(home)
     run = runs.create(spec.to_dict(), environment(seed=spec.seed, device=spec.train.device))
@@ -243,6 +245,7 @@ def _run(
                 preprocess=meta,
                 metrics={"test": test_metrics, "history": result.history, "runtime": result.runtime},
                 run_id=run_id,
+                lineage={"bases": pinned} if (pinned := bases(spec)) else None,
                 task=spec.task,
                 description=spec.description,
                 summary=summarize(network, spec, meta, prepared.pipeline.raw_input_shape),

@@ -204,6 +204,13 @@ def _lineage(facts: CardFacts) -> list[str]:
             rows.append(made or (step.ref, "deleted", "-", "-"))
         out += ["From this version up to the trained one it comes from:", ""]
         out += table(("version", "kind", "made by", "registered"), rows)
+    for base in v.lineage.get("bases") or []:  # a pretrained layer's base, pinned at training
+        if isinstance(base, dict):
+            out += [
+                "",
+                f"`{base.get('field')}` starts from the pretrained base {base.get('name')} (model.safetensors "
+                f"sha256 {base.get('sha256')}).",
+            ]
     if facts.derived:
         out += ["", "Derived from it: " + ", ".join(f"{d.ref} ({d.kind})" for d in facts.derived) + "."]
     return out

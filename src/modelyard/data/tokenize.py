@@ -11,6 +11,7 @@ tokenizes offline exactly as it did in training.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -31,7 +32,9 @@ _PAD_NAMES = ("[PAD]", "<pad>", "<PAD>")
 class TokenizeOptions(StrictModel):
     path_fields: ClassVar[dict[str, bool]] = {"tokenizer": False}
 
-    tokenizer: str | None = Field(None, min_length=1, description="tokenizer.json, or a folder holding one")
+    tokenizer: str | None = Field(
+        None, min_length=1, description="tokenizer.json, a folder holding one, or an installed package that ships one"
+    )
     max_length: int = Field(64, ge=2, le=8192)
     vocab_size: int = Field(8000, ge=len(SPECIAL_TOKENS) + 1, le=1_000_000)
     lowercase: bool = True
@@ -68,11 +71,7 @@ class Tokenize(Step):
         self._configure(tok, ctx.field)
 
     def _load(self, field: str) -> Any:
-        where = f"{field}.tokenizer"
-        try:  # a Hugging Face model folder, else the file itself
-            path = resolve_path(self.opts.tokenizer, where, folder=True) / "tokenizer.json"  # type: ignore[arg-type]
-        except DataError:
-            path = resolve_path(self.opts.tokenizer, where)  # type: ignore[arg-type]
+        path = _tokenizer_file(self.opts.tokenizer, f"{field}.tokenizer")  # type: ignore[arg-type]
         if not path.is_file():
             raise DataError(
                 f"Invalid value for `{field}.tokenizer`: expected a tokenizer.json file or a folder holding one, "
@@ -141,6 +140,24 @@ class Tokenize(Step):
         self._configure(tok, "data.preprocess")
         if self.pad_id != int(state["pad_id"]):
             raise DataError(f"Invalid preprocessing state: pad id {self.pad_id}, expected {state['pad_id']}")
+
+
+def _tokenizer_file(source: str, where: str) -> Path:
+    """A Hugging Face model folder's tokenizer.json, the file itself, or an installed package's
+    (the same bases a ``pretrained`` layer reads, ``modelyard.nn.pretrained.folder``)."""
+    try:
+        return resolve_path(source, where, folder=True) / "tokenizer.json"
+    except DataError:
+        pass
+    try:
+        return resolve_path(source, where)
+    except DataError:
+        from modelyard.nn.pretrained.folder import package_folder
+
+        package = package_folder(source)
+        if package is None:
+            raise
+        return package / "tokenizer.json"
 
 
 def _texts(x: np.ndarray, where: str) -> list[str]:

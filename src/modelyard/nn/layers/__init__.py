@@ -13,6 +13,7 @@ from modelyard.nn.layers import (  # noqa: F401
     norm,
     pooling,
     positions,
+    pretrained,
     recurrent,
     shape,
     token_pool,
