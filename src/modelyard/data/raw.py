@@ -19,7 +19,7 @@ from modelyard.errors import DataError
 
 __all__ = ["RawData", "SOURCES", "Kind", "resolve_path", "missing_key_error", "as_features"]
 
-Kind = Literal["tabular", "image", "sequence", "text"]
+Kind = Literal["tabular", "image", "sequence", "text", "audio"]
 
 #: Registry of data sources; target ``(opts, *, seed: int) -> RawData``.
 SOURCES = ComponentRegistry("data source")

@@ -1,7 +1,7 @@
 """The data source registry with every built-in source registered.
 
-Built-in data sets: ``xor``, ``linear``, ``digits``, ``mnist``, ``fashion-mnist``, ``clinc150`` (text).
-File formats (option ``path``): ``csv``, ``parquet``, ``jsonl`` (numeric or ``text`` columns), ``npz``, ``images``; ``npy`` (options
+Built-in data sets: ``xor``, ``linear``, ``digits``, ``mnist``, ``fashion-mnist``, ``clinc150`` (text), ``fsdd`` (audio).
+File formats (option ``path``): ``csv``, ``parquet``, ``jsonl`` (numeric or ``text`` columns), ``npz``, ``images``, ``audio`` (WAV/FLAC); ``npy`` (options
 ``x``/``y``) memory-maps its features, so ``data.stream: true`` can train on data larger than memory.
 Each source is ``(opts, *, seed) -> RawData``; importing this module registers them all.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 from modelyard.components import ComponentSpec
 
 # Importing the modules registers their sources in SOURCES.
-from modelyard.data import clinc150, images, mnist, npy, npz, synthetic, tables  # noqa: F401
+from modelyard.data import audio, clinc150, fsdd, images, mnist, npy, npz, synthetic, tables  # noqa: F401
 from modelyard.data.raw import SOURCES, RawData
 
 __all__ = ["SOURCES", "RawData", "load_source"]

@@ -7,6 +7,7 @@ from __future__ import annotations
 from modelyard.nn.layers import (  # noqa: F401
     activation,
     attention,
+    audio,
     conv,
     dense,
     dropout,
