@@ -21,7 +21,7 @@ class Result:
 
 def run_cli(*args: str) -> Result:
     """In-process CLI call (fast); stdout and stderr kept apart."""
-    res = CliRunner().invoke(cli, list(args), catch_exceptions=False)
+    res = CliRunner().invoke(cli, list(args), prog_name="modelyard", catch_exceptions=False)
     return Result(res.exit_code, res.stdout, res.stderr)
 
 

@@ -8,17 +8,40 @@ import sys
 
 import click
 
-from modelyard.errors import ModelyardError
+from modelyard.errors import ModelyardError, UsageError
 
 __all__ = ["main", "cli"]
 
 
+def _usage_error(exc: click.UsageError) -> None:
+    """click's usage error as one line, with its did-you-mean, instead of its usage block + "Try ...".
+
+    Exits with ``UsageError``'s code (2, as click does); ``NoArgsIsHelpError`` (a group given no
+    command) keeps showing the group's help.
+    """
+    if isinstance(exc, click.exceptions.NoArgsIsHelpError):
+        raise exc
+    path = exc.ctx.command_path if exc.ctx is not None else "modelyard"
+    message = " ".join(line.strip() for line in exc.format_message().splitlines() if line.strip())
+    click.echo(f"error: {message} (see '{path} --help')", err=True)
+    sys.exit(UsageError.exit_code)
+
+
 class _Group(click.Group):
-    """Turns every ModelyardError into `error: <one line>` and its exit code."""
+    """Turns every ModelyardError and click usage error into `error: <one line>` and its exit code."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except click.UsageError as exc:  # the group's own options: `modelyard --bogus`
+            _usage_error(exc)
+            raise  # pragma: no cover  (_usage_error exits)
 
     def invoke(self, ctx: click.Context):  # noqa: ANN201
         try:
             return super().invoke(ctx)
+        except click.UsageError as exc:  # a command, its arguments or options, at any depth
+            _usage_error(exc)
         except ModelyardError as exc:
             click.echo(f"error: {exc.message}", err=True)
             ctx.exit(exc.exit_code)

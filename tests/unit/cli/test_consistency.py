@@ -147,7 +147,9 @@ def test_a_replica_launched_without_options_runs_with_serves_own_defaults(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     seen: dict[str, Any] = {}
-    monkeypatch.setattr("modelyard.serving.server.run", lambda refs, config, home=None: seen.update(config=config))
+    monkeypatch.setattr(
+        "modelyard.serving.server.run", lambda refs, config, home=None, on_ready=None: seen.update(config=config)
+    )
     command = ReplicaConfig(ref="m:1", home=tmp_path, api_key="k" * 32).command(9000)
     assert "--max-batch-size" not in command and "--max-data-mb" not in command
     args = command[command.index("--home") :]
