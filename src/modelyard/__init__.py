@@ -38,6 +38,8 @@ __all__ = [
     "explain",
     "compress",
     "export",
+    "tune",
+    "TuneResult",
     "ModelyardError",
     "SpecError",
     "ShapeError",
@@ -65,6 +67,8 @@ __getattr__, __dir__ = _lazy_attributes(
         "explain": "modelyard.explaining.api",
         "compress": "modelyard.compression.api",
         "export": "modelyard.compression.export",
+        "tune": "modelyard.tuning.api",
+        "TuneResult": "modelyard.tuning.api",
     },
 )
 
@@ -74,4 +78,5 @@ if typing.TYPE_CHECKING:  # pragma: no cover
     from modelyard.predict import Predictor, load
     from modelyard.serving import serve
     from modelyard.spec import Spec, load_spec
+    from modelyard.tuning.api import TuneResult, tune
     from modelyard.workflow import TrainResult, resume, train

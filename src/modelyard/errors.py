@@ -29,6 +29,7 @@ __all__ = [
     "StoreError",
     "LeaseLostError",
     "TrainingError",
+    "RunPruned",
     "ServerUnavailableError",
     "QueueFullError",
     "ShuttingDownError",
@@ -63,6 +64,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "explain": ("captum", "shap", "lime"),
     "text": ("tokenizers",),
     "postgres": ("psycopg",),
+    "tune": ("optuna",),
 }
 
 
@@ -185,6 +187,13 @@ class TrainingError(ModelyardError):
 
     http_status = 500
     exit_code = 6
+
+
+class RunPruned(TrainingError):
+    """A tuning trial's pruner stopped its run early (its validation curve was not promising).
+
+    Raised from the per-epoch callback; ``workflow`` records the run as ``pruned``, not failed.
+    """
 
 
 class ServerUnavailableError(ModelyardError):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import importlib
 import json
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -31,6 +32,8 @@ __all__ = [
     "load_spec",
     "read_spec_file",
     "apply_overrides",
+    "apply_values",
+    "TUNE_SECTION",
     "registry_for",
     "CLASSIFICATION_LOSSES",
 ]
@@ -283,6 +286,10 @@ def _load_yaml(text: str, path: Path) -> Any:
         raise SpecError(f"Malformed spec file {path}{where}: {problem}", field="spec") from None
 
 
+#: The top-level section read by ``modelyard tune`` and left out of the model's spec.
+TUNE_SECTION = "tune"
+
+
 def apply_overrides(data: dict[str, Any], overrides: list[str] | tuple[str, ...]) -> dict[str, Any]:
     """Apply ``--set a.b.c=value`` overrides to a raw spec dict (values parsed as YAML).
 
@@ -292,16 +299,26 @@ def apply_overrides(data: dict[str, Any], overrides: list[str] | tuple[str, ...]
     """
     import yaml
 
-    data = copy.deepcopy(data)
+    values: list[tuple[str, Any]] = []
     for item in overrides:
         if "=" not in item:
             raise SpecError(f"Invalid override {item!r}: expected PATH=VALUE such as train.lr=0.01", field="--set")
         path, _, text = item.partition("=")
-        path = path.strip()
         try:
             value = yaml.safe_load(text) if text.strip() else ""
         except (yaml.YAMLError, ValueError):  # ValueError: an integer of more than 4,300 digits
             value = text
+        values.append((path.strip(), value))
+    return apply_values(data, values)
+
+
+def apply_values(data: dict[str, Any], values: Iterable[tuple[str, Any]]) -> dict[str, Any]:
+    """A copy of the raw spec ``data`` with each dotted ``path`` set to its (already parsed) value.
+
+    The walk of ``apply_overrides``; ``modelyard tune`` sets its sampled values through it.
+    """
+    data = copy.deepcopy(data)
+    for path, value in values:
         keys = path.split(".")
         if not path or any(not k for k in keys):
             raise SpecError(f"Invalid override path {path!r}: expected dotted keys such as train.lr", field="--set")
@@ -345,7 +362,11 @@ def load_spec(
     source: str | Path | dict[str, Any] | Spec,
     overrides: list[str] | tuple[str, ...] = (),
 ) -> Spec:
-    """Load and fully validate a spec from a file path, a dict or a Spec."""
+    """Load and fully validate a spec from a file path, a dict or a Spec.
+
+    A top-level ``tune:`` section is the search of ``modelyard tune`` (``modelyard.tuning``); the
+    model's spec is the rest, so the same file trains with ``modelyard train`` too.
+    """
     if isinstance(source, Spec):
         if not overrides:
             return source
@@ -354,6 +375,8 @@ def load_spec(
         data = source
     else:
         data = read_spec_file(Path(source))
+    if isinstance(data, dict) and TUNE_SECTION in data:
+        data = {k: v for k, v in data.items() if k != TUNE_SECTION}
     if overrides:
         data = apply_overrides(data, overrides)
     try:

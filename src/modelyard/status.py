@@ -3,10 +3,11 @@
 The store, the REST API, the CLI and the web console (which gets it served as
 ``/console/js/status.js``) all take their words from here:
 
-    queued → running → succeeded | failed | cancelled | interrupted
+    queued → running → succeeded | failed | cancelled | interrupted | pruned
 
 ``interrupted`` is a run stopped by SIGTERM or Ctrl-C (``train --resume`` continues it,
-as it does a failed one); jobs never take it. A job and the run it trains use the same words, so "finished well" reads ``succeeded`` in
+as it does a failed one); jobs never take it. ``pruned`` is a tuning trial's run that its
+pruner stopped early (``modelyard tune``); jobs never take it either. A job and the run it trains use the same words, so "finished well" reads ``succeeded`` in
 both. Before store schema 2 a run that finished well was stored as ``completed``; the
 schema migration rewrites those rows and ``Status.stored`` still reads the old word.
 """
@@ -30,6 +31,7 @@ class Status(str, Enum):
     FAILED = "failed"
     CANCELLED = "cancelled"
     INTERRUPTED = "interrupted"
+    PRUNED = "pruned"
 
     # The word itself in f-strings, str() and logs on every Python version (3.10 formats mixins differently).
     def __str__(self) -> str:
@@ -49,7 +51,7 @@ class Status(str, Enum):
         return cls(LEGACY.get(word, word))
 
 
-FINAL = frozenset({Status.SUCCEEDED, Status.FAILED, Status.CANCELLED, Status.INTERRUPTED})
+FINAL = frozenset({Status.SUCCEEDED, Status.FAILED, Status.CANCELLED, Status.INTERRUPTED, Status.PRUNED})
 # Words earlier releases stored → today's state (store schema 2 migrates them).
 LEGACY = {"completed": Status.SUCCEEDED}
 

@@ -18,7 +18,7 @@ import torch
 
 from modelyard.data import Prepared, prepare
 from modelyard.environment import environment, resolve_device
-from modelyard.errors import DataError, ModelyardError, ShapeError, TrainingError
+from modelyard.errors import DataError, ModelyardError, RunPruned, ShapeError, TrainingError
 from modelyard.nn import Network, build_model
 from modelyard.nn.builder import spec_parameters
 from modelyard.nn.memory import check_training_memory
@@ -29,9 +29,19 @@ from modelyard.store import ModelStore, RunStore
 from modelyard.store.heartbeat import Heartbeat
 from modelyard.store.owner import record_owner
 from modelyard.training import FitResult, evaluate, fit
+from modelyard.training.checkpoint import load_checkpoint
 from modelyard.version_summary import summarize
 
-__all__ = ["TrainResult", "train", "resume", "build_checked", "check_fit", "eval_split", "model_meta"]
+__all__ = [
+    "TrainResult",
+    "train",
+    "resume",
+    "register_run",
+    "build_checked",
+    "check_fit",
+    "eval_split",
+    "model_meta",
+]
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +51,7 @@ class TrainResult:
     """What a finished training run produced."""
 
     run_id: str
-    model_ref: str
+    model_ref: str | None  # None for a run trained with ``register=False`` (a tuning trial)
     history: list[dict[str, Any]]
     test_metrics: dict[str, Any]
     runtime: dict[str, Any]
@@ -49,6 +59,7 @@ class TrainResult:
     total_time_s: float
     spec: Spec = field(repr=False)
     network: Network = field(repr=False)
+    best_epoch: int | None = None  # the epoch whose weights the network holds when early stopping restored them
 
 
 def build_checked(spec: Spec) -> tuple[Network, Prepared]:
@@ -126,11 +137,15 @@ def train(
     console: Any = None,
     on_epoch_end: Callable[[int, dict[str, Any]], None] | None = None,
     on_run_created: Callable[[str], None] | None = None,
+    register: bool = True,
 ) -> TrainResult:
     """Train a model from a spec and register it; returns the run and the model version.
 
     ``on_run_created(run_id)`` runs once the run exists and before training starts (the
     control plane's worker stores the id in its job row, so a retry resumes this run).
+    ``register=False`` (a tuning trial) finishes the run without looking at the test split or
+    registering; ``register_run`` registers it later from its last checkpoint. An
+    ``on_epoch_end`` that raises ``RunPruned`` ends the run as ``pruned``.
     """
     started = time.perf_counter()
     spec = pin_bases(load_spec(spec, overrides))  # the run and the version record each base's identity
@@ -151,6 +166,7 @@ def train(
         console=console,
         on_epoch_end=on_epoch_end,
         started=started,
+        register=register,
     )
 
 
@@ -202,6 +218,7 @@ def _run(
     console: Any,
     on_epoch_end: Callable[[int, dict[str, Any]], None] | None,
     started: float,
+    register: bool = True,
 ) -> TrainResult:
     runs.start(run_id)
     record_owner(runs.run_dir(run_id))  # lets `train --resume` and `runs cancel` find this process
@@ -226,30 +243,10 @@ def _run(
             )
             if resume:
                 _log_missing_epochs(runs, run_id, result.history)
-            split_name, split = eval_split(prepared)
-            test_metrics = evaluate(
-                network,
-                split,
-                metrics=list(spec.train.metrics),
-                loss=spec.train.loss,
-                task=spec.task,
-                num_classes=prepared.num_classes,
-            )
-            test_metrics = {"split": split_name, **test_metrics}
-            state = {k: v.detach().to("cpu").contiguous() for k, v in network.state_dict().items()}
-            meta = model_meta(prepared, spec)
-            version = ModelStore(home).register(
-                spec.name,
-                state_dict=state,
-                spec=spec.to_dict(),
-                preprocess=meta,
-                metrics={"test": test_metrics, "history": result.history, "runtime": result.runtime},
-                run_id=run_id,
-                lineage={"bases": pinned} if (pinned := bases(spec)) else None,
-                task=spec.task,
-                description=spec.description,
-                summary=summarize(network, spec, meta, prepared.pipeline.raw_input_shape),
-            )
+            test_metrics: dict[str, Any] = {}
+            version = None
+            if register:
+                test_metrics, version = _evaluate_and_register(spec, network, prepared, result, run_id, home=home)
         summary = {
             "test": test_metrics,
             "runtime": result.runtime,
@@ -258,7 +255,10 @@ def _run(
             "stopped_early": result.stopped_early,
             "class_names": prepared.class_names,
         }
-        runs.finish(run_id, summary, version.ref)
+        runs.finish(run_id, summary, None if version is None else version.ref)
+    except RunPruned as exc:  # a tuning trial's pruner stopped it: the run ends as such, not as failed
+        runs.prune(run_id, exc.message)
+        raise
     except KeyboardInterrupt:  # Ctrl-C, or SIGTERM through the CLI's handler (cli/train.py)
         _interrupted(runs, run_id)
         raise
@@ -270,7 +270,7 @@ def _run(
         raise
     return TrainResult(
         run_id=run_id,
-        model_ref=version.ref,
+        model_ref=None if version is None else version.ref,
         history=result.history,
         test_metrics=test_metrics,
         runtime=result.runtime,
@@ -278,7 +278,72 @@ def _run(
         total_time_s=time.perf_counter() - started,
         spec=spec,
         network=network,
+        best_epoch=result.best_epoch,
     )
+
+
+def _evaluate_and_register(
+    spec: Spec,
+    network: Network,
+    prepared: Prepared,
+    result: FitResult,
+    run_id: str,
+    *,
+    home: str | Path | None,
+    lineage: dict[str, Any] | None = None,
+) -> tuple[dict[str, Any], Any]:
+    """Judge the trained network on its evaluation split and register it as a version of ``spec.name``."""
+    split_name, split = eval_split(prepared)
+    test_metrics = evaluate(
+        network,
+        split,
+        metrics=list(spec.train.metrics),
+        loss=spec.train.loss,
+        task=spec.task,
+        num_classes=prepared.num_classes,
+    )
+    test_metrics = {"split": split_name, **test_metrics}
+    state = {k: v.detach().to("cpu").contiguous() for k, v in network.state_dict().items()}
+    meta = model_meta(prepared, spec)
+    version = ModelStore(home).register(
+        spec.name,
+        state_dict=state,
+        spec=spec.to_dict(),
+        preprocess=meta,
+        metrics={"test": test_metrics, "history": result.history, "runtime": result.runtime},
+        run_id=run_id,
+        lineage={**({"bases": pinned} if (pinned := bases(spec)) else {}), **(lineage or {})} or None,
+        task=spec.task,
+        description=spec.description,
+        summary=summarize(network, spec, meta, prepared.pipeline.raw_input_shape),
+    )
+    return test_metrics, version
+
+
+def register_run(run_id: str, *, home: str | Path | None = None, lineage: dict[str, Any] | None = None) -> str:
+    """Register the model a finished ``register=False`` run trained (the best trial of a tune); returns its ref.
+
+    The weights come from the run's last checkpoint (with early stopping's best weights restored, as
+    the run itself would have); the preprocessing is refitted from the stored spec and seed, the same
+    way ``evaluate_model`` re-creates a split. Registration is idempotent per run.
+    """
+    runs = RunStore(home)
+    record = runs.get(run_id)
+    if record.model_ref is not None:
+        return record.model_ref
+    if record.status != Status.SUCCEEDED:
+        raise TrainingError(f"Run {record.id} is {record.status}; only a succeeded run can be registered")
+    spec = load_spec(record.spec)
+    folder = runs.run_dir(record.id) / "checkpoints"
+    if load_checkpoint(folder) is None:
+        raise TrainingError(f"Run {record.id} has no checkpoint in {folder}; it cannot be registered without training")
+    network, prepared = build_checked(spec)
+    result = fit(
+        network, prepared, spec.train, seed=spec.seed, checkpoint_dir=folder, resume=True, progress=False
+    )  # every epoch is in the checkpoint: this loads it and restores the best weights, training nothing
+    _, version = _evaluate_and_register(spec, network, prepared, result, record.id, home=home, lineage=lineage)
+    runs.set_model(record.id, version.ref)
+    return version.ref
 
 
 def _interrupted(runs: RunStore, run_id: str) -> None:

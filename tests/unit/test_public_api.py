@@ -47,6 +47,8 @@ PUBLIC = [
     "explain",
     "compress",
     "export",
+    "tune",
+    "TuneResult",
     "ModelyardError",
     "SpecError",
     "ShapeError",

@@ -11,9 +11,17 @@ from modelyard.status import FINAL, LEGACY, Status, parse_status
 
 
 def test_the_words_and_which_are_final() -> None:
-    assert [s.value for s in Status] == ["queued", "running", "succeeded", "failed", "cancelled", "interrupted"]
-    assert {s.value for s in FINAL} == {"succeeded", "failed", "cancelled", "interrupted"}
-    assert [s.final for s in Status] == [False, False, True, True, True, True]
+    assert [s.value for s in Status] == [
+        "queued",
+        "running",
+        "succeeded",
+        "failed",
+        "cancelled",
+        "interrupted",
+        "pruned",
+    ]
+    assert {s.value for s in FINAL} == {"succeeded", "failed", "cancelled", "interrupted", "pruned"}
+    assert [s.final for s in Status] == [False, False, True, True, True, True, True]
 
 
 def test_a_status_is_its_word_in_comparisons_sets_dicts_text_and_json() -> None:
@@ -48,7 +56,8 @@ def test_stored_reads_old_words() -> None:
 def test_parse_status_names_the_field_and_the_words(given: object, message: str) -> None:
     assert parse_status("failed") is Status.FAILED
     with pytest.raises(
-        InputError, match="expected one of queued, running, succeeded, failed, cancelled, interrupted, " + message
+        InputError,
+        match="expected one of queued, running, succeeded, failed, cancelled, interrupted, pruned, " + message,
     ):
         parse_status(given)
     with pytest.raises(InputError) as caught:

@@ -92,9 +92,11 @@ def _register_commands() -> None:
         serve,
         server,
         train,
+        tune,
     )
 
     cli.add_command(train.train)
+    cli.add_command(tune.tune)
     cli.add_command(runs.runs)
     cli.add_command(models.models)
     models.models.add_command(model_aliases.alias)

@@ -14,7 +14,7 @@ from modelyard.cli._fmt import console, fmt, metrics_table
 
 
 @contextmanager
-def _sigterm_interrupts() -> Iterator[None]:
+def sigterm_interrupts() -> Iterator[None]:
     """SIGTERM (``timeout``, ``kill``, an eviction) stops training the way Ctrl-C does.
 
     Python's default SIGTERM kills the process at once, leaving the run ``running``; raised as
@@ -59,7 +59,7 @@ def train(
         raise UsageError("--resume continues a run with its stored spec; do not pass SPEC or --set with it")
     if not resume_id and not spec:
         raise click.UsageError("missing SPEC (a YAML or JSON spec file), or --resume RUN")
-    with _sigterm_interrupts():
+    with sigterm_interrupts():
         if resume_id:
             result = workflow.resume(resume_id, home=obj["home"], progress=show, console=out)
         else:

@@ -22,7 +22,16 @@ from sqlalchemy.orm import Session
 
 from modelyard.errors import StoreError, optional_dependency
 
-__all__ = ["ENV_VAR", "BUSY_TIMEOUT_MS", "database_url", "sqlite_engine", "postgres_engine", "write_lock", "describe"]
+__all__ = [
+    "ENV_VAR",
+    "BUSY_TIMEOUT_MS",
+    "database_url",
+    "sqlite_engine",
+    "sqlite_hooks",
+    "postgres_engine",
+    "write_lock",
+    "describe",
+]
 
 ENV_VAR = "MODELYARD_DATABASE_URL"
 BUSY_TIMEOUT_MS = 30_000
@@ -70,6 +79,15 @@ def sqlite_engine(path: Path | str) -> Engine:
     dialect documentation, "Serializable isolation / Savepoints / Transactional DDL").
     """
     engine = create_engine(URL.create("sqlite", database=str(path)), connect_args={"timeout": BUSY_TIMEOUT_MS / 1000})
+    sqlite_hooks(engine)
+    return engine
+
+
+def sqlite_hooks(engine: Engine, *, begin: str = "DEFERRED") -> None:
+    """The connection settings of ``sqlite_engine`` on an engine made elsewhere (Optuna's, ``tuning/storage.py``).
+
+    ``begin``: the mode of a transaction that does not ask for one with the ``sqlite_begin`` option.
+    """
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -85,10 +103,8 @@ def sqlite_engine(path: Path | str) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
+        mode = conn.get_execution_options().get("sqlite_begin", begin)
         conn.exec_driver_sql(f"BEGIN {mode}")
-
-    return engine
 
 
 def postgres_engine(url: URL) -> Engine:

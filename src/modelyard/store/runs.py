@@ -1,6 +1,6 @@
 """Training runs: status, resolved spec, environment, per-epoch metrics and a folder.
 
-A run moves ``queued → running → succeeded | failed | cancelled | interrupted`` (``modelyard.status``). A
+A run moves ``queued → running → succeeded | failed | cancelled | interrupted | pruned`` (``modelyard.status``). A
 running process calls ``heartbeat`` (``log_epoch`` counts as one); ``reap_stale`` marks runs whose
 process died without saying so as failed, and ``settle_stale`` does that for one run that is about to
 be resumed. Ids look like ``r-20261122-3fa9c1`` and, as in
@@ -161,6 +161,18 @@ class RunStore:
             row.status, row.finished_at, row.error = Status.INTERRUPTED, now, _one_line(reason)
 
         return self._transition(run_id, (Status.RUNNING,), apply)
+
+    def prune(self, run_id: str, reason: str) -> RunRecord:
+        """running → pruned: a tuning trial stopped by its pruner (``modelyard tune``); final, never resumed."""
+
+        def apply(row: RunRow, now: datetime) -> None:
+            row.status, row.finished_at, row.error = Status.PRUNED, now, _one_line(reason)
+
+        return self._transition(run_id, (Status.RUNNING,), apply)
+
+    def set_model(self, run_id: str, model_ref: str) -> RunRecord:
+        """Name the version a succeeded run registered after it finished (the best trial of a tune)."""
+        return self._transition(run_id, (Status.SUCCEEDED,), lambda row, now: setattr(row, "model_ref", model_ref))
 
     def log_epoch(self, run_id: str, epoch: int, metrics: Mapping[str, Any]) -> builtins.list[str]:
         """Store one row per numeric metric of ``epoch``; returns the keys skipped.

@@ -29,11 +29,11 @@ print(json.dumps(sorted({m.split(".")[0] for m in sys.modules} & heavy)))
 """
 
 
-def _imported(home: Path, *args: str) -> set[str]:
+def _imported(home: Path, *args: str, heavy: tuple[str, ...] = HEAVY) -> set[str]:
     env = {**os.environ, "MODELYARD_HOME": str(home), "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", "")}
     proc = subprocess.run(
         [sys.executable, "-c", PROBE, *args],
-        input=json.dumps(HEAVY),
+        input=json.dumps(heavy),
         env=env,
         capture_output=True,
         text=True,
@@ -83,3 +83,13 @@ def test_predict_imports_torch_and_nothing_else_heavy(home: Path, tmp_path: Path
     sample = tmp_path / name
     sample.write_text(text)
     assert _imported(home, "predict", "clf", str(sample)) == {"torch"}
+
+
+def test_train_never_imports_optuna(home: Path, tmp_path: Path) -> None:
+    import yaml
+
+    from tests.support.tuning import tiny_spec
+
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump(tiny_spec(epochs=1)))
+    assert _imported(home, "train", str(spec), heavy=("optuna", "torch")) == {"torch"}
