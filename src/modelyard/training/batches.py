@@ -19,7 +19,15 @@ from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, S
 from modelyard.errors import DataError
 from modelyard.nn.masking import cut_padding
 
-__all__ = ["InMemoryBatches", "StreamingBatches", "dataset_loader", "is_tensor_split", "split_size", "check_split"]
+__all__ = [
+    "sequence_lengths",
+    "InMemoryBatches",
+    "StreamingBatches",
+    "dataset_loader",
+    "is_tensor_split",
+    "split_size",
+    "check_split",
+]
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 
@@ -67,6 +75,7 @@ class InMemoryBatches:
         channels_last: bool = False,
         pad_id: int | None = None,
         group_by_length: bool = False,
+        lengths: torch.Tensor | None = None,
     ) -> None:
         # One copy to the device at the start; non_blocking overlaps it with setup work.
         fmt = torch.channels_last if channels_last else torch.contiguous_format
@@ -84,11 +93,17 @@ class InMemoryBatches:
         # Token ids right-padded with pad_id, for a network that takes any length: each batch is
         # cut to its longest real sequence (no work on columns of pads). Lengths are counted once.
         self._pad_id = pad_id
-        self.lengths = _lengths(self.x, pad_id) if pad_id is not None else None
+        # ``lengths`` given: rows that are no longer token ids (a frozen encoder's vectors) grouped
+        # by the lengths of the queries they came from, in the order the ids would have been.
+        self.lengths = (
+            lengths if lengths is not None else sequence_lengths(self.x, pad_id) if pad_id is not None else None
+        )
         self.group_by_length = group_by_length and self.lengths is not None
         if self.lengths is not None:
-            self.kind = "in-memory-index, cut to the longest sequence" + (
-                ", grouped by length" if self.group_by_length else ""
+            self.kind = (
+                "in-memory-index"
+                + (", cut to the longest sequence" if pad_id is not None else "")
+                + (", grouped by length" if self.group_by_length else "")
             )
 
     def __len__(self) -> int:
@@ -149,7 +164,7 @@ class InMemoryBatches:
 GROUP_BATCHES = 50
 
 
-def _lengths(x: torch.Tensor, pad_id: int) -> torch.Tensor:
+def sequence_lengths(x: torch.Tensor, pad_id: int) -> torch.Tensor:
     """Per row, one past the last position that is not ``pad_id`` (0 for a row of pads)."""
     real = x != pad_id
     positions = torch.arange(1, x.shape[1] + 1, device=x.device)

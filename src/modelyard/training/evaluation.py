@@ -14,6 +14,7 @@ from torch import nn
 
 from modelyard.components import ComponentSpec
 from modelyard.metrics import MetricSet
+from modelyard.nn.masking import cut_padding
 from modelyard.training.batches import check_split, dataset_loader, is_tensor_split, split_size
 from modelyard.training.losses import LOSSES
 from modelyard.training.runtime import autocast, resolve_precision, wants_channels_last, worth_bf16_on_cpu
@@ -89,7 +90,10 @@ def evaluate(
     network.eval()
     total = torch.zeros((), device=device)
     try:
+        cut = getattr(network, "any_length", False)  # token ids: no work on columns of pads (same outputs)
         for xb, yb in _batches(split, batch_size, device):
+            if cut:
+                xb = cut_padding(xb, network.pad_id)
             if channels_last and xb.ndim == 4:
                 xb = xb.contiguous(memory_format=torch.channels_last)
             with autocast(device, mode):

@@ -224,7 +224,7 @@ def fit(
             train_s = time.perf_counter() - t0
             if run.val is not None:
                 values = evaluate(
-                    run.network,
+                    run.evaluated or run.network,
                     run.val,
                     metrics=train_spec.metrics,
                     loss=train_spec.loss,

@@ -28,6 +28,7 @@ from modelyard.training.evaluation import metric_activation
 from modelyard.training.fast.allocator import allocator_state
 from modelyard.training.fast.cross_entropy import value_and_grad_for
 from modelyard.training.fast.dense_step import DenseStep, dense_stack
+from modelyard.training.fast.frozen_features import frozen_features
 from modelyard.training.fast.fused_adam import fast_step
 from modelyard.training.fast.fused_forward import fused_forward
 from modelyard.training.losses import LOSSES, LossFn
@@ -58,7 +59,7 @@ class TrainingRun:
 
     spec: TrainSpec
     network: nn.Module
-    forward: Callable[[torch.Tensor], torch.Tensor]  # the network, or its torch.compile'd form
+    forward: Callable[[torch.Tensor], torch.Tensor]  # the network, its torch.compile'd form, or its head
     device: torch.device
     precision: Precision
     batches: InMemoryBatches | StreamingBatches
@@ -81,6 +82,7 @@ class TrainingRun:
     dense: DenseStep | None = None  # the fused dense-stack step, when the network is one
     optimizer_step: Callable[[], Any] | None = None  # optimizer.step or the direct fused-kernel call
     runtime: dict[str, Any] = field(default_factory=dict)
+    evaluated: nn.Module | None = None  # what validation runs: the head on frozen features, else the network
     compile_checked: bool = False  # the compiled forward has run once (or compilation is off)
 
 
@@ -150,6 +152,12 @@ def build_run(
     network.to(device)
     if channels_last:
         network.to(memory_format=torch.channels_last)
+    frozen = None
+    if in_memory and not spec.compile and _augmenter(prepared) is None and (val is None or is_tensor_split(val)):
+        # A frozen encoder up to the pooling: its vectors once per split, then only the head trains.
+        frozen = frozen_features(network, train, val, device=device, precision=precision)
+        if frozen is not None:
+            train, val = frozen.train, frozen.val
 
     # Dropout and other in-model randomness draw from the global generator; the order of
     # samples and augmentation have their own, so each stream is reproducible on its own.
@@ -168,8 +176,9 @@ def build_run(
             generator=shuffle_gen,
             device=device,
             channels_last=channels_last,
-            pad_id=network.pad_id if getattr(network, "any_length", False) else None,
+            pad_id=network.pad_id if getattr(network, "any_length", False) and frozen is None else None,
             group_by_length=spec.group_by_length,
+            lengths=frozen.lengths if frozen is not None else None,
         )
     else:
         batches = StreamingBatches(
@@ -201,9 +210,11 @@ def build_run(
     )
     _check_monitors(spec, val is not None, schedule)
 
-    forward: Callable[[torch.Tensor], torch.Tensor] = network
+    forward: Callable[[torch.Tensor], torch.Tensor] = network if frozen is None else frozen.head
     dense = None
-    if spec.compile:
+    if frozen is not None:
+        pass  # the head is a few layers on pooled vectors: autograd
+    elif spec.compile:
         forward = torch.compile(network)  # compiled lazily at the first step; the loop falls back on failure
     elif not precision.scaler and (ops := dense_stack(network)) is not None:
         # The tape-free loss gradient belongs to the spec's loss; a replacement (distillation) has none.
@@ -240,6 +251,7 @@ def build_run(
         num_classes=num_classes,
         threads=threads,
         dense=dense,
+        evaluated=frozen.head if frozen is not None else network,
         compile_checked=not spec.compile,
         runtime={
             "batching": batches.kind,
@@ -252,6 +264,7 @@ def build_run(
             "compiled": bool(spec.compile),
             "step": dense.kind if dense is not None else "autograd",
             "rewrites": dict(getattr(forward, "rewrites", {})),
+            "frozen_features": frozen.kind if frozen is not None else "off",
             "allocator": allocator,
             "fast_paths": fast_paths.report(list(fast.TRAINING)),
         },

@@ -86,12 +86,14 @@ def test_fast_path_runtime_flags():
         "compiled": False,
         "step": "dense-fused",  # dense layers, ReLU and dropout: no autograd tape (training/fast/dense_step.py)
         "rewrites": {},
+        "frozen_features": "off",  # no frozen encoder (training/fast/frozen_features.py)
         "allocator": allocator_state(),  # chosen by the entry points (training/fast/allocator.py), reported here
         "fast_paths": {
             "dense_step": "on",
             "cross_entropy_grad": "on",
             "fused_forward": "on",
             "fused_adam_kernel": "on",
+            "frozen_features": "on",
         },
     }
     # auto: a tiny dense net trains faster in fp32 on any CPU
