@@ -32,10 +32,11 @@ from modelyard.server.jobs.reaper import Reaper
 from modelyard.server.jobs.store import JobStore
 from modelyard.server.models import routes as models_routes
 from modelyard.server.tables import control_database
+from modelyard.server.tunes import routes as tunes_routes
 
 __all__ = ["create_server_app", "ServerState"]
 
-_ROUTERS = (jobs_routes, auth_routes, deployments_routes, models_routes, console_routes)
+_ROUTERS = (jobs_routes, auth_routes, deployments_routes, models_routes, tunes_routes, console_routes)
 
 
 @dataclass

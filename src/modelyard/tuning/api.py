@@ -27,7 +27,7 @@ from modelyard.tuning.space import parse_search, split_item, suggest
 from modelyard.tuning.strategies import check_name, grid_trials, make_pruner, make_sampler
 from modelyard.tuning.trial import check_space, run_trial
 
-__all__ = ["tune", "TuneResult", "prepare_tune", "work_on"]
+__all__ = ["tune", "TuneResult", "prepare_tune", "open_plan", "run_next", "work_on", "register_best", "Plan"]
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +104,12 @@ def prepare_tune(
 def _search_arg(search: Iterable[str] | Mapping[str, Any] | None) -> Any:
     if search is None or isinstance(search, Mapping):
         return search
+    if not isinstance(search, (list, tuple)) or not all(isinstance(item, str) for item in search):
+        raise SpecError(
+            f"Invalid value for `search`: expected a list of PATH=DISTRIBUTION strings or a mapping of path to "
+            f"distribution, received {search!r:.80}",
+            field="search",
+        )
     return dict(split_item(item) for item in search)
 
 
@@ -148,6 +154,49 @@ def open_plan(plan: Plan, home: str | Path | None, *, resume: bool, worker: int 
     return study
 
 
+def run_next(
+    study: Any,
+    plan: Plan,
+    *,
+    home: str | Path | None,
+    progress: bool = False,
+    console: Any = None,
+    on_epoch_end: Callable[[int, dict[str, Any]], None] | None = None,
+    on_run_created: Callable[[str], None] | None = None,
+) -> tuple[int, str, float | None] | None:
+    """Claim and run the study's next trial; (number, state, value), or None once it has all its trials.
+
+    Safe to call from several processes on one study at once (``tuning/study.py`` hands each trial out once).
+    """
+    import optuna
+
+    trial = studies.claim_trial(study, home, plan.config.trials)
+    if trial is None:
+        return None
+    params = suggest(trial, parse_search(plan.config.search))
+    try:
+        state, value = run_trial(
+            trial,
+            plan.spec,
+            params,
+            metric=plan.metric,
+            pruner=plan.config.pruner,
+            home=home,
+            progress=progress,
+            console=console,
+            on_epoch_end=on_epoch_end,
+            on_run_created=on_run_created,
+        )
+    except BaseException:  # Ctrl-C, a cancelled job, bad input: this trial did not happen, a resume runs it again
+        studies.replace_trials(study, home, [trial.number])
+        raise
+    if state == "complete":
+        study.tell(trial, value)
+    else:
+        study.tell(trial, state=optuna.trial.TrialState.PRUNED if state == "pruned" else optuna.trial.TrialState.FAIL)
+    return trial.number, state, value
+
+
 def work_on(
     study: Any,
     plan: Plan,
@@ -157,53 +206,29 @@ def work_on(
     console: Any = None,
     on_trial: Callable[[int, str, float | None], None] | None = None,
 ) -> int:
-    """Run trials of ``study`` until it has ``plan.config.trials`` of them; returns how many this call ran.
-
-    Safe to call from several processes on one study at once (the control plane's workers do).
-    """
-    import optuna
-
-    dims = parse_search(plan.config.search)
+    """Run trials of ``study`` until it has ``plan.config.trials`` of them; returns how many this call ran."""
     ran = 0
-    while True:
-        trial = studies.claim_trial(study, home, plan.config.trials)
-        if trial is None:
-            return ran
-        params = suggest(trial, dims)
-        try:
-            state, value = run_trial(
-                trial,
-                plan.spec,
-                params,
-                metric=plan.metric,
-                pruner=plan.config.pruner,
-                home=home,
-                progress=progress,
-                console=console,
-            )
-        except BaseException:  # Ctrl-C, bad input: this trial did not happen, a resume runs it again
-            studies.replace_trials(study, home, [trial.number])
-            raise
-        if state == "complete":
-            study.tell(trial, value)
-        else:
-            study.tell(
-                trial, state=optuna.trial.TrialState.PRUNED if state == "pruned" else optuna.trial.TrialState.FAIL
-            )
+    while (done := run_next(study, plan, home=home, progress=progress, console=console)) is not None:
         ran += 1
         if on_trial is not None:
-            on_trial(trial.number, state, value)
+            on_trial(*done)
+    return ran
 
 
 def register_best(study: Any, plan: Plan, home: str | Path | None) -> str | None:
-    """Register the best trial's model with its lineage, once no trial is running any more."""
+    """Register the best trial's model with its lineage, once the study has all its trials finished.
+
+    Whichever process finishes the study's last trial registers (a worker's earlier trial cannot
+    register a best that a later trial beats); registration is idempotent per run.
+    """
     import optuna
 
     from modelyard.workflow import register_run
 
-    if study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-        return None  # another worker is still at it; the last one out registers
-    complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    finished = [t for t in studies.counted(study) if t.state.is_finished()]
+    if len(finished) < plan.config.trials:
+        return None
+    complete = [t for t in finished if t.state == optuna.trial.TrialState.COMPLETE]
     if not complete:
         return None
     best = study.best_trial

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +69,8 @@ def run_trial(
     home: str | Path | None,
     progress: bool = False,
     console: Any = None,
+    on_epoch_end: Callable[[int, dict[str, Any]], None] | None = None,
+    on_run_created: Callable[[str], None] | None = None,
 ) -> tuple[str, float | None]:
     """Train one trial and tell nothing yet; returns ("complete", value), ("pruned", None) or ("failed", None).
 
@@ -81,6 +83,8 @@ def run_trial(
 
     def created(run_id: str) -> None:
         trial.set_user_attr("run_id", run_id)
+        if on_run_created is not None:
+            on_run_created(run_id)
 
     def report(epoch: int, row: dict[str, Any]) -> None:
         if metric not in row:
@@ -89,6 +93,8 @@ def run_trial(
                 f"received {metric!r}",
                 field="metric",
             )
+        if on_epoch_end is not None:  # the job's log and progress first: a pruned epoch is still an epoch
+            on_epoch_end(epoch, row)
         value = float(row[metric])
         trial.set_user_attr("epochs", epoch)
         if not math.isfinite(value):

@@ -28,6 +28,10 @@ async def test_no_odd_body_gets_a_5xx_on_the_control_plane(home: Path) -> None:
                 ("/v1/deployments", {"name": "d", "model": "tiny:1", "replicas": 1}),
                 ("/v1/deployments/d/predict", {"instances": [[1.0, 2.0, 3.0, 4.0]]}),
                 ("/v1/session", {"token": "x" * 40}),
+                (
+                    "/v1/tunes",
+                    {"spec": TINY, "search": ["train.lr=loguniform(1e-3,1e-2)"], "trials": 1, "metric": "loss"},
+                ),
             ):
                 await assert_no_5xx(http, path, valid, 60, seen)
             await assert_no_5xx(http, "/v1/models/clf/aliases/production", {"version": 1}, 60, seen, method="PUT")

@@ -187,10 +187,17 @@ class Worker:
             joblog.line("failed with an unexpected error:\n" + traceback.format_exc().rstrip())
             self._finish(job, Status.FAILED, joblog, error=f"{type(exc).__name__}: {exc}")
 
-    def _train(self, job: Job, joblog: JobLog, epoch_end: Any, run_created: Any) -> str:
+    def _train(self, job: Job, joblog: JobLog, epoch_end: Any, run_created: Any) -> str | None:
         """Train (first attempt) or resume (later ones); the model's ref."""
         from modelyard import workflow
+        from modelyard.tuning.jobs import is_trial_job
 
+        if is_trial_job(job.spec):  # one trial of a tune (POST /v1/tunes): the study gives its values
+            from modelyard.tuning.jobs import run_trial_job
+
+            return run_trial_job(
+                job.spec, home=self.home, worker=os.getpid() % 1000, on_epoch_end=epoch_end, on_run_created=run_created
+            )
         if job.run_id is None:
             return workflow.train(
                 job.spec, home=self.home, progress=False, on_epoch_end=epoch_end, on_run_created=run_created
