@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
+
+from sqlalchemy import create_engine, inspect
 
 from modelyard.server.jobs.store import JobStore
 from modelyard.server.tables import ControlBase, control_database
@@ -14,10 +15,12 @@ from tests.support.jobs import tiny_spec
 
 
 def _tables(home: Path) -> set[str]:
-    with sqlite3.connect(home / "modelyard.db") as raw:
-        found = {r[0] for r in raw.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    raw.close()
-    return found
+    """The tables in the store's database, on either back end (a connection of its own, as another process)."""
+    engine = create_engine(store_db.database(home).url)
+    try:
+        return set(inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
 
 
 def test_the_store_knows_nothing_of_the_control_planes_tables() -> None:

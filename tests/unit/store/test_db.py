@@ -22,6 +22,7 @@ from modelyard.errors import StoreError
 from modelyard.status import Status
 from modelyard.store import ModelStore, RunStore, home, paths
 from modelyard.store import db as store_db
+from tests.support.databases import execute
 
 
 @pytest.fixture(autouse=True)
@@ -42,6 +43,7 @@ def test_home_resolution(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Non
     assert not (tmp_path / "user").exists()  # resolving creates nothing
 
 
+@pytest.mark.sqlite_only
 def test_folders_appear_lazily(home: Path) -> None:
     runs, models = RunStore(), ModelStore()
     assert not home.exists()  # constructing stores touches nothing
@@ -60,6 +62,7 @@ def test_paths_refuse_unsafe_parts(tmp_path: Path) -> None:
         paths.model_dir(tmp_path, "ok", 0)
 
 
+@pytest.mark.sqlite_only
 def test_sqlite_runs_in_wal_with_a_busy_timeout(home: Path) -> None:
     db = store_db.database()
     with db.engine.connect() as conn:
@@ -74,6 +77,7 @@ def test_sqlite_runs_in_wal_with_a_busy_timeout(home: Path) -> None:
     raw.close()
 
 
+@pytest.mark.sqlite_only
 def test_only_recent_databases_stay_open(tmp_path: Path) -> None:
     first = RunStore(tmp_path / "0")
     run = first.create({"name": "x"})
@@ -90,10 +94,7 @@ def test_only_recent_databases_stay_open(tmp_path: Path) -> None:
 
 def test_schema_version_is_recorded_and_newer_stores_refused(home: Path) -> None:
     assert store_db.database().schema_version() == store_db.SCHEMA_VERSION == 3
-    store_db.close_all()
-    with sqlite3.connect(home / "modelyard.db") as raw:
-        raw.execute("UPDATE meta SET value='99' WHERE key='schema_version'")
-    raw.close()
+    execute(home, "UPDATE meta SET value='99' WHERE key='schema_version'")
     with pytest.raises(StoreError, match="schema version 99, newer than this modelyard understands"):
         RunStore().list()
 
@@ -102,13 +103,10 @@ def _schema_1_store(home: Path, statuses: list[str]) -> list[str]:
     """A store as a schema-1 release left it: runs finished well say ``completed``."""
     store = RunStore()
     ids = [store.create({"name": f"old-{i}"}).id for i in range(len(statuses))]
-    store_db.close_all()
-    with sqlite3.connect(home / "modelyard.db") as raw:
-        for run_id, status in zip(ids, statuses):
-            raw.execute("UPDATE runs SET status=? WHERE id=?", (status, run_id))
-        raw.execute("UPDATE meta SET value='1' WHERE key='schema_version'")
-        raw.execute("DROP TABLE alembic_version")  # written before the store had Alembic
-    raw.close()
+    for run_id, status in zip(ids, statuses):
+        execute(home, "UPDATE runs SET status=:status WHERE id=:id", status=status, id=run_id)
+    # Written before the store had Alembic: its schema only in meta.
+    execute(home, "UPDATE meta SET value='1' WHERE key='schema_version'", "DROP TABLE alembic_version")
     return ids
 
 
@@ -118,17 +116,15 @@ def test_a_schema_1_store_is_migrated_once_and_its_completed_runs_read_as_succee
     assert [store.get(i).status for i in (done, failed, queued)] == [Status.SUCCEEDED, Status.FAILED, Status.QUEUED]
     assert [r.id for r in store.list(status="succeeded")] == [done]
     assert store_db.database().schema_version() == store_db.SCHEMA_VERSION
-    with sqlite3.connect(home / "modelyard.db") as raw:  # rewritten on disk, not only mapped on read
-        assert sorted(r[0] for r in raw.execute("SELECT status FROM runs")) == ["failed", "queued", "succeeded"]
-    raw.close()
+    stored = execute(home, "SELECT status FROM runs")  # rewritten on disk, not only mapped on read
+    assert sorted(r[0] for r in stored) == ["failed", "queued", "succeeded"]
 
 
 def test_an_old_word_written_after_the_migration_still_reads(home: Path) -> None:
     (run_id,) = _schema_1_store(home, ["queued"])
     RunStore().list()  # migrated
-    with sqlite3.connect(home / "modelyard.db") as raw:  # e.g. an older process that had the store open
-        raw.execute("UPDATE runs SET status='completed' WHERE id=?", (run_id,))
-    raw.close()
+    # e.g. an older process that had the store open
+    execute(home, "UPDATE runs SET status='completed' WHERE id=:id", id=run_id)
     record = RunStore().get(run_id)
     assert record.status is Status.SUCCEEDED and record.to_dict()["status"] == "succeeded"
 
@@ -207,6 +203,7 @@ def _replace_db(home: Path, data: bytes | None) -> None:
         paths.db_path(home).write_bytes(data)
 
 
+@pytest.mark.sqlite_only
 def test_an_older_backup_never_lets_registration_overwrite_a_newer_version(home: Path, tmp_path: Path) -> None:
     _register(home, seed=1)
     _backup(paths.db_path(home), tmp_path / "backup.db")
@@ -218,6 +215,7 @@ def test_an_older_backup_never_lets_registration_overwrite_a_newer_version(home:
     assert (v2 / "weights.safetensors").read_bytes() == weights
 
 
+@pytest.mark.sqlite_only
 @pytest.mark.parametrize("data", [None, b""], ids=["deleted", "emptied"])
 def test_a_missing_or_empty_database_beside_artifacts_is_refused(home: Path, data: bytes | None) -> None:
     folder = _register(home)
@@ -234,6 +232,7 @@ def test_a_missing_or_empty_database_beside_artifacts_is_refused(home: Path, dat
     conn.close()
 
 
+@pytest.mark.sqlite_only
 def test_a_foreign_database_is_not_taken_for_a_new_store(home: Path) -> None:
     paths.ensure_dir(home)
     with sqlite3.connect(paths.db_path(home)) as conn:
@@ -246,6 +245,7 @@ def test_a_foreign_database_is_not_taken_for_a_new_store(home: Path) -> None:
     conn.close()
 
 
+@pytest.mark.sqlite_only
 def test_a_garbage_database_is_one_line_naming_the_store(home: Path) -> None:
     _register(home)
     _replace_db(home, b"this is not sqlite " * 300)
@@ -257,6 +257,7 @@ def test_a_garbage_database_is_one_line_naming_the_store(home: Path) -> None:
         assert info.value.__cause__ is None and info.value.__suppress_context__
 
 
+@pytest.mark.sqlite_only
 def test_a_database_damaged_while_open_is_the_same_one_line(home: Path) -> None:
     _register(home)
     store_db.close_all()

@@ -14,6 +14,7 @@ from modelyard.errors import NotFoundError, StoreError
 from modelyard.store import ModelStore, RunStore
 from modelyard.store import db as store_db
 from modelyard.store.gc import collect
+from tests.support.databases import execute
 from tests.unit.store.test_models import register
 
 
@@ -48,10 +49,7 @@ def test_collect_lists_then_removes_only_folders_no_row_owns(home: Path) -> None
     stray_run = home / "artifacts" / "runs" / "r-20260101-dead00"
     (stray_run / "checkpoints").mkdir(parents=True)
     (stray_run / "checkpoints" / "last.safetensors").write_bytes(b"y" * 7)
-    store_db.close_all()
-    with sqlite3.connect(home / "modelyard.db") as raw:  # a version whose row went, its folder stayed
-        raw.execute("DELETE FROM model_versions WHERE version = 2")
-    raw.close()
+    execute(home, "DELETE FROM model_versions WHERE version = 2")  # a version whose row went, its folder stayed
     parent = live.path.parent
     old_tmp, new_tmp, trash = parent / ".tmp-old", parent / ".tmp-new", parent / ".trash-3-abcd"
     for folder in (old_tmp, new_tmp, trash):

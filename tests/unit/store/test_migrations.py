@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from modelyard.errors import StoreError
 from modelyard.store import RunStore, migrations
 from modelyard.store import db as store_db
 from modelyard.store.tables import Base
+from tests.support.databases import execute
 
 
 @pytest.fixture(autouse=True)
@@ -41,11 +41,7 @@ def test_a_new_store_has_exactly_the_tables_the_code_maps(home: Path) -> None:
 
 def _legacy(home: Path, schema: int) -> None:
     """The store as a release before Alembic left it at ``schema``: ``meta`` only, no alembic_version."""
-    store_db.close_all()
-    with sqlite3.connect(home / "modelyard.db") as raw:
-        raw.execute("DROP TABLE alembic_version")
-        raw.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(schema),))
-    raw.close()
+    execute(home, "DROP TABLE alembic_version", "UPDATE meta SET value=:v WHERE key='schema_version'", v=str(schema))
 
 
 def test_a_schema_3_store_from_before_alembic_is_stamped_and_keeps_its_rows(home: Path) -> None:
@@ -60,10 +56,7 @@ def test_a_schema_3_store_from_before_alembic_is_stamped_and_keeps_its_rows(home
 
 def test_a_revision_this_release_does_not_know_is_a_newer_store(home: Path) -> None:
     RunStore().list()
-    store_db.close_all()
-    with sqlite3.connect(home / "modelyard.db") as raw:
-        raw.execute("UPDATE alembic_version SET version_num='0042'")
-    raw.close()
+    execute(home, "UPDATE alembic_version SET version_num='0042'")
     with pytest.raises(StoreError, match=r"schema version 3 \(revision 0042\), newer than this modelyard"):
         RunStore().list()
 

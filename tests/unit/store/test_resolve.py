@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,6 +11,7 @@ from modelyard.errors import InputError, NotFoundError, StoreError
 from modelyard.store import ModelStore
 from modelyard.store import db as store_db
 from modelyard.store.refs import Ref, parse_ref
+from tests.support.databases import execute
 from tests.unit.store.test_models import register
 
 
@@ -117,12 +117,13 @@ def test_a_schema_2_store_is_migrated_and_keeps_its_versions(home: Path) -> None
     store = ModelStore()
     parent = register(store, seed=1)
     derived(store, "distill", parent.ref)
-    store_db.close_all()
-    with sqlite3.connect(home / "modelyard.db") as raw:  # as schema 2 left it: no aliases table
-        raw.execute("DROP TABLE model_aliases")
-        raw.execute("UPDATE meta SET value='2' WHERE key='schema_version'")
-        raw.execute("DROP TABLE alembic_version")  # written before the store had Alembic
-    raw.close()
+    # As schema 2 left it, before the store had Alembic: no aliases table, its schema only in meta.
+    execute(
+        home,
+        "DROP TABLE model_aliases",
+        "UPDATE meta SET value='2' WHERE key='schema_version'",
+        "DROP TABLE alembic_version",
+    )
     store = ModelStore()
     assert store.get("fashion-mlp").load_state_dict().keys() == parent.load_state_dict().keys()
     assert store_db.database().schema_version() == store_db.SCHEMA_VERSION == 3

@@ -1,7 +1,10 @@
 """Leases on jobs: how workers claim, renew and finish jobs, and how lost ones are reaped.
 
-Every change is one ``BEGIN IMMEDIATE`` transaction, so two workers never claim the same
-job. A worker owns a running job only while ``worker_id`` names it; every write checks
+Every change is one transaction under the store's write lock (SQLite's ``BEGIN IMMEDIATE``,
+PostgreSQL's advisory lock) that also locks the job's row, so two workers never claim the same
+job. Claiming alone skips the store-wide lock on PostgreSQL: ``SELECT ... FOR UPDATE SKIP
+LOCKED`` hands each of many concurrent workers (of one server or several) a different queued
+row without waiting for the others; on SQLite the write lock serializes claims as before. A worker owns a running job only while ``worker_id`` names it; every write checks
 that, so a worker that was presumed dead (and whose job was handed to another) cannot
 overwrite the new owner's state: it gets ``LeaseLostError`` and stops.
 """
@@ -65,9 +68,13 @@ class Leases:
         with self.db.session() as session:  # a cheap read first: idle workers poll often
             if session.scalar(select(JobRow.id).where(JobRow.status == Status.QUEUED).limit(1)) is None:
                 return None
-        with self.db.session(write=True) as session:
+        with self.db.session(write=True, row_locks=True) as session:
             row = session.scalars(
-                select(JobRow).where(JobRow.status == Status.QUEUED).order_by(JobRow.created_at, JobRow.id).limit(1)
+                select(JobRow)
+                .where(JobRow.status == Status.QUEUED)
+                .order_by(JobRow.created_at, JobRow.id)
+                .limit(1)
+                .with_for_update(skip_locked=True)
             ).first()
             if row is None:
                 return None
@@ -81,7 +88,7 @@ class Leases:
     def renew(self, job_id: str, worker_id: str) -> Literal["ok", "cancel", "lost"]:
         """Extend the lease; says whether the job was cancelled or is no longer ours."""
         with self.db.session(write=True) as session:
-            row = session.get(JobRow, job_id)
+            row = session.get(JobRow, job_id, with_for_update=True)
             if row is None or row.status != Status.RUNNING or row.worker_id != worker_id:
                 return "lost"
             now = _jobs.clock()
@@ -130,7 +137,7 @@ class Leases:
         reaped = []
         with self.db.session(write=True) as session:
             rows = session.scalars(
-                select(JobRow).where(JobRow.status == Status.RUNNING, JobRow.lease_expires_at < now)
+                select(JobRow).where(JobRow.status == Status.RUNNING, JobRow.lease_expires_at < now).with_for_update()
             ).all()
             for row in rows:
                 seen = row.heartbeat_at or row.started_at or row.created_at
@@ -162,7 +169,7 @@ class Leases:
 
     @staticmethod
     def _owned(session: Session, job_id: str, worker_id: str) -> JobRow:
-        row = session.get(JobRow, job_id)
+        row = session.get(JobRow, job_id, with_for_update=True)
         if row is None or row.status != Status.RUNNING or row.worker_id != worker_id:
             state = "gone" if row is None else f"{row.status} (worker {row.worker_id})"
             raise LeaseLostError(f"job {job_id} is no longer leased to worker {worker_id}: it is {state}")

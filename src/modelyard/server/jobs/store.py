@@ -200,6 +200,7 @@ class JobStore:
         """queued → cancelled at once; running → cancel requested (its worker stops it)."""
         with self.db.session(write=True) as session:
             row = resolve(session, job_id)
+            session.refresh(row, with_for_update=True)  # a worker claiming it right now goes first (PostgreSQL)
             if Status.stored(row.status).final:
                 raise StoreError(
                     f"Job {row.id} already {row.status}; only queued or running jobs can be cancelled", field="status"
