@@ -11,7 +11,8 @@ off, the plain path runs (autograd + ``optimizer.step``; ``InferenceSession.run`
 The switch: ``MODELYARD_FAST_PATHS=0`` in the environment, or ``set_enabled(False)`` /
 ``with disabled():`` in Python (the Python setting wins over the environment). Turn it off to
 debug a numerical difference, or for a feature that must see every step through autograd
-(differential privacy reads per-sample gradients from hooks the tape-free step bypasses).
+(differential privacy reads per-sample gradients from hooks the tape-free step bypasses, so a
+run with ``train.privacy`` never builds them, whatever this switch says: ``training/setup.py``).
 The answers are the same either way (tests/unit/test_fast_paths.py trains both ways,
 tests/unit/serving/fast/test_onnx_bound.py serves both ways).
 """
@@ -101,7 +102,10 @@ class Gate:
         return self.blocked() is None
 
 
-def report(names: list[str] | None = None) -> dict[str, str]:
-    """Each declared fast path (or those named) → ``"on"`` or ``"off (why)"``, for the runtime report."""
+def report(names: list[str] | None = None, *, off: str | None = None) -> dict[str, str]:
+    """Each declared fast path (or those named) → ``"on"`` or ``"off (why)"``, for the runtime report.
+
+    ``off`` is a reason the caller turned them all off for one run (``train.privacy``), whatever
+    the switch says."""
     gates = [_gates[n] for n in names] if names is not None else list(_gates.values())
-    return {g.name: g.blocked() or "on" for g in gates}
+    return {g.name: f"off ({off})" if off else g.blocked() or "on" for g in gates}

@@ -29,6 +29,7 @@ __all__ = [
     "ModelSpec",
     "TrainSpec",
     "EarlyStoppingSpec",
+    "PrivacySpec",
     "load_spec",
     "read_spec_file",
     "apply_overrides",
@@ -139,6 +140,23 @@ class EarlyStoppingSpec(StrictModel):
     restore_best: bool = True
 
 
+class PrivacySpec(StrictModel):
+    """``train.privacy:`` — differentially private training (DP-SGD through Opacus, docs/privacy.md).
+
+    The noise is calibrated so that the run's last step spends exactly ``epsilon`` (RDP accountant)
+    at ``delta``; each sample's gradient is clipped to ``max_grad_norm``. ``clipping: ghost``
+    computes per-sample gradient norms without materialising per-sample gradients (Opacus's ghost
+    clipping); ``hooks`` is Opacus's default per-sample gradient hooks (slower, more memory).
+    ``budget`` caps the ε spent on the training data across all runs of this store.
+    """
+
+    epsilon: float = Field(gt=0.0)
+    delta: float = Field(gt=0.0, lt=1.0)
+    max_grad_norm: float = Field(1.0, gt=0.0)
+    clipping: Literal["ghost", "hooks"] = "ghost"
+    budget: float | None = Field(None, gt=0.0)
+
+
 class TrainSpec(StrictModel):
     """``train:`` — loss, optimizer and everything about the training loop."""
 
@@ -164,6 +182,7 @@ class TrainSpec(StrictModel):
     compile: bool = False
     checkpoint: bool = True
     log_every: int = Field(20, ge=1)
+    privacy: PrivacySpec | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -213,6 +232,29 @@ class TrainSpec(StrictModel):
                     f"expected batch_size 'full' or none, received {self.batch_size!r}"
                 )
             object.__setattr__(self, "batch_size", "full")
+        return self
+
+    @model_validator(mode="after")
+    def _private_options(self) -> TrainSpec:
+        # DP-SGD clips each sample's gradient and owns the step: options that clip the batch's
+        # gradient, add a data-dependent term outside the per-sample loss, or replace the step
+        # (compiled graphs, fp16 loss scaling) would break the privacy accounting or the clipping.
+        if self.privacy is None:
+            return self
+        conflicts = {
+            "clip_grad_norm": (self.clip_grad_norm is not None, "privacy.max_grad_norm clips each sample"),
+            "clip_grad_value": (self.clip_grad_value is not None, "privacy.max_grad_norm clips each sample"),
+            "l1": (self.l1 > 0, "use weight_decay"),
+            "l2": (self.l2 > 0, "use weight_decay"),
+            "compile": (self.compile, "set compile false"),
+            "precision": (self.precision in ("fp16", "bf16"), "use precision fp32 or auto"),
+        }
+        for name, (bad, hint) in conflicts.items():
+            if bad:
+                raise ValueError(
+                    f"train.{name} cannot be combined with train.privacy (differentially private training): "
+                    f"expected it unset, received {getattr(self, name)!r}; {hint}"
+                )
         return self
 
     @property

@@ -16,6 +16,7 @@ from typing import Any, Callable
 
 import torch
 
+from modelyard.cards.facts import PRIVACY_KEY
 from modelyard.data import Prepared, prepare
 from modelyard.environment import environment, resolve_device
 from modelyard.errors import DataError, ModelyardError, RunPruned, ShapeError, TrainingError
@@ -28,6 +29,7 @@ from modelyard.status import Status
 from modelyard.store import ModelStore, RunStore
 from modelyard.store.heartbeat import Heartbeat
 from modelyard.store.owner import record_owner
+from modelyard.store.privacy_ledger import charge, check_budget, dataset_id
 from modelyard.training import FitResult, evaluate, fit
 from modelyard.training.checkpoint import load_checkpoint
 from modelyard.version_summary import summarize
@@ -73,6 +75,10 @@ def build_checked(spec: Spec) -> tuple[Network, Prepared]:
     load_bases(network, spec)  # pretrained layers: the base's safetensors weights, checked tensor by tensor
     prepared = prepare(spec.data, task=spec.task, seed=spec.seed)
     check_fit(spec, network, prepared)
+    if spec.train.privacy is not None:  # delta against N, batch norm, streamed data: refused before any run exists
+        from modelyard.training.privacy import check_private
+
+        check_private(spec.train.privacy, network, prepared.train)
     resolve_device(spec.train.device)  # a cuda request on a CPU machine fails now, not mid-run
     return network, prepared
 
@@ -150,8 +156,14 @@ def train(
     started = time.perf_counter()
     spec = pin_bases(load_spec(spec, overrides))  # the run and the version record each base's identity
     network, prepared = build_checked(spec)
+    privacy = spec.train.privacy
+    if privacy is not None:  # the data set's privacy budget, before anything is written
+        dataset = dataset_id(spec.to_dict()["data"]["source"])
+        check_budget(home, dataset, epsilon=privacy.epsilon, budget=privacy.budget)
     runs = RunStore(home)
     run = runs.create(spec.to_dict(), environment(seed=spec.seed, device=spec.train.device))
+    if privacy is not None:
+        charge(home, dataset, run_id=run.id, epsilon=privacy.epsilon, delta=privacy.delta)
     if on_run_created is not None:
         on_run_created(run.id)
     return _run(
@@ -255,6 +267,8 @@ def _run(
             "stopped_early": result.stopped_early,
             "class_names": prepared.class_names,
         }
+        if result.privacy is not None:
+            summary[PRIVACY_KEY] = result.privacy
         runs.finish(run_id, summary, None if version is None else version.ref)
     except RunPruned as exc:  # a tuning trial's pruner stopped it: the run ends as such, not as failed
         runs.prune(run_id, exc.message)
@@ -310,7 +324,12 @@ def _evaluate_and_register(
         state_dict=state,
         spec=spec.to_dict(),
         preprocess=meta,
-        metrics={"test": test_metrics, "history": result.history, "runtime": result.runtime},
+        metrics={
+            "test": test_metrics,
+            "history": result.history,
+            "runtime": result.runtime,
+            **({PRIVACY_KEY: result.privacy} if result.privacy is not None else {}),
+        },
         run_id=run_id,
         lineage={**({"bases": pinned} if (pinned := bases(spec)) else {}), **(lineage or {})} or None,
         task=spec.task,

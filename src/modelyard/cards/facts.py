@@ -27,7 +27,7 @@ __all__ = ["Ancestor", "CardFacts", "COMPRESSION_FILE", "PRIVACY_KEY", "gather"]
 
 COMPRESSION_FILE = "compression.json"  # modelyard.compression.loading's name; importing it would load torch
 # Where privacy facts (a differentially private run's epsilon, delta, ...) are recorded: the
-# version's metrics, else its training run's summary. Nothing records them yet.
+# version's metrics, else its training run's summary (workflow records a train.privacy run's there).
 PRIVACY_KEY = "privacy"
 _MAX_ANCESTORS = 64  # a lineage is a short chain; this only stops a hand-edited cycle
 

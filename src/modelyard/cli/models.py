@@ -97,6 +97,7 @@ def show(obj: dict, ref: str, as_json: bool) -> None:
         "size_bytes": version.size_bytes,
         "lineage": version.lineage,
         "test": (version.metrics or {}).get("test"),
+        "privacy": (version.metrics or {}).get("privacy"),  # train.privacy: the epsilon the run spent
     }
     if as_json:
         click.echo(json.dumps(info, indent=2, default=str))
@@ -115,6 +116,8 @@ def show(obj: dict, ref: str, as_json: bool) -> None:
     if info["derived"]:
         out.print("derived versions: " + ", ".join(f"{d['model']} ({d['kind']})" for d in info["derived"]))
     out.print(f"input shape {info['input_shape']} ({info['input_dtype']}), output shape {info['output_shape']}")
+    if info["privacy"]:
+        out.print(privacy_line(info["privacy"]))
     if info["class_names"]:
         out.print("classes: " + ", ".join(map(str, info["class_names"])))
     layers = Table(show_header=True, header_style="bold", title="layers")
@@ -126,6 +129,16 @@ def show(obj: dict, ref: str, as_json: bool) -> None:
     out.print(layers)
     if info["test"]:
         out.print(metrics_table({k: v for k, v in info["test"].items() if k != "split"}, title="test metrics"))
+
+
+def privacy_line(p: dict[str, Any]) -> str:
+    """One line of a differentially private version's guarantee (the fields of training/privacy's report)."""
+    return (
+        f"privacy: ({fmt(p.get('epsilon'))}, {p.get('delta')})-differential privacy, {p.get('mechanism', 'DP-SGD')}; "
+        f"target epsilon {fmt(p.get('target_epsilon'))}, noise multiplier {fmt(p.get('noise_multiplier'))}, "
+        f"max_grad_norm {fmt(p.get('max_grad_norm'))}, {p.get('clipping')} clipping, {p.get('steps')} steps "
+        f"Poisson-sampled at rate {fmt(p.get('sample_rate'))} ({p.get('accountant')} accountant)"
+    )
 
 
 def _registry_facts(store: ModelStore, version: ModelVersion, rule: str) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from modelyard.nn.masking import cut_padding
 __all__ = [
     "sequence_lengths",
     "InMemoryBatches",
+    "PoissonBatches",
     "StreamingBatches",
     "dataset_loader",
     "is_tensor_split",
@@ -157,6 +158,41 @@ class InMemoryBatches:
         if self._nhwc is None:
             return self.x.index_select(0, idx)
         return self._nhwc.index_select(0, idx).permute(0, 3, 1, 2)  # NHWC rows, seen as NCHW
+
+
+class PoissonBatches:
+    """DP-SGD's sampling (Abadi et al. 2016; Opacus's ``UniformWithReplacementSampler``): at each of
+    ``ceil(N / batch_size)`` steps every sample joins the batch on its own with probability
+    ``sample_rate = 1 / steps``, so batch sizes vary (binomial, mean ``N * sample_rate``).
+
+    The privacy accountant's amplification by subsampling assumes exactly this; a shuffled
+    fixed-size batch would make the reported epsilon wrong. A batch may be empty: the step
+    still happens (noise only), as the accounting counts it.
+    """
+
+    kind = "in-memory-poisson"
+    variable = True  # batch sizes differ from step to step: the loop weights each by its own size
+
+    def __init__(
+        self, x: torch.Tensor, y: torch.Tensor, *, batch_size: int, generator: torch.Generator, device: torch.device
+    ) -> None:
+        self.x = x.to(device, non_blocking=True).contiguous()
+        self.y = y.to(device, non_blocking=True).contiguous()
+        self.n = int(x.shape[0])
+        self.steps = math.ceil(self.n / min(batch_size, self.n))
+        self.sample_rate = 1.0 / self.steps
+        self.batch_size = min(batch_size, self.n)  # the expected size, rounded up
+        self.generator = generator  # CPU: the same batches on every device
+        self.device = device
+
+    def __len__(self) -> int:
+        return self.steps
+
+    def __iter__(self) -> Iterator[Batch]:
+        for _ in range(self.steps):
+            chosen = torch.rand(self.n, generator=self.generator) < self.sample_rate
+            idx = chosen.nonzero().squeeze(1).to(self.device, non_blocking=True)
+            yield self.x.index_select(0, idx), self.y.index_select(0, idx)
 
 
 #: Batches per length-sorted group (``group_by_length``): larger groups pad less, smaller ones

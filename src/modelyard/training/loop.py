@@ -56,6 +56,7 @@ class FitResult:
     stopped_early: bool
     runtime: dict[str, Any]
     train_time_s: float
+    privacy: dict[str, Any] | None = None  # train.privacy: the epsilon spent and how (PrivateTraining.report)
 
 
 class _Outputs:
@@ -92,6 +93,8 @@ def _diverged(run: TrainingRun, losses: torch.Tensor, upto: int, epoch: int) -> 
 def _step(run: TrainingRun, xb: torch.Tensor, yb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """One optimizer step; returns (batch mean loss, outputs), both still on the device."""
     spec = run.spec
+    if run.private is not None:  # DP-SGD: Opacus's hooks, clipping, noise and accountant (training/privacy)
+        return run.private.step(run.network, xb, yb)
     penalty = weight_penalty(run.penalized, l1=spec.l1, l2=spec.l2)
     if run.dense is not None:  # fused dense stack: fills every .grad itself (see dense_step)
         loss, out = run.dense(xb, yb, run.loss_fn)
@@ -150,6 +153,8 @@ def _train_epoch(run: TrainingRun, epoch: int, bar: ProgressBar) -> dict[str, An
             xb = run.augment(xb, run.aug_gen)
         loss, out = _step(run, xb, yb)
         losses[step] = loss
+        if run.private is not None:  # Poisson batches differ in size
+            run.step_sizes[step] = xb.shape[0]
         if outputs is not None:
             outputs.add(out, yb)
         done, seen = step + 1, seen + xb.shape[0]
@@ -255,7 +260,10 @@ def fit(
     finally:
         bar.close()
         torch.set_num_threads(previous_threads)
+        if run.private is not None:
+            run.private.close()
     if restore_best and best_weights is not None:
         run.network.load_state_dict(best_weights)
     best_epoch = run.early.best_epoch if run.early is not None else tracked["epoch"]
-    return FitResult(history, best_epoch, stopped, dict(run.runtime), time.perf_counter() - started)
+    privacy = run.private.report() if run.private is not None else None
+    return FitResult(history, best_epoch, stopped, dict(run.runtime), time.perf_counter() - started, privacy)

@@ -1,7 +1,8 @@
 """Loss functions by name: ``(opts) -> loss(output, target) -> scalar tensor``.
 
 Every loss averages over the batch (``reduction="mean"``), so the training loop can turn
-it into a per-sample mean over an epoch by weighting each batch with its size.
+it into a per-sample mean over an epoch by weighting each batch with its size. ``reduction="none"``
+gives the elementwise losses (differentially private training reads one loss per sample).
 
 Classification losses take LOGITS: the network drops a final softmax/sigmoid when the
 loss is ``cross_entropy`` or ``binary_cross_entropy`` (``Network.output_activation``
@@ -22,7 +23,7 @@ from modelyard.errors import DataError
 
 __all__ = ["LOSSES", "LossFn", "HuberOptions", "CrossEntropyOptions", "class_indices"]
 
-LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+LossFn = Callable[..., torch.Tensor]  # (output, target, reduction="mean") -> loss
 
 #: Registry of losses; target ``(opts) -> LossFn``.
 LOSSES = ComponentRegistry("loss")
@@ -56,8 +57,8 @@ def _like(target: torch.Tensor, output: torch.Tensor, loss: str) -> torch.Tensor
 def mse(opts: NoOptions) -> LossFn:
     """Mean squared error over every output element (regression)."""
 
-    def loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return F.mse_loss(output, _like(target, output, "mse"))
+    def loss(output: torch.Tensor, target: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+        return F.mse_loss(output, _like(target, output, "mse"), reduction=reduction)
 
     return loss
 
@@ -66,8 +67,8 @@ def mse(opts: NoOptions) -> LossFn:
 def mae(opts: NoOptions) -> LossFn:
     """Mean absolute error over every output element; robust to outlying targets."""
 
-    def loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return F.l1_loss(output, _like(target, output, "mae"))
+    def loss(output: torch.Tensor, target: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+        return F.l1_loss(output, _like(target, output, "mae"), reduction=reduction)
 
     return loss
 
@@ -77,8 +78,8 @@ def huber(opts: HuberOptions) -> LossFn:
     """Huber loss: squared below ``delta``, linear above (torch's ``huber_loss``)."""
     delta = opts.delta
 
-    def loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return F.huber_loss(output, _like(target, output, "huber"), delta=delta)
+    def loss(output: torch.Tensor, target: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+        return F.huber_loss(output, _like(target, output, "huber"), delta=delta, reduction=reduction)
 
     return loss
 
@@ -99,21 +100,21 @@ def cross_entropy(opts: CrossEntropyOptions) -> LossFn:
     """
     smoothing = opts.label_smoothing
 
-    def loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    def loss(output: torch.Tensor, target: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
         if target.is_floating_point():
             if target.shape != output.shape:
                 raise DataError(
                     f"Invalid targets for loss 'cross_entropy': expected class indices [N] or one-hot rows "
                     f"{_shape(output)}, received floats of shape {_shape(target)}"
                 )
-            return F.cross_entropy(output, target, label_smoothing=smoothing)
+            return F.cross_entropy(output, target, label_smoothing=smoothing, reduction=reduction)
         indices = class_indices(output, target)
         if indices is None:
             raise DataError(
                 f"Invalid targets for loss 'cross_entropy': expected class indices of shape [{output.shape[0]}] "
                 f"for logits {_shape(output)}, received {_shape(target)}"
             )
-        return F.cross_entropy(output, indices, label_smoothing=smoothing)
+        return F.cross_entropy(output, indices, label_smoothing=smoothing, reduction=reduction)
 
     return loss
 
@@ -131,7 +132,9 @@ def class_indices(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor | 
 def binary_cross_entropy(opts: NoOptions) -> LossFn:
     """Sigmoid cross-entropy on logits; targets 0/1 (or probabilities) shaped like the output."""
 
-    def loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return F.binary_cross_entropy_with_logits(output, _like(target, output, "binary_cross_entropy"))
+    def loss(output: torch.Tensor, target: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+        return F.binary_cross_entropy_with_logits(
+            output, _like(target, output, "binary_cross_entropy"), reduction=reduction
+        )
 
     return loss

@@ -1,8 +1,9 @@
 """Between a TrainingRun and a Checkpoint: what to save after an epoch, how to restore it.
 
 Exact resume needs every source of state: weights, optimizer moments and step counts,
-the schedule, early stopping, the loss scaler, and the three random streams (global CPU
-generator for dropout, CUDA generators, the shuffle and augmentation generators).
+the schedule, early stopping, the loss scaler, the three random streams (global CPU
+generator for dropout, CUDA generators, the shuffle and augmentation generators) and, for a
+differentially private run, the accountant's steps and the noise generator.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ def _rng_states(run: TrainingRun) -> dict[str, torch.Tensor]:
         "shuffle": run.shuffle_gen.get_state(),
         "augment": run.aug_gen.get_state(),
     }
+    if run.private is not None:
+        states["noise"] = run.private.noise_gen.get_state()
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         for i, state in enumerate(torch.cuda.get_rng_state_all()):
             states[f"cuda.{i}"] = state
@@ -49,7 +52,8 @@ def snapshot(
         early_stopping=run.early.state_dict() if run.early is not None else None,
         best_weights=best_weights,
         scaler=run.scaler.state_dict() if run.scaler is not None else None,
-        extra=extra,
+        # The accountant's steps: a resumed DP run spends the same epsilon as an uninterrupted one.
+        extra={**extra, "privacy": run.private.state_dict()} if run.private is not None else extra,
     )
 
 
@@ -79,6 +83,11 @@ def restore(run: TrainingRun, ckpt: Checkpoint) -> dict[str, torch.Tensor] | Non
         run.early.load_state_dict(ckpt.early_stopping)
     if run.scaler is not None and ckpt.scaler is not None:
         run.scaler.load_state_dict(ckpt.scaler)
+    if run.private is not None:
+        if "privacy" not in ckpt.extra or "noise" not in ckpt.rng:
+            raise _mismatch("privacy state", ValueError("it was saved by a run without train.privacy"))
+        run.private.load_state_dict(ckpt.extra["privacy"])
+        run.private.noise_gen.set_state(ckpt.rng["noise"])
     rng = ckpt.rng
     if "torch_cpu" in rng:
         torch.set_rng_state(rng["torch_cpu"])

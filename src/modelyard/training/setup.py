@@ -22,7 +22,14 @@ from modelyard.errors import SpecError
 from modelyard.metrics import MetricSet, metric_names
 from modelyard.spec import TrainSpec
 from modelyard.training import fast
-from modelyard.training.batches import InMemoryBatches, StreamingBatches, check_split, is_tensor_split, split_size
+from modelyard.training.batches import (
+    InMemoryBatches,
+    PoissonBatches,
+    StreamingBatches,
+    check_split,
+    is_tensor_split,
+    split_size,
+)
 from modelyard.training.early_stopping import EarlyStopping
 from modelyard.training.evaluation import metric_activation
 from modelyard.training.fast.allocator import allocator_state
@@ -33,6 +40,7 @@ from modelyard.training.fast.fused_adam import fast_step
 from modelyard.training.fast.fused_forward import fused_forward
 from modelyard.training.losses import LOSSES, LossFn
 from modelyard.training.optimizers import OPTIMIZERS, implementation
+from modelyard.training.privacy import PrivateTraining, check_private, make_private
 from modelyard.training.regularization import penalized_parameters
 from modelyard.training.runtime import (
     Precision,
@@ -62,7 +70,7 @@ class TrainingRun:
     forward: Callable[[torch.Tensor], torch.Tensor]  # the network, its torch.compile'd form, or its head
     device: torch.device
     precision: Precision
-    batches: InMemoryBatches | StreamingBatches
+    batches: InMemoryBatches | StreamingBatches | PoissonBatches
     n_train: int
     step_sizes: torch.Tensor  # [steps] samples per step, on the device (weights the loss mean)
     val: Any
@@ -84,6 +92,7 @@ class TrainingRun:
     runtime: dict[str, Any] = field(default_factory=dict)
     evaluated: nn.Module | None = None  # what validation runs: the head on frozen features, else the network
     compile_checked: bool = False  # the compiled forward has run once (or compilation is off)
+    private: PrivateTraining | None = None  # DP-SGD's step and accountant (train.privacy)
 
 
 def _augmenter(prepared: Any) -> Augment | None:
@@ -99,7 +108,9 @@ def _present(split: Any) -> Any:
     return split
 
 
-def _step_sizes(n: int, batch_size: int, steps: int, device: torch.device) -> torch.Tensor:
+def _step_sizes(n: int, batch_size: int, steps: int, device: torch.device, *, variable: bool) -> torch.Tensor:
+    if variable:  # Poisson batches: the loop writes each step's size as it takes it
+        return torch.zeros(steps, device=device)
     sizes = torch.full((steps,), float(batch_size))
     sizes[-1] = n - batch_size * (steps - 1)
     return sizes.to(device)
@@ -144,16 +155,34 @@ def build_run(
         if is_tensor_split(val):  # evaluated every epoch: keep it on the device too
             val = SimpleNamespace(x=val.x.to(device, non_blocking=True), y=val.y.to(device, non_blocking=True))
     n = split_size(train)
+    if spec.privacy is not None:
+        if loss_fn is not None:
+            raise SpecError(
+                "Invalid value for `train.privacy`: differentially private training takes the spec's loss, "
+                "received a replacement loss (distillation); train without privacy",
+                field="train.privacy",
+            )
+        check_private(spec.privacy, network, train)
     batch_size = n if spec.batch_size == "full" else min(int(spec.batch_size), n)
-    precision = resolve_precision(spec.precision, device, heavy=worth_bf16_on_cpu(network, batch_size))
+    # DP-SGD runs in fp32: its clipping and noise are calibrated on fp32 gradients (the spec refuses fp16/bf16).
+    wanted = "fp32" if spec.privacy is not None else spec.precision
+    precision = resolve_precision(wanted, device, heavy=worth_bf16_on_cpu(network, batch_size))
     in_memory = is_tensor_split(train)
     sample_shape = tuple(train.x.shape[1:]) if in_memory else tuple(getattr(network, "input_shape", ()))
-    channels_last = wants_channels_last(network, sample_shape)
+    channels_last = wants_channels_last(network, sample_shape) and spec.privacy is None
     network.to(device)
     if channels_last:
         network.to(memory_format=torch.channels_last)
     frozen = None
-    if in_memory and not spec.compile and _augmenter(prepared) is None and (val is None or is_tensor_split(val)):
+    # Not under DP: the private step runs the whole network with Opacus's hooks on it.
+    plain = spec.privacy is None
+    if (
+        plain
+        and in_memory
+        and not spec.compile
+        and _augmenter(prepared) is None
+        and (val is None or is_tensor_split(val))
+    ):
         # A frozen encoder up to the pooling: its vectors once per split, then only the head trains.
         frozen = frozen_features(network, train, val, device=device, precision=precision)
         if frozen is not None:
@@ -167,8 +196,12 @@ def build_run(
     threads = (
         cpu_threads(network, batch_size, idle_cores(available_cores())) if device.type == "cpu" else available_cores()
     )
-    if in_memory:
-        batches: InMemoryBatches | StreamingBatches = InMemoryBatches(
+    if spec.privacy is not None:
+        batches: InMemoryBatches | StreamingBatches | PoissonBatches = PoissonBatches(
+            train.x, train.y, batch_size=batch_size, generator=shuffle_gen, device=device
+        )
+    elif in_memory:
+        batches = InMemoryBatches(
             train.x,
             train.y,
             batch_size=batch_size,
@@ -212,8 +245,16 @@ def build_run(
 
     forward: Callable[[torch.Tensor], torch.Tensor] = network if frozen is None else frozen.head
     dense = None
+    private = None
+    loss = loss_fn or LOSSES.build(spec.loss)
     if frozen is not None:
         pass  # the head is a few layers on pooled vectors: autograd
+    elif spec.privacy is not None:
+        # Every step goes through Opacus's hooks and DP optimizer: no fast path is even built
+        # (the tape-free dense step bypasses the hooks, the fused kernel call bypasses optimizer.step).
+        private = make_private(
+            spec.privacy, network, optimizer, loss, batches, epochs=spec.epochs, device=device, seed=seed
+        )
     elif spec.compile:
         forward = torch.compile(network)  # compiled lazily at the first step; the loop falls back on failure
     elif not precision.scaler and (ops := dense_stack(network)) is not None:
@@ -225,7 +266,7 @@ def build_run(
     # A process-wide setting: the entry points choose it (training.fast.allocator); fit reports it.
     allocator = allocator_state() if device.type == "cpu" else "default"
     scaler = torch.amp.GradScaler(device.type) if precision.scaler else None
-    direct = fast_step(optimizer, persistent_grads=dense is not None) if scaler is None else None
+    direct = fast_step(optimizer, persistent_grads=dense is not None) if scaler is None and private is None else None
     return TrainingRun(
         spec=spec,
         network=network,
@@ -234,9 +275,9 @@ def build_run(
         precision=precision,
         batches=batches,
         n_train=n,
-        step_sizes=_step_sizes(n, batches.batch_size, len(batches), device),
+        step_sizes=_step_sizes(n, batches.batch_size, len(batches), device, variable=private is not None),
         val=val,
-        loss_fn=loss_fn or LOSSES.build(spec.loss),
+        loss_fn=loss,
         optimizer=optimizer,
         schedule=schedule,
         scaler=scaler,
@@ -253,6 +294,7 @@ def build_run(
         dense=dense,
         evaluated=frozen.head if frozen is not None else network,
         compile_checked=not spec.compile,
+        private=private,
         runtime={
             "batching": batches.kind,
             "optimizer": implementation(optimizer),
@@ -262,10 +304,10 @@ def build_run(
             "channels_last": channels_last,
             "threads": threads,
             "compiled": bool(spec.compile),
-            "step": dense.kind if dense is not None else "autograd",
+            "step": dense.kind if dense is not None else ("dp-sgd" if private is not None else "autograd"),
             "rewrites": dict(getattr(forward, "rewrites", {})),
             "frozen_features": frozen.kind if frozen is not None else "off",
             "allocator": allocator,
-            "fast_paths": fast_paths.report(list(fast.TRAINING)),
+            "fast_paths": fast_paths.report(list(fast.TRAINING), off="train.privacy" if private is not None else None),
         },
     )

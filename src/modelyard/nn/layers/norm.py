@@ -1,4 +1,4 @@
-"""Batch and layer normalisation."""
+"""Batch, layer and group normalisation."""
 
 from __future__ import annotations
 
@@ -6,9 +6,10 @@ from pydantic import Field
 from torch import nn
 
 from modelyard._validation import StrictModel
+from modelyard.errors import ShapeError
 from modelyard.nn.layers._common import LAYERS, Shape, require_rank
 
-__all__ = ["BatchNormOptions", "LayerNormOptions"]
+__all__ = ["BatchNormOptions", "LayerNormOptions", "GroupNormOptions"]
 
 
 class BatchNormOptions(StrictModel):
@@ -19,6 +20,11 @@ class BatchNormOptions(StrictModel):
 
 
 class LayerNormOptions(StrictModel):
+    eps: float = Field(1e-5, gt=0.0)
+
+
+class GroupNormOptions(StrictModel):
+    groups: int = Field(ge=1)
     eps: float = Field(1e-5, gt=0.0)
 
 
@@ -47,3 +53,16 @@ def batchnorm(opts: BatchNormOptions, in_shape: Shape, field: str) -> tuple[nn.M
 def layernorm(opts: LayerNormOptions, in_shape: Shape, field: str) -> tuple[nn.Module, Shape]:
     """Normalise each sample over its last axis (with a learned scale and shift)."""
     return nn.LayerNorm(in_shape[-1], eps=opts.eps), in_shape
+
+
+@LAYERS.component("groupnorm", "group_norm", "group_normalization", "gn", options=GroupNormOptions, primary="groups")
+def groupnorm(opts: GroupNormOptions, in_shape: Shape, field: str) -> tuple[nn.Module, Shape]:
+    """Normalise each sample over groups of its channels [C, ...] (Wu & He 2018): per sample, so it is
+    the batch norm replacement where samples must not mix (differentially private training)."""
+    require_rank(in_shape, (1, 2, 3, 4), field, "groupnorm", "an input [C], [C, L], [C, H, W] or [C, D, H, W]")
+    if in_shape[0] % opts.groups:
+        raise ShapeError(
+            f"Invalid value for `{field}.groups`: expected a divisor of the {in_shape[0]} channels, received {opts.groups}",
+            field=f"{field}.groups",
+        )
+    return nn.GroupNorm(opts.groups, in_shape[0], eps=opts.eps), in_shape

@@ -84,6 +84,15 @@ function deployForm(version) {
   h("button", { type: "submit", id: "deploy-submit" }, `Deploy ${version.ref}`), status);
 }
 
+// A DP-trained version's guarantee, as training/privacy.py recorded it (the privacy key of its metrics).
+function privacyFacts(p) {
+  const facts = [["Epsilon spent", fmt(p.epsilon)], ["Delta", String(p.delta)], ["Target epsilon", fmt(p.target_epsilon)],
+    ["Mechanism", p.mechanism], ["Noise multiplier", fmt(p.noise_multiplier)], ["Max grad norm", fmt(p.max_grad_norm)],
+    ["Clipping", p.clipping], ["Steps", String(p.steps)], ["Sample rate (Poisson)", fmt(p.sample_rate)],
+    ["Accountant", p.accountant]];
+  return h("dl", { class: "facts", id: "privacy-facts" }, facts.map(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]));
+}
+
 export async function versionView(el, name, number) {
   const version = await get(`/v1/models/${name}/versions/${number}`);
   const schema = version.schema || {};
@@ -91,6 +100,8 @@ export async function versionView(el, name, number) {
   el.append(section("Deploy", deployForm(version)));
   const test = (version.metrics && version.metrics.test) || {};
   el.append(section("Test metrics", metricsTable(test)));
+  const privacy = version.metrics && version.metrics.privacy;
+  if (privacy) el.append(section("Differential privacy", privacyFacts(privacy)));
   const cmBox = h("div", { id: "confusion-box" });
   if (version.task === "classification") el.append(section("Confusion matrix", cmBox));
   if (version.confusion_matrix) {
