@@ -108,6 +108,8 @@ def _refuse_unexportable(network: Any) -> None:
     """ExportError for a layer that says it has no ONNX form when it gets the padding mask
     (``onnx_with_mask = False``: recurrent layers on packed sequences)."""
     masked = getattr(network, "takes_mask", ())
+    if not masked:  # no padding mask (static int8 networks keep their layers in an FX GraphModule)
+        return
     for record, module, takes in zip(getattr(network, "records", ()), getattr(network, "layers", ()), masked):
         if takes and not getattr(module, "onnx_with_mask", True):
             raise ExportError(

@@ -98,6 +98,8 @@ class Network(nn.Module):
     def pooling_index(self) -> int | None:
         """The layer that pools the tokens into one vector per sample (the last one that uses the
         padding mask up), whose output is the sequence's embedding; None without one."""
+        if not self.takes_mask:  # also keeps torch.jit's hasattr scan off a static int8 GraphModule
+            return None
         found = [i for i, (layer, masked) in enumerate(zip(self.layers, self.takes_mask)) if masked]
         found = [i for i in found if not getattr(self.layers[i], "keeps_tokens", True)]
         return found[-1] if found else None
