@@ -132,7 +132,9 @@ class ComponentRegistry(Registry[Component]):
             if not names:
                 # The registry's did-you-mean for the key meant as the name (`{target: y, cvs: a.csv}`:
                 # `cvs`, not the option `target`), else for the first key.
-                typo = self._misspelled_name(raw, self._all_option_keys())
+                # Only exact option keys are ruled out here: with many components, a misspelled
+                # name is often close to some component's option too (`cvs` to audio's `csv`).
+                typo = self._misspelled_name(raw, self._all_option_keys(), near_options=False)
                 self.get(str(next(iter(raw)) if typo is None else typo), field=join_path(field, []))
             raise SpecError(
                 f"Invalid value for `{field}`: expected exactly one {self.kind} name among the keys, "
@@ -166,12 +168,14 @@ class ComponentRegistry(Registry[Component]):
     def _all_option_keys(self) -> set[str]:
         return set().union(*(self._option_keys(n) for n in self.names()))
 
-    def _misspelled_name(self, raw: dict[Any, Any], options: set[str]) -> str | None:
-        """The key of ``raw`` that reads as a misspelled component name: neither one of ``options``
-        nor close to one, but close to a registered name; None when no key is."""
+    def _misspelled_name(self, raw: dict[Any, Any], options: set[str], *, near_options: bool = True) -> str | None:
+        """The key of ``raw`` that reads as a misspelled component name: not one of ``options`` (nor,
+        with ``near_options``, close to one), but close to a registered name; None when no key is."""
         choices = sorted(options)
         for key in raw:
-            if not isinstance(key, str) or key in options or key in self or closest(key, choices):
+            if not isinstance(key, str) or key in options or key in self:
+                continue
+            if near_options and closest(key, choices):
                 continue
             if closest(normalize_name(key), self.all_names()):
                 return key

@@ -146,6 +146,10 @@ def frame_to_raw(frame: pd.DataFrame, path: Path, opts: TableOptions, *, row_lab
                 field="data.path",
             )
         raise missing_key_error("column", opts.target, columns, path, "data.target")
+    if len(frame) == 0:
+        raise DataError(
+            f"Invalid data file {path} (`data.path`): the file has a header but no data rows", field="data.path"
+        )
     if opts.text is not None:
         return _text_table(frame, path, opts, row_label)
     features = list(opts.features) if opts.features is not None else [c for c in columns if c != opts.target]
@@ -161,10 +165,6 @@ def frame_to_raw(frame: pd.DataFrame, path: Path, opts: TableOptions, *, row_lab
         raise DataError(
             f"Invalid data file {path}: expected at least one feature column besides the target {opts.target!r}, found none",
             field="data.features",
-        )
-    if len(frame) == 0:
-        raise DataError(
-            f"Invalid data file {path} (`data.path`): the file has a header but no data rows", field="data.path"
         )
     x = np.empty((len(frame), len(features)), dtype=np.float32)
     for j, name in enumerate(features):
@@ -188,10 +188,6 @@ def _text_table(frame: pd.DataFrame, path: Path, opts: TableOptions, row_label: 
         raise DataError(
             f"Invalid value for `data.text`: the target column {opts.target!r} cannot also be the text",
             field="data.text",
-        )
-    if len(frame) == 0:
-        raise DataError(
-            f"Invalid data file {path} (`data.path`): the file has a header but no data rows", field="data.path"
         )
     values = frame[opts.text].to_numpy(dtype=object)
     for i, value in enumerate(values):

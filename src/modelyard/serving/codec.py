@@ -43,23 +43,7 @@ def refuse_booleans(payload: Any) -> None:
 def instances_array(payload: Any, input_shape: list[int], input_dtype: str = "float32") -> np.ndarray:
     """``{"instances": [...]}`` → float32 array of shape (N, *input_shape), or a 422."""
     expect = f"a list of instances of shape {input_shape} ({input_dtype})"
-    if not isinstance(payload, dict):
-        raise InvalidInstancesError(
-            f'Invalid request body: expected a JSON object {{"instances": {expect}}}, received a JSON {_json_type(payload)}'
-        )
-    extra = sorted(set(payload) - {"instances"})
-    if extra:
-        raise InvalidInstancesError(
-            f"Invalid request body: expected only the key 'instances', received unknown key(s) {extra}", field=extra[0]
-        )
-    if "instances" not in payload:
-        raise InvalidInstancesError(f"Missing field `instances`: expected {expect}", field="instances")
-    instances = payload["instances"]
-    if not isinstance(instances, list) or not instances:
-        got = "an empty list" if instances == [] else f"a JSON {_json_type(instances)}"
-        raise InvalidInstancesError(
-            f"Invalid value for `instances`: expected {expect}, received {got}", field="instances"
-        )
+    instances = _instances(payload, expect)
     try:
         arr = np.asarray(instances)
     except (ValueError, TypeError):  # ragged nesting, or deeper than numpy allows
@@ -97,27 +81,7 @@ def instances_array(payload: Any, input_shape: list[int], input_dtype: str = "fl
 def text_array(payload: Any, *, max_chars: int) -> np.ndarray:
     """``{"instances": ["a sentence", ...]}`` → a 1-D object array of str, or a 422."""
     expect = "a list of strings (text instances)"
-    if not isinstance(payload, dict):
-        raise InvalidInstancesError(
-            f'Invalid request body: expected a JSON object {{"instances": {expect}}}, received a JSON {_json_type(payload)}'
-        )
-    extra = sorted(set(payload) - {"instances"})
-    if extra:
-        raise InvalidInstancesError(
-            f"Invalid request body: expected only the key 'instances', received unknown key(s) {extra}", field=extra[0]
-        )
-    instances = payload.get("instances")
-    if not isinstance(instances, list) or not instances:
-        got = (
-            "nothing"
-            if "instances" not in payload
-            else "an empty list"
-            if instances == []
-            else f"a JSON {_json_type(instances)}"
-        )
-        raise InvalidInstancesError(
-            f"Invalid value for `instances`: expected {expect}, received {got}", field="instances"
-        )
+    instances = _instances(payload, expect)
     for i, text in enumerate(instances):
         if not isinstance(text, str):
             raise InvalidInstancesError(
@@ -169,6 +133,28 @@ def encode_predictions(out: np.ndarray, task: str, labels_from: Any) -> tuple[li
         {"value": row.tolist() if finite[i] else [v if np.isfinite(v) else None for v in row.tolist()]}
         for i, row in enumerate(rows)
     ], warnings
+
+
+def _instances(payload: Any, expect: str) -> list[Any]:
+    """The non-empty ``instances`` list of a ``{"instances": [...]}`` body, or a 422 naming what is wrong."""
+    if not isinstance(payload, dict):
+        raise InvalidInstancesError(
+            f'Invalid request body: expected a JSON object {{"instances": {expect}}}, received a JSON {_json_type(payload)}'
+        )
+    extra = sorted(set(payload) - {"instances"})
+    if extra:
+        raise InvalidInstancesError(
+            f"Invalid request body: expected only the key 'instances', received unknown key(s) {extra}", field=extra[0]
+        )
+    if "instances" not in payload:
+        raise InvalidInstancesError(f"Missing field `instances`: expected {expect}", field="instances")
+    instances = payload["instances"]
+    if not isinstance(instances, list) or not instances:
+        got = "an empty list" if instances == [] else f"a JSON {_json_type(instances)}"
+        raise InvalidInstancesError(
+            f"Invalid value for `instances`: expected {expect}, received {got}", field="instances"
+        )
+    return instances
 
 
 def _json_type(value: Any) -> str:
