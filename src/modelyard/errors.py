@@ -65,6 +65,8 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "text": ("tokenizers",),
     "postgres": ("psycopg",),
     "tune": ("optuna",),
+    # DP-SGD (opacus); anonymisation: phone numbers (libphonenumber), Luhn and IBAN mod-97 checks (python-stdnum).
+    "privacy": ("opacus", "phonenumbers", "stdnum"),
 }
 
 

@@ -18,6 +18,7 @@ import torch
 
 from modelyard.cards.facts import PRIVACY_KEY
 from modelyard.data import Prepared, prepare
+from modelyard.data.stored import pin_dataset
 from modelyard.environment import environment, resolve_device
 from modelyard.errors import DataError, ModelyardError, RunPruned, ShapeError, TrainingError
 from modelyard.nn import Network, build_model
@@ -29,6 +30,7 @@ from modelyard.status import Status
 from modelyard.store import ModelStore, RunStore
 from modelyard.store.heartbeat import Heartbeat
 from modelyard.store.owner import record_owner
+from modelyard.store.paths import using_home
 from modelyard.store.privacy_ledger import charge, check_budget, dataset_id
 from modelyard.training import FitResult, evaluate, fit
 from modelyard.training.checkpoint import load_checkpoint
@@ -155,7 +157,9 @@ def train(
     """
     started = time.perf_counter()
     spec = pin_bases(load_spec(spec, overrides))  # the run and the version record each base's identity
-    network, prepared = build_checked(spec)
+    with using_home(home):  # a `dataset` source reads the same store
+        spec = pin_dataset(spec)  # and the run records the version it read
+        network, prepared = build_checked(spec)
     privacy = spec.train.privacy
     if privacy is not None:  # the data set's privacy budget, before anything is written
         dataset = dataset_id(spec.to_dict()["data"]["source"])
@@ -201,7 +205,8 @@ def resume(
     if record.status == Status.SUCCEEDED:
         raise TrainingError(f"Run {record.id} already succeeded and registered {record.model_ref}; nothing to resume")
     spec = load_spec(record.spec)
-    network, prepared = build_checked(spec)
+    with using_home(home):
+        network, prepared = build_checked(spec)
     return _run(
         spec,
         network,
@@ -331,7 +336,12 @@ def _evaluate_and_register(
             **({PRIVACY_KEY: result.privacy} if result.privacy is not None else {}),
         },
         run_id=run_id,
-        lineage={**({"bases": pinned} if (pinned := bases(spec)) else {}), **(lineage or {})} or None,
+        lineage={
+            **({"bases": pinned} if (pinned := bases(spec)) else {}),
+            **({"dataset": prepared.data_lineage} if prepared.data_lineage else {}),
+            **(lineage or {}),
+        }
+        or None,
         task=spec.task,
         description=spec.description,
         summary=summarize(network, spec, meta, prepared.pipeline.raw_input_shape),
@@ -356,7 +366,8 @@ def register_run(run_id: str, *, home: str | Path | None = None, lineage: dict[s
     folder = runs.run_dir(record.id) / "checkpoints"
     if load_checkpoint(folder) is None:
         raise TrainingError(f"Run {record.id} has no checkpoint in {folder}; it cannot be registered without training")
-    network, prepared = build_checked(spec)
+    with using_home(home):
+        network, prepared = build_checked(spec)
     result = fit(
         network, prepared, spec.train, seed=spec.seed, checkpoint_dir=folder, resume=True, progress=False
     )  # every epoch is in the checkpoint: this loads it and restores the best weights, training nothing

@@ -261,6 +261,7 @@ def _privacy(facts: CardFacts) -> list[str]:
             f"Privacy facts (differential privacy budget and the like, recorded under `{PRIVACY_KEY}`): {_NOT_RECORDED}."
         ]
     )
+    out += _trained_on(facts)
     steps = [str(s.get("type")) for s in (facts.preprocess.get("pipeline") or {}).get("steps") or []]
     kept = (
         f"the fitted state of its preprocessing ({', '.join(steps)}), computed from the training split"
@@ -268,6 +269,22 @@ def _privacy(facts: CardFacts) -> list[str]:
         else "no fitted preprocessing state"
     )
     return out + ["", f"The version stores its weights, its spec and {kept}; no training rows."]
+
+
+def _trained_on(facts: CardFacts) -> list[str]:
+    """The stored dataset (an anonymised table) this version or its trained ancestor was trained on."""
+    versions = [facts.version, *(a.version for a in facts.ancestors if a.version is not None)]
+    found = next((v.lineage["dataset"] for v in versions if isinstance(v.lineage.get("dataset"), dict)), None)
+    if found is None:
+        return []
+    kanon = found.get("k_anonymity") or {}
+    made = f"made by {found.get('operation')} ({', '.join(map(str, found.get('steps') or []))})"
+    line = f"Trained on the stored dataset {found.get('ref')} (sha256 {found.get('sha256')}), {made}"
+    if kanon.get("k_achieved") is not None:
+        line += f", k-anonymous with k = {kanon['k_achieved']} (asked {kanon.get('k')})"
+    if kanon.get("l_achieved") is not None:
+        line += f" and l-diverse with l = {kanon['l_achieved']} (asked {kanon.get('l')})"
+    return ["", line + f"; its source file's sha256 is {found.get('source_sha256')}."]
 
 
 def _environment(facts: CardFacts) -> list[str]:

@@ -38,8 +38,11 @@ class _Group(click.Group):
             raise  # pragma: no cover  (_usage_error exits)
 
     def invoke(self, ctx: click.Context):  # noqa: ANN201
+        from modelyard.store.paths import using_home
+
         try:
-            return super().invoke(ctx)
+            with using_home(ctx.params.get("home")):
+                return super().invoke(ctx)
         except click.UsageError as exc:  # a command, its arguments or options, at any depth
             _usage_error(exc)
         except ModelyardError as exc:
@@ -78,6 +81,7 @@ def cli(ctx: click.Context, home: str | None) -> None:
 
 def _register_commands() -> None:
     from modelyard.cli import (
+        anonymize,
         compress,
         deployments,
         explain,
@@ -112,6 +116,8 @@ def _register_commands() -> None:
     cli.add_command(server.server)
     cli.add_command(jobs.jobs)
     cli.add_command(deployments.deployments)
+    cli.add_command(anonymize.anonymize)
+    cli.add_command(anonymize.datasets)
 
 
 _register_commands()

@@ -113,6 +113,11 @@ def show(obj: dict, ref: str, as_json: bool) -> None:
         f", derived from {info['parent']}{' (deleted)' if info['parent_deleted'] else ''}" if info["parent"] else ""
     )
     out.print(f"kind: {info['kind']}{parent}; aliases: {', '.join(info['aliases']) or 'none'}")
+    trained_on = (info["lineage"] or {}).get("dataset")
+    if trained_on:
+        kanon = trained_on.get("k_anonymity") or {}
+        privacy = f" ({trained_on.get('operation')}d, k = {kanon['k_achieved']})" if kanon.get("k_achieved") else ""
+        out.print(f"trained on dataset {trained_on.get('ref')}{privacy}")
     if info["derived"]:
         out.print("derived versions: " + ", ".join(f"{d['model']} ({d['kind']})" for d in info["derived"]))
     out.print(f"input shape {info['input_shape']} ({info['input_dtype']}), output shape {info['output_shape']}")

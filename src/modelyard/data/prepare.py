@@ -58,6 +58,7 @@ class Prepared:
     feature_names: list[str] | None
     input_shape: tuple[int, ...]
     kind: str
+    data_lineage: dict[str, Any] | None = None  # a stored dataset's (RawData.lineage)
 
 
 def prepare(
@@ -173,6 +174,7 @@ def prepare(
         feature_names=raw.feature_names,
         input_shape=pipeline.input_shape,
         kind=raw.kind,
+        data_lineage=raw.lineage,
     )
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -42,6 +42,8 @@ class RawData:
     feature_names: list[str] | None = None
     kind: Kind = "tabular"
     holdout: bool = True
+    # Where a stored dataset came from (the `dataset` source); the model version records it.
+    lineage: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         # A source that returns mismatched arrays is a bug in the data, reported as such.

@@ -15,13 +15,13 @@ from pathlib import Path
 
 from modelyard.errors import StoreError
 
-__all__ = ["CHECKSUMS_FILE", "write_checksums", "verified"]
+__all__ = ["CHECKSUMS_FILE", "write_checksums", "verified", "sha256_file"]
 
 CHECKSUMS_FILE = "checksums.json"
 _CHUNK = 1 << 20
 
 
-def _sha256(path: Path) -> str:
+def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as f:
         while chunk := f.read(_CHUNK):
@@ -31,7 +31,7 @@ def _sha256(path: Path) -> str:
 
 def write_checksums(folder: Path) -> None:
     """Record the digest of every file in ``folder`` (a version being registered)."""
-    digests = {p.name: _sha256(p) for p in sorted(folder.iterdir()) if p.is_file() and p.name != CHECKSUMS_FILE}
+    digests = {p.name: sha256_file(p) for p in sorted(folder.iterdir()) if p.is_file() and p.name != CHECKSUMS_FILE}
     (folder / CHECKSUMS_FILE).write_text(json.dumps({"sha256": digests}, indent=2, sort_keys=True) + "\n")
 
 
@@ -47,7 +47,7 @@ def verified(folder: Path, filename: str, ref: str) -> Path:
         raise StoreError(
             f"The checksums of model {ref} are unreadable ({record}): {exc}", field=CHECKSUMS_FILE
         ) from None
-    if expected is not None and _sha256(path) != expected:
+    if expected is not None and sha256_file(path) != expected:
         raise StoreError(
             f"Model {ref}'s {filename} is not the file registered (its sha256 differs from {record.name}): it was "
             f"damaged or overwritten; restore {folder} from a backup, or register the model again",

@@ -5,6 +5,7 @@ Layout::
     <home>/modelyard.db                       SQLite: runs, metrics, model versions
     <home>/artifacts/runs/<run_id>/           checkpoints/, plots, logs of one run
     <home>/artifacts/models/<name>/<version>/ one registered model version
+    <home>/artifacts/datasets/<name>/<version>/ one stored (anonymised) dataset
 
 Nothing is created at import time; folders appear the first time a store needs them.
 Every path here is derived from a validated name or id, never from a path a user gave,
@@ -15,6 +16,9 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 
 __all__ = [
@@ -27,6 +31,9 @@ __all__ = [
     "models_root",
     "model_dir",
     "ensure_dir",
+    "using_home",
+    "datasets_root",
+    "dataset_dir",
 ]
 
 ENV_VAR = "MODELYARD_HOME"
@@ -37,14 +44,34 @@ DB_FILENAME = "modelyard.db"
 _SAFE_PART = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 
 
+# The home of the command or training run in progress (``using_home``): what reads the store
+# without being handed it (the `dataset` data source, called by `data.prepare`) uses the same one.
+_CURRENT: ContextVar[Path | None] = ContextVar("modelyard_home", default=None)
+
+
 def home(path: str | os.PathLike[str] | None = None) -> Path:
-    """The store root: ``path`` if given, else ``$MODELYARD_HOME``, else ``~/.modelyard``.
+    """The store root: ``path`` if given, else the one ``using_home`` set, else ``$MODELYARD_HOME``,
+    else ``~/.modelyard``.
 
     Resolved to an absolute path but not created.
     """
     if path is None:
+        current = _CURRENT.get()
+        if current is not None:
+            return current
         path = os.environ.get(ENV_VAR) or "~/.modelyard"
     return Path(path).expanduser().resolve()
+
+
+@contextmanager
+def using_home(path: str | os.PathLike[str] | None) -> Iterator[None]:
+    """Inside the block ``home()`` is ``path`` (nothing changes for None): `modelyard --home` and
+    ``workflow.train(home=...)`` set it so that a spec's stored dataset is read from that store."""
+    token = _CURRENT.set(home(path) if path is not None else _CURRENT.get())
+    try:
+        yield
+    finally:
+        _CURRENT.reset(token)
 
 
 def ensure_dir(path: Path) -> Path:
@@ -78,9 +105,21 @@ def models_root(root: Path) -> Path:
 
 def model_dir(root: Path, name: str, version: int | None = None) -> Path:
     """``artifacts/models/<name>/`` or, with a version, ``.../<name>/<version>/``."""
-    base = models_root(root) / _safe(name, "model name")
+    return _versioned(models_root(root) / _safe(name, "model name"), version, "model")
+
+
+def datasets_root(root: Path) -> Path:
+    return root / "artifacts" / "datasets"
+
+
+def dataset_dir(root: Path, name: str, version: int | None = None) -> Path:
+    """``artifacts/datasets/<name>/`` or, with a version, ``.../<name>/<version>/``."""
+    return _versioned(datasets_root(root) / _safe(name, "dataset name"), version, "dataset")
+
+
+def _versioned(base: Path, version: int | None, what: str) -> Path:
     if version is None:
         return base
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-        raise ValueError(f"model version must be an int >= 1, got {version!r}")
+        raise ValueError(f"{what} version must be an int >= 1, got {version!r}")
     return base / str(version)

@@ -1,0 +1,151 @@
+"""Stored datasets: a table (Parquet) with its report and lineage, addressed as ``NAME:VERSION``.
+
+``modelyard anonymize`` writes one; a spec trains on it with ``data: {source: dataset, name:
+NAME:VERSION, target: ...}`` and the model version's lineage names it. A version is a folder::
+
+    artifacts/datasets/<name>/<version>/data.parquet   the table
+                                        report.json    what was done (counts, k achieved, ...)
+                                        lineage.json   source file sha256, the steps, no key
+                                        checksums.json sha256 of each file, checked on read
+
+Registration writes a temporary folder, then takes the database's write lock, picks the next
+version (a high-water mark in the meta table: numbers are never reused) and renames the folder
+into place, so a dataset exists completely or not at all, as model versions do.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from modelyard._files import dumps_json, read_json
+from modelyard.errors import InputError, NotFoundError, StoreError
+from modelyard.store import paths
+from modelyard.store.checksums import verified, write_checksums
+from modelyard.store.refs import NAME_PATTERN, check_name
+
+__all__ = ["DatasetStore", "DatasetVersion", "DATA_FILE", "REPORT_FILE", "LINEAGE_FILE"]
+
+DATA_FILE = "data.parquet"
+REPORT_FILE = "report.json"
+LINEAGE_FILE = "lineage.json"
+_REF = re.compile(r"^(?P<name>[a-z0-9][a-z0-9_.-]{0,63})(?::(?P<version>[1-9][0-9]{0,8}|latest))?$")
+
+
+@dataclass(frozen=True)
+class DatasetVersion:
+    name: str
+    version: int
+    path: Path
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}:{self.version}"
+
+    @property
+    def report(self) -> dict[str, Any]:
+        return read_json(self.path / REPORT_FILE)
+
+    @property
+    def lineage(self) -> dict[str, Any]:
+        return read_json(self.path / LINEAGE_FILE)
+
+    def data_path(self) -> Path:
+        """The table's file, checked against its recorded sha256."""
+        return verified(self.path, DATA_FILE, f"dataset {self.ref}")
+
+
+class DatasetStore:
+    """Stored datasets of the store at ``home`` (default ``$MODELYARD_HOME``)."""
+
+    def __init__(self, home: str | Path | None = None) -> None:
+        self.home = paths.home(home)
+
+    def register(
+        self, name: str, *, table: bytes, report: Mapping[str, Any], lineage: Mapping[str, Any]
+    ) -> DatasetVersion:
+        check_name(name)
+        files = {
+            DATA_FILE: table,
+            REPORT_FILE: dumps_json(dict(report), "report").encode(),
+            LINEAGE_FILE: dumps_json(dict(lineage), "lineage").encode(),
+        }
+        parent = paths.ensure_dir(paths.dataset_dir(self.home, name))
+        tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=parent))
+        try:
+            for filename, data in files.items():
+                (tmp / filename).write_bytes(data)
+            write_checksums(tmp)
+            return self._publish(name, tmp)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)  # gone already unless something failed
+
+    def _publish(self, name: str, tmp: Path) -> DatasetVersion:
+        # Here, not at the top: listing and reading datasets needs no SQLAlchemy (tests/unit/cli/test_imports.py).
+        from modelyard.store.db import database
+        from modelyard.store.tables import MetaRow
+
+        key = f"dataset_last_version:{name}"
+        with database(self.home).session(write=True) as session:
+            hwm = session.get(MetaRow, key)
+            version = max(int(hwm.value) if hwm else 0, *self._versions(name), 0) + 1
+            target = paths.dataset_dir(self.home, name, version)
+            os.rename(tmp, target)
+            try:
+                session.merge(MetaRow(key=key, value=str(version)))
+                session.commit()
+            except BaseException:
+                os.rename(target, tmp)
+                raise
+        return DatasetVersion(name, version, target)
+
+    def _versions(self, name: str) -> list[int]:
+        folder = paths.dataset_dir(self.home, name)
+        if not folder.is_dir():
+            return []
+        return sorted(int(p.name) for p in folder.iterdir() if p.is_dir() and p.name.isdigit())
+
+    def names(self) -> list[str]:
+        root = paths.datasets_root(self.home)
+        if not root.is_dir():
+            return []
+        return sorted(p.name for p in root.iterdir() if p.is_dir() and self._versions(p.name))
+
+    def list(self, name: str | None = None) -> list[DatasetVersion]:
+        """Every stored dataset version (of ``name`` if given), by name then version."""
+        names = [name] if name is not None else self.names()
+        return [DatasetVersion(n, v, paths.dataset_dir(self.home, n, v)) for n in names for v in self._versions(n)]
+
+    def get(self, ref: str, field: str = "ref") -> DatasetVersion:
+        """``NAME:N``, ``NAME:latest`` or the bare ``NAME`` (its newest version)."""
+        match = _REF.match(ref.strip()) if isinstance(ref, str) else None
+        if match is None:
+            raise InputError(
+                f"Invalid value for `{field}`: expected a dataset reference NAME or NAME:VERSION such as "
+                f"people-anon:1 (NAME matching {NAME_PATTERN}), received {ref!r}",
+                field=field,
+            )
+        name, wanted = match["name"], match["version"]
+        versions = self._versions(name)
+        if not versions:
+            known = ", ".join(self.names()) or "none"
+            raise NotFoundError(
+                f"Dataset {name!r} not found for `{field}` (stored datasets: {known}); `modelyard anonymize` stores one",
+                field=field,
+            )
+        version = versions[-1] if wanted in (None, "latest") else int(wanted)
+        if version not in versions:
+            raise NotFoundError(
+                f"Dataset {name}:{version} not found for `{field}` (its versions: {', '.join(map(str, versions))})",
+                field=field,
+            )
+        found = DatasetVersion(name, version, paths.dataset_dir(self.home, name, version))
+        if not (found.path / DATA_FILE).is_file():
+            raise StoreError(f"Dataset {found.ref} is damaged: {found.path / DATA_FILE} is missing", field=field)
+        return found
