@@ -431,3 +431,26 @@ def test_the_model_catalog_shows_kind_parent_and_aliases(
     assert f"{parent} (deleted)" in facts.text and "production" in facts.text
     driver.get(server + "/#/models")
     wait(driver, "the deleted parent", lambda d: f"{parent} (deleted)" in d.find_element(By.ID, "view").text)
+
+
+def test_the_tunes_page_shows_trials_history_and_importances(
+    server: str, browser: Any, home: Path, screenshots: Path
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    import modelyard
+    from tests.support.tuning import SEARCH, tiny_spec
+
+    result = modelyard.tune(tiny_spec(epochs=3), SEARCH, trials=4, metric="val_accuracy", pruner="none", study="t")
+    driver = browser
+    driver.get(server + "/#/tunes")
+    wait(driver, "the study list", lambda d: "t" in [a.text for a in d.find_elements(By.CSS_SELECTOR, "table.grid a")])
+    driver.get(server + "/#/tunes/t")
+    facts = wait(driver, "the study's facts", lambda d: d.find_element(By.CSS_SELECTOR, "dl.facts"))
+    wait(driver, "the best trial", lambda d: result.model_ref in facts.text)
+    chart = wait(driver, "the history chart", lambda d: d.find_element(By.CSS_SELECTOR, ".chart[data-points='4']"))
+    assert chart.get_attribute("data-title") == "val_accuracy by trial"
+    tables = driver.find_elements(By.CSS_SELECTOR, "table.grid")
+    trial_rows = tables[-1].find_elements(By.CSS_SELECTOR, "tbody tr")
+    assert [r.find_elements(By.CSS_SELECTOR, "td")[5].text for r in trial_rows] == [t["run_id"] for t in result.trials]
+    shot(driver, screenshots, "tunes.png")

@@ -9,6 +9,7 @@ import * as runs from "./runs.js";
 import * as models from "./models.js";
 import * as deployments from "./deployments.js";
 import * as playground from "./playground.js";
+import * as tunes from "./tunes.js";
 
 const ROUTES = [
   [/^#\/jobs\/?$/, jobs.listView, "jobs"],
@@ -18,6 +19,8 @@ const ROUTES = [
   [/^#\/compare\/([\w,-]+)$/, runs.compareView, "runs"],
   [/^#\/models\/?$/, models.listView, "models"],
   [/^#\/models\/([\w.-]+)\/(\d+)$/, models.versionView, "models"],
+  [/^#\/tunes\/?$/, tunes.listView, "tunes"],
+  [/^#\/tunes\/([\w.-]+)$/, tunes.detailView, "tunes"],
   [/^#\/deployments\/?$/, deployments.listView, "deployments"],
   [/^#\/deployments\/([\w.-]+)$/, deployments.detailView, "deployments"],
   [/^#\/playground\/?$/, playground.pickView, "playground"],
