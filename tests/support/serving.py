@@ -3,7 +3,8 @@
 Imported by the tests in tests/unit/serving; holds no tests itself. Four models can go into the
 test's store: ``clf`` (tabular [4] → 3 named classes, standardized), ``img`` (8x8 grayscale
 images [1, 8, 8] → CNN → 3 classes, scaled by 255), ``reg`` (regression [3] → 2 values) and
-``xor`` (the shape of examples/xor.yaml: [2] → 1 value).
+``xor`` (the shape of examples/xor.yaml: [2] → 1 value); and ``wav`` (raw 8 kHz audio [800], 0.1 s →
+a logmel layer → CNN → 3 classes).
 """
 
 from __future__ import annotations
@@ -46,19 +47,33 @@ _SPECS: dict[str, dict[str, Any]] = {
         "model": {"input": [3], "layers": [{"dense": 5, "activation": "tanh"}, {"dense": 2}]},
         "train": {"loss": "mse"},
     },
+    "wav": {
+        "model": {
+            "input": [800],
+            "layers": [
+                {"logmel": {"sample_rate": 8000, "n_fft": 64, "hop_length": 16, "n_mels": 8}},
+                {"conv2d": 4, "kernel": 3, "activation": "relu"},
+                "global_avg_pool",
+                {"dense": 3, "activation": "softmax"},
+            ],
+        },
+        "train": {"loss": "cross_entropy"},
+    },
     "xor": {
         "model": {"input": [2], "layers": [{"dense": 4, "activation": "tanh"}, {"dense": 1, "activation": "tanh"}]},
         "train": {"loss": "mse"},
     },
 }
-_RAW = {"clf": (4,), "img": (1, 8, 8), "reg": (3,), "xor": (2,)}
+_RAW = {"clf": (4,), "img": (1, 8, 8), "reg": (3,), "xor": (2,), "wav": (800,)}
 _STEPS = {
     "clf": ComponentSpec(type="standardize", options={}),
     "img": ComponentSpec(type="scale", options={"factor": 255.0}),
     "reg": ComponentSpec(type="standardize", options={}),
     "xor": ComponentSpec(type="scale", options={"factor": 1.0}),
+    "wav": ComponentSpec(type="scale", options={"factor": 1.0}),
 }
-CLASS_NAMES = {"clf": ["setosa", "versicolor", "virginica"], "img": ["zero", "one", "two"]}
+CLASS_NAMES = {"clf": ["setosa", "versicolor", "virginica"], "img": ["zero", "one", "two"], "wav": ["yes", "no", "up"]}
+_KINDS = {"img": "image", "wav": "audio"}
 
 
 def register(
@@ -79,7 +94,7 @@ def register(
     network = build_model(spec.model, loss=spec.train.loss.type)
     rng = np.random.default_rng(seed)
     x = rng.uniform(0, 255, size=(32, *_RAW[name])).astype(np.float32)
-    kind = "image" if name == "img" else "tabular"
+    kind = _KINDS.get(name, "tabular")
     classes = CLASS_NAMES.get(name)
     pipeline = Pipeline.fit(
         [_STEPS[name]], x, task=spec.task, kind=kind, num_classes=len(classes) if classes else None, class_names=classes

@@ -58,6 +58,10 @@ def header_timeout_option(model: str) -> Callable:
 @config_option(
     "--max-text-chars", model=SERVE, type=int, help="Characters per text instance (text models; more gets 422)."
 )
+@config_option(
+    "--max-audio-seconds", model=SERVE, type=float, help="Longest WAV/FLAC upload (audio models; longer gets 422)."
+)
+@click.option("--resample-audio", is_flag=True, help="Resample audio at another rate to the model's (else 422).")
 @header_timeout_option(SERVE)
 @config_option(
     "--max-explain-cost",

@@ -110,6 +110,20 @@ def image_array(data: bytes, input_shape: list[int], *, source: str, max_pixels:
         raise MalformedRequestError(exc.message) from None
 
 
+def audio_array(
+    data: bytes, length: int, *, source: str, sample_rate: int, max_seconds: float, resample: bool, align: str
+) -> np.ndarray:
+    """WAV/FLAC bytes → one raw sample ``[length]`` at the model's ``sample_rate``, padded or trimmed
+    as in training. Not a WAV/FLAC file or undecodable: 400; too long or at another rate: 422."""
+    from modelyard.audio_decode import AudioLimits, decode_audio, fit_length
+
+    limits = AudioLimits(max_seconds=max_seconds, sample_rate=sample_rate, resample=resample)
+    samples, _ = decode_audio(
+        data, source=source, limits=limits, error=MalformedRequestError, too_long=InvalidInstancesError
+    )
+    return fit_length(samples, length, align)
+
+
 def encode_predictions(out: np.ndarray, task: str, labels_from: Any) -> tuple[list[dict[str, Any]], list[str]]:
     """Model outputs (N, k) → (records, warnings); see the module docstring for NaN/Inf."""
     rows = out.reshape(len(out), -1)

@@ -37,6 +37,9 @@ class ServeConfig(StrictModel):
     max_json_depth: int = Field(32, ge=2, le=512)
     max_image_pixels: int = Field(2048 * 2048, ge=1)
     max_text_chars: int = Field(10_000, ge=1, le=10_000_000, description="characters per text instance")
+    max_audio_seconds: float = Field(60.0, gt=0, le=3600, description="seconds of audio per WAV/FLAC upload")
+    # A recording at another sample rate than the model's: refused (422) unless resampled here.
+    resample_audio: bool = False
     header_timeout_s: float = HEADER_TIMEOUT_S
     max_explain_cost: int = Field(
         3200, ge=1, description="integrated gradients: instances x steps per explain request (each a forward+backward)"

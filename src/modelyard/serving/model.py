@@ -11,10 +11,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from modelyard.errors import InputError, InvalidInstancesError
+from modelyard.errors import InputError, InvalidInstancesError, UnsupportedMediaTypeError
 from modelyard.serving.backends import BackendChoice, select_backend
 from modelyard.serving.batcher import DynamicBatcher
-from modelyard.serving.codec import encode_predictions, image_array, instances_array, text_array
+from modelyard.serving.codec import audio_array, encode_predictions, image_array, instances_array, text_array
 from modelyard.serving.config import ServeConfig
 from modelyard.serving.metrics import ServeMetrics
 
@@ -37,6 +37,7 @@ class ServedModel:
         self.task: str = predictor.task
         pipeline = getattr(predictor, "pipeline", None)
         self.text: bool = getattr(pipeline, "kind", None) == "text"  # instances are strings
+        self.sample_rate, self.audio_align = _audio_input(predictor)  # WAV uploads: None when not an audio model
         self.config = config
         self.choice = backend or select_backend(predictor, config.backend, max_batch_size=config.max_batch_size)
         self.metrics = metrics
@@ -61,6 +62,27 @@ class ServedModel:
         arrays = [
             image_array(data, self.input_shape, source=source, max_pixels=self.config.max_image_pixels)
             for source, data in images
+        ]
+        return self.features(np.stack(arrays))
+
+    def decode_audio(self, files: list[tuple[str, bytes]]) -> torch.Tensor:
+        if self.sample_rate is None:
+            raise UnsupportedMediaTypeError(
+                f"Model {self.ref} does not take audio: its input is {self.input_shape}, not raw samples "
+                "(a network starting with a logmel or mfcc layer); send JSON instances"
+            )
+        config = self.config
+        arrays = [
+            audio_array(
+                data,
+                self.input_shape[0],
+                source=source,
+                sample_rate=self.sample_rate,
+                max_seconds=config.max_audio_seconds,
+                resample=config.resample_audio,
+                align=self.audio_align,
+            )
+            for source, data in files
         ]
         return self.features(np.stack(arrays))
 
@@ -117,3 +139,14 @@ class ServedModel:
 def _has_null(record: dict[str, Any]) -> bool:
     values = record.get("probabilities") or record.get("value") or []
     return any(v is None for v in values)
+
+
+def _audio_input(predictor: Any) -> tuple[int | None, str]:
+    """(sample rate, pad/trim alignment) of a model on raw audio, from its spec; (None, ...) otherwise."""
+    from modelyard.nn.layers.audio import input_sample_rate
+
+    spec = getattr(predictor, "spec", None)
+    if spec is None or len(getattr(predictor, "input_shape", ())) != 1:
+        return None, "start"
+    rate = input_sample_rate(spec.model.layers)
+    return rate, str(spec.data.source.options.get("align", "start"))  # the data source's pad/trim

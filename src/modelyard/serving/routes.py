@@ -6,8 +6,10 @@ response model per call. That halves the per-request CPU time, which is what a P
 server spends when the model itself runs batched. FastAPI still declares both routes,
 so they are in the OpenAPI document, and every other route goes through FastAPI.
 
-Decoding by content type: JSON, PNG/JPEG bodies and multipart uploads of PNG/JPEG files.
-Nothing else is decoded (415), so no pickle or other code-executing format is reachable.
+Decoding by content type: JSON, PNG/JPEG or WAV/FLAC bodies, and multipart uploads of such
+files (images or recordings, as the model takes: a network starting with a logmel/mfcc layer
+takes audio). Nothing else is decoded (415), so no pickle or other code-executing format is
+reachable.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ log = logging.getLogger(__name__)
 LATEST_ROUTE = "/v1/models/{name}/predict"
 VERSION_ROUTE = "/v1/models/{name}/versions/{version}/predict"
 _IMAGE_TYPES = ("image/png", "image/jpeg", "image/jpg")
+_AUDIO_TYPES = ("audio/wav", "audio/x-wav", "audio/wave", "audio/vnd.wave", "audio/flac", "audio/x-flac")
 _JSON_HEADERS = [(b"content-type", b"application/json")]
 
 
@@ -106,6 +109,8 @@ class PredictRoutes:
             return model.decode_json(parse_json(await _body(receive), max_depth=config.max_json_depth))
         if ctype in _IMAGE_TYPES:
             return model.decode_images([("upload", await _body(receive))])
+        if ctype in _AUDIO_TYPES:
+            return model.decode_audio([("upload", await _body(receive))])
         if ctype == "multipart/form-data":
             from starlette.datastructures import UploadFile
 
@@ -119,11 +124,12 @@ class PredictRoutes:
                 ]
             if not files:
                 raise MalformedRequestError(
-                    "Multipart upload without a file: expected one or more PNG/JPEG file fields"
+                    "Multipart upload without a file: expected one or more PNG/JPEG or WAV/FLAC file fields"
                 )
-            return model.decode_images(files)
+            return model.decode_audio(files) if model.sample_rate is not None else model.decode_images(files)
         raise UnsupportedMediaTypeError(
-            f"Unsupported Content-Type {ctype!r}: expected application/json, image/png, image/jpeg or multipart/form-data"
+            f"Unsupported Content-Type {ctype!r}: expected application/json, image/png, image/jpeg, audio/wav, "
+            "audio/flac or multipart/form-data"
         )
 
 

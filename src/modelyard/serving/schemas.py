@@ -74,11 +74,14 @@ PREDICT_REQUEST_DOC: dict[str, Any] = {
                 "schema": {
                     "type": "object",
                     "properties": {"file": {"type": "string", "format": "binary"}},
-                    "description": "One or more PNG/JPEG files (any field name), one instance each",
+                    "description": "One or more PNG/JPEG (image models) or WAV/FLAC files (audio models; any field "
+                    "name), one instance each",
                 }
             },
             "image/png": {"schema": {"type": "string", "format": "binary"}},
             "image/jpeg": {"schema": {"type": "string", "format": "binary"}},
+            "audio/wav": {"schema": {"type": "string", "format": "binary"}},
+            "audio/flac": {"schema": {"type": "string", "format": "binary"}},
         },
     }
 }

@@ -12,6 +12,7 @@ for the recurrent and attention layers. Frames: ``1 + L // hop``.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Literal
 
 import torch
@@ -20,11 +21,12 @@ from pydantic import Field, PositiveInt, model_validator
 from torch import nn
 
 from modelyard._validation import StrictModel
+from modelyard.components import ComponentSpec
 from modelyard.errors import ShapeError
 from modelyard.nn.layers._common import LAYERS, Shape, require_rank
 from modelyard.nn.mel import dct_matrix, mel_filterbank
 
-__all__ = ["LogMelOptions", "MfccOptions", "LogMel"]
+__all__ = ["LogMelOptions", "MfccOptions", "LogMel", "input_sample_rate"]
 
 
 class LogMelOptions(StrictModel):
@@ -119,3 +121,11 @@ def mfcc(opts: MfccOptions, in_shape: Shape, field: str) -> tuple[nn.Module, Sha
             field=f"{field}.n_mfcc",
         )
     return _build(opts, in_shape, field, "mfcc", opts.n_mfcc)
+
+
+def input_sample_rate(layers: Sequence[ComponentSpec]) -> int | None:
+    """The sample rate a network takes raw audio at (its first layer's, when that is ``logmel`` or
+    ``mfcc``), else None: the server then decodes WAV uploads for it and refuses them for others."""
+    if layers and layers[0].type in ("logmel", "mfcc"):
+        return int(layers[0].options.get("sample_rate", LogMelOptions.model_fields["sample_rate"].default))
+    return None
