@@ -87,3 +87,13 @@ def test_clinc150_frozen_minilm_reaches_95_percent(monkeypatch):
     assert result.runtime["frozen_features"].startswith("layers 0-1 computed once per split")
     assert result.test_metrics["split"] == "test"
     assert result.test_metrics["accuracy"] >= 0.95, result.test_metrics
+
+
+@pytest.mark.slow
+def test_fsdd_cnn_reaches_97_percent_on_the_official_split():
+    from tests.support.datasets import shared_dataset
+
+    result = modelyard.train(
+        EXAMPLES / "fsdd_cnn.yaml", overrides=[f"data.path={shared_dataset('fsdd')}"], progress=False
+    )
+    assert result.test_metrics["accuracy"] >= 0.97
