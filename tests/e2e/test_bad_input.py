@@ -157,7 +157,7 @@ STORE_COMMANDS = [
     ["eval", "m:1"],
     ["explain", "m:1", "x.json"],
     ["export", "m:1"],
-    ["compress", "m:1", "--quantize", "dynamic-int8"],
+    ["compress", "m:1", "--quantize", "int8"],
     ["serve", "m:1", "--port", "PORT"],
     ["server", "--port", "PORT"],
 ]

@@ -15,7 +15,33 @@ from typing import Any
 
 import click
 
-__all__ = ["config_option", "deferred_option", "given"]
+from modelyard.registry import closest, normalize_name
+
+__all__ = ["Names", "config_option", "deferred_option", "given"]
+
+
+class Names(click.Choice):
+    """A choice shown as its canonical names (``[tpe|random|grid]``) that also takes their aliases,
+    spelled as the library's registries spell them (any case, '-' or ' ' for '_'). The names are
+    written in the CLI module, not imported, so --help does not load torch or optuna; a test
+    compares them with the library's."""
+
+    def __init__(self, names: tuple[str, ...] | list[str], aliases: dict[str, str] | None = None) -> None:
+        super().__init__(list(names))
+        self.aliases = dict(aliases or {})
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        key = normalize_name(value)
+        try:
+            return super().convert(self.aliases.get(key, key), param, ctx)
+        except click.BadParameter as exc:
+            hint = closest(key, [*self.choices, *self.aliases])
+            if hint is None:
+                raise
+            name = self.aliases.get(hint, hint)
+            raise click.BadParameter(
+                f"{exc.message.rstrip('.')}; did you mean {name!r}?", ctx=ctx, param=param
+            ) from None
 
 
 def _lookup(target: str) -> Any:

@@ -15,7 +15,7 @@ from modelyard.cli._nouns import NounGroup
 @click.command()
 @click.argument("config", type=click.Path(dir_okay=False))
 @click.argument("input_path", metavar="INPUT", type=click.Path(dir_okay=False))
-@click.option("--name", default=None, help="Store under this dataset name instead of the config's.")
+@click.option("--name", default=None, metavar="NAME", help="Store under this dataset name instead of the config's.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_obj
 def anonymize(obj: dict, config: str, input_path: str, name: str | None, as_json: bool) -> None:

@@ -10,39 +10,42 @@ import click
 from modelyard.cli._fmt import console
 
 
-def _number(value: str | None, option: str, kind: type) -> float | int | None:
-    """Options parsed here rather than by click, so a bad value is one `error:` line like every other."""
-    if value is None:
-        return None
-    try:
-        return kind(value)
-    except ValueError:
-        from modelyard.errors import InputError
-
-        what = "a whole number" if kind is int else "a number"
-        raise InputError(f"Invalid value for `{option}`: expected {what}, received {value!r}", field=option) from None
-
-
 @click.command()
 @click.argument("ref")
 @click.option(
     "--quantize",
-    metavar="int8",
+    type=click.Choice(["int8"]),
     help="Quantize to int8: dynamic for dense networks, static (calibrated) with convolutions.",
 )
-@click.option("--prune", "prune", metavar="FRACTION", help="Prune this fraction (0-1) of the weights by magnitude.")
+@click.option(
+    "--prune", "prune", type=float, metavar="FRACTION", help="Prune this fraction (0-1) of the weights by magnitude."
+)
 @click.option(
     "--structured", is_flag=True, help="With --prune: remove whole neurons/channels (the model gets smaller)."
 )
 @click.option(
-    "--finetune", metavar="EPOCHS", default=None, help="With --prune: epochs of fine-tuning afterwards (default 0)."
+    "--finetune",
+    type=int,
+    metavar="EPOCHS",
+    default=None,
+    help="With --prune: epochs of fine-tuning afterwards (default 0).",
 )
 @click.option(
-    "--distill", "student", metavar="STUDENT_SPEC", help="Train the student spec's model on this model's soft targets."
+    "--distill",
+    "student",
+    type=click.Path(dir_okay=False),
+    metavar="STUDENT_SPEC",
+    help="Train the student spec's model on this model's soft targets.",
 )
-@click.option("--temperature", default=None, help="With --distill: softmax temperature T (default 2).")
 @click.option(
-    "--alpha", default=None, help="With --distill: weight of the teacher term, 1 - alpha for the labels (default 0.5)."
+    "--temperature", type=float, metavar="T", default=None, help="With --distill: softmax temperature T (default 2)."
+)
+@click.option(
+    "--alpha",
+    type=float,
+    metavar="A",
+    default=None,
+    help="With --distill: weight of the teacher term, 1 - alpha for the labels (default 0.5).",
 )
 @click.option(
     "--baseline/--no-baseline",
@@ -50,7 +53,7 @@ def _number(value: str | None, option: str, kind: type) -> float | int | None:
     show_default=True,
     help="With --distill: also train the student without a teacher, for comparison.",
 )
-@click.option("--name", default=None, help="Register under this name instead of the parent's.")
+@click.option("--name", default=None, metavar="NAME", help="Register under this name instead of the parent's.")
 @click.option(
     "--progress/--no-progress", default=None, help="Progress bar while training (default: on for a terminal)."
 )
@@ -60,12 +63,12 @@ def compress(
     obj: dict,
     ref: str,
     quantize: str | None,
-    prune: str | None,
+    prune: float | None,
     structured: bool,
-    finetune: str | None,
+    finetune: int | None,
     student: str | None,
-    temperature: str | None,
-    alpha: str | None,
+    temperature: float | None,
+    alpha: float | None,
     baseline: bool,
     name: str | None,
     progress: bool | None,
@@ -81,12 +84,12 @@ def compress(
     result = run(
         ref,
         quantize=quantize,
-        prune=_number(prune, "--prune", float),
+        prune=prune,
         structured=structured,
-        finetune=_number(finetune, "--finetune", int) or 0,
+        finetune=finetune or 0,
         distill=student,  # type: ignore[arg-type]
-        temperature=_number(temperature, "--temperature", float),
-        alpha=_number(alpha, "--alpha", float),  # type: ignore[arg-type]
+        temperature=temperature,
+        alpha=alpha,  # type: ignore[arg-type]
         baseline=baseline,
         name=name,
         home=obj["home"],

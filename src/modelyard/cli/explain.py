@@ -10,6 +10,24 @@ import click
 from rich.table import Table
 
 from modelyard.cli._fmt import console, fmt
+from modelyard.cli._options import Names
+
+# explaining.METHODS' names and aliases, written here so --help does not import torch (a test holds them equal)
+METHODS = Names(
+    ("integrated_gradients", "saliency", "shap", "lime"),
+    {
+        "ig": "integrated_gradients",
+        "integrated_gradient": "integrated_gradients",
+        "integratedgradients": "integrated_gradients",
+        "gradient": "saliency",
+        "gradients": "saliency",
+        "vanilla_gradient": "saliency",
+        "kernel_shap": "shap",
+        "kernelshap": "shap",
+        "shapley": "shap",
+        "lime_tabular": "lime",
+    },
+)
 
 _SHOWN = 20  # instances summarized on screen; --json has them all
 
@@ -22,7 +40,8 @@ _SHOWN = 20  # instances summarized on screen; --json has them all
     "-m",
     default="integrated_gradients",
     show_default=True,
-    help="integrated_gradients (ig), saliency, shap or lime (shap and lime: tabular models).",
+    type=METHODS,
+    help="Attribution method (ig: integrated_gradients; shap and lime: tabular models).",
 )
 @click.option(
     "--target",

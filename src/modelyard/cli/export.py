@@ -11,9 +11,11 @@ from modelyard.cli._fmt import console
 
 @click.command()
 @click.argument("ref")
-@click.option("--format", "fmt_name", default="onnx", show_default=True, metavar="onnx", help="Export format.")
-@click.option("--output", default=None, metavar="PATH", help="Also write the graph to this file.")
-@click.option("--name", default=None, help="Register under this name instead of the parent's.")
+@click.option(  # the choices of compression.export.FORMATS, not imported here: it pulls in torch
+    "--format", "fmt_name", default="onnx", show_default=True, type=click.Choice(["onnx"]), help="Export format."
+)
+@click.option("--output", default=None, type=click.Path(dir_okay=False), help="Also write the graph to this file.")
+@click.option("--name", default=None, metavar="NAME", help="Register under this name instead of the parent's.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_obj
 def export(obj: dict, ref: str, fmt_name: str, output: str | None, name: str | None, as_json: bool) -> None:

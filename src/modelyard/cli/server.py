@@ -59,6 +59,7 @@ SERVER = "modelyard.server.config:ServerConfig"
     "--data-dir",
     "data_dirs",
     multiple=True,
+    type=click.Path(file_okay=False),
     metavar="DIR",
     help="A folder jobs may read data files from (none by default: built-in data sets only); repeatable.",
 )
@@ -89,7 +90,7 @@ def token() -> None:
 
 @token.command("create")
 @click.option("--role", type=click.Choice(["read", "admin"]), required=True)
-@click.option("--name", default=None, help="A label to list and revoke it by.")
+@click.option("--name", default=None, metavar="LABEL", help="A label to list and revoke it by.")
 @click.pass_obj
 def create(obj: dict, role: str, name: str | None) -> None:
     """Create a token and print it (once: only its hash is kept)."""

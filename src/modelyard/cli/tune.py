@@ -13,6 +13,11 @@ from typing import Any
 import click
 
 from modelyard.cli._fmt import console, fmt
+from modelyard.cli._options import Names
+
+# tuning.strategies' names and aliases (a test holds them equal)
+SAMPLERS = Names(("tpe", "random", "grid"))
+PRUNERS = Names(("none", "median", "asha", "hyperband"), {"successive_halving": "asha", "sha": "asha", "nop": "none"})
 
 
 class _TuneGroup(click.Group):
@@ -40,12 +45,17 @@ def tune() -> None:
     help="A spec path and its range: loguniform(a,b), uniform(a,b), int(a,b), choice(x,y,...) (repeatable).",
 )
 @click.option("--trials", type=int, default=None, help="Trials in the study (default: tune.trials, else 20).")
-@click.option("--metric", default=None, help="Per-epoch metric to optimise (default: the early-stopping monitor).")
+@click.option(
+    "--metric",
+    default=None,
+    metavar="METRIC",
+    help="Per-epoch metric to optimise (default: the early-stopping monitor).",
+)
 @click.option("--direction", type=click.Choice(["min", "max", "auto"]), default=None, help="Minimise or maximise.")
-@click.option("--sampler", default=None, help="tpe (default), random or grid.")
-@click.option("--pruner", default=None, help="median (default), asha, hyperband or none.")
+@click.option("--sampler", type=SAMPLERS, default=None, help="Optuna sampler (default tpe).")
+@click.option("--pruner", type=PRUNERS, default=None, help="Pruner of unpromising trials (default median; sha: asha).")
 @click.option("--seed", type=int, default=None, help="Seed of the sampler (default 0).")
-@click.option("--study", default=None, help="Study name in the store (default: the spec's name).")
+@click.option("--study", default=None, metavar="NAME", help="Study name in the store (default: the spec's name).")
 @click.option("--resume", is_flag=True, help="Continue the study of that name (SPEC may be left out).")
 @click.option("--progress/--no-progress", default=None, help="Live progress bar per trial (default: off).")
 @click.pass_obj

@@ -43,15 +43,14 @@ def test_the_best_trial_is_optunas_and_is_registered_with_its_lineage(home: Path
     assert spec["train"]["lr"] == best.params["train.lr"]
 
 
-@pytest.mark.parametrize("pruner", ["asha", "hyperband", "median"])
-def test_pruned_trials_stop_early_and_their_runs_are_pruned(home: Path, pruner: str) -> None:
-    result = modelyard.tune(tiny_spec(epochs=6), SEARCH, trials=8, metric="val_accuracy", pruner=pruner, study="p")
+def test_pruned_trials_stop_early_and_their_runs_are_pruned(home: Path) -> None:
+    result = modelyard.tune(tiny_spec(epochs=6), SEARCH, trials=8, metric="val_accuracy", pruner="asha", study="p")
     reference = optuna_study(home, "p")
     pruned = [t for t in reference.trials if t.state == optuna.trial.TrialState.PRUNED]
-    assert pruned, f"{pruner} pruned no trial"
+    assert pruned, "ASHA pruned no trial"
     for trial in pruned:
         run = RunStore().get(trial.user_attrs["run_id"])
-        assert run.status == Status.PRUNED and f"pruned by the {pruner} pruner" in run.error
+        assert run.status == Status.PRUNED and "pruned by the asha pruner" in run.error
         assert [h["epoch"] for h in run.history] == sorted(trial.intermediate_values) and len(run.history) < 6
     assert result.epochs == sum(len(RunStore().get(t.user_attrs["run_id"]).history) for t in reference.trials)
     assert result.epochs < 8 * 6
