@@ -17,6 +17,7 @@ from modelyard.serving.batcher import DynamicBatcher
 from modelyard.serving.codec import audio_array, encode_predictions, image_array, instances_array, text_array
 from modelyard.serving.config import ServeConfig
 from modelyard.serving.metrics import ServeMetrics
+from modelyard.serving.ranking import Ranking, apply_ranking, parse_ranking
 
 __all__ = ["ServedModel"]
 
@@ -96,9 +97,19 @@ class ServedModel:
             raise InvalidInstancesError(exc.message, field=exc.field) from None
 
     # -- predict → encode -------------------------------------------------------------------
-    async def predict(self, features: torch.Tensor) -> dict[str, Any]:
+    def ranking(self, query: bytes) -> Ranking | None:
+        """``top_k`` / ``min_confidence`` from a predict request's query string (422 when invalid)."""
+        if not query:
+            return None
+        names = self.predictor.class_names
+        classes = len(names) if names else int(np.prod(self.predictor.network.output_shape))
+        return parse_ranking(query, self.task, classes)
+
+    async def predict(self, features: torch.Tensor, ranking: Ranking | None = None) -> dict[str, Any]:
         out = await self.batcher.submit(features)  # this request's rows of the batch's numpy outputs
         records, warnings = encode_predictions(out, self.task, self.predictor.labels_from)
+        if ranking is not None:
+            apply_ranking(records, ranking, self.predictor.class_names)
         if warnings:
             self.metrics.nonfinite.labels(model=self.name).inc(sum(1 for r in records if _has_null(r)))
         return {

@@ -8,7 +8,8 @@ so they are in the OpenAPI document, and every other route goes through FastAPI.
 
 Decoding by content type: JSON, PNG/JPEG or WAV/FLAC bodies, and multipart uploads of such
 files (images or recordings, as the model takes: a network starting with a logmel/mfcc layer
-takes audio). Nothing else is decoded (415), so no pickle or other code-executing format is
+takes audio). Classifiers take ``?top_k=N&min_confidence=P`` on any content type
+(serving/ranking.py). Nothing else is decoded (415), so no pickle or other code-executing format is
 reachable.
 """
 
@@ -84,8 +85,9 @@ class PredictRoutes:
         headers: list[tuple[bytes, bytes]] = []
         try:
             model = self.models.get(name, _version(version))
+            ranking = model.ranking(scope.get("query_string", b""))  # before the body: a bad option costs nothing
             features = await self._decode(model, scope, receive)
-            status, body = 200, orjson.dumps(await model.predict(features))  # finite by construction (codec)
+            status, body = 200, orjson.dumps(await model.predict(features, ranking))  # finite by construction (codec)
         except ModelyardError as exc:
             status, headers, body = error_answer(exc)
         except StarletteHTTPException as exc:  # multipart limits (too many files or fields)

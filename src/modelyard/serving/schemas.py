@@ -32,6 +32,12 @@ class Prediction(BaseModel):
     label: str | int | None = Field(None, description="Classifiers: the predicted class (null if outputs were NaN/Inf)")
     probabilities: list[float | None] | None = Field(None, description="Classifiers: one probability per class")
     value: list[float | None] | None = Field(None, description="Regression: the predicted values")
+    top: list[dict[str, Any]] | None = Field(
+        None, description="With ?top_k=N: the N most probable classes, [{label, probability}], most probable first"
+    )
+    rejected: bool | None = Field(
+        None, description="With ?min_confidence=P: true when no class reaches P (then `label` is null)"
+    )
 
 
 class PredictResponse(BaseModel):
@@ -66,6 +72,22 @@ class ModelList(BaseModel):
 
 
 PREDICT_REQUEST_DOC: dict[str, Any] = {
+    "parameters": [
+        {
+            "name": "top_k",
+            "in": "query",
+            "required": False,
+            "schema": {"type": "integer", "minimum": 1},
+            "description": "Classifiers: list the k most probable classes per instance in `top`",
+        },
+        {
+            "name": "min_confidence",
+            "in": "query",
+            "required": False,
+            "schema": {"type": "number", "minimum": 0, "maximum": 1},
+            "description": "Classifiers: reject (label null, rejected true) an instance whose best class is below it",
+        },
+    ],
     "requestBody": {
         "required": True,
         "content": {
@@ -83,5 +105,5 @@ PREDICT_REQUEST_DOC: dict[str, Any] = {
             "audio/wav": {"schema": {"type": "string", "format": "binary"}},
             "audio/flac": {"schema": {"type": "string", "format": "binary"}},
         },
-    }
+    },
 }
