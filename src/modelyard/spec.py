@@ -183,6 +183,9 @@ class TrainSpec(StrictModel):
     checkpoint: bool = True
     log_every: int = Field(20, ge=1)
     privacy: PrivacySpec | None = None
+    # Gradient accumulation: one optimizer step per this many batches (their gradients summed,
+    # weighted by size), so batch_size x accumulate_batches is the effective batch.
+    accumulate_batches: int = Field(1, ge=1)
 
     @model_validator(mode="before")
     @classmethod
@@ -248,6 +251,7 @@ class TrainSpec(StrictModel):
             "l2": (self.l2 > 0, "use weight_decay"),
             "compile": (self.compile, "set compile false"),
             "precision": (self.precision in ("fp16", "bf16"), "use precision fp32 or auto"),
+            "accumulate_batches": (self.accumulate_batches > 1, "raise batch_size instead"),
         }
         for name, (bad, hint) in conflicts.items():
             if bad:

@@ -90,12 +90,19 @@ def _diverged(run: TrainingRun, losses: torch.Tensor, upto: int, epoch: int) -> 
     )
 
 
-def _step(run: TrainingRun, xb: torch.Tensor, yb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """One optimizer step; returns (batch mean loss, outputs), both still on the device."""
+def _step(run: TrainingRun, xb: torch.Tensor, yb: torch.Tensor, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Batch ``index``'s step; returns (batch mean loss, outputs), both still on the device.
+
+    With ``train.accumulate_batches`` the batch's gradients are added, weighted by its share of
+    its group's samples, and the optimizer steps after the group's last batch only.
+    """
     spec = run.spec
     if run.private is not None:  # DP-SGD: Opacus's hooks, clipping, noise and accountant (training/privacy)
         return run.private.step(run.network, xb, yb)
+    weight = run.step_weights[index] if run.step_weights else None
     penalty = weight_penalty(run.penalized, l1=spec.l1, l2=spec.l2)
+    if weight is not None and penalty is not None:
+        penalty = penalty * weight  # the weights of a group sum to 1: the penalty counts once per step
     if run.dense is not None:  # fused dense stack: fills every .grad itself (see dense_step)
         loss, out = run.dense(xb, yb, run.loss_fn)
         if penalty is not None:
@@ -104,11 +111,15 @@ def _step(run: TrainingRun, xb: torch.Tensor, yb: torch.Tensor) -> tuple[torch.T
         with autocast(run.device, run.precision):
             out = _forward(run, xb)
             loss = run.loss_fn(out, yb)
-        total = loss if penalty is None else loss + penalty
+        total = loss if weight is None else loss * weight
+        if penalty is not None:
+            total = total + penalty
         if run.scaler is not None:
             run.scaler.scale(total).backward()
         else:
             total.backward()
+        if weight is not None and not _group_ends(run, index):
+            return loss.detach(), out
     if spec.clip_grad_norm is not None or spec.clip_grad_value is not None:
         if run.scaler is not None:
             run.scaler.unscale_(run.optimizer)
@@ -123,6 +134,11 @@ def _step(run: TrainingRun, xb: torch.Tensor, yb: torch.Tensor) -> tuple[torch.T
     if run.schedule is not None:
         run.schedule.step_batch()
     return loss.detach(), out
+
+
+def _group_ends(run: TrainingRun, index: int) -> bool:
+    """Batch ``index`` is the last of its accumulation group (or of the epoch)."""
+    return (index + 1) % run.spec.accumulate_batches == 0 or index + 1 == len(run.batches)
 
 
 def _forward(run: TrainingRun, xb: torch.Tensor) -> torch.Tensor:
@@ -151,7 +167,7 @@ def _train_epoch(run: TrainingRun, epoch: int, bar: ProgressBar) -> dict[str, An
     for step, (xb, yb) in enumerate(run.batches):
         if run.augment is not None:
             xb = run.augment(xb, run.aug_gen)
-        loss, out = _step(run, xb, yb)
+        loss, out = _step(run, xb, yb, step)
         losses[step] = loss
         if run.private is not None:  # Poisson batches differ in size
             run.step_sizes[step] = xb.shape[0]

@@ -93,6 +93,8 @@ class TrainingRun:
     evaluated: nn.Module | None = None  # what validation runs: the head on frozen features, else the network
     compile_checked: bool = False  # the compiled forward has run once (or compilation is off)
     private: PrivateTraining | None = None  # DP-SGD's step and accountant (train.privacy)
+    # train.accumulate_batches > 1: each batch's share of its optimizer step's samples (else empty)
+    step_weights: list[float] = field(default_factory=list)
 
 
 def _augmenter(prepared: Any) -> Augment | None:
@@ -114,6 +116,21 @@ def _step_sizes(n: int, batch_size: int, steps: int, device: torch.device, *, va
     sizes = torch.full((steps,), float(batch_size))
     sizes[-1] = n - batch_size * (steps - 1)
     return sizes.to(device)
+
+
+def _step_weights(sizes: list[float], accumulate: int) -> list[float]:
+    """Each batch's share of the samples of its accumulation group: the summed weighted batch-mean
+    gradients are then the big batch's mean gradient, also when the last group is short."""
+    weights = []
+    for start in range(0, len(sizes), accumulate):
+        group = sizes[start : start + accumulate]
+        weights += [size / sum(group) for size in group]
+    return weights
+
+
+def optimizer_steps(batches: int, accumulate: int) -> int:
+    """Optimizer steps per epoch: one per group of ``accumulate`` batches, a short last group included."""
+    return -(-batches // accumulate)
 
 
 def _check_monitors(spec: TrainSpec, has_val: bool, run_schedule: Schedule | None) -> None:
@@ -232,7 +249,8 @@ def build_run(
     optimizer = OPTIMIZERS.build(spec.optimizer, trainable, lr=spec.lr, weight_decay=spec.weight_decay)
     schedule = None
     if spec.schedule is not None:
-        schedule = SCHEDULES.build(spec.schedule, optimizer, epochs=spec.epochs, steps_per_epoch=len(batches))
+        steps = optimizer_steps(len(batches), spec.accumulate_batches)
+        schedule = SCHEDULES.build(spec.schedule, optimizer, epochs=spec.epochs, steps_per_epoch=steps)
     num_classes = getattr(prepared, "num_classes", None)
     metrics = MetricSet(
         spec.metrics,
@@ -257,7 +275,8 @@ def build_run(
         )
     elif spec.compile:
         forward = torch.compile(network)  # compiled lazily at the first step; the loop falls back on failure
-    elif not precision.scaler and (ops := dense_stack(network)) is not None:
+    elif not precision.scaler and spec.accumulate_batches == 1 and (ops := dense_stack(network)) is not None:
+        # (Not with accumulation: the fused dense step overwrites the gradients instead of adding to them.)
         # The tape-free loss gradient belongs to the spec's loss; a replacement (distillation) has none.
         value_and_grad = value_and_grad_for(spec.loss) if loss_fn is None else None
         dense = DenseStep(network, ops, dtype=precision.dtype, value_and_grad=value_and_grad)
@@ -266,6 +285,7 @@ def build_run(
     # A process-wide setting: the entry points choose it (training.fast.allocator); fit reports it.
     allocator = allocator_state() if device.type == "cpu" else "default"
     scaler = torch.amp.GradScaler(device.type) if precision.scaler else None
+    step_sizes = _step_sizes(n, batches.batch_size, len(batches), device, variable=private is not None)
     direct = fast_step(optimizer, persistent_grads=dense is not None) if scaler is None and private is None else None
     return TrainingRun(
         spec=spec,
@@ -275,7 +295,8 @@ def build_run(
         precision=precision,
         batches=batches,
         n_train=n,
-        step_sizes=_step_sizes(n, batches.batch_size, len(batches), device, variable=private is not None),
+        step_sizes=step_sizes,
+        step_weights=_step_weights(step_sizes.tolist(), spec.accumulate_batches) if spec.accumulate_batches > 1 else [],
         val=val,
         loss_fn=loss,
         optimizer=optimizer,
