@@ -21,6 +21,7 @@ from modelyard.data import Prepared, prepare
 from modelyard.data.stored import pin_dataset
 from modelyard.environment import environment, resolve_device
 from modelyard.errors import DataError, ModelyardError, RunPruned, ShapeError, TrainingError
+from modelyard.monitoring.reference import reference_files
 from modelyard.nn import Network, build_model
 from modelyard.nn.builder import spec_parameters
 from modelyard.nn.memory import check_training_memory
@@ -345,6 +346,8 @@ def _evaluate_and_register(
         task=spec.task,
         description=spec.description,
         summary=summarize(network, spec, meta, prepared.pipeline.raw_input_shape),
+        # What `modelyard monitor` compares served traffic with (docs/monitoring.md).
+        extra_files=reference_files(network, prepared.train, split, task=spec.task, seed=spec.seed),
     )
     return test_metrics, version
 
