@@ -1,0 +1,159 @@
+"""One window of served traffic against a version's training reference: quality, drift, output shift.
+
+Per feature (the reduced columns of ``reference.reduce_features``): the two-sample KS test, a
+chi-squared test on the reference's decile bins, PSI on the same bins and the Wasserstein
+distance, all from ``scipy.stats``; the KS p-values are Holm-corrected over the features.
+The model's outputs: a KS test per class against the reference's held-out outputs with a
+Bonferroni correction over the classes, black-box shift detection as in Rabanser, Günnemann and
+Lipton, "Failing Loudly" (NeurIPS 2019), which found it the best univariate detector.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from modelyard.monitoring.reference import Reference
+
+__all__ = ["bonferroni", "holm", "psi", "window_report", "output_shift", "feature_drift", "data_quality"]
+
+ALPHA = 0.05
+_PSI_EPS = 1e-4  # an empty bin counts as this share, so PSI stays finite (the usual convention)
+_PSI_BINS = 10
+
+
+def bonferroni(p: np.ndarray) -> np.ndarray:
+    """p-values multiplied by their number, capped at 1."""
+    p = np.asarray(p, dtype=float)
+    return np.minimum(p * p.size, 1.0)
+
+
+def holm(p: np.ndarray) -> np.ndarray:
+    """Holm's step-down adjusted p-values (uniformly more powerful than Bonferroni, same error rate)."""
+    p = np.asarray(p, dtype=float)
+    order = np.argsort(p)
+    m = p.size
+    stepped = np.maximum.accumulate((m - np.arange(m)) * p[order])
+    out = np.empty(m)
+    out[order] = np.minimum(stepped, 1.0)
+    return out
+
+
+def _edges(reference: np.ndarray) -> np.ndarray:
+    """Inner bin edges: the reference's deciles, repeated edges dropped (a constant column has none)."""
+    return np.unique(np.quantile(reference, np.linspace(0, 1, _PSI_BINS + 1)[1:-1]))
+
+
+def _counts(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    return np.bincount(np.searchsorted(edges, values, side="right"), minlength=edges.size + 1)
+
+
+def psi(reference: np.ndarray, current: np.ndarray, edges: np.ndarray | None = None) -> float:
+    """Population stability index, sum over bins of (cur - ref) * ln(cur / ref) of the bin shares."""
+    edges = _edges(reference) if edges is None else edges
+    ref = np.maximum(_counts(reference, edges) / len(reference), _PSI_EPS)
+    cur = np.maximum(_counts(current, edges) / len(current), _PSI_EPS)
+    return float(np.sum((cur - ref) * np.log(cur / ref)))
+
+
+def _chi2_p(ref_counts: np.ndarray, cur_counts: np.ndarray) -> float:
+    from scipy.stats import chi2_contingency
+
+    keep = (ref_counts + cur_counts) > 0
+    if keep.sum() < 2:
+        return 1.0  # one bin holds everything on both sides: nothing to compare
+    return float(chi2_contingency(np.stack([ref_counts[keep], cur_counts[keep]]))[1])
+
+
+def feature_drift(ref: Reference, window: np.ndarray, *, alpha: float = ALPHA) -> dict[str, Any]:
+    """Per-feature KS (Holm-corrected), chi-squared, PSI and Wasserstein of ``window`` ([n, d]) against ``ref``."""
+    from scipy.stats import ks_2samp, wasserstein_distance
+
+    sample = ref.sample.numpy().astype(np.float64)
+    rows = []
+    for j in range(sample.shape[1]):
+        r, c = sample[:, j], window[:, j]
+        c = c[np.isfinite(c)]
+        if c.size == 0:
+            rows.append({"feature": j, "ks_p": 1.0, "chi2_p": 1.0, "psi": 0.0, "wasserstein": 0.0})
+            continue
+        edges = _edges(r)
+        rows.append(
+            {
+                "feature": j,
+                "ks_p": float(ks_2samp(r, c).pvalue),
+                "chi2_p": _chi2_p(_counts(r, edges), _counts(c, edges)),
+                "psi": psi(r, c, edges),
+                "wasserstein": float(wasserstein_distance(r, c)),
+            }
+        )
+    adjusted = holm(np.array([row["ks_p"] for row in rows]))
+    for row, p in zip(rows, adjusted):
+        row["ks_p_holm"] = float(p)
+    drifted = [row["feature"] for row in rows if row["ks_p_holm"] < alpha]
+    return {
+        "test": "ks",
+        "correction": "holm",
+        "alpha": alpha,
+        "drift": bool(drifted),
+        "drifted_features": drifted,
+        "max_psi": max((row["psi"] for row in rows), default=0.0),
+        "per_feature": rows,
+    }
+
+
+def output_shift(ref: Reference, outputs: np.ndarray, *, alpha: float = ALPHA) -> dict[str, Any]:
+    """Black-box shift detection: KS per output column against the held-out reference, Bonferroni over columns."""
+    from scipy.stats import ks_2samp
+
+    reference = ref.outputs.numpy().astype(np.float64)
+    p = np.array([ks_2samp(reference[:, k], outputs[:, k]).pvalue for k in range(reference.shape[1])])
+    adjusted = bonferroni(p)
+    return {
+        "test": "ks per class",
+        "correction": "bonferroni",
+        "alpha": alpha,
+        "p_value": float(adjusted.min()),  # the smallest corrected p: shift when it is below alpha
+        "drift": bool(adjusted.min() < alpha),
+        "per_class_p": [float(v) for v in p],
+    }
+
+
+def data_quality(ref: Reference, window: np.ndarray) -> dict[str, Any]:
+    """Missing (NaN) and out-of-training-range rates of the window, per feature and overall."""
+    missing = np.isnan(window)
+    lo, hi = ref.minimum.numpy(), ref.maximum.numpy()
+    outside = ~missing & ((window < lo) | (window > hi))
+    missing_rate = missing.mean(axis=0)
+    outside_rate = outside.mean(axis=0)
+    return {
+        "rows": int(window.shape[0]),
+        "missing_rate": float(missing.mean()),
+        "missing_features": [int(j) for j in np.flatnonzero(missing_rate > ref.missing_rate.numpy())],
+        "out_of_range_rate": float(outside.mean()),
+        "out_of_range_features": [int(j) for j in np.flatnonzero(outside_rate > 0)],
+    }
+
+
+def window_report(ref: Reference, features: np.ndarray, outputs: np.ndarray, *, alpha: float = ALPHA) -> dict[str, Any]:
+    """Quality, feature drift and output shift of one window (``features`` already reduced, ``[n, d]``)."""
+    features = np.asarray(features, dtype=np.float64)
+    outputs = np.asarray(outputs, dtype=np.float64)
+    schema_ok = features.ndim == 2 and features.shape[1] == ref.features and outputs.shape[1:] == ref.outputs.shape[1:]
+    if not schema_ok:
+        return {
+            "schema": {
+                "ok": False,
+                "expected_features": ref.features,
+                "received_features": list(features.shape[1:]),
+                "expected_outputs": list(ref.outputs.shape[1:]),
+                "received_outputs": list(outputs.shape[1:]),
+            }
+        }
+    return {
+        "schema": {"ok": True, "features": ref.features, "outputs": int(ref.outputs.shape[1])},
+        "quality": data_quality(ref, features),
+        "features": feature_drift(ref, features, alpha=alpha),
+        "outputs": output_shift(ref, outputs, alpha=alpha),
+    }
