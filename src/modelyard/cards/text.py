@@ -6,29 +6,15 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from modelyard._numbers import SIGNIFICANT, number
+
 __all__ = ["number", "rounded", "cell", "flatten", "table"]
-
-_SIGNIFICANT = 4
-_WHOLE_FROM = 1e4  # 127173.02 reads better as 127,173 than as 1.272e+05
-
-
-def number(value: int | float) -> str:
-    """``0.9166666`` → ``0.9167``, ``127173.02`` → ``127,173``, ``2410`` → ``2,410``, ``3.2e-05`` stays."""
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, int):
-        return f"{value:,}"
-    if not math.isfinite(value):
-        return str(value)  # nan, inf, -inf
-    if abs(value) >= _WHOLE_FROM:
-        return f"{round(value):,}"
-    return f"{value:.{_SIGNIFICANT}g}"
 
 
 def rounded(value: Any) -> Any:
     """``value`` with every float rounded to 4 significant digits (for the YAML front matter)."""
     if isinstance(value, float) and math.isfinite(value):
-        return float(f"{value:.{_SIGNIFICANT}g}")
+        return float(f"{value:.{SIGNIFICANT}g}")
     if isinstance(value, Mapping):
         return {str(k): rounded(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):

@@ -7,6 +7,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from modelyard._numbers import number
+
 __all__ = ["console", "metrics_table", "fmt", "kib"]
 
 
@@ -33,8 +35,11 @@ def console() -> Console:
 
 
 def fmt(value: Any) -> str:
+    """A value as printed to people: a float by the model card's rule (4 significant digits,
+    ``127,173`` from 10,000, ``3.2e-05`` for small ones), so a number reads the same in every
+    command and in the card; ``--json`` prints the stored value in full."""
     if isinstance(value, float):
-        return f"{value:.4f}" if abs(value) < 1e5 else f"{value:.4g}"
+        return number(value)
     if value is None:
         return "-"
     return str(value)

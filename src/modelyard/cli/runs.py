@@ -100,7 +100,7 @@ def show(obj: dict, run_id: str, plots_dir: str | None, as_json: bool) -> None:
             for k in keys:
                 table.add_column(k, justify="right")
             for row in r.history:
-                table.add_row(str(row.get("epoch")), *[fmt(row.get(k)) for k in keys])
+                table.add_row(fmt(row.get("epoch")), *[fmt(row.get(k)) for k in keys])
             out.print(table)
         test = (r.summary or {}).get("test")
         if test:

@@ -159,7 +159,7 @@ def _quiet_optuna() -> None:
 
 
 def _params(params: dict[str, Any]) -> str:
-    return ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())
+    return ", ".join(f"{k}={fmt(v)}" for k, v in params.items())
 
 
 def _trials_table(trials: list[dict[str, Any]], best_so: dict[int, float]) -> Any:

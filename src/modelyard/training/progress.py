@@ -13,6 +13,8 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from modelyard._numbers import number
+
 __all__ = ["ProgressBar", "format_metrics"]
 
 
@@ -22,7 +24,7 @@ def format_metrics(metrics: dict[str, Any], skip: tuple[str, ...] = ("epoch",)) 
     for key, value in metrics.items():
         if key in skip or isinstance(value, (list, dict)) or value is None:
             continue
-        parts.append(f"{key} {value:.4g}" if isinstance(value, float) else f"{key} {value}")
+        parts.append(f"{key} {number(value)}" if isinstance(value, float) else f"{key} {value}")
     return "  ".join(parts)
 
 
