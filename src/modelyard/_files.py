@@ -21,12 +21,32 @@ from modelyard.errors import StoreError
 __all__ = ["atomic_write_bytes", "atomic_write_text", "dumps_json", "to_jsonable", "read_json"]
 
 
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
-    """Write ``data`` to ``path`` so readers see the old file or the new one, never a mix."""
+def _umask() -> int:
+    """The process's umask, read without changing it where Linux says it (os.umask sets it, racing threads)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o077)
+    os.umask(mask)
+    return mask
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, *, private: bool = False) -> Path:
+    """Write ``data`` to ``path`` so readers see the old file or the new one, never a mix.
+
+    The file gets the mode a plain ``open`` would give (0666 less the user's umask): mkstemp's
+    0600 would make a user's exports, plots and store files unreadable to their group. Secrets
+    (``private=True``: tokens) keep 0600 whatever the umask."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
+        if not private:
+            os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
@@ -53,8 +73,8 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
-    return atomic_write_bytes(path, text.encode("utf-8"))
+def atomic_write_text(path: str | os.PathLike[str], text: str, *, private: bool = False) -> Path:
+    return atomic_write_bytes(path, text.encode("utf-8"), private=private)
 
 
 def to_jsonable(value: Any, field: str = "value") -> Any:

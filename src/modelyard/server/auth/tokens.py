@@ -145,8 +145,9 @@ class TokenStore:
             fcntl.flock(fd, fcntl.LOCK_EX)
             tokens = self._read()
             yield tokens
-            # mkstemp (inside atomic_write_text) creates the file with mode 0600.
-            atomic_write_text(self.path, json.dumps({"version": 1, "tokens": [asdict(t) for t in tokens]}, indent=2))
+            # private: mode 0600 whatever the umask (token hashes are secrets).
+            body = json.dumps({"version": 1, "tokens": [asdict(t) for t in tokens]}, indent=2)
+            atomic_write_text(self.path, body, private=True)
         finally:
             fcntl.flock(fd, fcntl.LOCK_UN)
             os.close(fd)
