@@ -21,6 +21,7 @@ from modelyard._documents import TOO_MANY_DIGITS, load_json
 from modelyard._validation import StrictModel, describe, spec_error_from
 from modelyard.components import ComponentRegistry, ComponentSpec
 from modelyard.errors import SpecError
+from modelyard.federated.spec import FederatedSpec
 from modelyard.registry import closest
 
 __all__ = [
@@ -275,6 +276,22 @@ class Spec(StrictModel):
     data: DataSpec
     model: ModelSpec
     train: TrainSpec
+    federated: FederatedSpec | None = None  # docs/federated.md
+
+    @model_validator(mode="after")
+    def _federated_options(self) -> Spec:
+        # Each client trains in memory on its part of the training split; DP-SGD's accounting is per
+        # sample of one data set, not per client (client-level DP is not built).
+        if self.federated is None:
+            return self
+        if self.train.privacy is not None:
+            raise ValueError(
+                "train.privacy cannot be combined with federated: expected train.privacy unset, received "
+                "a privacy section; sample-level DP-SGD inside federated clients is not supported"
+            )
+        if self.data.stream:
+            raise ValueError("data.stream cannot be combined with federated: expected false, received true")
+        return self
 
     @property
     def task(self) -> Literal["classification", "regression"]:

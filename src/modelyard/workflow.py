@@ -82,6 +82,10 @@ def build_checked(spec: Spec) -> tuple[Network, Prepared]:
         from modelyard.training.privacy import check_private
 
         check_private(spec.train.privacy, network, prepared.train)
+    if spec.federated is not None:  # more clients than samples, a label split of float targets: refused now
+        from modelyard.federated.simulation import check_federated
+
+        check_federated(spec, prepared)
     resolve_device(spec.train.device)  # a cuda request on a CPU machine fails now, not mid-run
     return network, prepared
 
@@ -206,6 +210,10 @@ def resume(
     if record.status == Status.SUCCEEDED:
         raise TrainingError(f"Run {record.id} already succeeded and registered {record.model_ref}; nothing to resume")
     spec = load_spec(record.spec)
+    if spec.federated is not None:
+        raise TrainingError(
+            f"Run {record.id} is federated; its rounds keep no checkpoint to resume from, train it again"
+        )
     with using_home(home):
         network, prepared = build_checked(spec)
     return _run(
@@ -248,17 +256,22 @@ def _run(
 
     try:
         with Heartbeat(runs, run_id):  # between epochs too: an epoch may outlast STALE_AFTER_S
-            result: FitResult = fit(
-                network,
-                prepared,
-                spec.train,
-                seed=spec.seed,
-                on_epoch_end=record_epoch,
-                checkpoint_dir=runs.run_dir(run_id) / "checkpoints",
-                resume=resume,
-                progress=progress,
-                console=console,
-            )
+            if spec.federated is not None:  # rounds of client fits, one history row per round
+                from modelyard.federated.simulation import run_rounds
+
+                result: FitResult = run_rounds(spec, network, prepared, record_epoch)
+            else:
+                result = fit(
+                    network,
+                    prepared,
+                    spec.train,
+                    seed=spec.seed,
+                    on_epoch_end=record_epoch,
+                    checkpoint_dir=runs.run_dir(run_id) / "checkpoints",
+                    resume=resume,
+                    progress=progress,
+                    console=console,
+                )
             if resume:
                 _log_missing_epochs(runs, run_id, result.history)
             test_metrics: dict[str, Any] = {}
@@ -340,6 +353,7 @@ def _evaluate_and_register(
         lineage={
             **({"bases": pinned} if (pinned := bases(spec)) else {}),
             **({"dataset": prepared.data_lineage} if prepared.data_lineage else {}),
+            **({"federated": result.runtime["federated"]} if spec.federated is not None else {}),
             **(lineage or {}),
         }
         or None,

@@ -1,0 +1,6 @@
+"""Federated learning: one model trained from data split among clients (docs/federated.md).
+
+``spec.py`` holds the ``federated:`` spec section, ``partition.py`` splits a training set among
+simulated clients, ``strategies.py`` aggregates client weights (FedAvg, FedProx, FedAdam) and
+``simulation.py`` runs the rounds on one machine as a tracked, registered run.
+"""

@@ -1,0 +1,147 @@
+"""The ``federated:`` spec section: clients, partition, rounds and the aggregation strategy."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from modelyard._validation import StrictModel, describe
+
+__all__ = ["FederatedSpec", "PartitionSpec", "StrategySpec"]
+
+# Which options belong to which kind: an option given to another kind is refused by name.
+_PARTITION_OPTIONS = {"iid": (), "dirichlet": ("alpha",), "shards": ("shards_per_client",)}
+_STRATEGY_OPTIONS = {
+    "fedavg": (),
+    "fedprox": ("mu",),
+    "fedadam": ("server_lr", "beta1", "beta2", "tau"),
+}
+
+# Li et al.'s mu grid includes 0.01; Reddi et al.'s FedAdam defaults (beta2 0.99, tau 1e-3).
+_STRATEGY_DEFAULTS = {"mu": 0.01, "server_lr": 0.01, "beta1": 0.9, "beta2": 0.99, "tau": 1e-3}
+
+
+def _named(data: Any, kinds: dict[str, tuple[str, ...]], primary: dict[str, str]) -> Any:
+    """``iid``, ``{dirichlet: {alpha: 0.5}}``, ``{dirichlet: 0.5}`` or ``{type: dirichlet, alpha: 0.5}``
+    as ``{type: ..., options...}``."""
+    if isinstance(data, str):
+        return {"type": data}
+    if isinstance(data, dict) and "type" not in data and len(data) == 1:
+        ((name, options),) = data.items()
+        if isinstance(options, dict):
+            return {"type": name, **options}
+        if options is None:
+            return {"type": name}
+        if name in primary:
+            return {"type": name, primary[name]: options}
+        return {"type": name, "options": options}  # refused below as an unknown field of that kind
+    return data
+
+
+def _check_kind(data: Any, kinds: dict[str, tuple[str, ...]], what: str) -> Any:
+    if not isinstance(data, dict):
+        return data
+    kind = data.get("type")
+    if kind not in kinds:
+        return data  # the Literal names the valid kinds
+    for key in data:
+        # A stored spec round-trips with the other kinds' options as None.
+        if key != "type" and key not in kinds[kind] and data[key] is not None:
+            allowed = ", ".join(kinds[kind]) or "no options"
+            raise ValueError(f"{what} {kind!r} takes {allowed}; received option {key!r}")
+    return data
+
+
+class PartitionSpec(StrictModel):
+    """How the training split is divided among the clients.
+
+    ``iid``: a random equal split. ``dirichlet``: each class's samples split among clients in
+    proportions drawn from Dirichlet(alpha) (small alpha: few classes per client). ``shards``:
+    samples sorted by label, cut into ``clients * shards_per_client`` shards, each client gets
+    ``shards_per_client`` of them (McMahan et al.'s pathological non-IID split).
+    """
+
+    type: Literal["iid", "dirichlet", "shards"]
+    alpha: float | None = Field(None, gt=0.0)
+    shards_per_client: int | None = Field(None, ge=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _forms(cls, data: Any) -> Any:
+        return _check_kind(_named(data, _PARTITION_OPTIONS, {"dirichlet": "alpha"}), _PARTITION_OPTIONS, "partition")
+
+    @model_validator(mode="after")
+    def _alpha(self) -> PartitionSpec:
+        if self.type == "dirichlet" and self.alpha is None:
+            raise ValueError("partition 'dirichlet' needs alpha, a number > 0 (e.g. {dirichlet: {alpha: 0.5}})")
+        if self.type == "shards" and self.shards_per_client is None:
+            object.__setattr__(self, "shards_per_client", 2)
+        return self
+
+
+class StrategySpec(StrictModel):
+    """How the server combines client updates.
+
+    ``fedavg``: the sample-weighted mean of client weights (McMahan et al. 2017). ``fedprox``: the
+    same mean, clients train with a proximal term ``mu/2 ||w - w_global||^2`` (Li et al. 2020).
+    ``fedadam``: the weighted mean update is a pseudo-gradient for a server Adam step without bias
+    correction (Reddi et al. 2021, "Adaptive Federated Optimization", Algorithm 2).
+    """
+
+    type: Literal["fedavg", "fedprox", "fedadam"]
+    mu: float | None = Field(None, gt=0.0)
+    server_lr: float | None = Field(None, gt=0.0)
+    beta1: float | None = Field(None, ge=0.0, lt=1.0)
+    beta2: float | None = Field(None, ge=0.0, lt=1.0)
+    tau: float | None = Field(None, gt=0.0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _forms(cls, data: Any) -> Any:
+        return _check_kind(_named(data, _STRATEGY_OPTIONS, {"fedprox": "mu"}), _STRATEGY_OPTIONS, "strategy")
+
+    @model_validator(mode="after")
+    def _defaults(self) -> StrategySpec:
+        for key in _STRATEGY_OPTIONS[self.type]:
+            if getattr(self, key) is None:
+                object.__setattr__(self, key, _STRATEGY_DEFAULTS[key])
+        return self
+
+
+class FederatedSpec(StrictModel):
+    """``federated:`` — train the spec's network from its training data split among clients.
+
+    Each round, ``clients_per_round`` clients (all by default) are drawn, each trains the global
+    weights for ``local_epochs`` epochs on its own part with the spec's ``train`` settings, and the
+    strategy combines what they return into the next global weights.
+    """
+
+    clients: int = Field(ge=2)
+    partition: PartitionSpec = Field(default_factory=lambda: PartitionSpec(type="iid"))
+    rounds: int = Field(ge=1)
+    clients_per_round: int | None = Field(None, ge=1)
+    local_epochs: int = Field(1, ge=1)
+    strategy: StrategySpec = Field(default_factory=lambda: StrategySpec(type="fedavg"))
+    seed: int | None = None  # the partition's and the client draw's; the spec's seed when unset
+
+    @model_validator(mode="before")
+    @classmethod
+    def _counts(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for key in ("clients", "rounds", "clients_per_round", "local_epochs"):
+                if isinstance(data.get(key), bool):
+                    raise ValueError(f"{key}: expected a positive integer, received {describe(data[key])}")
+        return data
+
+    @model_validator(mode="after")
+    def _per_round(self) -> FederatedSpec:
+        if self.clients_per_round is not None and self.clients_per_round > self.clients:
+            raise ValueError(
+                f"clients_per_round: expected at most clients ({self.clients}), received {self.clients_per_round}"
+            )
+        return self
+
+    @property
+    def per_round(self) -> int:
+        return self.clients if self.clients_per_round is None else self.clients_per_round

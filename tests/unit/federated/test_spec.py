@@ -1,0 +1,63 @@
+"""The ``federated:`` section: its forms, its defaults, and one clear line for each bad value."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from modelyard.errors import SpecError
+from modelyard.spec import load_spec
+from tests.support.compression import digits_spec
+
+
+def federated(**section: Any) -> dict[str, Any]:
+    spec = digits_spec(epochs=1)
+    spec["federated"] = {"clients": 4, "rounds": 2, **section}
+    return spec
+
+
+def test_the_short_forms_resolve_to_the_full_section_and_round_trip() -> None:
+    spec = load_spec(federated(partition={"dirichlet": 0.5}, strategy={"fedprox": 0.1}, clients_per_round=2))
+    fed = spec.federated
+    assert fed is not None and fed.partition.type == "dirichlet" and fed.partition.alpha == 0.5
+    assert fed.strategy.type == "fedprox" and fed.strategy.mu == 0.1 and fed.per_round == 2
+    assert load_spec(spec.to_dict()).federated == fed
+    adam = load_spec(federated(strategy="fedadam", partition="shards")).federated
+    assert adam is not None and (adam.strategy.server_lr, adam.strategy.beta2, adam.strategy.tau) == (0.01, 0.99, 1e-3)
+    assert adam.partition.shards_per_client == 2 and adam.per_round == 4
+    assert load_spec(digits_spec()).federated is None
+
+
+@pytest.mark.parametrize(
+    ("section", "message"),
+    [
+        ({"partition": {"dirichlet": {"alpha": 0}}}, "`federated.partition.alpha`: expected a number > 0, received 0"),
+        ({"partition": {"dirichlet": -0.5}}, "`federated.partition.alpha`: expected a number > 0, received -0.5"),
+        ({"partition": "dirichlet"}, "partition 'dirichlet' needs alpha"),
+        ({"partition": "dirichelt"}, "`federated.partition.type`: expected one of 'iid', 'dirichlet' or 'shards'"),
+        ({"clients_per_round": 5}, "clients_per_round: expected at most clients (4), received 5"),
+        ({"strategy": "fedsgd"}, "`federated.strategy.type`: expected one of 'fedavg', 'fedprox' or 'fedadam'"),
+        ({"strategy": {"fedavg": {"mu": 0.1}}}, "strategy 'fedavg' takes no options; received option 'mu'"),
+        ({"strategy": {"fedadam": {"tau": 0}}}, "`federated.strategy.tau`: expected a number > 0, received 0"),
+        ({"clients": 1}, "`federated.clients`: expected a number >= 2, received 1"),
+        ({"rounds": 0}, "`federated.rounds`: expected a number >= 1, received 0"),
+        ({"clients": True}, "clients: expected a positive integer, received True (bool)"),
+        ({"cleints": 3}, "unknown field 'cleints'; did you mean 'clients'?"),
+    ],
+)
+def test_bad_values_are_one_line_naming_the_field(section: dict[str, Any], message: str) -> None:
+    with pytest.raises(SpecError) as caught:
+        load_spec(federated(**section))
+    assert message in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_federated_refuses_sample_level_privacy_and_streamed_data() -> None:
+    spec = federated()
+    spec["train"]["privacy"] = {"epsilon": 3.0, "delta": 1e-5}
+    with pytest.raises(SpecError, match="train.privacy cannot be combined with federated"):
+        load_spec(spec)
+    spec = federated()
+    spec["data"]["stream"] = True
+    with pytest.raises(SpecError, match="data.stream cannot be combined with federated"):
+        load_spec(spec)
