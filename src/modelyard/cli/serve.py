@@ -96,6 +96,15 @@ def header_timeout_option(model: str) -> Callable:
     is_flag=True,
     help="Read data files only under --data-dir folders (none given: no data files); never the store or /dev.",
 )
+@config_option(
+    "--monitor-sample",
+    model=SERVE,
+    type=float,
+    help="Share of predict requests logged for monitoring, 0 to 1 (0: off; docs/monitoring.md).",
+)
+@config_option("--monitor-capacity", model=SERVE, type=int, help="Instances the request log keeps (the oldest go).")
+@config_option("--monitor-window", model=SERVE, type=int, help="Instances per monitoring check.")
+@config_option("--monitor-webhook", model=SERVE, metavar="URL", help="Alerts are also POSTed here as JSON.")
 @config_option("--log-level", model=SERVE, type=click.Choice(["critical", "error", "warning", "info", "debug"]))
 @click.pass_obj
 def serve(

@@ -28,6 +28,7 @@ from modelyard.serving.explain_routes import add_explain_routes
 from modelyard.serving.limits import BodyLimitMiddleware
 from modelyard.serving.metrics import CONTENT_TYPE_LATEST, MetricsMiddleware, ServeMetrics
 from modelyard.serving.model import ServedModel
+from modelyard.serving.monitor_routes import add_monitor_routes
 from modelyard.serving.routes import LATEST_ROUTE, VERSION_ROUTE, PredictRoutes
 from modelyard.serving.schemas import PREDICT_REQUEST_DOC, ErrorResponse, ModelList, PredictResponse
 from modelyard.store.kinds import TRAINED
@@ -101,6 +102,8 @@ def create_app(models: Sequence[Any] | Mapping[str, Any], config: ServeConfig | 
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         for model in table:
             await model.start()
+            if model.monitor is not None:
+                await model.monitor.start()
         state["ready"] = True
         try:
             yield
@@ -108,6 +111,8 @@ def create_app(models: Sequence[Any] | Mapping[str, Any], config: ServeConfig | 
             state["ready"] = False
             for model in table:
                 await model.batcher.close(drain=True)
+                if model.monitor is not None:
+                    await model.monitor.close()
 
     from modelyard import __version__
 
@@ -164,6 +169,7 @@ def create_app(models: Sequence[Any] | Mapping[str, Any], config: ServeConfig | 
 
     add_explain_routes(app)  # POST /v1/models/{name}[/versions/{n}]/explain (explain_routes.py)
     add_embed_routes(app)  # POST /v1/models/{name}[/versions/{n}]/embed (embed_routes.py)
+    add_monitor_routes(app)  # GET .../monitor, POST .../feedback (monitor_routes.py)
 
     # Outermost last: metrics see every request, auth runs before any byte of the body is read.
     routes = {

@@ -53,6 +53,12 @@ class ServeConfig(StrictModel):
     # store, /dev, /proc or /sys (modelyard.data.access). Control-plane deployments set it.
     data_dirs: list[str] | None = None
     max_data_mb: int = MAX_DATA_MB
+    # Monitoring (docs/monitoring.md): the share of predict requests logged (0: off), how many
+    # instances the log keeps, the window each check looks at, and where alerts are POSTed.
+    monitor_sample: float = Field(0.0, ge=0, le=1)
+    monitor_capacity: int = Field(10_000, ge=10, le=1_000_000)
+    monitor_window: int = Field(500, ge=2)
+    monitor_webhook: str | None = Field(None, pattern=r"^https?://\S+$")
     log_level: str = "warning"
 
     @model_validator(mode="after")

@@ -9,6 +9,9 @@ Exposed at ``GET /metrics``:
 - ``modelyard_batch_latency_seconds{model}``: time of one forward pass
 - ``modelyard_queue_depth{model}``: requests waiting for a batch, read at scrape time
 - ``modelyard_nonfinite_outputs_total{model}``: instances whose outputs were NaN/Infinity
+- ``modelyard_monitor_*{model, version}``: the last monitoring window (with ``--monitor-sample``):
+  output-shift p-value, drifted features, largest PSI, missing and out-of-range rates, live
+  accuracy and the number of alerts (docs/monitoring.md)
 """
 
 from __future__ import annotations
@@ -24,6 +27,16 @@ from starlette.routing import Match
 __all__ = ["ServeMetrics", "MetricsMiddleware", "CONTENT_TYPE_LATEST"]
 
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+_MONITOR_GAUGES = {
+    "output_shift_p": "Smallest Bonferroni-corrected KS p-value of the outputs per class in the last window",
+    "drifted_features": "Features whose Holm-corrected KS p-value is below alpha in the last window",
+    "max_psi": "Largest population stability index of a feature in the last window",
+    "missing_rate": "Share of NaN feature values in the last window",
+    "out_of_range_rate": "Share of feature values outside the training min/max in the last window",
+    "accuracy": "Accuracy on the instances of the last window with labels from the feedback route",
+    "alerts": "Checks of the last window that raised an alert",
+}
 
 
 class ServeMetrics:
@@ -64,6 +77,28 @@ class ServeMetrics:
         self.nonfinite = Counter(
             "modelyard_nonfinite_outputs", "Instances whose model outputs were NaN or Infinity", ["model"], registry=reg
         )
+
+        self.monitor = {
+            key: Gauge(f"modelyard_monitor_{key}", text, ["model", "version"], registry=reg)
+            for key, text in _MONITOR_GAUGES.items()
+        }
+
+    def publish_monitor(self, report: dict[str, Any]) -> None:
+        """Set the monitoring gauges from a window report (``serving.monitor``)."""
+        labels = {"model": report["model"], "version": str(report["version"])}
+        values = {"alerts": len(report["alerts"])}
+        if report["schema"]["ok"]:
+            values |= {
+                "output_shift_p": report["outputs"]["p_value"],
+                "drifted_features": len(report["features"]["drifted_features"]),
+                "max_psi": report["features"]["max_psi"],
+                "missing_rate": report["quality"]["missing_rate"],
+                "out_of_range_rate": report["quality"]["out_of_range_rate"],
+            }
+        if report["accuracy"]["accuracy"] is not None:
+            values["accuracy"] = report["accuracy"]["accuracy"]
+        for key, value in values.items():
+            self.monitor[key].labels(**labels).set(float(value))
 
     def batch_observer(self, model: str) -> Callable[[int, float], None]:
         size, latency = self.batch_size.labels(model=model), self.batch_latency.labels(model=model)

@@ -6,6 +6,8 @@ its forward pass, and the DynamicBatcher that coalesces its requests.
 
 from __future__ import annotations
 
+import logging
+import time
 from typing import Any
 
 import numpy as np
@@ -20,6 +22,8 @@ from modelyard.serving.metrics import ServeMetrics
 from modelyard.serving.ranking import Ranking, apply_ranking, parse_ranking
 
 __all__ = ["ServedModel"]
+
+log = logging.getLogger(__name__)
 
 
 class ServedModel:
@@ -52,6 +56,7 @@ class ServedModel:
             on_batch=metrics.batch_observer(self.name),
         )
         metrics.watch_queue(self.name, lambda: self.batcher.queue_depth)
+        self.monitor = _monitor(self, config, metrics)
 
     # -- hooks: decode → features ------------------------------------------------------------
     def decode_json(self, payload: Any) -> torch.Tensor:
@@ -106,7 +111,13 @@ class ServedModel:
         return parse_ranking(query, self.task, classes)
 
     async def predict(self, features: torch.Tensor, ranking: Ranking | None = None) -> dict[str, Any]:
-        out = await self.batcher.submit(features)  # this request's rows of the batch's numpy outputs
+        monitor, request_id = self.monitor, None
+        if monitor is not None and monitor.log.sampled():  # the only cost of an unsampled request: one coin
+            started = time.perf_counter()
+            out = await self.batcher.submit(features)
+            request_id = monitor.log.record(features, out, time.perf_counter() - started)
+        else:
+            out = await self.batcher.submit(features)  # this request's rows of the batch's numpy outputs
         records, warnings = encode_predictions(out, self.task, self.predictor.labels_from)
         if ranking is not None:
             apply_ranking(records, ranking, self.predictor.class_names)
@@ -119,6 +130,7 @@ class ServedModel:
             "backend": self.choice.backend.name,
             "predictions": records,
             "warnings": warnings,
+            **({"request_id": request_id} if request_id is not None else {}),
         }
 
     async def start(self) -> None:
@@ -145,6 +157,21 @@ class ServedModel:
             },
             "endpoints": [f"{base}/versions/{self.version}/predict"] + ([f"{base}/predict"] if latest else []),
         }
+
+
+def _monitor(served: ServedModel, config: ServeConfig, metrics: ServeMetrics) -> Any:
+    """The version's monitor with ``--monitor-sample`` (None without it, or without a stored reference)."""
+    if config.monitor_sample <= 0:
+        return None
+    from modelyard.monitoring.reference import load_reference
+    from modelyard.serving.monitor import ModelMonitor
+
+    version = getattr(served.predictor, "version", None)
+    reference = load_reference(version) if hasattr(version, "path") else None
+    if reference is None:
+        log.warning("monitor: %s has no reference.safetensors (registered before it); not monitored", served.ref)
+        return None
+    return ModelMonitor(served, reference, config, metrics)
 
 
 def _has_null(record: dict[str, Any]) -> bool:

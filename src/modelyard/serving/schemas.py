@@ -47,6 +47,7 @@ class PredictResponse(BaseModel):
     backend: str = Field(..., description="torch or onnx")
     predictions: list[Prediction]
     warnings: list[str] = Field(default_factory=list, description="E.g. non-finite model outputs returned as null")
+    request_id: str | None = Field(None, description="Set when the request was logged (--monitor-sample): for feedback")
 
 
 class ErrorResponse(BaseModel):

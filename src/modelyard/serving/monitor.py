@@ -1,0 +1,141 @@
+"""Monitoring of one served version: its request log, windows checked against its training reference.
+
+A background task flushes the request log and, each time ``monitor_window`` new instances have
+been logged, checks the last window (``monitoring.drift.window_report``, in a thread), sets the
+Prometheus gauges and raises alerts: a log line, and a JSON POST to ``monitor_webhook`` if set.
+``GET /v1/models/{name}/monitor`` computes the same report on demand (docs/monitoring.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+import numpy as np
+
+from modelyard.errors import InvalidInstancesError
+from modelyard.serving.request_log import LoggedRow, RequestLog
+
+__all__ = ["ModelMonitor", "alerts_of"]
+
+log = logging.getLogger(__name__)
+
+OUT_OF_RANGE_ALERT = 0.05  # share of values outside the training range that raises an alert
+_FLUSH_S = 0.5
+
+
+def alerts_of(report: dict[str, Any]) -> list[str]:
+    """The checks of a window report that failed, one short line each."""
+    if not report["schema"]["ok"]:
+        return ["schema: the logged features or outputs do not have the reference's shape"]
+    out = []
+    quality, features, outputs = report["quality"], report["features"], report["outputs"]
+    if quality["missing_features"]:
+        out.append(f"missing values: features {quality['missing_features'][:10]} have more NaN than in training")
+    if quality["out_of_range_rate"] > OUT_OF_RANGE_ALERT:
+        out.append(f"out of range: {quality['out_of_range_rate']:.1%} of values outside the training min/max")
+    if features["drift"]:
+        out.append(f"feature drift: features {features['drifted_features'][:10]} (KS, Holm, alpha {features['alpha']})")
+    if outputs["drift"]:
+        out.append(f"output shift: p = {outputs['p_value']:.3g} (KS per class, Bonferroni, alpha {outputs['alpha']})")
+    return out
+
+
+class ModelMonitor:
+    """The request log and checks of one served version (``reference`` from its version folder)."""
+
+    def __init__(self, served: Any, reference: Any, config: Any, gauges: Any) -> None:
+        self.served = served
+        self.reference = reference
+        self.config = config
+        self.gauges = gauges
+        self.log = RequestLog(config.monitor_capacity, config.monitor_sample)
+        self.last: dict[str, Any] | None = None  # the latest background window report
+        self._checked = 0
+        self._task: asyncio.Task[None] | None = None
+
+    def report(self, window: int | None = None) -> dict[str, Any]:
+        """Quality, drift, output shift and live accuracy of the last ``window`` logged instances."""
+        from modelyard.monitoring.drift import window_report
+
+        size = self.config.monitor_window if window is None else window
+        if size < 2:
+            raise InvalidInstancesError(
+                f"Invalid value for `window`: expected at least 2 instances, received {size}", field="window"
+            )
+        rows = self.log.window(size)
+        features = np.stack([r.features for r in rows])
+        outputs = np.stack([r.outputs for r in rows])
+        report = window_report(self.reference, features, outputs)
+        latency = np.array([r.latency_s for r in rows])
+        report = {
+            "model": self.served.name,
+            "version": self.served.version,
+            "ref": self.served.ref,
+            "window": size,
+            "logged": self.log.logged,
+            "sample": self.config.monitor_sample,
+            "latency_s": {"p50": float(np.quantile(latency, 0.5)), "p95": float(np.quantile(latency, 0.95))},
+            **report,
+            "accuracy": self._accuracy(rows),
+        }
+        report["alerts"] = alerts_of(report)
+        return report
+
+    def _accuracy(self, rows: list[LoggedRow]) -> dict[str, Any]:
+        names = getattr(self.served.predictor, "class_names", None) or []
+        right = labelled = 0
+        for row in rows:
+            label = self.log.label(row)
+            if label is None:
+                continue
+            index = names.index(label) if isinstance(label, str) and label in names else label
+            predicted = int(row.outputs[0] >= 0.5) if row.outputs.size == 1 else int(row.outputs.argmax())
+            labelled += 1
+            right += int(index == predicted)
+        return {"labelled": labelled, "accuracy": right / labelled if labelled else None}
+
+    # -- the background task -----------------------------------------------------------------
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"monitor {self.served.ref}")
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _run(self) -> None:
+        window = self.config.monitor_window
+        while True:
+            await asyncio.sleep(_FLUSH_S)
+            self.log.flush()
+            if self.log.logged - self._checked < window or len(self.log.rows) < window:
+                continue
+            self._checked = self.log.logged
+            try:
+                report = await asyncio.to_thread(self.report, window)
+            except Exception:  # a check must never take the server down; say so and go on
+                log.exception("monitor: checking %s failed", self.served.ref)
+                continue
+            self.last = report
+            self.gauges.publish(report)
+            if report["alerts"]:
+                await self._alert(report)
+
+    async def _alert(self, report: dict[str, Any]) -> None:
+        for line in report["alerts"]:
+            log.warning("monitor alert %s (window of %d): %s", report["ref"], report["window"], line)
+        url = self.config.monitor_webhook
+        if url is None:
+            return
+        import httpx
+
+        body = {k: report[k] for k in ("model", "version", "ref", "window", "alerts")}
+        try:
+            async with httpx.AsyncClient(timeout=5.0) as client:
+                await client.post(url, json=body)
+        except httpx.HTTPError as exc:
+            log.warning("monitor: webhook %s failed: %s", url, exc)
