@@ -18,7 +18,15 @@ from typing import Any
 
 from modelyard.errors import StoreError
 
-__all__ = ["atomic_write_bytes", "atomic_write_text", "dumps_json", "to_jsonable", "read_json"]
+__all__ = [
+    "follow_umask",
+    "user_folder",
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "dumps_json",
+    "to_jsonable",
+    "read_json",
+]
 
 
 def _umask() -> int:
@@ -33,6 +41,19 @@ def _umask() -> int:
     mask = os.umask(0o077)
     os.umask(mask)
     return mask
+
+
+def follow_umask(path: Path) -> None:
+    """Give a file another library wrote (safetensors' save_file writes 0600) the mode a plain open gives."""
+    os.chmod(path, 0o666 & ~_umask())
+
+
+def user_folder(parent: Path, prefix: str) -> Path:
+    """``tempfile.mkdtemp`` with the mode a plain ``mkdir`` gives (0777 less the umask), for a folder
+    that is renamed into place for the user (a version, a data set): mkdtemp's 0700 would hide it."""
+    folder = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+    os.chmod(folder, 0o777 & ~_umask())
+    return folder
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, *, private: bool = False) -> Path:

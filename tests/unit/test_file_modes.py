@@ -44,3 +44,17 @@ def test_token_file_stays_0600(tmp_path: Path, umask: int) -> None:
     assert _mode(store.path) == 0o600
     secret_key(tmp_path)
     assert _mode(tmp_path / "server" / "secret.key") == 0o600
+
+
+def test_a_registered_version_is_readable_as_the_umask_allows(tmp_path: Path, umask: int) -> None:
+    from tests.support.compression import train_digits
+
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    ref = train_digits(tmp_path / "home", epochs=1, hidden=(8,))
+    name, _, version = ref.partition(":")
+    folder = next((tmp_path / "home").rglob(f"{name}/{version}"))
+    assert _mode(folder) == _mode(plain) == 0o777 & ~umask
+    files = [p for p in folder.rglob("*") if p.is_file()]
+    odd = [(p.name, oct(_mode(p))) for p in files if _mode(p) != 0o666 & ~umask]
+    assert files and not odd, odd

@@ -18,13 +18,12 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from modelyard._files import dumps_json, read_json
+from modelyard._files import dumps_json, read_json, user_folder
 from modelyard.errors import InputError, NotFoundError, StoreError
 from modelyard.store import paths
 from modelyard.store.checksums import verified, write_checksums
@@ -77,7 +76,7 @@ class DatasetStore:
             LINEAGE_FILE: dumps_json(dict(lineage), "lineage").encode(),
         }
         parent = paths.ensure_dir(paths.dataset_dir(self.home, name))
-        tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=parent))
+        tmp = user_folder(parent, ".tmp-")
         try:
             for filename, data in files.items():
                 (tmp / filename).write_bytes(data)

@@ -14,7 +14,6 @@ import logging
 import os
 import re
 import shutil
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from modelyard._files import dumps_json
+from modelyard._files import dumps_json, follow_umask, user_folder
 from modelyard.errors import InputError, NotFoundError, StoreError
 from modelyard.store import paths
 from modelyard.store.checksums import CHECKSUMS_FILE, write_checksums
@@ -176,11 +175,12 @@ class ModelStore:
             description=description if description is not None else str(spec.get("description") or ""),
         )
         parent = paths.ensure_dir(paths.model_dir(self.home, name))
-        tmp = Path(tempfile.mkdtemp(prefix=TMP_PREFIX, dir=parent))
+        tmp = user_folder(parent, TMP_PREFIX)
         try:
             for filename, data in files.items():
                 (tmp / filename).write_bytes(data)
             save_file(tensors, str(tmp / WEIGHTS_FILE), metadata={"format": "pt"})
+            follow_umask(tmp / WEIGHTS_FILE)
             write_checksums(tmp)
             row.size_bytes = folder_size(tmp)
             return self._publish(row, tmp)
