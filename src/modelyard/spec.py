@@ -158,6 +158,22 @@ class PrivacySpec(StrictModel):
     budget: float | None = Field(None, gt=0.0)
 
 
+class DistributedSpec(StrictModel):
+    """``train.distributed:`` — data-parallel training (DDP) on ``workers`` processes (docs/scaling.md).
+
+    ``engine: ray`` runs them through Ray Train's TorchTrainer (extra ``modelyard[ray]``), ``local``
+    through torch.distributed with spawned processes. ``batch_size`` is per worker: the global
+    batch is ``batch_size x workers``. A worker that dies is replaced up to ``max_failures`` times
+    and the run resumes from its last checkpoint.
+    """
+
+    workers: int = Field(ge=1, le=1024)
+    engine: Literal["ray", "local"] = "ray"
+    backend: Literal["auto", "gloo", "nccl"] = "auto"  # auto: nccl on CUDA, else gloo
+    cpus_per_worker: int = Field(1, ge=1)  # also each worker's intra-op threads
+    max_failures: int = Field(2, ge=0, le=100)
+
+
 class TrainSpec(StrictModel):
     """``train:`` — loss, optimizer and everything about the training loop."""
 
@@ -187,6 +203,7 @@ class TrainSpec(StrictModel):
     # Gradient accumulation: one optimizer step per this many batches (their gradients summed,
     # weighted by size), so batch_size x accumulate_batches is the effective batch.
     accumulate_batches: int = Field(1, ge=1)
+    distributed: DistributedSpec | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -254,12 +271,35 @@ class TrainSpec(StrictModel):
             "precision": (self.precision in ("fp16", "bf16"), "use precision fp32 or auto"),
             "accumulate_batches": (self.accumulate_batches > 1, "raise batch_size instead"),
         }
+        if self.distributed is not None:
+            conflicts["distributed"] = (True, "train on one process")
         for name, (bad, hint) in conflicts.items():
             if bad:
                 raise ValueError(
                     f"train.{name} cannot be combined with train.privacy (differentially private training): "
                     f"expected it unset, received {getattr(self, name)!r}; {hint}"
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _distributed_options(self) -> TrainSpec:
+        # Workers replaced after a failure resume from the checkpoint rank 0 writes; compiled graphs
+        # and full-batch steps have no per-worker shard to take.
+        if self.distributed is None:
+            return self
+        if not self.checkpoint:
+            raise ValueError(
+                "train.distributed needs train.checkpoint (workers resume from it after a failure): "
+                "expected checkpoint true, received false"
+            )
+        if self.batch_size == "full":
+            raise ValueError(
+                "train.distributed takes a per-worker batch_size: expected a positive integer, received 'full'"
+            )
+        if self.compile:
+            raise ValueError(
+                "train.compile cannot be combined with train.distributed: expected it unset, received True"
+            )
         return self
 
     @property

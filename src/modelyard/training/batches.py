@@ -77,6 +77,7 @@ class InMemoryBatches:
         pad_id: int | None = None,
         group_by_length: bool = False,
         lengths: torch.Tensor | None = None,
+        shard: tuple[int, int] = (0, 1),
     ) -> None:
         # One copy to the device at the start; non_blocking overlaps it with setup work.
         fmt = torch.channels_last if channels_last else torch.contiguous_format
@@ -91,6 +92,10 @@ class InMemoryBatches:
         self.shuffle = shuffle
         self.generator = generator  # a CPU generator: the same permutation on every device
         self.device = device
+        # (rank, workers) of data-parallel training: every worker draws the same permutation and
+        # takes every workers-th sample of each global batch (DistributedSampler's striding), so
+        # the workers' batches of one step are together the batch one process would take.
+        self.rank, self.workers = shard
         # Token ids right-padded with pad_id, for a network that takes any length: each batch is
         # cut to its longest real sequence (no work on columns of pads). Lengths are counted once.
         self._pad_id = pad_id
@@ -114,15 +119,25 @@ class InMemoryBatches:
         for x, y in self._batches():
             yield self._cut(x), y
 
+    def local_sizes(self) -> list[int]:
+        """Samples this worker takes at each step (every step's global batch cut by ``shard``)."""
+        sizes = [min(self.batch_size, self.n - start) for start in range(0, self.n, self.batch_size)]
+        return [len(range(self.rank, size, self.workers)) for size in sizes]
+
+    def _take(self, x: torch.Tensor, y: torch.Tensor) -> Batch:
+        if self.workers == 1:
+            return x, y
+        return x[self.rank :: self.workers], y[self.rank :: self.workers]
+
     def _batches(self) -> Iterator[Batch]:
         if not self.shuffle:
             for start in range(0, self.n, self.batch_size):  # views, no copy
-                yield self.x[start : start + self.batch_size], self.y[start : start + self.batch_size]
+                yield self._take(self.x[start : start + self.batch_size], self.y[start : start + self.batch_size])
             return
         if len(self) == 1:
             # Full-batch gradient descent: the order inside the one batch changes nothing
             # but the rounding of a sum, so skip the gather (a copy of the whole set).
-            yield self.x, self.y
+            yield self._take(self.x, self.y)
             return
         perm = torch.randperm(self.n, generator=self.generator)
         starts = list(range(0, self.n, self.batch_size))
@@ -130,7 +145,7 @@ class InMemoryBatches:
             perm, starts = self._grouped(perm)
         perm = perm.to(self.device, non_blocking=True)
         for start in starts:
-            idx = perm[start : start + self.batch_size]
+            idx = perm[start : start + self.batch_size][self.rank :: self.workers]
             yield self._gather(idx), self.y.index_select(0, idx)
 
     def _grouped(self, perm: torch.Tensor) -> tuple[torch.Tensor, list[int]]:

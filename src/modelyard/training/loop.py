@@ -24,6 +24,7 @@ from modelyard.errors import TrainingError
 from modelyard.metrics import MetricSet
 from modelyard.spec import TrainSpec
 from modelyard.training.checkpoint import load_checkpoint, save_checkpoint
+from modelyard.training.distributed import all_sum, fit_distributed, gather_rows, in_group, shard
 from modelyard.training.early_stopping import is_improvement
 from modelyard.training.evaluation import evaluate
 from modelyard.training.progress import ProgressBar
@@ -62,20 +63,23 @@ class FitResult:
 class _Outputs:
     """Training outputs kept on the device and folded into the metrics in large chunks."""
 
-    def __init__(self, metrics: MetricSet) -> None:
+    def __init__(self, metrics: MetricSet, *, chunk: float = _METRIC_CHUNK) -> None:
         self.metrics = metrics
+        self.chunk = chunk
         self.parts: list[tuple[torch.Tensor, torch.Tensor]] = []
         self.size = 0
 
     def add(self, out: torch.Tensor, target: torch.Tensor) -> None:
         self.parts.append((out.detach(), target))
         self.size += out.numel()
-        if self.size >= _METRIC_CHUNK:
+        if self.size >= self.chunk:
             self.flush()
 
     def flush(self) -> None:
         if self.parts:
-            self.metrics.update(torch.cat([o for o, _ in self.parts]), torch.cat([t for _, t in self.parts]))
+            # Under DDP every worker folds in all workers' outputs: the metrics of the global batches.
+            outs, targets = torch.cat([o for o, _ in self.parts]), torch.cat([t for _, t in self.parts])
+            self.metrics.update(gather_rows(outs), gather_rows(targets))
         self.parts, self.size = [], 0
 
 
@@ -161,7 +165,9 @@ def _train_epoch(run: TrainingRun, epoch: int, bar: ProgressBar) -> dict[str, An
     run.metrics.reset()
     steps, log_every = len(run.batches), run.spec.log_every
     losses = torch.zeros(steps, device=run.device)  # per-step batch-mean loss, read rarely
-    outputs = _Outputs(run.metrics) if len(run.metrics) else None
+    workers = shard()[1] if run.spec.distributed is not None else 1
+    # Under DDP the outputs are gathered once, at the epoch's end: every worker must take part in each gather.
+    outputs = _Outputs(run.metrics, chunk=_METRIC_CHUNK if workers == 1 else math.inf) if len(run.metrics) else None
     bar.start_epoch(epoch, steps)
     done, seen = 0, 0
     for step, (xb, yb) in enumerate(run.batches):
@@ -179,7 +185,10 @@ def _train_epoch(run: TrainingRun, epoch: int, bar: ProgressBar) -> dict[str, An
             if not math.isfinite(running):
                 raise _diverged(run, losses, done, epoch)
             bar.update(done, seen, running)
-    mean = float((losses[:done] * run.step_sizes[:done]).sum()) / max(seen, 1)
+    total, seen = float((losses[:done] * run.step_sizes[:done]).sum()), seen
+    if workers > 1:  # the mean over every worker's samples
+        total, seen = all_sum([total, float(seen)], run.device)
+    mean = total / max(seen, 1)
     if not math.isfinite(mean):
         raise _diverged(run, losses, done, epoch)
     bar.update(done, seen, mean)
@@ -215,6 +224,19 @@ def fit(
     ``seed`` seeds the sample order, the augmentation and torch's global generator (which
     dropout draws from), so two fits with the same seed and network give the same weights.
     """
+    if train_spec.distributed is not None and not in_group():  # the driver: DDP on the spec's workers
+        return fit_distributed(
+            network,
+            prepared,
+            train_spec,
+            seed=seed,
+            checkpoint_dir=checkpoint_dir,
+            resume=resume,
+            on_epoch_end=on_epoch_end,
+            loss_fn=loss_fn,
+            progress=progress,
+            console=console,
+        )
     previous_threads = torch.get_num_threads()
     run = build_run(network, prepared, train_spec, seed=seed, loss_fn=loss_fn)
     torch.set_num_threads(run.threads)
@@ -265,8 +287,8 @@ def fit(
                     best_weights = {k: v.detach().clone() for k, v in run.network.state_dict().items()}
                 stopped = run.early.should_stop
             history.append(row)
-            if folder is not None:
-                extra = {"seed": seed, "stopped_early": stopped, "tracked": tracked}
+            if folder is not None and shard()[0] == 0:  # under DDP rank 0 alone writes
+                extra = {"seed": seed, "stopped_early": stopped, "tracked": tracked, "runtime": run.runtime}
                 save_checkpoint(
                     folder, snapshot(run, epoch=epoch, history=history, best_weights=best_weights, extra=extra)
                 )

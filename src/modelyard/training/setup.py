@@ -30,6 +30,7 @@ from modelyard.training.batches import (
     is_tensor_split,
     split_size,
 )
+from modelyard.training.distributed import backend_for, shard
 from modelyard.training.early_stopping import EarlyStopping
 from modelyard.training.evaluation import metric_activation
 from modelyard.training.fast.allocator import allocator_state
@@ -172,6 +173,9 @@ def build_run(
         if is_tensor_split(val):  # evaluated every epoch: keep it on the device too
             val = SimpleNamespace(x=val.x.to(device, non_blocking=True), y=val.y.to(device, non_blocking=True))
     n = split_size(train)
+    # A DDP worker (train.distributed inside a process group): its stride of every global batch.
+    rank, workers = shard() if spec.distributed is not None else (0, 1)
+    ddp = spec.distributed is not None and workers > 1
     if spec.privacy is not None:
         if loss_fn is not None:
             raise SpecError(
@@ -180,7 +184,7 @@ def build_run(
                 field="train.privacy",
             )
         check_private(spec.privacy, network, train)
-    batch_size = n if spec.batch_size == "full" else min(int(spec.batch_size), n)
+    batch_size = n if spec.batch_size == "full" else min(int(spec.batch_size) * workers, n)
     # DP-SGD runs in fp32: its clipping and noise are calibrated on fp32 gradients (the spec refuses fp16/bf16).
     wanted = "fp32" if spec.privacy is not None else spec.precision
     precision = resolve_precision(wanted, device, heavy=worth_bf16_on_cpu(network, batch_size))
@@ -192,7 +196,8 @@ def build_run(
         network.to(memory_format=torch.channels_last)
     frozen = None
     # Not under DP: the private step runs the whole network with Opacus's hooks on it.
-    plain = spec.privacy is None
+    # Not under DDP either: the gradient all-reduce runs in DDP's autograd hooks and forward.
+    plain = spec.privacy is None and not ddp
     if (
         plain
         and in_memory
@@ -207,12 +212,15 @@ def build_run(
 
     # Dropout and other in-model randomness draw from the global generator; the order of
     # samples and augmentation have their own, so each stream is reproducible on its own.
-    torch.manual_seed(seed)
+    # The sample order is the same on every worker (each takes its stride); dropout draws differ.
+    torch.manual_seed(seed + rank)
     shuffle_gen = torch.Generator().manual_seed(seed)
-    aug_gen = torch.Generator(device=device).manual_seed(seed + 1)
+    aug_gen = torch.Generator(device=device).manual_seed(seed + 1 + 7919 * rank)
     threads = (
         cpu_threads(network, batch_size, idle_cores(available_cores())) if device.type == "cpu" else available_cores()
     )
+    if spec.distributed is not None:  # the worker's share of the machine
+        threads = min(threads, spec.distributed.cpus_per_worker)
     if spec.privacy is not None:
         batches: InMemoryBatches | StreamingBatches | PoissonBatches = PoissonBatches(
             train.x, train.y, batch_size=batch_size, generator=shuffle_gen, device=device
@@ -229,6 +237,7 @@ def build_run(
             pad_id=network.pad_id if getattr(network, "any_length", False) and frozen is None else None,
             group_by_length=spec.group_by_length,
             lengths=frozen.lengths if frozen is not None else None,
+            shard=(rank, workers),
         )
     else:
         batches = StreamingBatches(
@@ -265,7 +274,15 @@ def build_run(
     dense = None
     private = None
     loss = loss_fn or LOSSES.build(spec.loss)
-    if frozen is not None:
+    if ddp:
+        # Every step through DDP's forward and autograd hooks (the gradient all-reduce): no fast path is built.
+        ids = (
+            [device.index if device.index is not None else torch.cuda.current_device()]
+            if device.type == "cuda"
+            else None
+        )
+        forward = torch.nn.parallel.DistributedDataParallel(network, device_ids=ids)
+    elif frozen is not None:
         pass  # the head is a few layers on pooled vectors: autograd
     elif spec.privacy is not None:
         # Every step goes through Opacus's hooks and DP optimizer: no fast path is even built
@@ -285,8 +302,14 @@ def build_run(
     # A process-wide setting: the entry points choose it (training.fast.allocator); fit reports it.
     allocator = allocator_state() if device.type == "cpu" else "default"
     scaler = torch.amp.GradScaler(device.type) if precision.scaler else None
-    step_sizes = _step_sizes(n, batches.batch_size, len(batches), device, variable=private is not None)
-    direct = fast_step(optimizer, persistent_grads=dense is not None) if scaler is None and private is None else None
+    plain_step = scaler is None and private is None and not ddp
+    direct = fast_step(optimizer, persistent_grads=dense is not None) if plain_step else None
+    off = "train.privacy" if private is not None else "train.distributed" if ddp else None
+    step_sizes = (
+        torch.tensor(batches.local_sizes(), dtype=torch.float32, device=device)
+        if ddp and isinstance(batches, InMemoryBatches)
+        else _step_sizes(n, batches.batch_size, len(batches), device, variable=private is not None)
+    )
     return TrainingRun(
         spec=spec,
         network=network,
@@ -329,6 +352,18 @@ def build_run(
             "rewrites": dict(getattr(forward, "rewrites", {})),
             "frozen_features": frozen.kind if frozen is not None else "off",
             "allocator": allocator,
-            "fast_paths": fast_paths.report(list(fast.TRAINING), off="train.privacy" if private is not None else None),
+            "fast_paths": fast_paths.report(list(fast.TRAINING), off=off),
+            **(
+                {
+                    "distributed": {
+                        "engine": spec.distributed.engine,
+                        "workers": workers,
+                        "backend": backend_for(spec.distributed, spec.device),
+                        "global_batch": batches.batch_size,
+                    }
+                }
+                if ddp and spec.distributed is not None
+                else {}
+            ),
         },
     )
