@@ -67,12 +67,14 @@ def test_fashion_cnn_reaches_90_percent():
 
 
 @pytest.mark.slow
-def test_fashion_cnn_bn_reaches_93_percent_and_its_int8_version_stays_within_half_a_point():
+def test_fashion_cnn_bn_in_3_epochs_reaches_90_percent_and_its_int8_version_stays_within_half_a_point():
     from modelyard.compression import compress
 
-    result = modelyard.train(EXAMPLES / "fashion_cnn_bn.yaml", progress=False)
+    # Reduced for CI: 3 of the 20 epochs (one-cycle over 3), a looser bound. The full run is the README's
+    # command (93.59%; published 2-conv + BN baselines: 93.4%).
+    result = modelyard.train(EXAMPLES / "fashion_cnn_bn.yaml", overrides=["train.epochs=3"], progress=False)
     accuracy = result.test_metrics["accuracy"]
-    assert accuracy >= 0.93  # README: 93.59% (published 2-conv + BN baselines: 93.4%)
+    assert accuracy >= 0.90
     int8 = compress(result.model_ref, quantize="int8").rows[1]
     assert int8.accuracy >= accuracy - 0.005 and int8.onnx_accuracy >= accuracy - 0.005
 
