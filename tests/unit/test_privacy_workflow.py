@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 import modelyard
+from modelyard.cli._fmt import fmt
 from modelyard.store import ModelStore, RunStore
 from modelyard.store.privacy_ledger import dataset_id, spent
 from tests.support.cli import run_cli
@@ -36,7 +37,7 @@ def test_the_epsilon_spent_is_recorded_with_the_run_and_the_version_and_shown(ho
     shown = run_cli("models", "show", result.model_ref, "--json")
     assert shown.code == 0 and json.loads(shown.out)["privacy"] == recorded
     text = run_cli("models", "show", result.model_ref)
-    assert f"privacy: ({recorded['epsilon']:.4f}, 0.0001)-differential privacy" in text.out
+    assert f"privacy: ({fmt(recorded['epsilon'])}, 0.0001)-differential privacy" in text.out  # the CLI's rounding rule
     card = run_cli("models", "card", result.model_ref)
     assert f"{recorded['epsilon']}" in card.out or f"{recorded['epsilon']:.4g}" in card.out
     assert spent(home, dataset_id({"type": "digits", "options": {}})) == 3.0

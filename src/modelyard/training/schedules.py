@@ -9,10 +9,11 @@ after every epoch. Its state is JSON-safe, for checkpoints without pickle.
 
 from __future__ import annotations
 
+import math
 from typing import Any, Literal
 
 import torch
-from pydantic import Field
+from pydantic import Field, model_validator
 from torch.optim import lr_scheduler
 
 from modelyard._validation import StrictModel
@@ -29,6 +30,8 @@ __all__ = [
     "CosineOptions",
     "OneCycleOptions",
     "PlateauOptions",
+    "WarmupOptions",
+    "CosineWarmupOptions",
 ]
 
 #: Registry of schedules; target ``(opts, optimizer, *, epochs, steps_per_epoch) -> Schedule``.
@@ -87,6 +90,32 @@ class OneCycleOptions(StrictModel):
     cycle_momentum: bool = False
 
 
+class WarmupOptions(StrictModel):
+    """Warmup from 0 to ``train.lr`` over ``warmup_steps`` optimizer steps (or that ``warmup_ratio`` of all)."""
+
+    warmup_steps: int | None = Field(None, ge=0)
+    warmup_ratio: float | None = Field(None, ge=0.0, lt=1.0)
+
+    @model_validator(mode="after")
+    def _one_warmup(self) -> WarmupOptions:
+        if self.warmup_steps is not None and self.warmup_ratio is not None:
+            raise ValueError(
+                f"expected warmup_steps or warmup_ratio, not both; received warmup_steps {self.warmup_steps} "
+                f"and warmup_ratio {self.warmup_ratio}"
+            )
+        return self
+
+    def steps(self, total: int) -> int:
+        # Hugging Face Trainer's rounding of a ratio: ceil(ratio * total steps).
+        if self.warmup_steps is not None:
+            return self.warmup_steps
+        return math.ceil((self.warmup_ratio or 0.0) * total)
+
+
+class CosineWarmupOptions(WarmupOptions):
+    num_cycles: float = Field(0.5, gt=0.0)
+
+
 class PlateauOptions(StrictModel):
     monitor: str = "val_loss"
     mode: Literal["auto", "min", "max"] = "auto"
@@ -122,6 +151,60 @@ def cosine(opts: CosineOptions, optimizer: torch.optim.Optimizer, *, epochs: int
         optimizer, T_max=_total_steps(epochs, steps_per_epoch), eta_min=opts.eta_min
     )
     return Schedule(scheduler, per="batch")
+
+
+class _LinearWarmup:
+    """lr factor of transformers' ``get_linear_schedule_with_warmup``; an object, so LambdaLR saves its fields."""
+
+    def __init__(self, warmup: int, total: int) -> None:
+        self.warmup, self.total = warmup, total
+
+    def __call__(self, step: int) -> float:
+        if step < self.warmup:
+            return step / max(1, self.warmup)
+        return max(0.0, (self.total - step) / max(1, self.total - self.warmup))
+
+
+class _CosineWarmup(_LinearWarmup):
+    """lr factor of transformers' ``get_cosine_schedule_with_warmup``."""
+
+    def __init__(self, warmup: int, total: int, num_cycles: float) -> None:
+        super().__init__(warmup, total)
+        self.num_cycles = num_cycles
+
+    def __call__(self, step: int) -> float:
+        if step < self.warmup:
+            return step / max(1, self.warmup)
+        progress = (step - self.warmup) / max(1, self.total - self.warmup)
+        return max(0.0, 0.5 * (1.0 + math.cos(math.pi * self.num_cycles * 2.0 * progress)))
+
+
+@SCHEDULES.component("linear", "linear_warmup", "warmup_linear", options=WarmupOptions, primary="warmup_steps")
+def linear(opts: WarmupOptions, optimizer: torch.optim.Optimizer, *, epochs: int, steps_per_epoch: int) -> Schedule:
+    """Linear warmup from 0 to ``train.lr``, then linear decay to 0 at the last optimizer step (BERT's recipe)."""
+    total = _total_steps(epochs, steps_per_epoch)
+    return Schedule(lr_scheduler.LambdaLR(optimizer, _LinearWarmup(_warmup(opts, total), total)), per="batch")
+
+
+@SCHEDULES.component("cosine_warmup", "warmup_cosine", options=CosineWarmupOptions, primary="warmup_steps")
+def cosine_warmup(
+    opts: CosineWarmupOptions, optimizer: torch.optim.Optimizer, *, epochs: int, steps_per_epoch: int
+) -> Schedule:
+    """Linear warmup, then ``num_cycles`` cosine cycles (half a cycle: down to 0 at the last step)."""
+    total = _total_steps(epochs, steps_per_epoch)
+    factor = _CosineWarmup(_warmup(opts, total), total, opts.num_cycles)
+    return Schedule(lr_scheduler.LambdaLR(optimizer, factor), per="batch")
+
+
+def _warmup(opts: WarmupOptions, total: int) -> int:
+    warmup = opts.steps(total)
+    if warmup >= total:
+        raise SpecError(
+            f"Invalid value for `train.schedule.warmup_steps`: expected fewer than the run's {total} optimizer "
+            f"steps, received {warmup}",
+            field="train.schedule.warmup_steps",
+        )
+    return warmup
 
 
 @SCHEDULES.component("one_cycle", "onecycle", "one_cycle_lr", options=OneCycleOptions, primary="max_lr")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import warnings
 
 import pytest
@@ -146,3 +147,56 @@ def test_schedule_spec_errors():
         TrainSpec.model_validate({"loss": "mse", "schedule": "cosin"})
     with pytest.raises(SpecError, match=r"train\.schedule\.gamma"):
         TrainSpec.model_validate({"loss": "mse", "schedule": {"step": {"gamma": 2}}})
+
+
+@pytest.mark.parametrize(
+    ("raw", "make", "warmup", "cycles"),
+    [
+        ({"linear": {"warmup_steps": 5}}, "linear", 5, 0.5),
+        ({"linear_warmup": {"warmup_ratio": 0.1}}, "linear", math.ceil(0.1 * EPOCHS * STEPS), 0.5),
+        ({"cosine_warmup": {"warmup_steps": 3}}, "cosine", 3, 0.5),
+        ({"cosine_warmup": {"warmup_ratio": 0.25, "num_cycles": 1.5}}, "cosine", 6, 1.5),
+        ("linear", "linear", 0, 0.5),
+    ],
+)
+def test_warmup_schedules_equal_transformers_step_by_step(raw, make, warmup, cycles):
+    from transformers import get_cosine_schedule_with_warmup, get_linear_schedule_with_warmup
+
+    total = EPOCHS * STEPS
+    a, b = optimizer(), optimizer()
+    if make == "linear":
+        ref = get_linear_schedule_with_warmup(b, warmup, total)
+    else:
+        ref = get_cosine_schedule_with_warmup(b, warmup, total, num_cycles=cycles)
+    seq = run_ours(ours(raw, a), a)
+    assert seq == pytest.approx(run_torch(ref, b, per_batch=True), abs=1e-12)
+    assert seq[0] == (0.0 if warmup else 0.1) and max(seq) == pytest.approx(0.1)
+
+
+@pytest.mark.parametrize("raw", ["linear", "cosine_warmup"])
+def test_warmup_state_is_json_and_resumes(raw):
+    a, b = optimizer(), optimizer()
+    full, half = ours({raw: {"warmup_steps": 4}}, a), ours({raw: {"warmup_steps": 4}}, b)
+    for _ in range(7):
+        for o, s in ((a, full), (b, half)):
+            o.step()
+            s.step_batch()
+    text = json.dumps(half.state_dict(), allow_nan=False)
+    c = optimizer()
+    resumed = ours({raw: {"warmup_steps": 4}}, c)
+    c.load_state_dict(b.state_dict())
+    resumed.load_state_dict(json.loads(text))
+    for _ in range(7):
+        for o, s in ((a, full), (c, resumed)):
+            o.step()
+            s.step_batch()
+        assert c.param_groups[0]["lr"] == a.param_groups[0]["lr"]
+
+
+def test_warmup_spec_errors():
+    with pytest.raises(SpecError, match=r"train\.schedule.*not both"):
+        TrainSpec.model_validate({"loss": "mse", "schedule": {"linear": {"warmup_steps": 2, "warmup_ratio": 0.1}}})
+    with pytest.raises(SpecError, match=r"train\.schedule\.warmup_ratio"):
+        TrainSpec.model_validate({"loss": "mse", "schedule": {"linear": {"warmup_ratio": 1.5}}})
+    with pytest.raises(SpecError, match=r"train\.schedule\.warmup_steps.*fewer than the run's 24 optimizer steps"):
+        ours({"linear": 24}, optimizer())
