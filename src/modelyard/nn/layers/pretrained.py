@@ -39,6 +39,7 @@ class PretrainedOptions(StrictModel):
     freeze: list[str] = ["none"]
     dropout: float | None = Field(None, ge=0.0, lt=1.0)  # None: the base's own (config.json)
     base: BaseIdentity | None = None  # pinned at training: name, sha256 of the weights, config
+    gradient_checkpointing: bool = False  # recompute each block in the backward pass (layers/transformer.py)
 
     @field_validator("freeze", mode="before")
     @classmethod
@@ -87,7 +88,13 @@ class PretrainedEncoder(nn.Module):
     """``[N, T]`` token ids → ``[N, T, D]``; computes its own padding mask (``ids != pad_id``)."""
 
     def __init__(
-        self, config: EncoderConfig, *, dropout: float | None, frozen_embeddings: bool, frozen_blocks: set[int]
+        self,
+        config: EncoderConfig,
+        *,
+        dropout: float | None,
+        frozen_embeddings: bool,
+        frozen_blocks: set[int],
+        gradient_checkpointing: bool = False,
     ) -> None:
         super().__init__()
         dim = config.hidden_size
@@ -107,6 +114,7 @@ class PretrainedEncoder(nn.Module):
             norm="post",
             activation=config.hidden_act,
             eps=config.layer_norm_eps,
+            gradient_checkpointing=gradient_checkpointing,
         )
         self.encoder = TransformerEncoder(dim, opts)
         if frozen_embeddings:
@@ -142,5 +150,11 @@ def pretrained(opts: PretrainedOptions, in_shape: Shape, field: str) -> tuple[nn
             field=field,
         )
     embeddings, blocks = frozen_groups(opts.freeze, config.num_hidden_layers, field)
-    module = PretrainedEncoder(config, dropout=opts.dropout, frozen_embeddings=embeddings, frozen_blocks=blocks)
+    module = PretrainedEncoder(
+        config,
+        dropout=opts.dropout,
+        frozen_embeddings=embeddings,
+        frozen_blocks=blocks,
+        gradient_checkpointing=opts.gradient_checkpointing,
+    )
     return module, (in_shape[0], config.hidden_size)

@@ -7,6 +7,11 @@ or before the sublayer (``norm: pre``, which trains deep stacks more stably; fol
 stack with a ``layernorm`` layer, as GPT-2 and ViT do). It is built here from ``nn.Linear``,
 ``nn.LayerNorm`` and ``SelfAttention`` rather than taken from torch, so that each projection
 is a plain linear layer (pretrained BERT-style weights load one to one; int8 and LoRA see it).
+
+``gradient_checkpointing: true`` keeps only each block's input during a training forward and
+recomputes the block in the backward pass (``torch.utils.checkpoint``, non-reentrant, with the
+dropout RNG state replayed): the same gradients for about one extra forward, and activation
+memory that no longer grows with the blocks' inner tensors (attention maps, the MLP's hidden).
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
+import torch.utils.checkpoint
 from pydantic import Field
 from torch import nn
 
@@ -36,6 +42,7 @@ class TransformerOptions(StrictModel):
     activation: ActivationName = "gelu"
     eps: float = Field(1e-5, gt=0.0)  # of the layer norms (BERT: 1e-12)
     bias: bool = True
+    gradient_checkpointing: bool = False  # recompute each block in the backward pass instead of keeping its tensors
 
 
 class EncoderBlock(nn.Module):
@@ -71,10 +78,17 @@ class TransformerEncoder(MaskedLayer):
     def __init__(self, dim: int, opts: TransformerOptions) -> None:
         super().__init__()
         self.blocks = nn.ModuleList(EncoderBlock(dim, opts) for _ in range(opts.blocks))
+        self.gradient_checkpointing = opts.gradient_checkpointing
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        # Only where a backward pass will follow: in evaluation and prediction there is nothing to save.
+        recompute = self.gradient_checkpointing and self.training and torch.is_grad_enabled()
         for block in self.blocks:
-            x = block(x, mask)
+            # A frozen block on input that needs no gradient saves nothing: it runs plainly.
+            if recompute and (x.requires_grad or any(p.requires_grad for p in block.parameters())):
+                x = torch.utils.checkpoint.checkpoint(block, x, mask, use_reentrant=False)
+            else:
+                x = block(x, mask)
         return x
 
 
