@@ -203,6 +203,9 @@ class TrainSpec(StrictModel):
     # Gradient accumulation: one optimizer step per this many batches (their gradients summed,
     # weighted by size), so batch_size x accumulate_batches is the effective batch.
     accumulate_batches: int = Field(1, ge=1)
+    # Layer-wise learning rates (training/layer_lr.py): each encoder block below the head trains at
+    # this factor of the rate above it, the embeddings lowest; None: one rate for every parameter.
+    layer_lr_decay: float | None = Field(None, gt=0.0, le=1.0)
     distributed: DistributedSpec | None = None
 
     @model_validator(mode="before")

@@ -217,7 +217,10 @@ def one_cycle(
     final_div_factor)``. Momentum cycling is off by default, so an optimizer keeps the
     momentum (or beta1) the spec gave it; turn on ``cycle_momentum`` for the fast.ai recipe.
     """
-    max_lr = opts.max_lr if opts.max_lr is not None else 10.0 * optimizer.param_groups[0]["lr"]
+    top = max(group["lr"] for group in optimizer.param_groups)
+    peak = opts.max_lr if opts.max_lr is not None else 10.0 * optimizer.param_groups[0]["lr"]
+    # Layer-wise rates (train.layer_lr_decay): every group peaks at its own share of max_lr.
+    max_lr = [peak * (group["lr"] / top) for group in optimizer.param_groups]
     try:
         scheduler = lr_scheduler.OneCycleLR(
             optimizer,

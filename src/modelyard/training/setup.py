@@ -39,6 +39,7 @@ from modelyard.training.fast.dense_step import DenseStep, dense_stack
 from modelyard.training.fast.frozen_features import frozen_features
 from modelyard.training.fast.fused_adam import fast_step
 from modelyard.training.fast.fused_forward import fused_forward
+from modelyard.training.layer_lr import layer_groups
 from modelyard.training.losses import LOSSES, LossFn
 from modelyard.training.optimizers import OPTIMIZERS, implementation
 from modelyard.training.privacy import PrivateTraining, check_private, make_private
@@ -255,7 +256,10 @@ def build_run(
             "Invalid value for `model.layers`: expected at least one trainable parameter, received none",
             field="model.layers",
         )
-    optimizer = OPTIMIZERS.build(spec.optimizer, trainable, lr=spec.lr, weight_decay=spec.weight_decay)
+    params: list[Any] = (
+        trainable if spec.layer_lr_decay is None else layer_groups(network, lr=spec.lr, decay=spec.layer_lr_decay)
+    )
+    optimizer = OPTIMIZERS.build(spec.optimizer, params, lr=spec.lr, weight_decay=spec.weight_decay)
     schedule = None
     if spec.schedule is not None:
         steps = optimizer_steps(len(batches), spec.accumulate_batches)
