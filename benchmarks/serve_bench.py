@@ -41,7 +41,8 @@ sys.path.insert(0, str(HERE))
 from loadgen import Result, build_request, run_load  # noqa: E402
 
 MODELS = {"fashion-mlp": ROOT / "examples" / "fashion_mlp.yaml", "fashion-cnn": ROOT / "examples" / "fashion_cnn.yaml"}
-SERVERS = ["modelyard", "modelyard-torch", "plain", "litserve"]
+SERVERS = ["modelyard", "modelyard-torch", "modelyard-monitor-0.1", "modelyard-monitor-1", "plain", "litserve"]
+MONITOR = "modelyard-monitor-"  # + the --monitor-sample share: modelyard's defaults with request logging on
 
 
 def _env(home: Path) -> dict[str, str]:
@@ -90,10 +91,11 @@ def sample_images(shape: list[int], n: int = 32) -> np.ndarray:
         return np.random.default_rng(0).integers(0, 256, size=(n, *shape))
 
 
-def command(server: str, port: int, home: Path) -> tuple[list[str], str]:
-    refs = list(MODELS)
+def command(server: str, port: int, home: Path, refs: list[str] | None = None) -> tuple[list[str], str]:
+    refs = list(MODELS) if refs is None else refs
     if server.startswith("modelyard"):
         backend = "torch" if server == "modelyard-torch" else "auto"
+        monitor = ["--monitor-sample", server.removeprefix(MONITOR)] if server.startswith(MONITOR) else []
         return [
             sys.executable,
             "-m",
@@ -104,6 +106,7 @@ def command(server: str, port: int, home: Path) -> tuple[list[str], str]:
             str(port),
             "--backend",
             backend,
+            *monitor,
         ], "/readyz"
     script = str(HERE / "serve_baselines.py")
     return [sys.executable, script, server, *refs, "--port", str(port), "--home", str(home)], (
@@ -111,10 +114,10 @@ def command(server: str, port: int, home: Path) -> tuple[list[str], str]:
     )
 
 
-def start(server: str, port: int, home: Path) -> subprocess.Popen:
+def start(server: str, port: int, home: Path, refs: list[str] | None = None) -> subprocess.Popen:
     import httpx
 
-    cmd, probe = command(server, port, home)
+    cmd, probe = command(server, port, home, refs)
     log = open(Path(tempfile.gettempdir()) / f"serve-bench-{server}.log", "wb")  # noqa: SIM115
     proc = subprocess.Popen(cmd, env=_env(home), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.monotonic() + 180
@@ -173,6 +176,8 @@ def markdown(results: dict[tuple[str, str, int], Result], servers: list[str], cl
                     lines.append(f"| {model} | {c} | {s} | {r.rps:,.0f} | {r.p50:.2f} | {r.p99:.2f} | {r.errors} |")
     peers = [s for s in ("plain", "litserve") if s in servers]
     ours = [s for s in ("modelyard", "modelyard-torch") if s in servers]
+    if not (peers and ours):
+        return "\n".join(lines + monitor_cost(results, servers, clients))
     head = "| model | clients | " + " | ".join(f"{o} / {p} req/s | {o} / {p} p99" for o in ours for p in peers) + " |"
     lines += [
         "",
@@ -189,7 +194,33 @@ def markdown(results: dict[tuple[str, str, int], Result], servers: list[str], cl
                     a, b = results.get((model, o, c)), results.get((model, p, c))
                     cells += [f"{a.rps / b.rps:.2f}x", f"{a.p99 / b.p99:.2f}x"] if a and b and b.rps else ["-", "-"]
             lines.append(f"| {model} | {c} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    return "\n".join(lines + monitor_cost(results, servers, clients))
+
+
+def monitor_cost(results: dict[tuple[str, str, int], Result], servers: list[str], clients: list[int]) -> list[str]:
+    """req/s with ``--monitor-sample`` s over req/s without it (modelyard, sample 0), per model and clients."""
+    watched = [s for s in servers if s.startswith(MONITOR)]
+    if not watched or "modelyard" not in servers:
+        return []
+    shares = [s.removeprefix(MONITOR) for s in watched]
+    lines = [
+        "",
+        "Request-path cost of monitoring (req/s with `--monitor-sample` s / req/s with 0; 1.00x: no cost):",
+        "",
+        "| model | clients | sample 0 req/s | " + " | ".join(f"sample {s} req/s | {s} / 0" for s in shares) + " |",
+        "|---|---:|---:|" + "---:|---:|" * len(shares),
+    ]
+    for model in MODELS:
+        for c in clients:
+            base = results.get((model, "modelyard", c))
+            if base is None:
+                continue
+            cells = [f"{base.rps:,.0f}"]
+            for server in watched:
+                r = results.get((model, server, c))
+                cells += [f"{r.rps:,.0f}", f"{r.rps / base.rps:.3f}x"] if r and base.rps else ["-", "-"]
+            lines.append(f"| {model} | {c} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def main() -> None:
@@ -197,7 +228,13 @@ def main() -> None:
     parser.add_argument(
         "--home", type=Path, default=None, help="store with fashion-mlp/fashion-cnn (trained if missing)"
     )
-    parser.add_argument("--servers", nargs="+", choices=SERVERS, default=SERVERS)
+    parser.add_argument(
+        "--servers",
+        nargs="+",
+        choices=SERVERS,
+        default=[s for s in SERVERS if not s.startswith(MONITOR)],
+        help=f"the {MONITOR}* servers measure the request-path cost of monitoring against modelyard (sample 0)",
+    )
     parser.add_argument("--clients", nargs="+", type=int, default=[1, 16, 64])
     parser.add_argument("--seconds", type=float, default=4.0, help="measured seconds per cell")
     parser.add_argument("--warmup", type=float, default=1.0, help="unmeasured seconds before each cell")

@@ -25,6 +25,8 @@ __all__ = [
     "reduce_features",
     "model_outputs",
     "reference_files",
+    "sample_rows",
+    "output_rows",
 ]
 
 REFERENCE_FILE = "reference.safetensors"
@@ -105,11 +107,20 @@ def _metadata(data: bytes) -> dict[str, str]:
     return dict(json.loads(data[8 : 8 + size]).get("__metadata__") or {})
 
 
+def sample_rows(n: int, rows: int, seed: int) -> torch.Tensor:
+    """The sorted indices of the ``rows`` of ``n`` that a reference keeps (all of them when ``n <= rows``)."""
+    if n <= rows:
+        return torch.arange(n)
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:rows].sort().values
+
+
 def _sample(x: torch.Tensor, rows: int, seed: int) -> torch.Tensor:
-    if x.shape[0] <= rows:
-        return x
-    picked = torch.randperm(x.shape[0], generator=torch.Generator().manual_seed(seed))[:rows]
-    return x[picked.sort().values]
+    return x if x.shape[0] <= rows else x[sample_rows(x.shape[0], rows, seed)]
+
+
+def output_rows(heldout_rows: int, seed: int) -> torch.Tensor:
+    """Which rows of the held-out split a reference built with ``seed`` took its model outputs on."""
+    return sample_rows(heldout_rows, SAMPLE_ROWS, seed + 1)
 
 
 def build_reference(
@@ -124,7 +135,7 @@ def build_reference(
     big = torch.finfo(torch.float32).max
     minimum = torch.where(nan, torch.full_like(full, big), finite).min(dim=0).values
     maximum = torch.where(nan, torch.full_like(full, -big), finite).max(dim=0).values
-    held = _sample(heldout_x, SAMPLE_ROWS, seed + 1)
+    held = heldout_x[output_rows(heldout_x.shape[0], seed)]
     device = next((p.device for p in network.parameters()), torch.device("cpu"))
     outputs = model_outputs(network, held.to(device))
     return Reference(
