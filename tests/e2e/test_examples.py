@@ -7,6 +7,8 @@ import pytest
 import torch
 
 import modelyard
+from modelyard.errors import DataError
+from modelyard.out_of_scope import out_of_scope_report
 from tests.conftest import EXAMPLES
 from tests.support.datasets import shared_dataset
 
@@ -89,6 +91,13 @@ def test_clinc150_bag_reaches_the_readme_accuracy(monkeypatch: pytest.MonkeyPatc
         "balance",
         "alarm",
     ]
+    # Its val accuracy (87.7%) is below 94%: out-of-scope recall at 85% in-scope val accuracy (README).
+    with pytest.raises(DataError, match="expected at most the model's val accuracy"):
+        out_of_scope_report(model, min_accuracy=0.94)
+    oos = out_of_scope_report(model, min_accuracy=0.85)
+    assert oos["val_accuracy_at_threshold"] >= 0.85 and not oos["val_seen"]
+    assert (oos["in_scope_test"], oos["oos_test"]) == (4500, 1000)
+    assert oos["oos_recall"] >= 0.65, oos  # README: 75.7% at threshold 0.316
 
 
 @pytest.mark.slow

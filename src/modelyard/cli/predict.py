@@ -20,13 +20,28 @@ from modelyard.cli._fmt import console, fmt, metrics_table
     help="Evaluate on this data instead of the model's own test split: a file or folder of the "
     "training format (csv, parquet, npz, image folder) or a built-in source name.",
 )
+@click.option(
+    "--out-of-scope",
+    "min_accuracy",
+    type=click.FloatRange(0.0, 1.0, min_open=True),
+    default=None,
+    metavar="ACCURACY",
+    help="A CLINC150 model: also report out-of-scope recall on the 1,000 out-of-scope test queries at the "
+    "max-softmax threshold chosen on the val split to keep in-scope accuracy at ACCURACY (e.g. 0.94).",
+)
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_obj
-def eval_cmd(obj: dict, ref: str, data: str | None, as_json: bool) -> None:
+def eval_cmd(obj: dict, ref: str, data: str | None, min_accuracy: float | None, as_json: bool) -> None:
     """Evaluate a registered model version on its test split or on other data."""
     from modelyard.evaluation import evaluate_model
 
     metrics = evaluate_model(ref, data=data, home=obj["home"])
+    if min_accuracy is not None:
+        from modelyard.out_of_scope import out_of_scope_report
+        from modelyard.predict import Predictor
+
+        report = out_of_scope_report(Predictor.load(ref, home=obj["home"]), min_accuracy=min_accuracy)
+        metrics.update({f"oos_{k}" if not k.startswith("oos") else k: v for k, v in report.items() if k != "model"})
     if as_json:
         click.echo(json.dumps(metrics, indent=2))
         return

@@ -26,7 +26,7 @@ from modelyard.data.lookup import cache_folder, download_verified, search_folder
 from modelyard.data.raw import SOURCES, RawData
 from modelyard.errors import DataError
 
-__all__ = ["Clinc150Options", "FILE", "SHA256", "OUT_OF_SCOPE", "load"]
+__all__ = ["Clinc150Options", "FILE", "SHA256", "OUT_OF_SCOPE", "load", "splits"]
 
 FILE = "data_full.json"
 #: sha256 of data_full.json as published (github.com/clinc/oos-eval, data/data_full.json).
@@ -51,8 +51,13 @@ def clinc150(opts: Clinc150Options, *, seed: int) -> RawData:
     return load(opts)
 
 
+def splits(opts: Clinc150Options) -> dict[str, list[list[str]]]:
+    """All six splits of the file as ``[text, intent]`` pairs (out-of-scope evaluation reads val and oos_test)."""
+    return _read(_find(opts))
+
+
 def load(opts: Clinc150Options) -> RawData:
-    data = _read(_find(opts))
+    data = splits(opts)
     train = data["train"] + (data["val"] if opts.use_val else [])
     test = list(data["test"])
     if opts.out_of_scope == "class":
