@@ -27,7 +27,6 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -40,7 +39,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
-from serve_bench import _env, start, stop  # noqa: E402
+from serve_bench import _env, machine, start, stop  # noqa: E402
 
 NAME = "fashion-mlp"
 SPEC = ROOT / "examples" / "fashion_mlp.yaml"
@@ -130,19 +129,6 @@ def http_check(home: Path, port: int, picked: list[tuple[str, int, np.ndarray, d
     ]
     lines += [f"| {a} | {n} | {', '.join(s) or '-'} | {', '.join(i) or '-'} | {g:.2g} |" for a, n, s, i, g in rows]
     return lines
-
-
-def machine() -> str:
-    cpu = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines()
-            if line.startswith("Model name")
-        ),
-        platform.processor(),
-    )
-    load = " ".join(f"{v:.2f}" for v in os.getloadavg())
-    return f"{cpu}, {os.cpu_count()} cores shared with other users, load average {load}"
 
 
 def main() -> None:

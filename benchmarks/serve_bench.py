@@ -25,7 +25,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import platform
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -177,7 +179,7 @@ def markdown(results: dict[tuple[str, str, int], Result], servers: list[str], cl
     peers = [s for s in ("plain", "litserve") if s in servers]
     ours = [s for s in ("modelyard", "modelyard-torch") if s in servers]
     if not (peers and ours):
-        return "\n".join(lines + monitor_cost(results, servers, clients))
+        return "\n".join(lines)
     head = "| model | clients | " + " | ".join(f"{o} / {p} req/s | {o} / {p} p99" for o in ours for p in peers) + " |"
     lines += [
         "",
@@ -194,33 +196,58 @@ def markdown(results: dict[tuple[str, str, int], Result], servers: list[str], cl
                     a, b = results.get((model, o, c)), results.get((model, p, c))
                     cells += [f"{a.rps / b.rps:.2f}x", f"{a.p99 / b.p99:.2f}x"] if a and b and b.rps else ["-", "-"]
             lines.append(f"| {model} | {c} | " + " | ".join(cells) + " |")
-    return "\n".join(lines + monitor_cost(results, servers, clients))
+    return "\n".join(lines)
 
 
-def monitor_cost(results: dict[tuple[str, str, int], Result], servers: list[str], clients: list[int]) -> list[str]:
-    """req/s with ``--monitor-sample`` s over req/s without it (modelyard, sample 0), per model and clients."""
+def monitor_cost(runs: dict[tuple[str, str, int], list[Result]], servers: list[str], clients: list[int]) -> list[str]:
+    """req/s with ``--monitor-sample`` s over req/s with 0 (``modelyard``), paired round by round.
+
+    The servers take turns within each round, so a round's ratio compares them under the same
+    background load; the median of the rounds' ratios and their range are reported.
+    """
     watched = [s for s in servers if s.startswith(MONITOR)]
     if not watched or "modelyard" not in servers:
         return []
     shares = [s.removeprefix(MONITOR) for s in watched]
     lines = [
         "",
-        "Request-path cost of monitoring (req/s with `--monitor-sample` s / req/s with 0; 1.00x: no cost):",
+        "Request-path cost of monitoring: req/s with `--monitor-sample` s over req/s with 0, per round "
+        "(median [min-max] of the rounds; 1.000x: no cost):",
         "",
         "| model | clients | sample 0 req/s | " + " | ".join(f"sample {s} req/s | {s} / 0" for s in shares) + " |",
         "|---|---:|---:|" + "---:|---:|" * len(shares),
     ]
     for model in MODELS:
         for c in clients:
-            base = results.get((model, "modelyard", c))
-            if base is None:
+            base = runs.get((model, "modelyard", c))
+            if not base:
                 continue
-            cells = [f"{base.rps:,.0f}"]
+            cells = [f"{statistics.median(r.rps for r in base):,.0f}"]
             for server in watched:
-                r = results.get((model, server, c))
-                cells += [f"{r.rps:,.0f}", f"{r.rps / base.rps:.3f}x"] if r and base.rps else ["-", "-"]
+                mine = runs.get((model, server, c), [])
+                ratios = sorted(m.rps / b.rps for m, b in zip(mine, base) if b.rps)
+                if not ratios:
+                    cells += ["-", "-"]
+                    continue
+                cells += [
+                    f"{statistics.median(r.rps for r in mine):,.0f}",
+                    f"{statistics.median(ratios):.3f}x [{ratios[0]:.2f}-{ratios[-1]:.2f}]",
+                ]
             lines.append(f"| {model} | {c} | " + " | ".join(cells) + " |")
     return lines
+
+
+def machine() -> str:
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines()
+            if line.startswith("Model name")
+        ),
+        platform.processor(),
+    )
+    load = " ".join(f"{v:.2f}" for v in os.getloadavg())
+    return f"{cpu}, {os.cpu_count()} cores shared with other users, load average {load}"
 
 
 def main() -> None:
@@ -253,6 +280,7 @@ def main() -> None:
     os.environ["MODELYARD_HOME"] = str(home)
     sys.path.insert(0, str(ROOT / "src"))
     ensure_models(home)
+    before = machine()
     from modelyard.predict import Predictor
 
     predictors = {name: Predictor.load(name, home=home) for name in MODELS}
@@ -306,12 +334,18 @@ def main() -> None:
     results = {key: sorted(rs, key=lambda r: r.rps)[(len(rs) - 1) // 2] for key, rs in runs.items()}
 
     cpu = os.cpu_count()
+    after = machine()
     header = (
         f"Serving benchmark: {args.seconds:g} s per cell after {args.warmup:g} s warm-up, median of {args.rounds} "
         f"round(s), {args.payload} payload, {cpu} CPU cores shared by server and load generator, "
-        f"torch {__import__('torch').__version__}.\n"
+        f"torch {__import__('torch').__version__}.\nMachine: {before} (before); {after} (after).\n"
     )
-    table = header + "\n" + markdown(results, args.servers, args.clients) + "\n"
+    table = (
+        header
+        + "\n"
+        + "\n".join([markdown(results, args.servers, args.clients), *monitor_cost(runs, args.servers, args.clients)])
+        + "\n"
+    )
     print(table)
     if args.out:
         args.out.write_text(table)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 import os
 import random
+import threading
 import time
 from collections import OrderedDict, deque
 from dataclasses import dataclass
@@ -50,6 +51,7 @@ class RequestLog:
         self._ids = itertools.count(1)
         self._prefix = f"{os.getpid():x}-{int(time.time()):x}-"
         self.logged = 0  # instances ever logged (rows evicted from the ring included)
+        self._flushing = threading.Lock()
 
     # -- the request path --------------------------------------------------------------------
     def sampled(self) -> bool:
@@ -63,19 +65,31 @@ class RequestLog:
     # -- off the request path ----------------------------------------------------------------
     def flush(self) -> int:
         """Reduce what the request path appended into the ring; returns the instances moved."""
+        with self._flushing:  # the monitor's thread and a report's thread may both flush
+            return self._flush()
+
+    def _flush(self) -> int:
+        pending = [self._pending.popleft() for _ in range(len(self._pending))]
+        if not pending:
+            return 0
+        import torch
+
         from modelyard.monitoring.reference import reduce_features
 
-        moved = 0
-        while self._pending:
-            request_id, when, features, outputs, latency = self._pending.popleft()
-            reduced = reduce_features(features).numpy()
-            outs = np.asarray(outputs, dtype=np.float32).reshape(len(reduced), -1)
-            for i in range(len(reduced)):
-                self.rows.append(LoggedRow(request_id, i, when, reduced[i], outs[i], latency))
-            self._remember(self._sizes, request_id, len(reduced))
-            moved += len(reduced)
-        self.logged += moved
-        return moved
+        # One reduction for all of them (per request it cost ~35 us, batched ~20 us, most of it in torch
+        # ops that release the GIL: the monitor flushes in a thread). Requests to one model share a shape.
+        stacked = torch.cat([torch.as_tensor(features).reshape(len(features), -1) for _, _, features, _, _ in pending])
+        reduced = reduce_features(stacked).numpy()
+        start = 0
+        for request_id, when, features, outputs, latency in pending:
+            size = len(features)
+            outs = np.asarray(outputs, dtype=np.float32).reshape(size, -1)
+            for i in range(size):
+                self.rows.append(LoggedRow(request_id, i, when, reduced[start + i], outs[i], latency))
+            self._remember(self._sizes, request_id, size)
+            start += size
+        self.logged += start
+        return start
 
     def _remember(self, table: OrderedDict[str, Any], key: str, value: Any) -> None:
         table[key] = value
