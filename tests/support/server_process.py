@@ -104,6 +104,48 @@ class Server:
         return self.proc.wait(timeout)
 
 
+def _spawn(home: Path, args: list[str], log: Path) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "MODELYARD_HOME": str(home),
+        "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", ""),
+        # One matplotlib font cache for every server of the session (torchmetrics imports it).
+        "MPLCONFIGDIR": str(Path(tempfile.gettempdir()) / "modelyard-test-mplconfig"),
+    }
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "modelyard", *args], env=env, stdout=out, stderr=subprocess.STDOUT
+        )
+
+
+def _wait_up(server: Server, probe: str, timeout: float, ready: Callable[[Server], bool] | None = None) -> None:
+    def healthy() -> bool:
+        if server.proc.poll() is not None:
+            pytest.fail(f"server exited with {server.proc.returncode}:\n{server.output()}")
+        try:
+            return httpx.get(server.url + probe, timeout=1).status_code == 200 and (ready is None or ready(server))
+        except httpx.TransportError:
+            return False
+
+    try:
+        wait_for(healthy, timeout, f"the server at {server.url}", every=0.2)
+    except BaseException:
+        server.proc.kill()
+        server.proc.wait(10)
+        raise
+
+
+def start_serve(home: Path, *args: str, headers: dict[str, str] | None = None, timeout: float = 120) -> Server:
+    """`python -m modelyard serve ARGS` on a free loopback port; returns once /readyz answers."""
+    port = free_port()
+    log = home.parent / f"serve-{port}-{time.monotonic_ns()}.log"
+    server = Server(
+        _spawn(home, ["serve", *args, "--port", str(port)], log), f"http://127.0.0.1:{port}", log, headers or {}
+    )
+    _wait_up(server, "/readyz", timeout)
+    return server
+
+
 def start_server(
     home: Path,
     *args: str,
@@ -116,36 +158,9 @@ def start_server(
     """`python -m modelyard server` on a free port; returns once /healthz answers (and ``ready``)."""
     port = port or free_port(host)
     log = home.parent / f"server-{port}-{time.monotonic_ns()}.log"
-    env = {
-        **os.environ,
-        "MODELYARD_HOME": str(home),
-        "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", ""),
-        # One matplotlib font cache for every server of the session (torchmetrics imports it).
-        "MPLCONFIGDIR": str(Path(tempfile.gettempdir()) / "modelyard-test-mplconfig"),
-    }
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "modelyard", "server", "--host", host, "--port", str(port), *args],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+    proc = _spawn(home, ["server", "--host", host, "--port", str(port), *args], log)
     server = Server(proc, f"http://{host}:{port}", log, headers or {})
-
-    def healthy() -> bool:
-        if proc.poll() is not None:
-            pytest.fail(f"server exited with {proc.returncode}:\n{server.output()}")
-        try:
-            return httpx.get(server.url + "/healthz", timeout=1).status_code == 200 and (ready is None or ready(server))
-        except httpx.TransportError:
-            return False
-
-    try:
-        wait_for(healthy, timeout, f"the server on port {port}", every=0.2)
-    except BaseException:
-        proc.kill()
-        proc.wait(10)
-        raise
+    _wait_up(server, "/healthz", timeout, ready)
     return server
 
 

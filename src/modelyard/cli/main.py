@@ -91,6 +91,7 @@ def _register_commands() -> None:
         model_card,
         model_delete,
         models,
+        monitor,
         predict,
         runs,
         serve,
@@ -110,6 +111,7 @@ def _register_commands() -> None:
     cli.add_command(predict.eval_cmd)
     cli.add_command(predict.predict)
     cli.add_command(serve.serve)
+    cli.add_command(monitor.monitor)
     cli.add_command(compress.compress)
     cli.add_command(export.export)
     cli.add_command(explain.explain)
