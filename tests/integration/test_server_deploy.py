@@ -7,6 +7,7 @@ deployment, the CLI, and a deployment whose replicas cannot start.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -228,3 +229,65 @@ def test_replicas_that_cannot_start_end_failed_with_the_reason(home: Path) -> No
             supervisor.targets("broken")
     finally:
         supervisor.stop()
+
+
+def test_a_monitored_deployment_reports_each_replicas_window_and_routes_feedback(server: Server, home: Path) -> None:
+    from tests.support.console import train_digits
+
+    ref = train_digits(home)  # trained here: the version has its monitoring reference
+    created = server.http.post(
+        "/v1/deployments",
+        json={
+            "name": "mon",
+            "model": ref,
+            "replicas": 2,
+            "backend": "torch",
+            "monitor_sample": 1,
+            "monitor_window": 20,
+        },
+    )
+    assert created.status_code == 201, created.text
+    assert created.json()["options"]["monitor_sample"] == 1
+    wait_for("2 running replicas", lambda: server.running("mon", 2))
+
+    model = Predictor.load(ref, home=home)
+    rng = np.random.default_rng(0)
+    logged = {0: 0, 1: 0}
+    labelled = {0: [0, 0], 1: [0, 0]}  # per replica: right, labelled
+    for i in range(4):  # round robin: two requests of 15 instances on each replica
+        x = rng.uniform(0, 16, size=(15, 64)).round()
+        answer = server.http.post("/v1/deployments/mon/predict", json={"instances": x.tolist()}).json()
+        predicted = model.predict(x.astype(np.float32)).argmax(axis=1)
+        labels = predicted.copy()
+        labels[: 3 * i] = (labels[: 3 * i] + 1) % 10  # 0, 3, 6, 9 wrong
+        took = server.http.post(
+            "/v1/deployments/mon/feedback", json={"request_id": answer["request_id"], "labels": labels.tolist()}
+        )
+        assert took.status_code == 200 and took.json()["labels"] == 15, took.text
+        replica = int(took.headers["x-modelyard-replica"])  # the one that logged the request
+        logged[replica] += 15
+        labelled[replica][0] += 15 - 3 * i
+        labelled[replica][1] += 15
+    assert logged == {0: 30, 1: 30}
+
+    for replica in (0, 1):
+        r = server.http.get("/v1/deployments/mon/monitor", params={"window": 30, "replica": replica})
+        assert r.status_code == 200 and r.headers["x-modelyard-replica"] == str(replica), r.text
+        report = r.json()
+        assert (report["ref"], report["window"], report["logged"]) == (ref, 30, 30)
+        right, count = labelled[replica]
+        assert report["accuracy"] == {"labelled": count, "accuracy": pytest.approx(right / count)}
+        assert report["outputs"]["drift"] is True  # uniform noise is not digits
+    default = server.http.get("/v1/deployments/mon/monitor", params={"window": 30})
+    assert default.headers["x-modelyard-replica"] == "0"
+    cli = run_cli_process(
+        ["monitor", "mon", "--deployment", "--window", "30", "--json"], {"MODELYARD_SERVER_URL": server.url}
+    )
+    assert cli.returncode == 0, cli.stderr
+    assert json.loads(cli.stdout)["accuracy"] == default.json()["accuracy"]
+
+    # The replica's own refusals come back unchanged, as one line.
+    too_big = server.http.get("/v1/deployments/mon/monitor", params={"window": 31, "replica": 1})
+    assert too_big.status_code == 422 and "at most the 30 instances" in too_big.json()["message"]
+    unknown = server.http.post("/v1/deployments/mon/feedback", json={"request_id": "nope", "labels": [1]})
+    assert unknown.status_code == 404 and unknown.json()["field"] == "request_id"

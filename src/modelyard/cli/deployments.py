@@ -62,6 +62,14 @@ def deployments() -> None:
     "--max-wait-ms", model=DEPLOYMENT, type=float, help="Longest a request waits for others to join its batch."
 )
 @config_option("--backend", model=DEPLOYMENT, type=click.Choice(["auto", "torch", "onnx"]))
+@config_option(
+    "--monitor-sample",
+    model=DEPLOYMENT,
+    type=float,
+    help="Share of predict requests each replica logs for monitoring, 0 to 1 (0: off; docs/monitoring.md).",
+)
+@config_option("--monitor-window", model=DEPLOYMENT, type=int, help="Instances per monitoring check.")
+@config_option("--monitor-capacity", model=DEPLOYMENT, type=int, help="Instances each replica's request log keeps.")
 @click.option("--json", "as_json", is_flag=True)
 @_server
 def create(
@@ -72,12 +80,21 @@ def create(
     max_batch_size: int | None,
     max_wait_ms: float | None,
     backend: str | None,
+    monitor_sample: float | None,
+    monitor_window: int | None,
+    monitor_capacity: int | None,
     as_json: bool,
 ) -> None:
     """Deploy MODEL_REF (name:N) as NAME; predictions at /v1/deployments/NAME/predict."""
     # Options left out are left to the server (DeploymentRequest holds the defaults).
     body = {"name": name, "model": model_ref} | given(
-        replicas=replicas, max_batch_size=max_batch_size, max_wait_ms=max_wait_ms, backend=backend
+        replicas=replicas,
+        max_batch_size=max_batch_size,
+        max_wait_ms=max_wait_ms,
+        backend=backend,
+        monitor_sample=monitor_sample,
+        monitor_window=monitor_window,
+        monitor_capacity=monitor_capacity,
     )
     found = api.request("POST", "/v1/deployments", json=body).json()
     if as_json:

@@ -56,6 +56,9 @@ class ReplicaConfig:
     max_batch_size: int | None = None
     max_wait_ms: float | None = None
     backend: str | None = None
+    monitor_sample: float | None = None
+    monitor_window: int | None = None
+    monitor_capacity: int | None = None
     log_dir: Path | None = None
     data_dirs: tuple[str, ...] = ()  # the control plane's data folders: all a replica may read
     max_data_mb: int | None = None
@@ -82,6 +85,9 @@ class ReplicaConfig:
                 max_batch_size=self.max_batch_size,
                 max_wait_ms=self.max_wait_ms,
                 backend=self.backend,
+                monitor_sample=self.monitor_sample,
+                monitor_window=self.monitor_window,
+                monitor_capacity=self.monitor_capacity,
                 max_data_mb=self.max_data_mb,
             ),
             "--log-level",

@@ -32,10 +32,15 @@ class DeploymentRequest(StrictModel):
     max_batch_size: int = _SERVE["max_batch_size"]
     max_wait_ms: float = _SERVE["max_wait_ms"]
     backend: Literal["auto", "torch", "onnx"] = _SERVE["backend"]
+    # Monitoring of the replicas (docs/monitoring.md): the share of predict requests each logs (0: off),
+    # the instances per check and the log's size, as `modelyard serve --monitor-*`.
+    monitor_sample: float = _SERVE["monitor_sample"]
+    monitor_window: int = _SERVE["monitor_window"]
+    monitor_capacity: int = _SERVE["monitor_capacity"]
 
     @classmethod
     def parse(cls, body: Any) -> DeploymentRequest:
         return parse_object(cls, body, "a JSON object with name and model")
 
     def options(self) -> dict[str, Any]:
-        return {"max_batch_size": self.max_batch_size, "max_wait_ms": self.max_wait_ms, "backend": self.backend}
+        return self.model_dump(exclude={"name", "model", "replicas"})

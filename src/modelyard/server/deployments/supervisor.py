@@ -25,7 +25,7 @@ from typing import Any
 
 import httpx
 
-from modelyard.errors import DeploymentUnavailableError, ModelyardError
+from modelyard.errors import DeploymentUnavailableError, InvalidRequestError, ModelyardError, StoreError
 from modelyard.server.deployments.metrics import summarize
 from modelyard.server.deployments.replicas import Replica, ReplicaConfig, stop_all, stop_orphan
 from modelyard.server.deployments.request import DeploymentRequest
@@ -173,6 +173,41 @@ class Supervisor:
         first = next(live.turn) % len(ready)
         pinned = parse_ref(live.ref)  # always NAME:N: create() resolved aliases and bare names
         return ready[first:] + ready[:first], f"/v1/models/{pinned.name}/versions/{pinned.version}/predict"
+
+    def monitor_targets(self, name: str, replica: int | None = None) -> tuple[list[tuple[int, str]], str]:
+        """The running replicas (index, base URL) in index order, or only ``replica``, and the version's path.
+
+        The deployment must log requests (``monitor_sample`` above 0): each replica keeps its own
+        request log of the requests it served, so a report is one replica's.
+        """
+        row = self.store.get(name)  # NotFoundError for an unknown name
+        sample = row_dict(row)["options"].get("monitor_sample") or 0
+        if sample <= 0:
+            raise StoreError(
+                f"Deployment {name!r} is not monitored: create it with monitor_sample above 0 "
+                f"(modelyard deployments create {name} {row.model_ref} --monitor-sample 0.1)",
+                field="monitor_sample",
+            )
+        if replica is not None and not 0 <= replica < row.replicas:
+            raise InvalidRequestError(
+                f"Invalid value for `replica`: expected a replica index from 0 to {row.replicas - 1}, received {replica}",
+                field="replica",
+            )
+        with self._lock:
+            live = self._live.get(name)
+        replicas = [] if live is None else [r for r in live.replicas if replica in (None, r.index)]
+        ready = [(r.index, r.base_url) for r in replicas if r.state == "running"]
+        if not ready:
+            if replica is not None and replicas:
+                raise DeploymentUnavailableError(
+                    f"Replica {replica} of deployment {name!r} is {replicas[0].state}: retry in a few seconds"
+                )
+            status = live.status() if live is not None else row.status
+            raise DeploymentUnavailableError(
+                f"Deployment {name!r} is {status}: no replica is running; retry in a few seconds"
+            )
+        pinned = parse_ref(row.model_ref)
+        return ready, f"/v1/models/{pinned.name}/versions/{pinned.version}"
 
     # -- internals ---------------------------------------------------------------------------
     def _launch(self, row: DeploymentRow) -> None:

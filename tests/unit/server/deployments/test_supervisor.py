@@ -162,7 +162,15 @@ def test_request_body_is_validated_with_field_names():
     assert (
         ok.replicas == 1
         and ok.backend == "auto"
-        and ok.options() == {"max_batch_size": 64, "max_wait_ms": 2.0, "backend": "auto"}
+        and ok.options()
+        == {
+            "max_batch_size": 64,
+            "max_wait_ms": 2.0,
+            "backend": "auto",
+            "monitor_sample": 0.0,  # monitoring off, as `modelyard serve`
+            "monitor_window": 500,
+            "monitor_capacity": 10_000,
+        }
     )
     cases = [
         ({"name": "Web!", "model": "m:1"}, "`name`"),
@@ -170,6 +178,7 @@ def test_request_body_is_validated_with_field_names():
         ({"name": "web", "model": "m:1", "backend": "tpu"}, "`backend`"),
         ({"name": "web", "model": "m:1", "replica": 2}, "did you mean 'replicas'"),
         ({"name": "web"}, "Missing required field `model`"),
+        ({"name": "web", "model": "m:1", "monitor_window": 1}, "`monitor_window`: expected a number >= 2"),
     ]
     for body, expected in cases:
         with pytest.raises(SpecError, match=None) as info:
