@@ -2,7 +2,9 @@
 
 ``modelyard.explain(ref, inputs, method=...)`` → ``Explanation``. Methods (``METHODS``):
 integrated gradients and saliency (Captum, any float model, heatmaps for images), SHAP
-and LIME (tabular models, top features with their contributions). The CLI command
+and LIME (tabular models, top features with their contributions); for text models,
+integrated gradients over the token embedding layer (text.py: one attribution per token,
+with its character offsets into the input). The CLI command
 ``modelyard explain`` and the server route ``POST /v1/models/{name}/explain`` use it.
 
 The package is ``explaining`` (like ``training`` and ``serving``) so that importing it

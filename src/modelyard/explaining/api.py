@@ -28,7 +28,7 @@ from modelyard.errors import SpecError, optional_dependency
 from modelyard.explaining.background import given_sample, training_sample
 from modelyard.explaining.heatmap import image_geometry
 from modelyard.explaining.methods import Settings, get_method
-from modelyard.explaining.problem import Problem
+from modelyard.explaining.problem import Problem, check_deadline
 from modelyard.explaining.result import Explanation
 from modelyard.nn import build_model
 from modelyard.predict import Predictor
@@ -118,6 +118,8 @@ class Explainer:
                 f"{'x'.join(map(str, self.image[1:]))} images; use integrated_gradients or saliency",
                 field="method",
             )
+        if self.text:
+            return self._explain_text(inputs, options, chosen, baseline, deadline)
         problem = Problem.build(p, inputs, options.target, deadline=deadline)
         if chosen.gradients and problem.integer_inputs:
             raise SpecError(
@@ -154,13 +156,76 @@ class Explainer:
             details={"summary": chosen.summary, **found.details, **extra},
         )
 
-    # -- helpers -----------------------------------------------------------------------------
-    def _through_dequantized(self, problem: Problem) -> tuple[Problem, dict[str, Any]]:
-        """An int8 version's problem moved onto its dequantized float twin (int8 kernels have no gradients).
+    @property
+    def text(self) -> bool:
+        """True when the model takes strings (a tokenize step makes its token ids)."""
+        return self.predictor.pipeline.kind == "text"
 
-        The explained outputs become the twin's (so attributions still sum to its f(x) - f(baseline));
-        the targets stay the int8 model's predicted classes; the answer says so and how far apart they are.
-        """
+    # -- helpers -----------------------------------------------------------------------------
+    def _explain_text(
+        self, inputs: Any, options: ExplainOptions, chosen: Any, baseline: Any, deadline: float | None
+    ) -> Explanation:
+        """Token attributions: integrated gradients over the token embedding layer (text.py)."""
+        from modelyard.explaining.text import text_integrated_gradients
+
+        p = self.predictor
+        if chosen.name != "integrated_gradients":
+            raise SpecError(
+                f"Invalid value for `method`: {p.ref} takes text, which is explained with integrated_gradients "
+                f"(token attributions over the embedding layer), received {chosen.name}",
+                field="method",
+            )
+        if baseline is not None:
+            raise SpecError(
+                "Invalid value for `baseline`: a text model's baseline is fixed (every token replaced by the pad "
+                "token), expected none",
+                field="baseline",
+            )
+        network, extra = None, {}
+        if is_quantized(p.network):
+            network = self._dequantized().network
+            extra = {
+                "weights": "dequantized int8",
+                "note": f"{p.ref} is quantized to int8, whose kernels have no gradients: attributions were "
+                "computed on its dequantized float weights",
+            }
+        with optional_dependency("explain", f"Method {chosen.name}"):
+            found = text_integrated_gradients(
+                p,
+                inputs,
+                options.target,
+                steps=options.steps,
+                network=network,
+                check_deadline=lambda: check_deadline(deadline),
+            )
+        k = found.outputs.shape[1]
+        return Explanation(
+            model=p.ref,
+            method=chosen.name,
+            task=p.task,
+            inputs=found.texts,
+            attributions=found.values,
+            targets=found.targets,
+            labels=[_label(p, int(t), k) for t in found.targets],
+            outputs=found.outputs[np.arange(len(found.targets)), found.targets],
+            feature_names=[f"token[{i}]" for i in range(found.values.shape[1])],
+            baseline_outputs=found.baseline_outputs,
+            convergence_delta=found.convergence_delta,
+            top=options.top,
+            tokens=found.tokens,
+            details={
+                "summary": "Captum layer integrated gradients over the token embeddings; attributions sum to "
+                "f(x) - f(baseline)",
+                "steps": options.steps,
+                "integration": "gausslegendre",
+                "layer": "token embedding",
+                "baseline": "pad tokens (under the input's padding mask)",
+                **extra,
+            },
+        )
+
+    def _dequantized(self) -> Predictor:
+        """The int8 version's float twin (its dequantized weights), built once."""
         p = self.predictor
         with self._float_lock:
             if self._float_twin is None:
@@ -168,7 +233,16 @@ class Explainer:
                 fresh = build_model(p.spec.model, loss=p.spec.train.loss.type)
                 network = dequantized_network(p.network, fresh, mode).to(p.device)
                 self._float_twin = dataclasses.replace(p, network=network)
-            twin = self._float_twin
+            return self._float_twin
+
+    def _through_dequantized(self, problem: Problem) -> tuple[Problem, dict[str, Any]]:
+        """An int8 version's problem moved onto its dequantized float twin (int8 kernels have no gradients).
+
+        The explained outputs become the twin's (so attributions still sum to its f(x) - f(baseline));
+        the targets stay the int8 model's predicted classes; the answer says so and how far apart they are.
+        """
+        p = self.predictor
+        twin = self._dequantized()
         int8_outputs = problem.outputs
         moved = dataclasses.replace(problem, predictor=twin)
         moved.outputs = moved.evaluate(moved.flat_features())

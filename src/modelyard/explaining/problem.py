@@ -18,7 +18,7 @@ import torch
 from modelyard.errors import InputError, RequestTimeoutError, SpecError
 from modelyard.predict import Predictor
 
-__all__ = ["Problem", "resolve_targets"]
+__all__ = ["Problem", "resolve_targets", "check_deadline"]
 
 _CHUNK = 8192  # rows per forward pass when a method evaluates many perturbed inputs
 
@@ -67,11 +67,7 @@ class Problem:
 
     # -- the model as the methods see it -----------------------------------------------------
     def check_deadline(self) -> None:
-        if self.deadline is not None and time.monotonic() > self.deadline:
-            raise RequestTimeoutError(
-                "Explanation stopped: it ran past the request timeout; use fewer steps or instances, "
-                "or a faster method such as saliency"
-            )
+        check_deadline(self.deadline)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         """Differentiable ``(n, *input_shape)`` → ``(n, K)`` outputs (for Captum)."""
@@ -101,6 +97,15 @@ class Problem:
             return self.predictor.preprocess(raw)
         except InputError as exc:  # it names the expected shape; say which argument was wrong
             raise SpecError(f"Invalid value for `{what}`: {exc.message}", field=what) from None
+
+
+def check_deadline(deadline: float | None) -> None:
+    """RequestTimeoutError once ``time.monotonic()`` is past ``deadline`` (None: no deadline)."""
+    if deadline is not None and time.monotonic() > deadline:
+        raise RequestTimeoutError(
+            "Explanation stopped: it ran past the request timeout; use fewer steps or instances, "
+            "or a faster method such as saliency"
+        )
 
 
 def resolve_targets(target: Any, outputs: np.ndarray, predictor: Predictor) -> np.ndarray:

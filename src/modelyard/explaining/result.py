@@ -26,8 +26,9 @@ class Explanation:
     model: str  # "name:N"
     method: str
     task: str
-    inputs: np.ndarray  # (N, *raw_input_shape) raw inputs
-    attributions: np.ndarray  # (N, *raw_input_shape); model-input shape if preprocessing changes the size
+    inputs: np.ndarray  # (N, *raw_input_shape) raw inputs; (N,) strings for a text model
+    attributions: np.ndarray  # (N, *raw_input_shape); model-input shape if preprocessing changes the size;
+    # (N, T) per token position for a text model (0 at padding)
     targets: np.ndarray  # (N,) explained output index
     labels: list[Any]  # (N,) class name (or index) of each target
     outputs: np.ndarray  # (N,) explained output at the input
@@ -37,6 +38,9 @@ class Explanation:
     image: tuple[int, int, int] | None = None  # (C, H, W) when the inputs are images
     top: int = 10
     per_instance: list[dict[str, Any]] | None = None
+    # text models: per instance its tokens in order, {token, id, start, end, special, attribution};
+    # start/end are character offsets into the input text (None for special tokens such as [CLS])
+    tokens: list[list[dict[str, Any]]] | None = None
     details: dict[str, Any] = field(default_factory=dict)
 
     def __len__(self) -> int:
@@ -57,6 +61,12 @@ class Explanation:
     def top_features(self, index: int = 0, k: int | None = None) -> list[dict[str, Any]]:
         """The ``k`` (default ``top``) features with the largest |contribution|, largest first."""
         i = self._index(index)
+        if self.tokens is not None:  # text: the tokens with the largest |attribution|
+            pieces = self.tokens[i]
+            order = np.argsort([-abs(p["attribution"]) for p in pieces], kind="stable")[: k or self.top]
+            return [
+                {"feature": pieces[j]["token"], "value": None, "contribution": pieces[j]["attribution"]} for j in order
+            ]
         contributions = self.attributions[i].reshape(-1)
         values = self.inputs[i].reshape(-1)
         if values.size != contributions.size:  # preprocessing changed the size: show model-input positions
@@ -105,6 +115,11 @@ class Explanation:
             out["convergence_delta"] = float(self.convergence_delta[i])
         if self.per_instance is not None:
             out.update(self.per_instance[i])
+        if self.tokens is not None:  # text: the tokens in order, and the attributions of those tokens
+            out["text"] = str(self.inputs[i])
+            out["tokens"] = [dict(piece) for piece in self.tokens[i]]
+            out["attributions"] = [piece["attribution"] for piece in self.tokens[i]]
+            return out
         out["attributions"] = self.attributions[i].tolist()
         if self.image is None:
             out["top_features"] = self.top_features(i)
