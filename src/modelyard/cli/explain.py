@@ -1,4 +1,4 @@
-"""`modelyard explain NAME[:N] INPUT`: which input features drove the model's output."""
+"""`modelyard explain NAME[:N] INPUT` (or `--text "..."`): which input features drove the model's output."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from rich.markup import escape
 from rich.table import Table
 
 from modelyard.cli._fmt import console, fmt
@@ -34,7 +35,14 @@ _SHOWN = 20  # instances summarized on screen; --json has them all
 
 @click.command()
 @click.argument("ref")
-@click.argument("file", metavar="INPUT", type=click.Path(dir_okay=False))
+@click.argument("file", metavar="INPUT", required=False, type=click.Path(dir_okay=False))
+@click.option(
+    "--text",
+    "texts",
+    multiple=True,
+    metavar="TEXT",
+    help="A text instance for a text model (repeat for several); instead of INPUT.",
+)
 @click.option(
     "--method",
     "-m",
@@ -64,7 +72,8 @@ _SHOWN = 20  # instances summarized on screen; --json has them all
 def explain(
     obj: dict,
     ref: str,
-    file: str,
+    file: str | None,
+    texts: tuple[str, ...],
     method: str,
     target: str | None,
     top: int,
@@ -73,8 +82,8 @@ def explain(
     scale: int,
     as_json: bool,
 ) -> None:
-    """Explain a model version's outputs on INPUT (JSON, CSV, NPY or a PNG/JPEG image)."""
-    from modelyard.errors import SpecError
+    """Explain a model version's outputs on INPUT (JSON, CSV, NPY or a PNG/JPEG image) or on --text."""
+    from modelyard.errors import SpecError, UsageError
     from modelyard.explaining import Explainer
     from modelyard.inputs import read_inputs
 
@@ -86,13 +95,44 @@ def explain(
             f"image models (tabular models list their top features)",
             field="--heatmap",
         )
-    x = read_inputs(file, p.input_shape, p.meta.get("feature_names"))
+    if (file is None) == (not texts):
+        raise UsageError(
+            "Invalid arguments: expected an INPUT file or --text, received " + ("both" if texts else "neither"),
+            field="INPUT",
+        )
+    if texts and not explainer.text:
+        raise SpecError(
+            f"Invalid option `--text`: model {p.ref} does not take text; its input is {p.input_shape}, "
+            "pass an INPUT file",
+            field="--text",
+        )
+    x = list(texts) if texts else read_inputs(file, p.input_shape, p.meta.get("feature_names"))
     result = explainer.explain(x, method=method, target=target, steps=steps, top=top)
     written = _write_heatmaps(result, heatmap, scale) if heatmap is not None else []
     if as_json:
         click.echo(json.dumps({**result.to_dict(heatmaps=False), "heatmaps": [str(w) for w in written]}))
         return
     _summary(result, written)
+
+
+def _highlighted(item: dict[str, Any]) -> str:
+    """The input text with each token's characters colored: green raised the explained output,
+    red lowered it, brighter the larger |attribution| (relative to the instance's largest)."""
+    text, pieces = item["text"], [p for p in item["tokens"] if not p["special"]]
+    scale = max((abs(p["attribution"]) for p in pieces), default=0.0) or 1.0
+    parts, at = ["    "], 0
+    for piece in pieces:
+        parts.append(escape(text[at : piece["start"]]))
+        strength = abs(piece["attribution"]) / scale
+        style = ("bold " if strength > 0.5 else "") + ("green" if piece["attribution"] >= 0 else "red")
+        parts.append(
+            f"[{style}]{escape(text[piece['start'] : piece['end']])}[/]"
+            if strength > 0.1
+            else escape(text[piece["start"] : piece["end"]])
+        )
+        at = max(at, piece["end"])
+    parts.append(escape(text[at:]))
+    return "".join(parts)
 
 
 def _write_heatmaps(result: Any, out: str, scale: int) -> list[Path]:
@@ -123,7 +163,16 @@ def _summary(result: Any, written: list[Path]) -> None:
         if "score" in item:
             line += f"  local fit R² {fmt(item['score'])}"
         out.print(line)
-        if "top_features" in item:
+        if "tokens" in item:
+            out.print(_highlighted(item), highlight=False)
+            table = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
+            for col, justify in (("token", "left"), ("chars", "right"), ("attribution", "right")):
+                table.add_column(col, justify=justify)  # type: ignore[arg-type]
+            for piece in item["tokens"]:
+                chars = "" if piece["special"] else f"{piece['start']}-{piece['end']}"
+                table.add_row(escape(piece["token"]), chars, f"{piece['attribution']:+.4g}")
+            out.print(table)
+        elif "top_features" in item:
             table = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
             for col, justify in (("feature", "left"), ("value", "right"), ("contribution", "right")):
                 table.add_column(col, justify=justify)  # type: ignore[arg-type]

@@ -8,6 +8,9 @@ integrated gradients on a batch already uses every core), at most ``MAX_WAITING`
 for it (then 503 + Retry-After), and a request holds at most ``max_instances``
 instances (413): an explanation costs tens to thousands of forward passes per instance.
 
+Text models take ``{"instances": ["a sentence", ...]}`` (at most ``max_text_chars`` each, as
+for predictions) and answer with one attribution per token (``explaining/text.py``).
+
 Options come from the JSON body (``{"instances", "method", "target", "top", "steps"}``)
 or, for image uploads, from the query string (``?method=saliency&target=Dress``).
 """
@@ -34,7 +37,7 @@ from modelyard.errors import (
     SpecError,
     UnsupportedMediaTypeError,
 )
-from modelyard.serving.codec import image_array, instances_array
+from modelyard.serving.codec import image_array, instances_array, text_array
 from modelyard.serving.limits import parse_json
 from modelyard.serving.schemas import ErrorResponse
 
@@ -46,7 +49,9 @@ _IMAGE_TYPES = ("image/png", "image/jpeg", "image/jpg")
 
 
 class ExplainRequest(BaseModel):
-    instances: list[Any] = Field(..., description="Raw samples, each of the model's `input_shape`")
+    instances: list[Any] = Field(
+        ..., description="Raw samples, each of the model's `input_shape`; strings for text models"
+    )
     method: str = Field("integrated_gradients", description="integrated_gradients (ig), saliency, shap or lime")
     target: int | str | None = Field(None, description="Output index or class name; default the predicted class")
     top: int = Field(10, description="Features listed in `top_features` (tabular models)")
@@ -66,7 +71,8 @@ class ExplainResponse(BaseModel):
         description=(
             "Per instance: target, label, output, attribution_sum, baseline_output (IG, SHAP), convergence_delta (IG), "
             "attributions (raw input shape), top_features [{feature, value, contribution}] (tabular) or heatmap_png "
-            "(base64 PNG, image models)"
+            "(base64 PNG, image models); text models: text, tokens [{token, id, start, end, special, attribution}] "
+            "(start/end: character offsets into text) and attributions per token"
         ),
     )
 
@@ -217,8 +223,15 @@ async def _decode(request: Request, served: Any, config: Any, max_instances: int
         instances = payload.get("instances")
         if isinstance(instances, list) and len(instances) > max_instances:
             raise _too_many(len(instances), max_instances)
-        raw = instances_array(
-            {"instances": instances} if "instances" in payload else {}, served.input_shape, served.input_dtype
+        body = {"instances": instances} if "instances" in payload else {}
+        if getattr(served, "text", False):  # strings: at most max_text_chars each, tokenized by the explainer
+            raw = text_array(body, max_chars=config.max_text_chars)
+        else:
+            raw = instances_array(body, served.input_shape, served.input_dtype)
+    elif getattr(served, "text", False):
+        raise UnsupportedMediaTypeError(
+            f"Unsupported Content-Type {ctype!r} for text model {served.ref}: expected application/json "
+            '{"instances": ["a sentence", ...]}'
         )
     elif ctype in _IMAGE_TYPES:
         raw = image_array(
