@@ -72,6 +72,8 @@ class ModelMonitor:
         features = np.stack([r.features for r in rows])
         outputs = np.stack([r.outputs for r in rows])
         report = window_report(self.reference, features, outputs)
+        if "quality" in report:  # the threshold alerts_of applies, for clients that show it
+            report["quality"]["out_of_range_alert"] = OUT_OF_RANGE_ALERT
         latency = np.array([r.latency_s for r in rows])
         report = {
             "model": self.served.name,

@@ -10,6 +10,7 @@ import * as models from "./models.js";
 import * as deployments from "./deployments.js";
 import * as playground from "./playground.js";
 import * as tunes from "./tunes.js";
+import * as monitor from "./monitor.js";
 
 const ROUTES = [
   [/^#\/jobs\/?$/, jobs.listView, "jobs"],
@@ -23,6 +24,8 @@ const ROUTES = [
   [/^#\/tunes\/([\w.-]+)$/, tunes.detailView, "tunes"],
   [/^#\/deployments\/?$/, deployments.listView, "deployments"],
   [/^#\/deployments\/([\w.-]+)$/, deployments.detailView, "deployments"],
+  [/^#\/monitor\/?$/, monitor.pickView, "monitor"],
+  [/^#\/monitor\/([\w.-]+)$/, monitor.view, "monitor"],
   [/^#\/playground\/?$/, playground.pickView, "playground"],
   [/^#\/playground\/([\w.-]+)$/, playground.view, "playground"],
 ];

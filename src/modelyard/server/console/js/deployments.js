@@ -69,11 +69,13 @@ export async function detailView(el, name) {
       ["Restarts", d.restarts], ["Requests/s", fmt(m.requests_per_s, 2)], ["p50 / p99", `${ms(m.p50_ms)} / ${ms(m.p99_ms)}`],
       ["Requests", m.requests_total], ["Errors", `${fmt(100 * m.error_rate, 1)} %`],
       ["Batching", `≤ ${d.options.max_batch_size} rows, ≤ ${d.options.max_wait_ms} ms wait, ${d.options.backend}`],
+      ["Monitoring", d.options.monitor_sample > 0 ? `${fmt(100 * d.options.monitor_sample, 1)} % of requests logged` : "off"],
       ["Endpoint", h("code", {}, `POST ${d.endpoint}`)]];
     el.dataset.requests = String(m.requests_total);
     head.replaceChildren(h("div", {}, h("dl", { class: "facts" }, facts.map(([k, v]) => [h("dt", {}, k), h("dd", {}, v)])),
       d.error ? errorBox(d.error) : null),
       h("div", { class: "actions" }, h("a", { class: "button", id: "open-playground", href: `#/playground/${name}` }, "Open playground"), " ",
+        d.options.monitor_sample > 0 ? [h("a", { class: "button", id: "open-monitor", href: `#/monitor/${name}` }, "Monitor"), " "] : null,
         h("button", { class: "danger", onclick: () => remove(name, () => { location.hash = "#/deployments"; }).catch((e) => head.append(errorBox(e))) }, "Delete")));
     replicas.replaceChildren(table([
       { label: "#", cell: (r) => r.index }, { label: "State", cell: (r) => badge(r.state) },
