@@ -146,6 +146,9 @@ def test_submit_watch_deploy_predict(server: str, browser: Any, screenshots: Pat
     name.clear()
     name.send_keys("digits-web")
     Select(driver.find_element(By.ID, "deploy-backend")).select_by_value("torch")
+    monitor = driver.find_element(By.ID, "deploy-monitor")
+    monitor.clear()
+    monitor.send_keys("0.5")  # half the predictions logged for the Monitor page
     driver.find_element(By.ID, "deploy-submit").click()
     wait(
         driver,
@@ -233,6 +236,8 @@ def test_submit_watch_deploy_predict(server: str, browser: Any, screenshots: Pat
         30,
     )
     assert "running" in driver.find_element(By.ID, "deployment-summary").text
+    assert httpx.get(f"{server}/v1/deployments/digits-web").json()["options"]["monitor_sample"] == 0.5
+    assert driver.find_element(By.ID, "open-monitor").get_attribute("href").endswith("#/monitor/digits-web")
     shot(driver, screenshots, "3-deployment.png")
 
     # Run comparison: both runs in the metrics table and on the overlaid curves.

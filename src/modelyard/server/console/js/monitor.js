@@ -21,7 +21,7 @@ export async function pickView(el) {
     { label: "Status", cell: (d) => badge(d.status) },
     { label: "Monitoring", cell: (d) => (monitored(d)
       ? `${fmt(100 * d.options.monitor_sample, 1)} % of requests logged, checks of ${d.options.monitor_window}`
-      : "off (deploy with monitor_sample above 0)") },
+      : "off (deploy with a monitor sample above 0)") },
   ], deployments, { empty: "No deployments yet: deploy a model version with monitoring first." })));
 }
 
