@@ -1,6 +1,7 @@
 """The web console in headless Chromium against a real `python -m modelyard server` process:
 submit a spec through the form → watch the learning curve → deploy the registered version
-→ draw a digit (and upload an image) in the playground → read the prediction.
+→ draw a digit (and upload an image) in the playground → read the prediction; type a
+sentence for a text model → predict → explain, its tokens highlighted over the text.
 
 The console's answers are checked against the API's for the same input, and the drawing's
 downsampling against exact area averages. Screenshots go to $MODELYARD_SCREENSHOTS (default:
@@ -265,6 +266,84 @@ def test_submit_watch_deploy_predict(server: str, browser: Any, screenshots: Pat
     shot(driver, screenshots, "4-compare-runs.png")
 
     errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+    assert errors == [], errors
+
+
+def test_the_playground_predicts_and_explains_typed_text(
+    server: str, browser: Any, home: Path, screenshots: Path
+) -> None:
+    """A text model's playground: a textarea, the prediction as the API gives it, and Explain's
+    highlighted tokens in the route's order, over the typed characters (a non-BMP emoji and a
+    double space included, so offsets must count code points as Python does)."""
+    from selenium.webdriver.common.by import By
+
+    from tests.support.text_models import register as register_text
+
+    ref = register_text("transformer", home)
+    made = httpx.post(
+        f"{server}/v1/deployments", json={"name": "intents-web", "model": ref, "backend": "torch"}, timeout=30
+    )
+    assert made.status_code == 201, made.text
+    wait(
+        browser,
+        "the text replica",
+        lambda d: httpx.get(f"{server}/v1/deployments/intents-web").json()["status"] == "running",
+    )
+    driver = browser
+    driver.get(server + "/#/playground/intents-web")
+    box = wait(driver, "the text box", lambda d: d.find_element(By.ID, "text-input"))
+    assert not driver.find_elements(By.ID, "features-form") and not driver.find_elements(By.ID, "draw-canvas")
+    sentence = "Book a FLIGHT 🛫 to  Paris!"
+    driver.execute_script("arguments[0].value = arguments[1]", box, sentence)  # chromedriver types BMP characters only
+    box.send_keys(" ok")
+    sentence += " ok"
+    driver.find_element(By.ID, "text-predict").click()
+    label = wait(driver, "the text prediction", lambda d: d.find_element(By.ID, "prediction-label"))
+    state = driver.execute_script("return window.modelyard.playground")
+    assert state["lastRequest"]["body"] == {"instances": [sentence]}
+    expected = api_predict(server, "intents-web", json.dumps({"instances": [sentence]}).encode(), "application/json")
+    assert label.text == expected["predictions"][0]["label"]
+    np.testing.assert_allclose(
+        state["lastAnswer"]["predictions"][0]["probabilities"], expected["predictions"][0]["probabilities"], atol=1e-6
+    )
+    assert len(driver.find_elements(By.CSS_SELECTOR, "#prediction-probabilities .bar-row")) == 3
+
+    driver.find_element(By.ID, "text-explain").click()
+    shown = wait(driver, "the explanation", lambda d: d.find_element(By.ID, "explanation-text"))
+    r = httpx.post(f"{server}/v1/deployments/intents-web/explain", json={"instances": [sentence]}, timeout=60)
+    assert r.status_code == 200, r.text
+    item = r.json()["explanations"][0]
+    assert item["label"] == label.text  # the target defaults to the predicted class
+    spans = shown.find_elements(By.CSS_SELECTOR, "span.token")
+    got = [
+        (s.get_attribute("data-token"), int(s.get_attribute("data-start")), int(s.get_attribute("data-end")),
+         float(s.get_attribute("data-attribution")), s.text)
+        for s in spans
+    ]  # fmt: skip
+    want = [
+        (t["token"], t["start"], t["end"], t["attribution"], sentence[t["start"] : t["end"]])
+        for t in item["tokens"]
+        if not t["special"]
+    ]
+    assert [g[:3] + (g[4],) for g in got] == [w[:3] + (w[4],) for w in want]
+    np.testing.assert_allclose([g[3] for g in got], [w[3] for w in want], rtol=1e-6)
+    assert "🛫" in [g[4] for g in got]
+    # the highlighted text is the typed text, character for character
+    assert driver.execute_script("return arguments[0].textContent", shown) == sentence
+    for span, (_, _, _, value, _) in zip(spans, want):  # green raised the probability, red lowered it
+        color = driver.execute_script("return getComputedStyle(arguments[0]).backgroundColor", span)
+        assert color.startswith("rgba(22, 163, 74" if value >= 0 else "rgba(220, 38, 38"), (color, value)
+    assert "convergence delta" in driver.find_element(By.ID, "explanation").text
+    shot(driver, screenshots, "playground-text-explanation.png")
+
+    box.clear()
+    driver.find_element(By.ID, "text-explain").click()  # empty text: the route's one line, shown as an error
+    wait(
+        driver,
+        "the refusal",
+        lambda d: "expected text with at least one token" in d.find_element(By.ID, "explanation-box").text,
+    )
+    errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE" and "explain" not in e["message"]]
     assert errors == [], errors
 
 

@@ -36,7 +36,10 @@ _SOURCE_IMAGES = {
 
 
 def input_hints(schema: dict[str, Any], spec: dict[str, Any], kind: str | None) -> dict[str, Any]:
-    """``{"image": geometry | None, "features": [names] | None}`` for the playground."""
+    """``{"image": geometry | None, "features": [names] | None, "text": {max_tokens} | None}`` for the playground."""
+    if kind == "text":  # strings in: the playground shows a text box (max_tokens: the model's sequence length)
+        model_input = (spec.get("model") or {}).get("input") or []
+        return {"image": None, "features": None, "text": {"max_tokens": int(model_input[0]) if model_input else None}}
     shape = [int(s) for s in schema.get("input_shape") or []]
     size = math.prod(shape) if shape else 0
     source = str(((spec.get("data") or {}).get("source") or {}).get("type", ""))
@@ -54,7 +57,7 @@ def input_hints(schema: dict[str, Any], spec: dict[str, Any], kind: str | None) 
     if len(shape) == 1 and image is None:
         names = schema.get("feature_names")
         features = list(names) if names and len(names) == shape[0] else [f"x{i + 1}" for i in range(shape[0])]
-    return {"image": image, "features": features}
+    return {"image": image, "features": features, "text": None}
 
 
 def _summary_row(run: dict[str, Any]) -> dict[str, Any]:

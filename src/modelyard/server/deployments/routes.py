@@ -4,7 +4,8 @@
 ready replica (round robin) and returns the replica's answer unchanged, so a client sees
 exactly the serving API of ``modelyard serve``. A replica that cannot be reached is
 skipped for the next one (a prediction has no side effects, so repeating it is safe);
-with none left the answer is a 503 that says why.
+with none left the answer is a 503 that says why. ``POST /v1/deployments/{name}/explain`` does
+the same for the explain route (attributions; the console's playground calls it).
 
 ``GET /v1/deployments/{name}/monitor?window=N&replica=I`` is the monitoring report of one
 replica (the first running one, or replica ``I``): each replica logs the requests it served.
@@ -143,8 +144,16 @@ def router(state: ServerState) -> APIRouter:
 
     @api.post("/{name}/predict", summary="Predict through a ready replica (same body and answer as the serving API)")
     async def predict(name: str, request: Request) -> Response:
+        return await forward(name, request, "predict")
+
+    @api.post("/{name}/explain", summary="Explain through a ready replica (same body and answer as the serving API)")
+    async def explain(name: str, request: Request) -> Response:
+        return await forward(name, request, "explain")
+
+    async def forward(name: str, request: Request, action: str) -> Response:
+        """The request's body to the deployed version's ``action`` route on the next ready replica."""
         body = await read_body(request, MAX_BODY_BYTES)
-        urls, path = supervisor.targets(name)
+        urls, path = supervisor.targets(name, action)
         headers = {"content-type": request.headers.get("content-type", "application/json")}
         for url in urls:
             try:

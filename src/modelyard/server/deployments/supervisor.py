@@ -155,8 +155,9 @@ class Supervisor:
         out = self._describe(row)
         return out | {"desired": "stopped", "status": "stopped", "replicas": []}
 
-    def targets(self, name: str) -> tuple[list[str], str]:
-        """Base URLs of the ready replicas, starting with the next in turn, and the predict path."""
+    def targets(self, name: str, action: str = "predict") -> tuple[list[str], str]:
+        """Base URLs of the ready replicas, starting with the next in turn, and the path of
+        ``action`` (predict or explain) on the deployed version."""
         with self._lock:
             live = self._live.get(name)
         if live is None:
@@ -172,7 +173,7 @@ class Supervisor:
             )
         first = next(live.turn) % len(ready)
         pinned = parse_ref(live.ref)  # always NAME:N: create() resolved aliases and bare names
-        return ready[first:] + ready[:first], f"/v1/models/{pinned.name}/versions/{pinned.version}/predict"
+        return ready[first:] + ready[:first], f"/v1/models/{pinned.name}/versions/{pinned.version}/{action}"
 
     def monitor_targets(self, name: str, replica: int | None = None) -> tuple[list[tuple[int, str]], str]:
         """The running replicas (index, base URL) in index order, or only ``replica``, and the version's path.

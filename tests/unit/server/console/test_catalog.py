@@ -101,9 +101,11 @@ def test_input_hints_follow_the_training_images():
     rgb = input_hints({"input_shape": [3, 32, 32]}, spec("images"), "image")["image"]
     assert (rgb["height"], rgb["width"], rgb["channels"], rgb["max_value"]) == (32, 32, 3, 255.0)
     table = input_hints({"input_shape": [3], "feature_names": ["age", "income", "score"]}, spec("csv"), "tabular")
-    assert table == {"image": None, "features": ["age", "income", "score"]}
+    assert table == {"image": None, "features": ["age", "income", "score"], "text": None}
     unnamed = input_hints({"input_shape": [2], "feature_names": None}, spec("xor"), "tabular")
     assert unnamed["features"] == ["x1", "x2"]
+    text = input_hints({"input_shape": [], "feature_names": ["text"]}, {"model": {"input": [32]}}, "text")
+    assert text == {"image": None, "features": None, "text": {"max_tokens": 32}}  # a text box, not one field
     # A digits model reshaped to [1, 8, 8] is still drawn as an 8x8 digit in 0..16.
     assert input_hints({"input_shape": [1, 8, 8]}, spec("digits"), "tabular")["image"]["max_value"] == 16.0
 

@@ -127,6 +127,8 @@ async def test_deployment_routes_answer_bad_input_with_one_line_errors(home: Pat
             (await http.delete("/v1/deployments/web"), 404, "Unknown deployment 'web'"),
             (await http.post("/v1/deployments/web/predict", json={"instances": [[0]]}), 404, "Unknown deployment"),
             (await http.post("/v1/deployments/web/predict", content=b"x" * (8 * 1024 * 1024 + 1)), 413, "too large"),
+            (await http.post("/v1/deployments/web/explain", json={"instances": ["hi"]}), 404, "Unknown deployment"),
+            (await http.post("/v1/deployments/web/explain", content=b"x" * (8 * 1024 * 1024 + 1)), 413, "too large"),
         ]
         for response, status, text in cases:
             assert response.status_code == status, response.text

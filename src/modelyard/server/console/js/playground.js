@@ -1,7 +1,8 @@
 // Playground: send one input to a deployment and see its prediction. Inputs: a drawing
 // (image models), an uploaded PNG/JPEG (sent as its bytes), one field per feature
-// (tabular models) or raw JSON instances. The last request and answer are kept in
-// `window.modelyard.playground` for scripts and tests.
+// (tabular models), a text box (text models: Predict, and Explain for token attributions
+// drawn over the typed text) or raw JSON instances. The last request and answer (and the
+// last explanation) are kept in `window.modelyard.playground` for scripts and tests.
 
 import { get, request } from "./api.js";
 import { badge, errorBox, fmt, h, link, section, table } from "./dom.js";
@@ -44,7 +45,7 @@ export async function view(el, name) {
   const hints = schema.input_hints || {};
   const shape = schema.input_shape;
   const out = h("div", { id: "prediction-box" }, h("p", { class: "muted" }, "The prediction appears here."));
-  const state = (window.modelyard.playground = { deployment: name, schema, lastRequest: null, lastAnswer: null });
+  const state = (window.modelyard.playground = { deployment: name, schema, lastRequest: null, lastAnswer: null, lastExplanation: null });
 
   const send = async (body, contentType) => {
     out.replaceChildren(h("p", { class: "muted" }, "Predicting…"));
@@ -65,12 +66,29 @@ export async function view(el, name) {
   const sendInstances = (instances) => send(JSON.stringify({ instances }), "application/json");
 
   el.append(h("h1", {}, `Playground: ${name} `, badge(deployment.status)),
-    h("p", { class: "muted" }, `Model ${deployment.model} (${schema.task}); input shape ${JSON.stringify(shape)}.`));
+    h("p", { class: "muted" }, `Model ${deployment.model} (${schema.task}); input ${hints.text ? "text" : `shape ${JSON.stringify(shape)}`}.`));
+  const explained = h("div", { id: "explanation-box" });
+  const explainText = async (text) => {
+    explained.replaceChildren(h("p", { class: "muted" }, "Explaining…"));
+    state.lastExplanation = null;
+    const started = performance.now();
+    try {
+      const answer = await request("POST", `/v1/deployments/${name}/explain`, JSON.stringify({ instances: [text] }),
+        { raw: true, contentType: "application/json" });
+      state.lastExplanation = answer;
+      explained.replaceChildren(explanationView(answer, performance.now() - started));
+    } catch (error) {
+      state.lastExplanation = { error: error.message };
+      explained.replaceChildren(errorBox(error));
+    }
+  };
   const inputs = [];
+  if (hints.text) inputs.push(textCard(hints.text, sendInstances, explainText));
   if (hints.image) inputs.push(drawCard(hints.image, shape, sendInstances), uploadCard(hints.image, send));
   if (hints.features) inputs.push(featuresCard(hints.features, sendInstances));
-  inputs.push(jsonCard(shape, send));
-  el.append(h("div", { class: "playground" }, h("div", { class: "inputs" }, inputs), section("Prediction", out)));
+  inputs.push(jsonCard(shape, send, Boolean(hints.text)));
+  el.append(h("div", { class: "playground" }, h("div", { class: "inputs" }, inputs),
+    section("Prediction", out, hints.text ? explained : null)));
 }
 
 function drawCard(image, shape, sendInstances) {
@@ -112,8 +130,52 @@ function featuresCard(names, sendInstances) {
   } }, names.map((feature, i) => h("label", {}, feature, fields[i])), h("button", { type: "submit", id: "features-predict" }, "Predict")));
 }
 
-function jsonCard(shape, send) {
-  const example = JSON.stringify({ instances: [toInstance(new Float32Array(shape.reduce((a, b) => a * b, 1)), shape, { max_value: 0 })] });
+function textCard(text, sendInstances, explainText) {
+  const area = h("textarea", { id: "text-input", rows: 4, placeholder: "Type a sentence", spellcheck: false });
+  const limit = text.max_tokens ? ` (at most ${text.max_tokens} tokens)` : "";
+  return section(`Text${limit}`, area, h("div", { class: "actions" },
+    h("button", { id: "text-predict", onclick: () => sendInstances([area.value]) }, "Predict"), " ",
+    h("button", { class: "secondary", id: "text-explain", onclick: () => explainText(area.value) }, "Explain")),
+  h("p", { class: "muted small" }, "Explain: integrated gradients over the token embeddings from an all-[PAD] baseline; "
+    + "green tokens raised the predicted class's probability, red ones lowered it."));
+}
+
+// One token attribution as a background: green raised the explained output, red lowered it,
+// more opaque the larger |attribution| relative to the text's largest.
+function tint(value, scale) {
+  const alpha = scale > 0 ? 0.12 + 0.68 * Math.min(1, Math.abs(value) / scale) : 0;
+  return value >= 0 ? `rgba(22, 163, 74, ${alpha.toFixed(3)})` : `rgba(220, 38, 38, ${alpha.toFixed(3)})`;
+}
+
+function explanationView(answer, millis) {
+  const item = answer.explanations[0];
+  const chars = Array.from(item.text); // offsets count code points, as Python indexes strings
+  const pieces = item.tokens.filter((t) => !t.special);
+  const scale = Math.max(0, ...item.tokens.map((t) => Math.abs(t.attribution)));
+  const spans = [];
+  let at = 0;
+  for (const piece of pieces) {
+    const start = Math.max(at, piece.start);
+    if (start > at) spans.push(chars.slice(at, start).join(""));
+    spans.push(h("span", {
+      class: "token", title: `${piece.token}: ${fmt(piece.attribution, 4)}`, style: `background:${tint(piece.attribution, scale)}`,
+      dataset: { token: piece.token, attribution: String(piece.attribution), start: String(piece.start), end: String(piece.end) },
+    }, chars.slice(start, piece.end).join("")));
+    at = Math.max(at, piece.end);
+  }
+  if (at < chars.length) spans.push(chars.slice(at).join(""));
+  const specials = item.tokens.filter((t) => t.special).map((t) => `${t.token} ${t.attribution >= 0 ? "+" : ""}${fmt(t.attribution, 4)}`);
+  return h("div", { id: "explanation", dataset: { label: String(item.label) } },
+    h("p", {}, `Why ${item.label}: probability ${fmt(item.output, 3)}, ${fmt(item.baseline_output, 3)} for the all-[PAD] `
+      + `baseline; the attributions sum to ${fmt(item.attribution_sum, 4)} (convergence delta ${fmt(item.convergence_delta)}).`),
+    h("div", { id: "explanation-text", class: "tokens" }, spans),
+    specials.length ? h("p", { class: "muted small" }, `Special tokens: ${specials.join(", ")}.`) : null,
+    h("p", { class: "muted small" }, `${answer.ref}, ${answer.details.steps} steps, ${fmt(millis, 1)} ms round trip.`));
+}
+
+function jsonCard(shape, send, text = false) {
+  const example = text ? JSON.stringify({ instances: ["a sentence"] })
+    : JSON.stringify({ instances: [toInstance(new Float32Array(shape.reduce((a, b) => a * b, 1)), shape, { max_value: 0 })] });
   const area = h("textarea", { id: "json-body", rows: 4, spellcheck: false }, example.length < 2000 ? example : '{"instances": [...]}');
   return h("details", { class: "card" }, h("summary", {}, "Raw JSON request"), area,
     h("div", { class: "actions" }, h("button", { id: "json-predict", onclick: () => send(area.value, "application/json") }, "Send")));
