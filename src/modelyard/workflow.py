@@ -25,6 +25,7 @@ from modelyard.monitoring.reference import reference_files
 from modelyard.nn import Network, build_model
 from modelyard.nn.builder import spec_parameters
 from modelyard.nn.memory import check_training_memory
+from modelyard.nn.pretrained.lora import adapter_state
 from modelyard.nn.pretrained.pinning import bases, load_bases, pin_bases
 from modelyard.spec import Spec, load_spec
 from modelyard.status import Status
@@ -337,6 +338,7 @@ def _evaluate_and_register(
     )
     test_metrics = {"split": split_name, **test_metrics}
     state = {k: v.detach().to("cpu").contiguous() for k, v in network.state_dict().items()}
+    state = adapter_state(network, spec, state)  # a LoRA layer's base stays out: the spec names it (name, sha256)
     meta = model_meta(prepared, spec)
     version = ModelStore(home).register(
         spec.name,

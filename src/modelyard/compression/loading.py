@@ -20,6 +20,8 @@ from typing import Any
 
 from modelyard.errors import ExportError, StoreError
 from modelyard.nn import Network
+from modelyard.nn.pretrained.lora import adapted_layers, restore_adapted
+from modelyard.spec import load_spec
 from modelyard.store import ModelVersion
 
 __all__ = [
@@ -61,7 +63,11 @@ def restore_weights(network: Network, version: ModelVersion) -> None:
     info = compression_info(version)
     quantized = (info or {}).get("quantization")
     if not quantized:
-        network.load_state_dict(version.load_state_dict(), strict=True)
+        spec = load_spec(version.load_spec())
+        if adapted_layers(spec):  # LoRA: the version holds the adapters and head, the base is read again
+            restore_adapted(network, spec, version.load_state_dict(), version.ref)
+        else:
+            network.load_state_dict(version.load_state_dict(), strict=True)
         return
     from modelyard.compression import qtensors
     from modelyard.compression.quantize import rebuild_quantized

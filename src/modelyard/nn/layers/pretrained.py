@@ -7,6 +7,8 @@ base's tensors map one to one onto it; the token-type vector of single-sentence 
 folded into the position table. ``freeze`` stops gradients per layer group (``embeddings``,
 ``blocks[i]``, ``blocks[a:b]``, ``all``, ``none``); a frozen group runs without dropout, as a fixed
 feature extractor, so an encoder frozen whole gives the same vectors in training as in prediction.
+``lora`` freezes the whole base and adds peft's LoRA adapters to chosen projections
+(``modelyard.nn.pretrained.lora``); the base keeps its dropout, since training runs through it.
 
 The architecture is read from the base's config.json, or from ``base`` (its identity, which
 training pins into the spec: ``modelyard.nn.pretrained.pinning``), so a registered version
@@ -28,6 +30,7 @@ from modelyard.nn.layers._common import LAYERS, Shape, fmt_shape, require_rank
 from modelyard.nn.layers.positions import PositionEmbedding
 from modelyard.nn.layers.transformer import TransformerEncoder, TransformerOptions
 from modelyard.nn.pretrained.folder import BaseIdentity, EncoderConfig, find_folder, read_config
+from modelyard.nn.pretrained.lora import LoraOptions, add_lora
 
 __all__ = ["PretrainedOptions", "PretrainedEncoder", "frozen_groups"]
 
@@ -40,6 +43,7 @@ class PretrainedOptions(StrictModel):
     dropout: float | None = Field(None, ge=0.0, lt=1.0)  # None: the base's own (config.json)
     base: BaseIdentity | None = None  # pinned at training: name, sha256 of the weights, config
     gradient_checkpointing: bool = False  # recompute each block in the backward pass (layers/transformer.py)
+    lora: LoraOptions | None = None  # LoRA adapters (peft): the base frozen whole, only the adapters train
 
     @field_validator("freeze", mode="before")
     @classmethod
@@ -149,7 +153,15 @@ def pretrained(opts: PretrainedOptions, in_shape: Shape, field: str) -> tuple[nn
             f"step's max_length and model.input",
             field=field,
         )
-    embeddings, blocks = frozen_groups(opts.freeze, config.num_hidden_layers, field)
+    if opts.lora is not None and opts.freeze not in (["none"], ["all"]):
+        raise SpecError(
+            f"Invalid value for `{field}.freeze`: with `lora` the whole base is frozen and only the adapters "
+            f"train; leave freeze out, received {opts.freeze!r}",
+            field=f"{field}.freeze",
+        )
+    embeddings, blocks = (
+        (False, set()) if opts.lora is not None else frozen_groups(opts.freeze, config.num_hidden_layers, field)
+    )
     module = PretrainedEncoder(
         config,
         dropout=opts.dropout,
@@ -157,4 +169,6 @@ def pretrained(opts: PretrainedOptions, in_shape: Shape, field: str) -> tuple[nn
         frozen_blocks=blocks,
         gradient_checkpointing=opts.gradient_checkpointing,
     )
+    if opts.lora is not None:  # the base keeps its dropout: it is trained through, not a fixed extractor
+        add_lora(module, opts.lora, field)
     return module, (in_shape[0], config.hidden_size)

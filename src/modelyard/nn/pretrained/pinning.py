@@ -45,9 +45,12 @@ def pin_bases(spec: Spec) -> Spec:
     return load_spec(raw)
 
 
-def load_bases(network: nn.Module, spec: Spec) -> None:
-    """Load each ``pretrained`` layer's weights from its base into ``network`` (built from ``spec``)."""
+def load_bases(network: nn.Module, spec: Spec, *, only: set[int] | None = None) -> None:
+    """Load each ``pretrained`` layer's weights from its base into ``network`` (built from ``spec``);
+    ``only``: just the layers at these indices."""
     for i, field, opts in _pretrained(spec):
+        if only is not None and i not in only:
+            continue
         folder = find_folder(opts["source"], f"{field}.source")
         pinned = opts.get("base")
         sha256 = BaseIdentity.model_validate(pinned).sha256 if pinned else None

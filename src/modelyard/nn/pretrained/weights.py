@@ -60,7 +60,8 @@ def load_weights(module: torch.nn.Module, path: Path, field: str, *, sha256: str
         raise _fail(field, path, f"is not the base this spec was pinned to (its sha256 differs from {sha256[:12]}...)")
     blocks = len(module.encoder.blocks)  # type: ignore[union-attr, arg-type]
     want = tensor_names(blocks)
-    params = dict(module.named_parameters())
+    # A LoRA-adapted projection (peft) keeps the base's weight under ``base_layer``; its adapters read nothing.
+    params = {n.replace(".base_layer.", "."): p for n, p in module.named_parameters() if ".lora_" not in n}
     try:
         with safe_open(str(path), framework="pt") as fh:
             keys = set(fh.keys())
