@@ -14,6 +14,8 @@ done, the driver restores the final checkpoint into its own network with an ordi
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import logging
 import os
 import socket
@@ -178,6 +180,10 @@ def _local_entry(rank: int, workers: int, port: int, backend: str, threads: int,
     if backend == "nccl":
         torch.cuda.set_device(rank % torch.cuda.device_count())
     dist.init_process_group(backend, rank=rank, world_size=workers)
+    # torch.multiprocessing hands tensors to spawned processes in shared memory: every worker's
+    # network would be one set of weights, stepped by each worker's optimizer in turn. A private
+    # copy per worker (the data stay shared: the loop only reads them).
+    job = dataclasses.replace(job, network=copy.deepcopy(job.network))
     try:
         _train_worker(job)
     finally:

@@ -1,12 +1,15 @@
-"""train.distributed: DDP on 2 workers equals one process at the same global batch.
+"""train.distributed: DDP on 2 workers equals one process at the same global batch, killed or not.
 
 One local Ray cluster for the module (ray.init(num_cpus=2)); the workers are Ray Train's TorchTrainer
-processes (gloo on CPU). The reference is plain torch: the same permutation, one optimizer step per
+processes, or (engine local) processes spawned by torch.multiprocessing (gloo on CPU either way). The reference is plain torch: the same permutation, one optimizer step per
 global batch of 2 x the per-worker batch.
 """
 
 from __future__ import annotations
 
+import os
+import signal
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -14,6 +17,7 @@ import pytest
 import torch
 from torch import nn
 
+from modelyard.errors import TrainingError
 from modelyard.spec import TrainSpec
 from modelyard.training import fit
 
@@ -87,12 +91,13 @@ def assert_same_weights(net: nn.Module, ref: nn.Module) -> None:
         assert torch.allclose(a, b, atol=ATOL, rtol=0), (name, (a - b).abs().max())
 
 
-def test_two_ddp_workers_end_with_the_weights_of_one_process_at_the_same_global_batch(tmp_path: Path):
+@pytest.mark.parametrize("engine", ["ray", "local"])
+def test_two_ddp_workers_end_with_the_weights_of_one_process_at_the_same_global_batch(tmp_path: Path, engine):
     net = network()
-    result = fit(net, data(), spec(), seed=0, checkpoint_dir=tmp_path, progress=False)
+    result = fit(net, data(), spec(engine=engine), seed=0, checkpoint_dir=tmp_path, progress=False)
     assert_same_weights(net, reference(3))
     assert [row["epoch"] for row in result.history] == [1, 2, 3]
-    assert result.runtime["distributed"] == {"engine": "ray", "workers": 2, "backend": "gloo", "global_batch": 16}
+    assert result.runtime["distributed"] == {"engine": engine, "workers": 2, "backend": "gloo", "global_batch": 16}
     assert set(result.runtime["fast_paths"].values()) == {"off (train.distributed)"}
     assert result.runtime["step"] == "autograd"
 
@@ -102,3 +107,64 @@ def test_distributed_options_are_checked_in_one_line():
         TrainSpec.model_validate({"loss": "cross_entropy", "distributed": {"workers": 0}})
     with pytest.raises(Exception, match="train.distributed needs train.checkpoint"):
         TrainSpec.model_validate({"loss": "cross_entropy", "checkpoint": False, "distributed": {"workers": 2}})
+
+
+class KillOnce:
+    """The training loss, except that worker rank 1 SIGKILLs itself at its 6th step (mid epoch 2) once.
+
+    The marker file makes the kill happen on the first worker group only: the replaced group
+    resumes from epoch 1's checkpoint and trains to the end. Injected through ``fit``'s public
+    ``loss_fn`` (distillation's hook), so no test switch lives in the product.
+    """
+
+    def __init__(self, marker: Path) -> None:
+        self.marker, self.steps = marker, 0
+
+    def __call__(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        self.steps += 1
+        if self.steps == 6 and torch.distributed.get_rank() == 1 and not self.marker.exists():
+            self.marker.write_text(str(os.getpid()))
+            os.kill(os.getpid(), signal.SIGKILL)
+        return nn.functional.cross_entropy(out, y)
+
+
+@pytest.mark.parametrize("engine", ["ray", "local"])
+def test_a_worker_killed_mid_epoch_is_replaced_and_the_run_ends_as_an_uninterrupted_one(tmp_path: Path, engine):
+    # Ray workers import by value what the driver's pytest path holds and theirs does not.
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    marker = tmp_path / "killed"
+    net = network()
+    result = fit(
+        net,
+        data(),
+        spec(engine=engine),
+        seed=0,
+        checkpoint_dir=tmp_path / "run",
+        progress=False,
+        loss_fn=KillOnce(marker),
+    )
+    assert marker.exists() and int(marker.read_text()) != os.getpid()  # a worker really died, not this process
+    # Resumed from epoch 1's checkpoint (weights, optimizer, RNG): the same weights as never killed.
+    assert_same_weights(net, reference(3))
+    assert [row["epoch"] for row in result.history] == [1, 2, 3]
+
+
+class AlwaysKill(KillOnce):
+    """Rank 1 dies at its 6th step in every worker group."""
+
+    def __call__(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        self.marker.unlink(missing_ok=True)
+        return super().__call__(out, y)
+
+
+def test_a_worker_that_keeps_dying_fails_the_run_after_max_failures(tmp_path: Path):
+    with pytest.raises(TrainingError, match="after 1 restarts"):
+        fit(
+            network(),
+            data(),
+            spec(engine="local", max_failures=1),
+            seed=0,
+            checkpoint_dir=tmp_path / "run",
+            progress=False,
+            loss_fn=AlwaysKill(tmp_path / "killed"),
+        )
