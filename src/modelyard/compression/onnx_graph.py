@@ -2,10 +2,16 @@
 
 The exported graph is the network *plus* its output activation (``Network.probabilities``),
 so it maps preprocessed features to exactly what ``Predictor.predict_tensor`` returns:
-probabilities for classifiers, values for regression. The batch axis is dynamic.
+probabilities for classifiers, values for regression. The batch axis is dynamic. A network on
+token ids that pools its padded tokens (``Network.any_length``: a transformer, the pretrained
+encoder, a bag of embeddings ending in ``token_pool``) also gets a dynamic token axis
+(``tokens``): the padding mask ``ids != pad_id`` is computed inside the graph from the ids, so
+the graph takes one input, and a batch cut to its longest real sequence
+(``modelyard.nn.masking.cut_padding``, ``cut_pad_id``) gives the same outputs as the full one.
 
 Every export (and every reuse of the cached ``model.onnx`` in the model version folder) is
-checked numerically against torch on random inputs at two batch sizes; a graph that
+checked numerically against torch on random inputs at two batch sizes (and, with a token axis,
+at three lengths); a graph that
 disagrees by more than ``atol`` (+ ``rtol`` of the value) is refused with ExportError.
 An ONNX file holds a graph of standard operators and tensors only: loading it runs no code.
 
@@ -39,6 +45,8 @@ __all__ = [
     "export_graph",
     "export_onnx",
     "check_onnx",
+    "cut_pad_id",
+    "has_token_axis",
     "ort_session",
 ]
 
@@ -59,10 +67,27 @@ class WithActivation(nn.Module):
         return self.network.probabilities(self.network(x))
 
 
-def example_input(network: Any, batch: int, seed: int = 0) -> torch.Tensor:
-    """Random model-ready inputs: normal floats, or valid token ids for integer inputs."""
+def cut_pad_id(network: Any) -> int | None:
+    """The pad id by which a batch of this network's token ids may be cut to its longest real
+    sequence with the same outputs (``Network.any_length``), else None."""
+    if getattr(network, "any_length", False) and len(getattr(network, "input_shape", ())) == 1:
+        return int(network.pad_id)
+    return None
+
+
+def has_token_axis(session: Any) -> bool:
+    """True when the session's one input is ``[batch, tokens]`` with both axes dynamic."""
+    shape = session.get_inputs()[0].shape
+    return len(shape) == 2 and not isinstance(shape[1], int)
+
+
+def example_input(network: Any, batch: int, seed: int = 0, length: int | None = None) -> torch.Tensor:
+    """Random model-ready inputs: normal floats, or valid token ids for integer inputs
+    (``length`` tokens instead of the full ``input_shape[0]``, for graphs with a token axis)."""
     gen = torch.Generator().manual_seed(seed)
     shape = (batch, *network.input_shape)
+    if length is not None:
+        shape = (batch, length, *network.input_shape[1:])
     if network.input_dtype == torch.int64:
         vocab = min((m.num_embeddings for m in network.modules() if isinstance(m, nn.Embedding)), default=2)
         return torch.randint(0, vocab, shape, generator=gen)
@@ -81,6 +106,8 @@ def export_graph(network: Any) -> bytes:
     _refuse_unexportable(network)
     module = WithActivation(network).eval()
     example = example_input(network, 2)
+    tokens = cut_pad_id(network) is not None
+    axes = {0: "batch", 1: "tokens"} if tokens else {0: "batch"}
     buffer = io.BytesIO()
     try:
         with torch.no_grad(), warnings.catch_warnings():
@@ -93,14 +120,14 @@ def export_graph(network: Any) -> bytes:
                 buffer,
                 input_names=["input"],
                 output_names=["output"],
-                dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}},
+                dynamic_axes={"input": axes, "output": {0: "batch"}},
                 opset_version=OPSET,
                 dynamo=False,
             )
         data = buffer.getvalue()
     except Exception as exc:  # the legacy exporter may be gone in a future torch
         log.info("TorchScript ONNX export failed (%s); trying the dynamo exporter", exc)
-        data = _export_dynamo(module, example)
+        data = _export_dynamo(module, example, tokens)
     return data
 
 
@@ -118,7 +145,10 @@ def _refuse_unexportable(network: Any) -> None:
             )
 
 
-def _export_dynamo(module: nn.Module, example: torch.Tensor) -> bytes:
+def _export_dynamo(module: nn.Module, example: torch.Tensor, tokens: bool) -> bytes:
+    shapes = {0: torch.export.Dim("batch")}
+    if tokens:
+        shapes[1] = torch.export.Dim("tokens", min=1, max=example.shape[1])
     try:
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -128,7 +158,7 @@ def _export_dynamo(module: nn.Module, example: torch.Tensor) -> bytes:
                 dynamo=True,
                 input_names=["input"],
                 output_names=["output"],
-                dynamic_shapes=({0: torch.export.Dim("batch")},),
+                dynamic_shapes=(shapes,),
                 verbose=False,
             )
             with io.BytesIO() as out:
@@ -159,12 +189,16 @@ def ort_session(data: bytes, threads: int | None = None) -> Any:
 
 
 def check_onnx(data: bytes, network: Any, *, atol: float = 1e-4, rtol: float = 1e-4, session: Any = None) -> float:
-    """Largest |onnx - torch| on random inputs at batch sizes 1 and 5; ExportError past tolerance."""
+    """Largest |onnx - torch| on random inputs at batch sizes 1 and 5 (with a token axis: at the
+    full length, at 1 token and at a third of it); ExportError past tolerance."""
     session = session or ort_session(data, threads=1)
     module = WithActivation(network).eval()
     worst = 0.0
-    for batch in (1, 5):
-        x = example_input(network, batch, seed=batch)
+    cases: list[tuple[int, int | None]] = [(1, None), (5, None)]
+    if cut_pad_id(network) is not None and has_token_axis(session):
+        cases += [(1, 1), (5, max(1, network.input_shape[0] // 3))]
+    for batch, length in cases:
+        x = example_input(network, batch, seed=batch, length=length)
         with torch.no_grad():
             want = module(x).float().numpy()
         got = session.run(None, {"input": x.numpy()})[0]

@@ -23,8 +23,9 @@ from typing import Any
 import torch
 
 from modelyard.compression.loading import graph_record
-from modelyard.compression.onnx_graph import export_onnx
+from modelyard.compression.onnx_graph import cut_pad_id, export_onnx
 from modelyard.errors import ExportError, ModelyardError, optional_dependency
+from modelyard.nn.masking import cut_padding
 from modelyard.serving.onnx_backend import OnnxBackend
 
 __all__ = [
@@ -96,13 +97,17 @@ def check_int8_graph(graph: bytes, network: Any, x: torch.Tensor, *, batch_size:
     """The int8 graph (ONNX Runtime) against the torch int8 ``network`` on samples ``x``.
 
     Both run the same batches (dynamic int8 quantizes each batch's activations with its own
-    range). Returns class agreement and the largest and mean probability difference; raises
+    range); token ids are cut to each batch's longest real sequence for both, as they are served.
+    Returns class agreement and the largest and mean probability difference; raises
     ExportError below ``INT8_AGREEMENT``.
     """
-    backend = OnnxBackend(graph, threads=1)
+    pad_id = cut_pad_id(network)
+    backend = OnnxBackend(graph, threads=1, pad_id=pad_id)
     same, worst, total, values = 0, 0.0, 0.0, 0
     for start in range(0, len(x), batch_size):
         batch = x[start : start + batch_size]
+        if pad_id is not None:
+            batch = cut_padding(batch, pad_id)
         got, want = backend.predict_tensor(batch), network.probabilities(network(batch)).float()
         if got.shape != want.shape:
             raise ExportError(

@@ -18,11 +18,13 @@ import torch
 from modelyard.compression.measure import (
     BATCHES,
     ENGINES,
+    TIMING_BUDGET_S,
     Measured,
     one_thread,
     onnx_accuracy,
     time_calls,
 )
+from modelyard.compression.onnx_graph import cut_pad_id
 from modelyard.compression.onnx_int8 import float_graph
 from modelyard.compression.quantize import is_quantized, stored_parameter_count
 from modelyard.errors import ModelyardError
@@ -120,15 +122,21 @@ def measure_pair(
             onnx = None
             if graph is not None:
                 int8 = is_quantized(network)
-                onnx = OnnxBackend(graph, threads=1, check=check, graph=INT8_ONNX_FILE if int8 else "model.onnx")
+                onnx = OnnxBackend(
+                    graph,
+                    threads=1,
+                    check=check,
+                    graph=INT8_ONNX_FILE if int8 else "model.onnx",
+                    pad_id=cut_pad_id(network),
+                )
             choices.append(_auto(predictor, onnx, rounds))
             for b, x in samples.items():
                 calls[f"{label}|torch|{b}"] = lambda p=predictor, x=x: p.predict_tensor(x)
                 if onnx is not None:
                     calls[f"{label}|onnxruntime|{b}"] = lambda o=onnx, x=x: o.predict_array(x)
             if onnx is not None and parent.task == "classification":
-                row.onnx_accuracy = onnx_accuracy(onnx.predict_tensor, test.x, test.y)
-    timings = time_calls(calls, rounds=rounds)
+                row.onnx_accuracy = onnx_accuracy(onnx.predict_tensor, test.x, test.y, pad_id=onnx.pad_id)
+    timings = time_calls(calls, rounds=rounds, budget_s=TIMING_BUDGET_S)
     for row, choice in zip(rows, choices):
         for key, ms in timings.items():
             label, engine, batch = key.split("|")
@@ -144,16 +152,17 @@ def measure_export(model: Any, graph: bytes, test: Any, *, rounds: int = 20) -> 
     weights = (model.version.path / WEIGHTS_FILE).stat().st_size
     torch_row = Measured("torch", model.ref, weights, None, params, nonzero)
     onnx_row = Measured("onnx", None, None, len(graph), params, nonzero)
-    backend = OnnxBackend(graph, threads=1)
+    backend = OnnxBackend(graph, threads=1, pad_id=cut_pad_id(model.network))
     if model.task == "classification":
-        torch_row.accuracy = onnx_accuracy(model.predict_tensor, test.x, test.y)
-        onnx_row.onnx_accuracy = onnx_accuracy(backend.predict_tensor, test.x, test.y)
+        pad_id = cut_pad_id(model.network)
+        torch_row.accuracy = onnx_accuracy(model.predict_tensor, test.x, test.y, pad_id=pad_id)
+        onnx_row.onnx_accuracy = onnx_accuracy(backend.predict_tensor, test.x, test.y, pad_id=pad_id)
     calls: dict[str, Any] = {}
     for b in BATCHES:
         x = test.x[:b].contiguous()
         calls[f"torch|torch|{b}"] = lambda x=x: model.predict_tensor(x)
         calls[f"onnx|onnxruntime|{b}"] = lambda x=x: backend.predict_array(x)
-    for key, ms in time_calls(calls, rounds=rounds).items():
+    for key, ms in time_calls(calls, rounds=rounds, budget_s=TIMING_BUDGET_S).items():
         label, engine, batch = key.split("|")
         (torch_row if label == "torch" else onnx_row).latency_ms.setdefault(engine, {})[int(batch)] = ms
     return [torch_row, onnx_row]

@@ -67,9 +67,21 @@ class BackendChoice:
         self.info = info
 
 
+# Token ids for timing a text model: both backends cut a batch to its longest real sequence,
+# so all-pad ids would time one token; 16 is a short query (CLINC150's test queries: 12 word
+# pieces with [CLS] and [SEP] on average for MiniLM's tokenizer).
+AUTO_TOKENS = 16
+
+
 def _example(predictor: Any, batch: int) -> torch.Tensor:
     network = predictor.network
     if network.input_dtype == torch.int64:
+        if getattr(network, "any_length", False):
+            from modelyard.compression.onnx_graph import example_input
+
+            ids = example_input(network, batch, seed=batch, length=min(AUTO_TOKENS, network.input_shape[0]))
+            pad = torch.full((batch, network.input_shape[0] - ids.shape[1]), network.pad_id, dtype=torch.int64)
+            return torch.cat([ids, pad], dim=1)
         return torch.zeros((batch, *network.input_shape), dtype=torch.int64)
     return torch.rand((batch, *network.input_shape), generator=torch.Generator().manual_seed(batch))
 

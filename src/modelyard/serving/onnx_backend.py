@@ -4,6 +4,12 @@
 and checks it against torch (``compression.onnx_graph``); an int8 version loads its stored,
 checked int8 graph instead. Calls go through bound buffers (``serving.fast.onnx_bound``) when
 that fast path is open, else through the plain ``InferenceSession.run``.
+
+A text model's graph has a dynamic token axis (``compression.onnx_graph``): each batch is cut to
+its longest real sequence before the run, as ``Predictor.predict_tensor`` does for torch, so
+the server's batches are padded per batch, not to the tokenizer's ``max_length``. A graph
+without that axis (an older export) takes the full-length ids, and a cached ``model.onnx``
+without it is exported again.
 """
 
 from __future__ import annotations
@@ -20,12 +26,15 @@ from modelyard.compression.loading import INT8_ONNX_FILE, compression_info, stor
 from modelyard.compression.onnx_graph import (
     ONNX_FILE,
     check_onnx,
+    cut_pad_id,
     example_input,
     export_graph,
+    has_token_axis,
     ort_session,
 )
 from modelyard.compression.quantize import is_quantized
 from modelyard.errors import ExportError, optional_dependency
+from modelyard.nn.masking import cut_padding
 from modelyard.serving.fast.onnx_bound import GATE, BoundBuffers
 
 __all__ = ["OnnxBackend"]
@@ -38,7 +47,9 @@ class OnnxBackend:
     ``predict_array`` gives the same values as a numpy array (the serving path).
 
     ``graph`` names the graph (``model.onnx``: exported from the float network; ``model.int8.onnx``:
-    an int8 version's stored graph) and ``check`` how it was verified against torch.
+    an int8 version's stored graph) and ``check`` how it was verified against torch. ``pad_id``
+    (``onnx_graph.cut_pad_id`` of the network): token ids are cut to each batch's longest real
+    sequence when the graph has a token axis.
     """
 
     name = "onnx"
@@ -51,6 +62,7 @@ class OnnxBackend:
         max_abs_diff: float | None = None,
         check: dict[str, Any] | None = None,
         graph: str = ONNX_FILE,
+        pad_id: int | None = None,
     ) -> None:
         with optional_dependency("serve", "The ONNX Runtime backend"):
             import onnxruntime as ort
@@ -64,6 +76,7 @@ class OnnxBackend:
             check if check is not None else ({"max_abs_diff": max_abs_diff} if max_abs_diff is not None else {})
         )
         self.graph = graph
+        self.pad_id = pad_id if pad_id is not None and has_token_axis(self._session) else None
         # None when the fast path is fenced off (modelyard.fast_paths): then session.run serves.
         self._bound = BoundBuffers.for_session(self._session, self._options)
         blocked = GATE.blocked()
@@ -84,10 +97,15 @@ class OnnxBackend:
             return cls._stored_int8(predictor, threads)
         cached = Path(path) / ONNX_FILE if cache and path is not None else None
         data: bytes | None = None
+        pad_id = cut_pad_id(network)
         if cached is not None and cached.is_file():
             data = cached.read_bytes()
             try:
-                diff = check_onnx(data, network)
+                session = ort_session(data, threads=1)
+                diff = check_onnx(data, network, session=session)
+                if pad_id is not None and not has_token_axis(session):
+                    log.info("cached %s has no token axis; exporting again", cached)
+                    data = None
             except ExportError as exc:
                 log.warning("cached %s does not match the weights (%s); exporting again", cached, exc)
                 data = None
@@ -96,15 +114,23 @@ class OnnxBackend:
             diff = check_onnx(data, network)
             if cached is not None:
                 _write_cache(cached, data)
-        return cls(data, threads=threads, max_abs_diff=diff, check={"max_abs_diff": diff, "atol": 1e-4, "rtol": 1e-4})
+        check = {"max_abs_diff": diff, "atol": 1e-4, "rtol": 1e-4}
+        return cls(data, threads=threads, max_abs_diff=diff, check=check, pad_id=pad_id)
 
     @classmethod
     def _stored_int8(cls, predictor: Any, threads: int | None) -> OnnxBackend:
         if getattr(predictor.version, "path", None) is None:
             raise ExportError(f"Model {predictor.ref} is quantized to int8 and has no stored ONNX Runtime int8 graph")
         data, check = stored_int8_graph(predictor.version)  # ExportError when missing or not the checked file
-        backend = cls(data, threads=threads, max_abs_diff=check.get("max_abs_diff"), check=check, graph=INT8_ONNX_FILE)
         network = predictor.network
+        backend = cls(
+            data,
+            threads=threads,
+            max_abs_diff=check.get("max_abs_diff"),
+            check=check,
+            graph=INT8_ONNX_FILE,
+            pad_id=cut_pad_id(network),
+        )
         with torch.inference_mode():
             for batch in (1, 5):  # the file is the one that was checked (sha256); this guards its wiring
                 x = example_input(network, batch, seed=batch)
@@ -118,6 +144,8 @@ class OnnxBackend:
 
     def predict_array(self, features: torch.Tensor) -> np.ndarray:
         """The outputs as a fresh numpy array: what the server runs (it encodes numpy, so no tensor is made)."""
+        if self.pad_id is not None:
+            features = cut_padding(features, self.pad_id)
         bound = self._bound
         if bound is not None:
             out = bound.run(features)
