@@ -31,12 +31,13 @@ from modelyard.server.jobs.pool import WorkerPool
 from modelyard.server.jobs.reaper import Reaper
 from modelyard.server.jobs.store import JobStore
 from modelyard.server.models import routes as models_routes
+from modelyard.server.retrain import routes as retrain_routes
 from modelyard.server.tables import control_database
 from modelyard.server.tunes import routes as tunes_routes
 
 __all__ = ["create_server_app", "ServerState"]
 
-_ROUTERS = (jobs_routes, auth_routes, deployments_routes, models_routes, tunes_routes, console_routes)
+_ROUTERS = (jobs_routes, auth_routes, deployments_routes, retrain_routes, models_routes, tunes_routes, console_routes)
 
 
 @dataclass
@@ -56,9 +57,11 @@ def create_server_app(config: ServerConfig, *, start_workers: bool = True) -> Fa
     home = config.store_home()
     # Replicas read data files (an explanation's background sample) only where jobs may.
     data = {"data_dirs": tuple(str(d) for d in config.data_dirs), "max_data_mb": config.max_data_mb}
-    supervisor = Supervisor(home, host="127.0.0.1", replica_options=data)
+    supervisor = Supervisor(
+        home, host="127.0.0.1", replica_options=data, alert_url=config.url(), data_access=config.data_access()
+    )
     state = ServerState(config=config, home=home, jobs=JobStore(home), supervisor=supervisor)
-    state.auth = Auth(config, home)
+    state.auth = Auth(config, home, internal_key=supervisor.alert_key)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

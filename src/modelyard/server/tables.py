@@ -1,4 +1,4 @@
-"""The control plane's tables: training jobs and deployments, beside the store's own in its database.
+"""The control plane's tables: training jobs, what triggered a job, deployments, beside the store's own.
 
 They live on their own metadata, so the run and model store knows nothing of them;
 ``control_database`` opens the store's database and creates them there on first use.
@@ -9,13 +9,13 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import Integer, String, Text
+from sqlalchemy import Float, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from modelyard.store.db import Database, database
 from modelyard.store.tables import UTCDateTime
 
-__all__ = ["ControlBase", "JobRow", "DeploymentRow", "control_database"]
+__all__ = ["ControlBase", "JobRow", "JobTriggerRow", "DeploymentRow", "control_database"]
 
 
 class ControlBase(DeclarativeBase):
@@ -50,6 +50,26 @@ class JobRow(ControlBase):
     error: Mapped[str | None] = mapped_column(Text)
     progress_json: Mapped[str | None] = mapped_column(Text)
     submitted_by: Mapped[str | None] = mapped_column(String(64))
+
+
+class JobTriggerRow(ControlBase):
+    """The monitoring alert that queued a retraining job (``server/retrain``): one row per such job.
+
+    Its own table (the ``jobs`` table of an existing store is never altered): the job's id, the
+    deployment (``deployment_id`` is unique per creation, so a deployment made again under the
+    same name starts without a cooldown), the version served and the check that failed.
+    """
+
+    __tablename__ = "job_triggers"
+    job_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    deployment_id: Mapped[str] = mapped_column(String(32), index=True)
+    deployment: Mapped[str] = mapped_column(String(64))
+    model_ref: Mapped[str] = mapped_column(String(96))
+    check: Mapped[str] = mapped_column(String(32))
+    p_value: Mapped[float | None] = mapped_column(Float)
+    window: Mapped[int] = mapped_column(Integer)
+    alert_json: Mapped[str] = mapped_column(Text)  # every failed check of the window
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
 
 
 class DeploymentRow(ControlBase):

@@ -9,12 +9,13 @@ ASGI server); ``DynamicBatcher`` is usable on its own.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from modelyard._lazy import lazy_attributes as _lazy_attributes
-from modelyard.serving.config import ServeConfig
+from modelyard.serving.config import WEBHOOK_TOKEN_ENV, ServeConfig
 
 __all__ = ["serve", "serve_config", "create_app", "ServeConfig", "DynamicBatcher"]
 
@@ -22,10 +23,13 @@ __all__ = ["serve", "serve_config", "create_app", "ServeConfig", "DynamicBatcher
 def serve_config(*, api_key: str | None = None, api_key_file: str | Path | None = None, **settings: Any) -> ServeConfig:
     """Validated settings: ``settings`` are ``ServeConfig`` fields (its defaults for those left
     out); the API key is ``api_key``, else the first line of ``api_key_file``, else
-    ``$MODELYARD_API_KEY`` (required when ``host`` is not loopback)."""
+    ``$MODELYARD_API_KEY`` (required when ``host`` is not loopback). The alert webhook's
+    token, unless given, is ``$MODELYARD_MONITOR_WEBHOOK_TOKEN``."""
     from modelyard.serving.auth import resolve_api_key
 
     key = api_key if api_key is not None else resolve_api_key(api_key_file)
+    if settings.get("monitor_webhook_token") is None and os.environ.get(WEBHOOK_TOKEN_ENV):
+        settings["monitor_webhook_token"] = os.environ[WEBHOOK_TOKEN_ENV]
     return ServeConfig.make(api_key=key, **settings)
 
 

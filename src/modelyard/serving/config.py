@@ -19,7 +19,11 @@ from modelyard.store import paths
 if TYPE_CHECKING:  # modelyard.data imports torch; these settings are read by `--help` too
     from modelyard.data.access import DataAccess
 
-__all__ = ["ServeConfig", "is_loopback"]
+__all__ = ["ServeConfig", "WEBHOOK_TOKEN_ENV", "is_loopback"]
+
+
+# The monitor_webhook_token of a `modelyard serve` (as MODELYARD_API_KEY is its api_key).
+WEBHOOK_TOKEN_ENV = "MODELYARD_MONITOR_WEBHOOK_TOKEN"
 
 
 class ServeConfig(StrictModel):
@@ -59,6 +63,9 @@ class ServeConfig(StrictModel):
     monitor_capacity: int = Field(10_000, ge=10, le=1_000_000)
     monitor_window: int = Field(500, ge=2)
     monitor_webhook: str | None = Field(None, pattern=r"^https?://\S+$")
+    # Sent as `Authorization: Bearer` with each alert ($MODELYARD_MONITOR_WEBHOOK_TOKEN; the
+    # control plane gives its replicas one for its internal alert route).
+    monitor_webhook_token: SecretStr | None = None
     log_level: str = "warning"
 
     @model_validator(mode="after")
@@ -95,4 +102,4 @@ class ServeConfig(StrictModel):
 
     def public(self) -> dict[str, Any]:
         """Settings safe to show (the key is never listed)."""
-        return self.model_dump(exclude={"api_key"}) | {"auth": self.api_key is not None}
+        return self.model_dump(exclude={"api_key", "monitor_webhook_token"}) | {"auth": self.api_key is not None}

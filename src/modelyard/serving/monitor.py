@@ -17,32 +17,15 @@ from typing import Any
 import numpy as np
 
 from modelyard.errors import InvalidInstancesError
+from modelyard.monitoring.alerts import OUT_OF_RANGE_ALERT, alerts_of, failed_checks
 from modelyard.serving.request_log import LoggedRow, RequestLog
 
 __all__ = ["CHECK_SHARE", "ModelMonitor", "alerts_of"]
 
 log = logging.getLogger(__name__)
 
-OUT_OF_RANGE_ALERT = 0.05  # share of values outside the training range that raises an alert
 CHECK_SHARE = 0.02  # most of one core's time the background checks take (the rest waits for the next)
 _FLUSH_S = 0.5
-
-
-def alerts_of(report: dict[str, Any]) -> list[str]:
-    """The checks of a window report that failed, one short line each."""
-    if not report["schema"]["ok"]:
-        return ["schema: the logged features or outputs do not have the reference's shape"]
-    out = []
-    quality, features, outputs = report["quality"], report["features"], report["outputs"]
-    if quality["missing_features"]:
-        out.append(f"missing values: features {quality['missing_features'][:10]} have more NaN than in training")
-    if quality["out_of_range_rate"] > OUT_OF_RANGE_ALERT:
-        out.append(f"out of range: {quality['out_of_range_rate']:.1%} of values outside the training min/max")
-    if features["drift"]:
-        out.append(f"feature drift: features {features['drifted_features'][:10]} (KS, Holm, alpha {features['alpha']})")
-    if outputs["drift"]:
-        out.append(f"output shift: p = {outputs['p_value']:.3g} (KS per class, Bonferroni, alpha {outputs['alpha']})")
-    return out
 
 
 class ModelMonitor:
@@ -138,7 +121,7 @@ class ModelMonitor:
             # CHECK_SHARE's complement after each bounds them to that share of one core.
             self._next_check = time.monotonic() + (time.monotonic() - started) * (1 / CHECK_SHARE - 1)
         self.last = report
-        self.gauges.publish(report)
+        self.gauges.publish_monitor(report)
         if report["alerts"]:
             await self._alert(report)
         return report
@@ -151,9 +134,14 @@ class ModelMonitor:
             return
         import httpx
 
-        body = {k: report[k] for k in ("model", "version", "ref", "window", "alerts")}
+        # "checks": each failed check by name with its p-value (what a control plane's retraining reads).
+        body = {k: report[k] for k in ("model", "version", "ref", "window", "alerts")} | {
+            "checks": failed_checks(report)
+        }
+        token = self.config.monitor_webhook_token
+        headers = {"authorization": f"Bearer {token.get_secret_value()}"} if token is not None else {}
         try:
             async with httpx.AsyncClient(timeout=5.0) as client:
-                await client.post(url, json=body)
+                await client.post(url, json=body, headers=headers)
         except httpx.HTTPError as exc:
             log.warning("monitor: webhook %s failed: %s", url, exc)

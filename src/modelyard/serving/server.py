@@ -22,7 +22,7 @@ from typing import Any
 from modelyard.errors import SpecError, optional_dependency
 from modelyard.ports import check_port
 from modelyard.serving.auth import ENV_VAR as API_KEY_ENV
-from modelyard.serving.config import ServeConfig
+from modelyard.serving.config import WEBHOOK_TOKEN_ENV, ServeConfig
 
 __all__ = ["load_predictors", "build_app", "app_factory", "run"]
 
@@ -63,7 +63,11 @@ def app_factory() -> Any:
     """uvicorn's factory in each worker process: settings from the environment."""
     import torch
 
-    config = ServeConfig.make(**json.loads(os.environ[_CONFIG_ENV]), api_key=os.environ.get(API_KEY_ENV) or None)
+    config = ServeConfig.make(
+        **json.loads(os.environ[_CONFIG_ENV]),
+        api_key=os.environ.get(API_KEY_ENV) or None,
+        monitor_webhook_token=os.environ.get(WEBHOOK_TOKEN_ENV) or None,
+    )
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // config.workers))
     return build_app(json.loads(os.environ[_REFS_ENV]), config, os.environ.get(_HOME_ENV) or None)
 
@@ -123,11 +127,13 @@ def run(
     load_predictors(refs, home)
     gc.collect()
     os.environ[_REFS_ENV] = json.dumps(list(refs))
-    os.environ[_CONFIG_ENV] = json.dumps(config.model_dump(exclude={"api_key"}))
+    os.environ[_CONFIG_ENV] = json.dumps(config.model_dump(exclude={"api_key", "monitor_webhook_token"}))
     if home is not None:
         os.environ[_HOME_ENV] = str(Path(home).expanduser().resolve())
     if config.api_key is not None:
         os.environ[API_KEY_ENV] = config.key() or ""
+    if config.monitor_webhook_token is not None:
+        os.environ[WEBHOOK_TOKEN_ENV] = config.monitor_webhook_token.get_secret_value()
     if on_ready is not None:
         on_ready()
     uvicorn.run(

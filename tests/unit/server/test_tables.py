@@ -25,7 +25,7 @@ def _tables(home: Path) -> set[str]:
 
 def test_the_store_knows_nothing_of_the_control_planes_tables() -> None:
     assert set(Base.metadata.tables) == {"meta", "runs", "run_metrics", "model_versions", "model_aliases"}
-    assert set(ControlBase.metadata.tables) == {"jobs", "deployments"}
+    assert set(ControlBase.metadata.tables) == {"jobs", "job_triggers", "deployments"}
 
 
 def test_control_tables_are_added_to_a_store_opened_before_the_control_plane(home: Path) -> None:

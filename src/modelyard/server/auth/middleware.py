@@ -10,6 +10,9 @@ Rules (docs/server.md, "Auth"):
   carried by the cookie needs the matching ``X-CSRF-Token`` (browsers attach cookies on
   their own, never that header).
 - Open paths: /healthz, the console's static files (GET / and /console/...), /v1/session.
+- Internal paths (/v1/internal/..., where replicas send their monitoring alerts) take only
+  ``Authorization: Bearer <the key the server gives its replicas>``, on loopback too: no
+  user token or session opens them.
 Routers contain no auth code; they read ``request.state.principal``.
 """
 
@@ -28,7 +31,7 @@ from modelyard.http_errors import send_error
 from modelyard.server.auth.tokens import TokenInfo, TokenStore, secret_key
 from modelyard.server.config import ServerConfig
 
-__all__ = ["Principal", "Auth", "AuthMiddleware", "COOKIE", "CSRF_HEADER"]
+__all__ = ["Principal", "Auth", "AuthMiddleware", "COOKIE", "CSRF_HEADER", "INTERNAL_PREFIX"]
 
 COOKIE = "modelyard_session"
 CSRF_HEADER = "x-csrf-token"
@@ -46,13 +49,16 @@ class Principal:
 
 
 LOCAL = Principal(role="admin", name="local", via="open")
+INTERNAL = Principal(role="internal", name="replicas", via="internal")
+INTERNAL_PREFIX = "/v1/internal/"
 
 
 class Auth:
     """The decisions of the middleware, testable without a server."""
 
-    def __init__(self, config: ServerConfig, home: Path) -> None:
+    def __init__(self, config: ServerConfig, home: Path, *, internal_key: str | None = None) -> None:
         self.config = config
+        self.internal_key = internal_key  # None: the internal routes answer no one
         self.tokens = TokenStore(home)
         self._key = secret_key(home)
         self.hosts = config.host_guard()
@@ -85,6 +91,15 @@ class Auth:
             return None
         ok = hmac.compare_digest(signature, self._sign(f"{token_id}.{expiry}.{info.sha256}"))
         return info if ok else None
+
+    def internal_ok(self, headers: dict[str, str]) -> bool:
+        """Whether the request carries the key of the server's own replicas (constant-time compare)."""
+        scheme, _, key = headers.get("authorization", "").partition(" ")
+        return (
+            self.internal_key is not None
+            and scheme.lower() == "bearer"
+            and hmac.compare_digest(key.strip().encode(), self.internal_key.encode())
+        )
 
     def csrf_for(self, cookie: str | None) -> str:
         """The CSRF token of a session (or of the open, token-less loopback server)."""
@@ -152,6 +167,20 @@ class AuthMiddleware:
                     "(add it with --allowed-origin if it is your console)"
                 ),
             )
+            return
+        if path.startswith(INTERNAL_PREFIX):
+            if not self.auth.internal_ok(headers):
+                await send_error(
+                    send,
+                    UnauthorizedError(
+                        f"{path} is internal: only this server's deployment replicas call it, with the key it "
+                        "gives them; no user token opens it"
+                    ),
+                )
+                return
+            scope.setdefault("state", {})["principal"] = INTERNAL
+            scope["state"]["session_cookie"] = None
+            await self.app(scope, receive, send)
             return
         principal, cookie, problem = self.auth.identify(headers)
         if not _is_open_path(method, path):

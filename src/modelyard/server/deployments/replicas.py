@@ -29,6 +29,7 @@ import httpx
 
 from modelyard.server.deployments.metrics import MetricWindow, Sample, parse_sample
 from modelyard.server.processes import stop_processes
+from modelyard.serving.config import WEBHOOK_TOKEN_ENV
 
 __all__ = ["ReplicaConfig", "Replica", "free_port", "stop_all", "stop_orphan"]
 
@@ -59,6 +60,8 @@ class ReplicaConfig:
     monitor_sample: float | None = None
     monitor_window: int | None = None
     monitor_capacity: int | None = None
+    monitor_webhook: str | None = None  # where the replica POSTs its alerts (a deployment with `retrain`)
+    webhook_token: str | None = None  # sent with them; passed in the environment, never on the command line
     log_dir: Path | None = None
     data_dirs: tuple[str, ...] = ()  # the control plane's data folders: all a replica may read
     max_data_mb: int | None = None
@@ -88,6 +91,7 @@ class ReplicaConfig:
                 monitor_sample=self.monitor_sample,
                 monitor_window=self.monitor_window,
                 monitor_capacity=self.monitor_capacity,
+                monitor_webhook=self.monitor_webhook,
                 max_data_mb=self.max_data_mb,
             ),
             "--log-level",
@@ -132,6 +136,9 @@ class Replica:
         self.port = free_port(self.config.host)
         env = {**os.environ, "MODELYARD_HOME": str(self.config.home), "MODELYARD_API_KEY": self.config.api_key}
         env.pop("MODELYARD_SERVE_REFS", None)
+        env.pop(WEBHOOK_TOKEN_ENV, None)
+        if self.config.webhook_token is not None:
+            env[WEBHOOK_TOKEN_ENV] = self.config.webhook_token
         out: Any = subprocess.DEVNULL
         if self.log_path is not None:
             self.log_path.parent.mkdir(parents=True, exist_ok=True)

@@ -11,6 +11,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from modelyard._validation import StrictModel, parse_object
+from modelyard.server.retrain.policy import RetrainPolicy
 from modelyard.serving.config import ServeConfig
 from modelyard.store.refs import NAME_PATTERN
 
@@ -37,10 +38,13 @@ class DeploymentRequest(StrictModel):
     monitor_sample: float = _SERVE["monitor_sample"]
     monitor_window: int = _SERVE["monitor_window"]
     monitor_capacity: int = _SERVE["monitor_capacity"]
+    # Alerts of these checks queue a retraining job of the version's stored spec (server/retrain).
+    retrain: RetrainPolicy | None = None
 
     @classmethod
     def parse(cls, body: Any) -> DeploymentRequest:
         return parse_object(cls, body, "a JSON object with name and model")
 
     def options(self) -> dict[str, Any]:
-        return self.model_dump(exclude={"name", "model", "replicas"})
+        """What the row stores beside name, model and replicas: the serve options, and ``retrain`` if set."""
+        return self.model_dump(exclude={"name", "model", "replicas", *(() if self.retrain else ("retrain",))})

@@ -81,6 +81,8 @@ class Supervisor:
         scrape_s: float = 2.0,
         grace_s: float = 10.0,
         replica_options: Mapping[str, Any] | None = None,
+        alert_url: str | None = None,
+        data_access: Any = None,
     ) -> None:
         self.home = Path(home)
         self.host = host
@@ -89,6 +91,11 @@ class Supervisor:
         self.replica_options = dict(replica_options or {})  # ReplicaConfig fields (tests shorten timeouts)
         # Replicas accept only this key, so other local users cannot use them directly.
         self.api_key = secrets.token_urlsafe(32)
+        # A deployment with `retrain` gets its replicas' alerts at `alert_url` (the control plane's
+        # base URL) + /v1/internal/deployments/NAME/alerts, sent with this key (server/retrain).
+        self.alert_url = alert_url
+        self.alert_key = secrets.token_urlsafe(32)
+        self.data_access = data_access  # the server's data rule, which a retraining job's spec must follow
         self._live: dict[str, _Live] = {}
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -130,6 +137,10 @@ class Supervisor:
         """Validate, resolve the model to an explicit ``name:N``, record and launch."""
         request = body if isinstance(body, DeploymentRequest) else DeploymentRequest.parse(body)
         version = ModelStore(self.home).get(request.model)
+        if request.retrain is not None:  # a policy that could not queue its job is refused before anything is stored
+            from modelyard.server.retrain.policy import retrain_spec
+
+            retrain_spec(request.retrain, version, monitor_sample=request.monitor_sample, access=self.data_access)
         row = self.store.create(request, version.ref)
         self._launch(row)
         self._ensure_polling()
@@ -213,6 +224,9 @@ class Supervisor:
     # -- internals ---------------------------------------------------------------------------
     def _launch(self, row: DeploymentRow) -> None:
         options = row_dict(row)["options"]
+        if options.pop("retrain", None) is not None and self.alert_url is not None:
+            options["monitor_webhook"] = f"{self.alert_url}/v1/internal/deployments/{row.name}/alerts"
+            options["webhook_token"] = self.alert_key
         config = ReplicaConfig(
             ref=row.model_ref,
             home=self.home,

@@ -2,7 +2,9 @@
 
 A job moves ``queued → running → succeeded | failed | cancelled``. The server submits,
 lists and cancels jobs here; workers claim and renew them through ``leases`` (same
-table, same rules). Ids look like ``j-20261122-3fa9c1``; as for runs, any unique prefix
+table, same rules). A retraining job queued by a monitoring alert (``server/retrain``) is
+submitted with ``submit_triggered``: the alert is kept beside the job (``job_triggers``) and
+shown as its ``trigger``. Ids look like ``j-20261122-3fa9c1``; as for runs, any unique prefix
 of the id or of its random part finds the job.
 """
 
@@ -22,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from modelyard._files import dumps_json
 from modelyard.errors import InputError, StoreError
-from modelyard.server.tables import JobRow, control_database
+from modelyard.server.tables import JobRow, JobTriggerRow, control_database
 from modelyard.status import Status, parse_status
 from modelyard.store import paths
 from modelyard.store.db import Database
@@ -68,6 +70,7 @@ class Job:
     error: str | None
     progress: dict[str, Any] = field(default_factory=dict)
     submitted_by: str | None = None
+    trigger: dict[str, Any] | None = None  # the monitoring alert that queued it (server/retrain)
 
     @property
     def final(self) -> bool:
@@ -105,13 +108,29 @@ class Job:
             "lease_expires_at": iso(self.lease_expires_at),
             "cancel_requested": self.cancel_requested,
             "submitted_by": self.submitted_by,
+            "trigger": self.trigger,
         }
         if spec:
             out["spec"] = self.spec
         return out
 
 
-def job_from_row(row: JobRow) -> Job:
+def trigger_dict(row: JobTriggerRow) -> dict[str, Any]:
+    """The REST form of the alert that queued a job."""
+    model, _, version = row.model_ref.rpartition(":")
+    return {
+        "deployment": row.deployment,
+        "model": model,
+        "version": int(version),
+        "check": row.check,
+        "p_value": row.p_value,
+        "window": row.window,
+        "checks": json.loads(row.alert_json),
+        "at": iso(row.created_at),
+    }
+
+
+def job_from_row(row: JobRow, trigger: JobTriggerRow | None = None) -> Job:
     return Job(
         id=row.id,
         name=row.name,
@@ -131,6 +150,7 @@ def job_from_row(row: JobRow) -> Job:
         error=row.error,
         progress=json.loads(row.progress_json) if row.progress_json else {},
         submitted_by=row.submitted_by,
+        trigger=trigger_dict(trigger) if trigger is not None else None,
     )
 
 
@@ -149,6 +169,33 @@ class JobStore:
 
     def submit(self, spec: dict[str, Any], *, max_attempts: int, submitted_by: str | None = None) -> Job:
         """Queue a job for ``spec`` (a resolved, validated spec dict)."""
+        return self._submit(spec, max_attempts=max_attempts, submitted_by=submitted_by)[0]
+
+    def submit_triggered(
+        self, spec: dict[str, Any], *, trigger: JobTriggerRow, cooldown_s: float, max_attempts: int
+    ) -> tuple[Job, bool]:
+        """Queue a retraining job for ``spec`` unless the deployment of ``trigger`` has one already.
+
+        Under the store's write lock, so concurrent alerts queue at most one job: refused (the
+        existing job and False) while the deployment's last triggered job is queued or running,
+        or was queued less than ``cooldown_s`` ago. Else the job and its trigger row are
+        written in one transaction (True).
+        """
+        return self._submit(
+            spec,
+            max_attempts=max_attempts,
+            submitted_by=f"alert:{trigger.deployment}"[:64],
+            trigger=(trigger, cooldown_s),
+        )
+
+    def _submit(
+        self,
+        spec: dict[str, Any],
+        *,
+        max_attempts: int,
+        submitted_by: str | None,
+        trigger: tuple[JobTriggerRow, float] | None = None,
+    ) -> tuple[Job, bool]:
         spec_json = dumps_json(spec, "spec", indent=None)
         for _attempt in range(5):
             now = clock()
@@ -165,15 +212,25 @@ class JobStore:
             )
             try:
                 with self.db.session(write=True) as session:
-                    session.add(row)
-                return job_from_row(row)
+                    if trigger is not None:
+                        earlier = _blocking_job(session, trigger[0].deployment_id, now, trigger[1])
+                        if earlier is not None:
+                            return earlier, False
+                        trigger[0].job_id, trigger[0].created_at = row.id, now
+                        session.add(row)
+                        session.flush()  # the job row first: the trigger names it
+                        session.add(trigger[0])
+                    else:
+                        session.add(row)
+                return job_from_row(row, trigger[0] if trigger is not None else None), True
             except IntegrityError:  # the random part collided: draw again
                 continue
         raise StoreError("Could not allocate a unique job id after 5 attempts", field="job_id")
 
     def get(self, job_id: str) -> Job:
         with self.db.session() as session:
-            return job_from_row(resolve(session, job_id))
+            row = resolve(session, job_id)
+            return job_from_row(row, session.get(JobTriggerRow, row.id))
 
     def list(self, status: str | None = None, limit: int = 50) -> builtins.list[Job]:
         """Newest first, optionally only jobs with ``status``."""
@@ -186,7 +243,10 @@ class JobStore:
         if wanted is not None:
             query = query.where(JobRow.status == wanted)
         with self.db.session() as session:
-            return [job_from_row(row) for row in session.scalars(query)]
+            rows = builtins.list(session.scalars(query))
+            found = select(JobTriggerRow).where(JobTriggerRow.job_id.in_([row.id for row in rows]))
+            triggers = {t.job_id: t for t in session.scalars(found)} if rows else {}
+            return [job_from_row(row, triggers.get(row.id)) for row in rows]
 
     def active_for_run(self, run_id: str) -> Job | None:
         """The queued or running job that trains run ``run_id`` (a full id), if any."""
@@ -211,6 +271,22 @@ class JobStore:
             row.cancel_requested = 1
             session.flush()
             return job_from_row(row)
+
+
+def _blocking_job(session: Session, deployment_id: str, now: datetime, cooldown_s: float) -> Job | None:
+    """The deployment's last triggered job if it still holds off a new one (active, or within the cooldown)."""
+    last = session.scalars(
+        select(JobTriggerRow)
+        .where(JobTriggerRow.deployment_id == deployment_id)
+        .order_by(JobTriggerRow.created_at.desc())
+        .limit(1)
+    ).first()
+    if last is None:
+        return None
+    job = session.get(JobRow, last.job_id)  # jobs are never deleted: always found
+    if job is None or (Status.stored(job.status).final and (now - last.created_at).total_seconds() >= cooldown_s):
+        return None
+    return job_from_row(job, last)
 
 
 def resolve(session: Session, job_id: str) -> JobRow:

@@ -1,0 +1,1 @@
+"""Retraining queued by the monitoring alerts of a deployment (docs/monitoring.md)."""
