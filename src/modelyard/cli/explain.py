@@ -40,7 +40,7 @@ _SHOWN = 20  # instances summarized on screen; --json has them all
     "--text",
     "texts",
     multiple=True,
-    metavar="TEXT",
+    metavar="SENTENCE",
     help="A text instance for a text model (repeat for several); instead of INPUT.",
 )
 @click.option(

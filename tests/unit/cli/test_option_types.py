@@ -23,6 +23,7 @@ FREE_TEXT = {
     "METRIC": "a per-epoch metric name of the run's history",
     "PATH=VALUE": "a dotted spec path and a YAML value, parsed (with its one-line error) by spec.apply_overrides",
     "PATH=DIST": "a dotted spec path and a distribution, parsed by tuning.space",
+    "SENTENCE": "an input text for a text model, any text",
 }
 NUMERIC_WORDS = (
     "alpha",
