@@ -12,6 +12,15 @@ import click
 
 from modelyard.cli._fmt import console, fmt, metrics_table
 
+# DistributedSpec.engine's values (a test keeps them equal; the spec module stays out of --help's imports).
+ENGINES = ("ray", "local")
+
+
+def distributed_overrides(workers: int | None, engine: str | None) -> tuple[str, ...]:
+    """``--workers``/``--engine`` as the ``train.distributed`` values they set (the spec validates them)."""
+    values = {"workers": workers, "engine": engine}
+    return tuple(f"train.distributed.{key}={value}" for key, value in values.items() if value is not None)
+
 
 @contextmanager
 def sigterm_interrupts() -> Iterator[None]:
@@ -41,11 +50,27 @@ def sigterm_interrupts() -> Iterator[None]:
     metavar="PATH=VALUE",
     help="Override a spec value by dotted path, e.g. --set train.lr=0.01 (repeatable).",
 )
+@click.option(
+    "--workers",
+    type=click.INT,
+    help="Data-parallel (DDP) training on N worker processes: sets train.distributed.workers (docs/scaling.md).",
+)
+@click.option(
+    "--engine",
+    type=click.Choice(ENGINES),
+    help="How the workers run: Ray Train (ray) or spawned local processes (local); sets train.distributed.engine.",
+)
 @click.option("--resume", "resume_id", metavar="RUN", help="Continue an interrupted run from its last checkpoint.")
 @click.option("--progress/--no-progress", default=None, help="Live progress bar (default: on for a terminal).")
 @click.pass_obj
 def train(
-    obj: dict, spec: str | None, overrides: tuple[str, ...], resume_id: str | None, progress: bool | None
+    obj: dict,
+    spec: str | None,
+    overrides: tuple[str, ...],
+    workers: int | None,
+    engine: str | None,
+    resume_id: str | None,
+    progress: bool | None,
 ) -> None:
     """Train a model from SPEC (YAML or JSON), evaluate it and register a model version."""
     from modelyard import workflow
@@ -55,8 +80,12 @@ def train(
     keep_freed_memory()  # process-wide (glibc keeps freed blocks): this entry point's choice, not fit's
     out = console()
     show = sys.stderr.isatty() if progress is None else progress
-    if resume_id and (spec or overrides):
-        raise UsageError("--resume continues a run with its stored spec; do not pass SPEC or --set with it")
+    distributed = distributed_overrides(workers, engine)
+    if resume_id and (spec or overrides or distributed):
+        raise UsageError(
+            "--resume continues a run with its stored spec; do not pass SPEC, --set, --workers or --engine with it"
+        )
+    overrides = (*overrides, *distributed)  # after --set: the options name these values outright
     if not resume_id and not spec:
         raise click.UsageError("missing SPEC (a YAML or JSON spec file), or --resume RUN")
     with sigterm_interrupts():
