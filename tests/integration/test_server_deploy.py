@@ -157,10 +157,16 @@ def test_submit_train_register_deploy_predict(server: Server, home: Path) -> Non
         assert answer.status_code == 200, answer.text
         assert_same_predictions(answer.json()["predictions"], model.records(x.astype(np.float32)), atol=1e-5)
     pixels = np.arange(64, dtype=np.uint8).reshape(8, 8) * 3
-    image = server.http.post("/v1/deployments/web/predict", content=png(pixels), headers={"content-type": "image/png"})
+    image = server.http.post(  # the query string reaches the replica too
+        "/v1/deployments/web/predict?top_k=2", content=png(pixels), headers={"content-type": "image/png"}
+    )
     assert image.status_code == 200, image.text
     want = model.records(image_to_array(png(pixels), [64])[None])
-    assert_same_predictions(image.json()["predictions"], want, atol=1e-5)
+    (ranked,) = image.json()["predictions"]
+    top = ranked.pop("top")
+    assert len(top) == 2 and top[0]["label"] == want[0]["label"]
+    assert top[0]["probability"] == pytest.approx(max(want[0]["probabilities"]), abs=1e-5)
+    assert_same_predictions([ranked], want, atol=1e-5)
     bad = server.http.post("/v1/deployments/web/predict", json={"instances": [[1, 2]]})
     assert bad.status_code == 422 and "expected a list of instances of shape [64]" in bad.json()["message"]
 

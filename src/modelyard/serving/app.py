@@ -175,7 +175,7 @@ def create_app(models: Sequence[Any] | Mapping[str, Any], config: ServeConfig | 
     routes = {
         route.path: route for route in app.routes if getattr(route, "path", None) in (LATEST_ROUTE, VERSION_ROUTE)
     }
-    app.add_middleware(PredictRoutes, models=table, config=config, routes=routes)
+    app.add_middleware(PredictRoutes, models=table, config=config, routes=routes, slots=app.state.explain_slots)
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=config.max_body_bytes)
     if config.api_key is not None:
         app.add_middleware(BearerAuthMiddleware, api_key=config.key())

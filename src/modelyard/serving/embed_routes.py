@@ -45,7 +45,7 @@ def add_embed_routes(app: FastAPI) -> None:
                 f"request (--max-batch-size), received {count}",
                 field="instances",
             )
-        features = served.decode_json(payload)
+        features = served.features(served.decode_json(payload))
         vectors = await asyncio.to_thread(served.predictor.embed_tensor, features)
         body = {
             "model": served.name,

@@ -2,10 +2,8 @@
 
 Bodies are decoded like the predict routes (strict JSON with a depth limit, PNG/JPEG
 bodies, multipart uploads; shape and finiteness checked by ``codec``), then the
-explanation runs in a worker thread (``asyncio.to_thread``) so the event loop keeps
-answering predictions. One explanation per model runs at a time (an asyncio lock:
-integrated gradients on a batch already uses every core), at most ``MAX_WAITING`` wait
-for it (then 503 + Retry-After), and a request holds at most ``max_instances``
+explanation runs in the app's ``ExplainSlots`` (explain_slots.py: one per model at a time, a
+bounded queue, a worker thread, a cost cap), and a request holds at most ``max_instances``
 instances (413): an explanation costs tens to thousands of forward passes per instance.
 
 Text models take ``{"instances": ["a sentence", ...]}`` (at most ``max_text_chars`` each, as
@@ -17,7 +15,6 @@ or, for image uploads, from the query string (``?method=saliency&target=Dress``)
 
 from __future__ import annotations
 
-import asyncio
 import json
 import math
 import time
@@ -32,19 +29,16 @@ from modelyard.errors import (
     BodyTooLargeError,
     InvalidInstancesError,
     MalformedRequestError,
-    QueueFullError,
-    RequestTimeoutError,
-    SpecError,
     UnsupportedMediaTypeError,
 )
 from modelyard.serving.codec import image_array, instances_array, text_array
+from modelyard.serving.explain_slots import ExplainSlots
 from modelyard.serving.limits import parse_json
 from modelyard.serving.schemas import ErrorResponse
 
-__all__ = ["add_explain_routes", "MAX_INSTANCES", "MAX_WAITING"]
+__all__ = ["add_explain_routes", "MAX_INSTANCES"]
 
 MAX_INSTANCES = 32
-MAX_WAITING = 8
 _IMAGE_TYPES = ("image/png", "image/jpeg", "image/jpg")
 
 
@@ -92,53 +86,9 @@ _REQUEST_DOC: dict[str, Any] = {
 }
 
 
-class _Slot:
-    """One served model's explainer (created on first use), its lock, its waiting count and
-    a running estimate of one explanation's seconds (for Retry-After)."""
-
-    def __init__(self, predictor: Any, data_access: Any = None) -> None:
-        self.predictor = predictor
-        self.data_access = data_access  # the server's data rule for the background sample (None: open)
-        self.lock = asyncio.Lock()
-        self.waiting = 0
-        self.seconds = 1.0  # until one has been timed
-        self._explainer: Any = None
-
-    def explain(self, raw: np.ndarray, options: dict[str, Any], timeout_s: float) -> Any:
-        if self._explainer is None:
-            from modelyard.explaining import Explainer
-
-            self._explainer = Explainer(self.predictor)
-        from modelyard.data.access import confined
-
-        start = time.monotonic()
-        try:
-            with confined(self.data_access):
-                return self._explainer.explain(raw, **options, timeout_s=timeout_s)
-        finally:
-            self.seconds = 0.7 * self.seconds + 0.3 * (time.monotonic() - start)
-
-    def retry_after(self) -> int:
-        """Seconds until the queue ahead of a new request has likely drained."""
-        return max(1, math.ceil((self.waiting + 1) * self.seconds))
-
-
-def _check_cost(rows: int, options: dict[str, Any], budget: int) -> None:
-    """Integrated gradients runs instances x steps forward and backward passes: cap their product."""
-    if options["method"] not in ("integrated_gradients", "ig"):
-        return
-    cost = rows * options["steps"]
-    if cost > budget:
-        raise SpecError(
-            f"Invalid value for `steps`: expected instances x steps at most {budget} on this server "
-            f"(--max-explain-cost), received {rows} x {options['steps']} = {cost}; lower steps or send fewer instances",
-            field="steps",
-        )
-
-
 def add_explain_routes(app: FastAPI, *, max_instances: int = MAX_INSTANCES) -> None:
     """Declare both explain routes on ``app`` (its ``state.models`` and ``state.config``)."""
-    slots: dict[str, _Slot] = {}
+    app.state.explain_slots = ExplainSlots(app)
     errors: dict[int | str, dict[str, Any]] = {
         code: {"model": ErrorResponse} for code in (400, 404, 413, 415, 422, 503)
     }
@@ -151,30 +101,7 @@ def add_explain_routes(app: FastAPI, *, max_instances: int = MAX_INSTANCES) -> N
         served = app.state.models.get(name, version)
         raw, fields = await _decode(request, served, config, max_instances)
         options = ExplainOptions.make(**fields).model_dump()  # unknown or invalid fields: 422 naming them
-        _check_cost(len(raw), options, config.max_explain_cost)
-        slot = slots.setdefault(served.ref, _Slot(served.predictor, getattr(app.state, "data_access", None)))
-        if slot.waiting >= MAX_WAITING:
-            raise QueueFullError(
-                f"Model {served.ref} has {slot.waiting} explanations waiting: expected at most "
-                f"{MAX_WAITING}; retry shortly",
-                retry_after=slot.retry_after(),
-            )
-        slot.waiting += 1
-        try:
-            try:
-                await asyncio.wait_for(slot.lock.acquire(), max(0.0, deadline - time.monotonic()))
-            except asyncio.TimeoutError:
-                raise RequestTimeoutError(
-                    f"Explanation of {served.ref} waited {config.timeout_s:g} s for the explanations ahead of it "
-                    "(the request timeout); retry later"
-                ) from None
-            try:
-                remaining = max(0.0, deadline - time.monotonic())
-                result = await asyncio.to_thread(slot.explain, raw, options, remaining)
-            finally:
-                slot.lock.release()
-        finally:
-            slot.waiting -= 1
+        result = await app.state.explain_slots.explain(served, raw, options, deadline)
         body = {
             "model": served.name,
             "version": served.version,

@@ -42,6 +42,7 @@ class ServedModel:
         self.task: str = predictor.task
         pipeline = getattr(predictor, "pipeline", None)
         self.text: bool = getattr(pipeline, "kind", None) == "text"  # instances are strings
+        self.image: bool = predictor.meta.get("kind") == "image"  # ?heatmap= draws over its inputs
         self.sample_rate, self.audio_align = _audio_input(predictor)  # WAV uploads: None when not an audio model
         self.config = config
         self.choice = backend or select_backend(predictor, config.backend, max_batch_size=config.max_batch_size)
@@ -58,20 +59,20 @@ class ServedModel:
         metrics.watch_queue(self.name, lambda: self.batcher.queue_depth)
         self.monitor = _monitor(self, config, metrics)
 
-    # -- hooks: decode → features ------------------------------------------------------------
-    def decode_json(self, payload: Any) -> torch.Tensor:
+    # -- hooks: decode (body → raw instances) → features ----------------------------------------
+    def decode_json(self, payload: Any) -> np.ndarray:
         if self.text:
-            return self.features(text_array(payload, max_chars=self.config.max_text_chars))
-        return self.features(instances_array(payload, self.input_shape, self.input_dtype))
+            return text_array(payload, max_chars=self.config.max_text_chars)
+        return instances_array(payload, self.input_shape, self.input_dtype)
 
-    def decode_images(self, images: list[tuple[str, bytes]]) -> torch.Tensor:
+    def decode_images(self, images: list[tuple[str, bytes]]) -> np.ndarray:
         arrays = [
             image_array(data, self.input_shape, source=source, max_pixels=self.config.max_image_pixels)
             for source, data in images
         ]
-        return self.features(np.stack(arrays))
+        return np.stack(arrays)
 
-    def decode_audio(self, files: list[tuple[str, bytes]]) -> torch.Tensor:
+    def decode_audio(self, files: list[tuple[str, bytes]]) -> np.ndarray:
         if self.sample_rate is None:
             raise UnsupportedMediaTypeError(
                 f"Model {self.ref} does not take audio: its input is {self.input_shape}, not raw samples "
@@ -90,7 +91,7 @@ class ServedModel:
             )
             for source, data in files
         ]
-        return self.features(np.stack(arrays))
+        return np.stack(arrays)
 
     def features(self, raw: np.ndarray) -> torch.Tensor:
         """Raw instances → model-ready tensor through the model's fitted preprocessing."""
@@ -108,9 +109,11 @@ class ServedModel:
             return None
         names = self.predictor.class_names
         classes = len(names) if names else int(np.prod(self.predictor.network.output_shape))
-        return parse_ranking(query, self.task, classes)
+        return parse_ranking(query, self.task, classes, image=self.image)
 
     async def predict(self, features: torch.Tensor, ranking: Ranking | None = None) -> dict[str, Any]:
+        """The predict route's answer for ``features`` (ranked as ``ranking`` says; its heatmaps are
+        ``add_heatmaps``')."""
         monitor, request_id = self.monitor, None
         if monitor is not None and monitor.log.sampled():  # the only cost of an unsampled request: one coin
             started = time.perf_counter()
@@ -132,6 +135,20 @@ class ServedModel:
             "warnings": warnings,
             **({"request_id": request_id} if request_id is not None else {}),
         }
+
+    async def add_heatmaps(
+        self, answer: dict[str, Any], raw: np.ndarray, method: str, slots: Any, *, started: float
+    ) -> None:
+        """``heatmap_png`` on each of ``answer``'s predictions: ``method``'s attributions of ``raw`` for the
+        predicted class, explained in ``slots`` (the explain routes' queue and cost cap) by the request's
+        timeout counted from ``started`` (time.monotonic()); ``answer["heatmap"]`` names the method."""
+        from modelyard.explaining.api import ExplainOptions
+
+        options = ExplainOptions.make(method=method).model_dump()
+        result = await slots.explain(self, raw, options, started + self.config.timeout_s)
+        for record, explained in zip(answer["predictions"], result.to_dict()["explanations"], strict=True):
+            record["heatmap_png"] = explained["heatmap_png"]
+        answer["heatmap"] = {"method": result.method, "explained_output": "probability of the predicted class"}
 
     async def start(self) -> None:
         """Start the batch worker and run one forward pass so the first request is not slow."""

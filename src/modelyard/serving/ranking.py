@@ -1,4 +1,6 @@
-"""Top-k labels and a rejection threshold for classifiers: ``?top_k=3&min_confidence=0.7``.
+"""Predict options in the query string: top-k labels, a rejection threshold, heatmaps.
+
+``?top_k=3&min_confidence=0.7`` for classifiers, ``?heatmap=saliency`` for image models.
 
 The predict routes take both as query parameters, whatever the body's content type (a PNG
 upload has no JSON body to carry them), like the explain routes do. ``top_k`` adds
@@ -7,6 +9,11 @@ upload has no JSON body to carry them), like the explain routes do. ``top_k`` ad
 ``rejected: true`` with ``label: null`` (the model is "not sure"), and every other one
 ``rejected: false``. Probabilities are always returned in full. Without a query string
 nothing here runs: the hot path only checks that the string is empty.
+
+``heatmap=METHOD`` (integrated_gradients, its alias ig, or saliency; ``true`` means
+integrated_gradients) adds ``heatmap_png`` (base64 PNG of the attributions over the image) to
+each prediction, for the class it predicts, as the explain route would draw it
+(explain_slots.py runs it, so the explain route's queue, deadline and cost cap apply).
 """
 
 from __future__ import annotations
@@ -20,16 +27,24 @@ from modelyard.errors import InvalidInstancesError
 
 __all__ = ["Ranking", "parse_ranking", "apply_ranking"]
 
-_KEYS = ("top_k", "min_confidence")
+_KEYS = ("top_k", "min_confidence", "heatmap")
+_CLASSIFIER_KEYS = ("top_k", "min_confidence")
+_HEATMAP_METHODS = {
+    "integrated_gradients": "integrated_gradients",
+    "ig": "integrated_gradients",
+    "saliency": "saliency",
+}
+_HEATMAP_TRUE = ("true", "1", "yes")
 
 
 @dataclass(frozen=True)
 class Ranking:
     top_k: int | None = None
     min_confidence: float | None = None
+    heatmap: str | None = None  # the attribution method drawn per prediction
 
 
-def parse_ranking(query: bytes, task: str, classes: int) -> Ranking | None:
+def parse_ranking(query: bytes, task: str, classes: int, *, image: bool = False) -> Ranking | None:
     """The options in a predict request's query string; None when it has none."""
     if not query:
         return None
@@ -37,7 +52,8 @@ def parse_ranking(query: bytes, task: str, classes: int) -> Ranking | None:
         pairs = parse_qsl(query.decode("latin-1"), keep_blank_values=True, strict_parsing=True)
     except ValueError:
         raise InvalidInstancesError(
-            f"Invalid query string: expected key=value pairs such as top_k=3&min_confidence=0.7, received {query!r}"
+            "Invalid query string: expected key=value pairs such as top_k=3&min_confidence=0.7&heatmap=saliency, "
+            f"received {query!r}"
         ) from None
     found: dict[str, str] = {}
     for key, value in pairs:
@@ -48,14 +64,15 @@ def parse_ranking(query: bytes, task: str, classes: int) -> Ranking | None:
         if key in found:
             raise InvalidInstancesError(f"Query parameter `{key}` given twice: expected it once", field=key)
         found[key] = value
-    if task != "classification":
+    ranked = [key for key in _CLASSIFIER_KEYS if key in found]
+    if ranked and task != "classification":
         raise InvalidInstancesError(
-            f"Query parameter `{next(iter(found))}` needs a classifier: this model's task is {task}",
-            field=next(iter(found)),
+            f"Query parameter `{ranked[0]}` needs a classifier: this model's task is {task}", field=ranked[0]
         )
     top_k = _top_k(found["top_k"], max(classes, 2)) if "top_k" in found else None
     floor = _confidence(found["min_confidence"]) if "min_confidence" in found else None
-    return Ranking(top_k=top_k, min_confidence=floor)
+    heatmap = _heatmap(found["heatmap"], image) if "heatmap" in found else None
+    return Ranking(top_k=top_k, min_confidence=floor, heatmap=heatmap)
 
 
 def apply_ranking(records: list[dict[str, Any]], ranking: Ranking, class_names: list[str] | None) -> None:
@@ -100,3 +117,19 @@ def _confidence(text: str) -> float:
             field="min_confidence",
         )
     return value
+
+
+def _heatmap(text: str, image: bool) -> str:
+    if not image:
+        raise InvalidInstancesError(
+            "Query parameter `heatmap` needs an image model: heatmaps are drawn over image inputs; "
+            "use the explain route for other models",
+            field="heatmap",
+        )
+    method = "integrated_gradients" if text.lower() in _HEATMAP_TRUE else _HEATMAP_METHODS.get(text.lower())
+    if method is None:
+        raise InvalidInstancesError(
+            f"Invalid value for `heatmap`: expected one of {', '.join(_HEATMAP_METHODS)} or true, received {text!r}",
+            field="heatmap",
+        )
+    return method

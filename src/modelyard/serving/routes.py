@@ -8,14 +8,15 @@ so they are in the OpenAPI document, and every other route goes through FastAPI.
 
 Decoding by content type: JSON, PNG/JPEG or WAV/FLAC bodies, and multipart uploads of such
 files (images or recordings, as the model takes: a network starting with a logmel/mfcc layer
-takes audio). Classifiers take ``?top_k=N&min_confidence=P`` on any content type
-(serving/ranking.py). Nothing else is decoded (415), so no pickle or other code-executing format is
+takes audio). Classifiers take ``?top_k=N&min_confidence=P`` and image models ``?heatmap=METHOD``
+on any content type (serving/ranking.py). Nothing else is decoded (415), so no pickle or other code-executing format is
 reachable.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 import orjson
@@ -68,8 +69,9 @@ def _match(path: str) -> tuple[str, str | None] | None:
 class PredictRoutes:
     """ASGI middleware answering the predict routes; everything else passes through."""
 
-    def __init__(self, app: Any, *, models: Any, config: ServeConfig, routes: dict[str, Any]) -> None:
+    def __init__(self, app: Any, *, models: Any, config: ServeConfig, routes: dict[str, Any], slots: Any) -> None:
         self.app = app
+        self.slots = slots  # the explain routes' ExplainSlots, for ?heatmap=
         self.models = models
         self.config = config
         self.routes = routes  # template → FastAPI route, so metrics label requests like FastAPI would
@@ -83,11 +85,15 @@ class PredictRoutes:
         scope["route"] = self.routes[VERSION_ROUTE if version is not None else LATEST_ROUTE]
         scope["path_params"] = {"name": name} if version is None else {"name": name, "version": version}
         headers: list[tuple[bytes, bytes]] = []
+        started = time.monotonic()
         try:
             model = self.models.get(name, _version(version))
             ranking = model.ranking(scope.get("query_string", b""))  # before the body: a bad option costs nothing
-            features = await self._decode(model, scope, receive)
-            status, body = 200, orjson.dumps(await model.predict(features, ranking))  # finite by construction (codec)
+            raw = await self._decode(model, scope, receive)
+            answer = await model.predict(model.features(raw), ranking)
+            if ranking is not None and ranking.heatmap is not None:
+                await model.add_heatmaps(answer, raw, ranking.heatmap, self.slots, started=started)
+            status, body = 200, orjson.dumps(answer)  # finite by construction (codec, heatmaps base64)
         except ModelyardError as exc:
             status, headers, body = error_answer(exc)
         except StarletteHTTPException as exc:  # multipart limits (too many files or fields)
@@ -105,6 +111,7 @@ class PredictRoutes:
         await send({"type": "http.response.body", "body": body})
 
     async def _decode(self, model: Any, scope: dict[str, Any], receive: Any) -> Any:
+        """The body's raw instances (a numpy batch), as the model takes them before its preprocessing."""
         ctype = _content_type(scope)
         config = self.config
         if ctype == "application/json":

@@ -38,6 +38,9 @@ class Prediction(BaseModel):
     rejected: bool | None = Field(
         None, description="With ?min_confidence=P: true when no class reaches P (then `label` is null)"
     )
+    heatmap_png: str | None = Field(
+        None, description="With ?heatmap=METHOD (image models): base64 PNG of the attributions for the predicted class"
+    )
 
 
 class PredictResponse(BaseModel):
@@ -48,6 +51,7 @@ class PredictResponse(BaseModel):
     predictions: list[Prediction]
     warnings: list[str] = Field(default_factory=list, description="E.g. non-finite model outputs returned as null")
     request_id: str | None = Field(None, description="Set when the request was logged (--monitor-sample): for feedback")
+    heatmap: dict[str, Any] | None = Field(None, description="With ?heatmap=METHOD: {method, explained_output}")
 
 
 class ErrorResponse(BaseModel):
@@ -87,6 +91,14 @@ PREDICT_REQUEST_DOC: dict[str, Any] = {
             "required": False,
             "schema": {"type": "number", "minimum": 0, "maximum": 1},
             "description": "Classifiers: reject (label null, rejected true) an instance whose best class is below it",
+        },
+        {
+            "name": "heatmap",
+            "in": "query",
+            "required": False,
+            "schema": {"type": "string", "enum": ["integrated_gradients", "ig", "saliency", "true"]},
+            "description": "Image models: add heatmap_png (the method's attributions for the predicted class) to each "
+            "prediction; the explain route's queue, timeout and --max-explain-cost apply",
         },
     ],
     "requestBody": {

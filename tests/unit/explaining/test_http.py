@@ -13,7 +13,7 @@ from PIL import Image
 
 from modelyard.explaining import explain
 from modelyard.predict import Predictor
-from modelyard.serving import ServeConfig, create_app, explain_routes
+from modelyard.serving import ServeConfig, create_app, explain_slots
 from tests.support.explaining import int8_digits, int8_reference, register
 from tests.support.serving import client, png
 from tests.support.serving import register as register_served
@@ -124,7 +124,7 @@ async def test_concurrent_explanations_and_predictions(app) -> None:
 
 
 async def test_waiting_explanations_are_capped_with_retry_after(app, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(explain_routes, "MAX_WAITING", 0)
+    monkeypatch.setattr(explain_slots, "MAX_WAITING", 0)
     async with client(app) as http:
         r = await http.post("/v1/models/lin/explain", json={"instances": ROWS})
     # Nothing timed yet: one explanation is estimated at 1 s, and one is ahead of a new request.

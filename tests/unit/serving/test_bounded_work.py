@@ -15,7 +15,7 @@ from modelyard.explaining import Explainer
 from modelyard.explaining.problem import Problem
 from modelyard.predict import Predictor
 from modelyard.serving import ServeConfig, create_app
-from modelyard.serving.explain_routes import _Slot
+from modelyard.serving.explain_slots import _Slot
 from tests.support.explaining import register
 from tests.support.serving import client
 

@@ -101,7 +101,7 @@ async def test_the_openapi_document_declares_the_query_parameters(home: Path) ->
     async with client(create_app([clf], ServeConfig(backend="torch"))) as http:
         spec = (await http.get("/openapi.json")).json()
     names = [p["name"] for p in spec["paths"]["/v1/models/{name}/predict"]["post"]["parameters"]]
-    assert names == ["name", "top_k", "min_confidence"]
+    assert names == ["name", "top_k", "min_confidence", "heatmap"]
 
 
 def test_one_sigmoid_output_ranks_classes_zero_and_one() -> None:
@@ -113,3 +113,69 @@ def test_one_sigmoid_output_ranks_classes_zero_and_one() -> None:
     assert records[0]["rejected"] is False and records[0]["label"] == 1
     assert records[1]["top"][0] == {"label": 0, "probability": pytest.approx(0.55)}
     assert records[1]["rejected"] is True and records[1]["label"] is None
+
+
+@pytest.mark.parametrize("method", ["saliency", "integrated_gradients"])
+async def test_heatmap_equals_the_explain_routes_drawing_for_the_predicted_class(home: Path, method: str) -> None:
+    from modelyard.explaining import Explainer
+
+    img = Predictor.load(register("img", home), home=home)
+    pixels = np.random.default_rng(1).integers(0, 256, size=(2, 8, 8))
+    files = [("file", (f"{i}.png", png(p), "image/png")) for i, p in enumerate(pixels)]
+    async with client(create_app([img], ServeConfig(backend="torch"))) as http:
+        answer = await http.post(f"/v1/models/img/predict?heatmap={method}&top_k=2", files=files)
+        explained = await http.post(f"/v1/models/img/explain?method={method}", files=files)
+    assert answer.status_code == 200 and explained.status_code == 200
+    body = answer.json()
+    assert body["heatmap"]["method"] == method
+    raw = pixels[:, None].astype(np.float32)  # N x 1 x 8 x 8, as the uploads decode
+    want = img.records(raw)
+    reference = Explainer(img).explain(raw, method=method).to_dict()["explanations"]
+    for got, ref, route, direct in zip(body["predictions"], want, explained.json()["explanations"], reference):
+        assert got["label"] == ref["label"] and got["probabilities"] == ref["probabilities"]
+        assert len(got["top"]) == 2  # the other options still apply
+        assert direct["label"] == ref["label"]  # explained for the predicted class
+        assert got["heatmap_png"] == route["heatmap_png"] == direct["heatmap_png"]
+
+
+async def test_heatmap_true_means_integrated_gradients_and_a_plain_request_has_none(home: Path) -> None:
+    img = Predictor.load(register("img", home), home=home)
+    pixels = np.random.default_rng(2).integers(0, 256, size=(8, 8))
+    async with client(create_app([img], ServeConfig(backend="torch"))) as http:
+        plain = await http.post("/v1/models/img/predict", content=png(pixels), headers={"content-type": "image/png"})
+        drawn = await http.post(
+            "/v1/models/img/predict?heatmap=true", content=png(pixels), headers={"content-type": "image/png"}
+        )
+    assert "heatmap" not in plain.json() and "heatmap_png" not in plain.json()["predictions"][0]
+    assert drawn.json()["heatmap"]["method"] == "integrated_gradients"
+    import base64
+
+    assert base64.b64decode(drawn.json()["predictions"][0]["heatmap_png"]).startswith(b"\x89PNG\r\n\x1a\n")
+
+
+@pytest.mark.parametrize(
+    ("model", "query", "status", "words"),
+    [
+        ("clf", "heatmap=saliency", 422, "needs an image model"),
+        ("img", "heatmap=lime", 422, "expected one of integrated_gradients, ig, saliency or true"),
+        ("img", "heatmap=ig&heatmap=ig", 422, "given twice"),
+    ],
+)
+async def test_bad_heatmap_requests_are_one_line_422(
+    home: Path, model: str, query: str, status: int, words: str
+) -> None:
+    served = Predictor.load(register(model, home), home=home)
+    async with client(create_app([served], ServeConfig(backend="torch"))) as http:
+        answer = await http.post(f"/v1/models/{model}/predict?{query}", json={"instances": instances(model, 1)})
+    assert answer.status_code == status, answer.text
+    assert answer.json()["field"] == "heatmap" and words in answer.json()["message"]
+    assert "\n" not in answer.json()["message"]
+
+
+async def test_integrated_gradient_heatmaps_obey_the_explain_cost_cap(home: Path) -> None:
+    img = Predictor.load(register("img", home), home=home)
+    async with client(create_app([img], ServeConfig(backend="torch", max_explain_cost=60))) as http:
+        answer = await http.post("/v1/models/img/predict?heatmap=ig", json={"instances": instances("img", 2)})
+        cheap = await http.post("/v1/models/img/predict?heatmap=saliency", json={"instances": instances("img", 2)})
+    assert answer.status_code == 422 and "2 x 50 = 100" in answer.json()["message"]
+    assert cheap.status_code == 200 and all("heatmap_png" in p for p in cheap.json()["predictions"])

@@ -1,6 +1,6 @@
 """``/v1/deployments``: create, list, show and delete deployments, and predict through them.
 
-``POST /v1/deployments/{name}/predict`` forwards the body and its Content-Type to one
+``POST /v1/deployments/{name}/predict`` forwards the body, its Content-Type and its query string to one
 ready replica (round robin) and returns the replica's answer unchanged, so a client sees
 exactly the serving API of ``modelyard serve``. A replica that cannot be reached is
 skipped for the next one (a prediction has no side effects, so repeating it is safe);
@@ -154,6 +154,8 @@ def router(state: ServerState) -> APIRouter:
         """The request's body to the deployed version's ``action`` route on the next ready replica."""
         body = await read_body(request, MAX_BODY_BYTES)
         urls, path = supervisor.targets(name, action)
+        if request.url.query:  # ?top_k=3, ?heatmap=saliency, ?method=...: the replica checks them
+            path = f"{path}?{request.url.query}"
         headers = {"content-type": request.headers.get("content-type", "application/json")}
         for url in urls:
             try:
