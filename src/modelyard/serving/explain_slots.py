@@ -78,7 +78,8 @@ class ExplainSlots:
 
     async def explain(self, served: Any, raw: np.ndarray, options: dict[str, Any], deadline: float) -> Any:
         """The Explanation of ``raw`` for ``served`` with ``options`` (ExplainOptions fields), by ``deadline``
-        (time.monotonic()): 413-style cost refusal first, then 503 when the queue is full, 504 past the deadline."""
+        (time.monotonic()): a 422 when integrated gradients costs more than --max-explain-cost, then a 503 when the
+        queue is full and a 504 when the deadline passes while waiting."""
         state = self._app.state
         check_cost(len(raw), options, state.config.max_explain_cost)
         slot = self._slots.setdefault(served.ref, _Slot(served.predictor, getattr(state, "data_access", None)))

@@ -145,10 +145,10 @@ class ServedModel:
         from modelyard.explaining.api import ExplainOptions
 
         options = ExplainOptions.make(method=method).model_dump()
-        result = await slots.explain(self, raw, options, started + self.config.timeout_s)
-        for record, explained in zip(answer["predictions"], result.to_dict()["explanations"], strict=True):
+        result = (await slots.explain(self, raw, options, started + self.config.timeout_s)).to_dict()
+        for record, explained in zip(answer["predictions"], result["explanations"], strict=True):
             record["heatmap_png"] = explained["heatmap_png"]
-        answer["heatmap"] = {"method": result.method, "explained_output": "probability of the predicted class"}
+        answer["heatmap"] = {"method": result["method"], "explained_output": result["explained_output"]}
 
     async def start(self) -> None:
         """Start the batch worker and run one forward pass so the first request is not slow."""

@@ -127,7 +127,7 @@ async def test_heatmap_equals_the_explain_routes_drawing_for_the_predicted_class
         explained = await http.post(f"/v1/models/img/explain?method={method}", files=files)
     assert answer.status_code == 200 and explained.status_code == 200
     body = answer.json()
-    assert body["heatmap"]["method"] == method
+    assert body["heatmap"] == {"method": method, "explained_output": explained.json()["explained_output"]}
     raw = pixels[:, None].astype(np.float32)  # N x 1 x 8 x 8, as the uploads decode
     want = img.records(raw)
     reference = Explainer(img).explain(raw, method=method).to_dict()["explanations"]
