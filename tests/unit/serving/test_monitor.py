@@ -55,39 +55,71 @@ def test_logged_requests_give_a_report_accuracy_from_feedback_and_gauges() -> No
         assert 'modelyard_monitor_accuracy{model="mon",version="1"} 1.0' in metrics
 
 
-@pytest.mark.anyio
-async def test_background_checks_wait_so_they_take_at_most_check_share_of_a_core() -> None:
+def _monitor(report) -> tuple[ModelMonitor, list[dict]]:
     served = SimpleNamespace(name="m", version=1, ref="m:1", predictor=None)
     published: list[dict] = []
-    monitor = ModelMonitor(
-        served,
-        None,
-        ServeConfig(monitor_sample=1.0, monitor_window=10),
-        SimpleNamespace(publish_monitor=published.append),
-    )
-    took = 0.02
-    calls: list[int] = []
+    config = ServeConfig(monitor_sample=1.0, monitor_window=10)
+    monitor = ModelMonitor(served, None, config, SimpleNamespace(publish_monitor=published.append))
+    monitor.report = report  # type: ignore[method-assign]
+    return monitor, published
 
-    def slow_report(window: int) -> dict:
+
+def _log_a_window(monitor: ModelMonitor) -> None:
+    for _ in range(10):
+        monitor.log.record(torch.zeros(1, 4), np.zeros((1, 4), dtype=np.float32), 0.0)
+
+
+@pytest.mark.anyio
+async def test_background_checks_wait_so_they_take_at_most_check_share_of_a_core() -> None:
+    took = 0.02  # CPU seconds a window's scipy checks cost, here spun on purpose
+    calls: list[int] = []
+    spent: list[float] = []
+
+    def busy_report(window: int) -> dict:
         calls.append(window)
-        time.sleep(took)  # what a window's scipy checks cost, here on purpose
+        started = time.thread_time()
+        while time.thread_time() - started < took:
+            pass
+        spent.append(time.thread_time() - started)
         return {"alerts": [], "window": window}
 
-    monitor.report = slow_report  # type: ignore[method-assign]
-    rows = np.zeros((1, 4), dtype=np.float32)
+    monitor, published = _monitor(busy_report)
     started = time.monotonic()
-    for _ in range(5):  # a full new window before every tick: each one is due by count
-        for _ in range(10):
-            monitor.log.record(torch.zeros(1, 4), rows, 0.0)
+    _log_a_window(monitor)
+    await monitor.tick()
+    checked = time.monotonic()
+    # The wait is 1 / CHECK_SHARE - 1 (49) times the check thread's CPU time: took and the call's
+    # own few microseconds, however long a loaded machine kept the thread waiting for a core.
+    wait = monitor._next_check - checked
+    assert took * (1 / CHECK_SHARE - 1) - 0.01 <= wait <= (spent[0] + 0.005) * (1 / CHECK_SHARE - 1)
+    for _ in range(4):  # a full new window before every tick: each one is due by count
+        _log_a_window(monitor)
         await monitor.tick()
     assert len(calls) == 1 or time.monotonic() - started > took / CHECK_SHARE  # only a slow machine gets two
     assert published == [{"alerts": [], "window": 10}] * len(calls)
-    # The budget's wait is over (49 x what the check took, scheduling included: more than took /
-    # CHECK_SHARE on a loaded machine): the next full window is checked.
+    # The budget's wait is over: the next full window is checked.
     await anyio.sleep(max(0.0, monitor._next_check - time.monotonic()) + 0.05)
-    for _ in range(10):
-        monitor.log.record(torch.zeros(1, 4), rows, 0.0)
+    _log_a_window(monitor)
     assert await monitor.tick() == {"alerts": [], "window": 10} and len(calls) >= 2
+
+
+@pytest.mark.anyio
+async def test_a_check_that_waits_without_using_the_cpu_does_not_hold_back_the_next() -> None:
+    calls: list[int] = []
+
+    def waiting_report(window: int) -> dict:  # a check whose wall time is waiting: for a core, the GIL
+        calls.append(window)
+        time.sleep(0.2)
+        return {"alerts": [], "window": window}
+
+    monitor, published = _monitor(waiting_report)
+    _log_a_window(monitor)
+    await monitor.tick()
+    # Counted by wall time the next check would wait 49 x 0.2 s; by CPU time, 49 x well under 10 ms.
+    assert monitor._next_check - time.monotonic() < 0.5
+    await anyio.sleep(0.5)
+    _log_a_window(monitor)
+    assert await monitor.tick() == {"alerts": [], "window": 10} and calls == [10, 10] and len(published) == 2
 
 
 class _Hook(BaseHTTPRequestHandler):
