@@ -41,10 +41,11 @@ def evaluate_model(ref: str, *, data: str | None = None, home: str | Path | None
 def own_split(model: Predictor) -> tuple[str, Split]:
     """The model's own evaluation split, re-derived from its spec and seed; DataError if its data changed."""
     spec = model.spec
-    prepared = prepare(spec.data, task=spec.task, seed=spec.seed)
-    # The same seed gives the same split and the same fitted preprocessing; if the state
-    # differs, the data on disk changed since training and the numbers would mislead.
-    if prepared.pipeline.state_dict() != model.pipeline.state_dict():
+    # The same seed gives the same split; the stored preprocessing transforms it (a re-trained
+    # tokenizer would give other ids). If a fresh fit differs from the stored one, the data on
+    # disk changed since training and the numbers would mislead.
+    prepared = prepare(spec.data, task=spec.task, seed=spec.seed, stored=model.pipeline)
+    if prepared.data_changed:
         raise DataError(
             f"The data of model {model.ref} changed since it was trained (its preprocessing no longer "
             f"matches); evaluate on explicit data with --data"

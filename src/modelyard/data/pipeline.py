@@ -217,6 +217,16 @@ class Pipeline:
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to rebuild this pipeline, as JSON-able data."""
         return {
+            **self._head(),
+            "steps": [
+                {"type": spec.type, "options": dict(spec.options), "state": step.state_dict()}
+                for spec, step in zip(self.specs, self.steps)
+            ],
+        }
+
+    def _head(self) -> dict[str, Any]:
+        """The state without the steps' fitted states."""
+        return {
             "format": _FORMAT,
             "task": self.task,
             "kind": self.kind,
@@ -226,11 +236,18 @@ class Pipeline:
             "num_classes": self.num_classes,
             "class_names": self.class_names,
             "feature_names": self.feature_names,
-            "steps": [
-                {"type": spec.type, "options": dict(spec.options), "state": step.state_dict()}
-                for spec, step in zip(self.specs, self.steps)
-            ],
         }
+
+    def same_fit(self, stored: Pipeline) -> bool:
+        """True when this pipeline, fitted now, and ``stored`` (a model version's) were fitted on the
+        same training data with the same steps: then ``stored`` is the one to transform with,
+        since a step whose fit is not deterministic (a trained tokenizer) gives other ids on a re-fit."""
+        if self._head() != stored._head() or len(self.steps) != len(stored.steps):
+            return False
+        for spec, old_spec in zip(self.specs, stored.specs):
+            if (spec.type, dict(spec.options)) != (old_spec.type, dict(old_spec.options)):
+                return False
+        return all(step.same_fit(old) for step, old in zip(self.steps, stored.steps))
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> Pipeline:

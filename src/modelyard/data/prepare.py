@@ -4,6 +4,12 @@ Order: load the source → ``limit`` → test split (the source's own, else the 
 fraction; default 0.2, none for tiny sets such as ``xor`` which are judged on their
 training points) → ``validation`` fraction off the training part (stratified for
 classification) → fit the pipeline on the training split only → transform every split.
+
+Re-created for a trained model (``stored=`` its pipeline: eval, compress, explain), the fresh fit
+is only compared with the stored one (``Pipeline.same_fit``): when they match, every split is
+transformed with the stored pipeline, since a fit that is not deterministic (a trained tokenizer)
+would give other token ids than the model was trained on; when they differ the data changed
+since training and ``Prepared.data_changed`` says so.
 """
 
 from __future__ import annotations
@@ -59,15 +65,24 @@ class Prepared:
     input_shape: tuple[int, ...]
     kind: str
     data_lineage: dict[str, Any] | None = None  # a stored dataset's (RawData.lineage)
+    #: With ``prepare(stored=...)``: the fresh fit differs from the stored pipeline (the data
+    #: changed since training); ``pipeline`` is then the fresh fit, else the stored one.
+    data_changed: bool = False
 
 
 def prepare(
-    data_spec: DataSpec, *, task: Literal["classification", "regression"], seed: int, in_memory: bool = False
+    data_spec: DataSpec,
+    *,
+    task: Literal["classification", "regression"],
+    seed: int,
+    in_memory: bool = False,
+    stored: Pipeline | None = None,
 ) -> Prepared:
     """Load, split and preprocess the data of ``data_spec``, deterministically for ``seed``.
 
     With ``data.stream`` the splits stay on disk as ``StreamedSplit``s (the source must be
     memory-mapped); ``in_memory`` loads them anyway (compression and explanations).
+    ``stored``: the trained model's pipeline, used for every split when the fresh fit matches it.
     """
     raw = load_source(data_spec.source, seed=seed)
     stream = data_spec.stream and not in_memory
@@ -136,6 +151,12 @@ def prepare(
             data_spec.preprocess, _rows(raw.x_train, rows, raw.kind), y, **fit_args
         )
         fitted = _split(pipeline, x_fit, y_fit)
+    data_changed = False
+    if stored is not None:
+        if pipeline.same_fit(stored):
+            pipeline, fitted = stored, None  # the training split too goes through the stored pipeline
+        else:
+            data_changed = True
     if stream:
 
         def on_disk(source: np.ndarray, split_rows: np.ndarray | None, targets: np.ndarray) -> StreamedSplit:
@@ -175,6 +196,7 @@ def prepare(
         input_shape=pipeline.input_shape,
         kind=raw.kind,
         data_lineage=raw.lineage,
+        data_changed=data_changed,
     )
 
 

@@ -66,6 +66,20 @@ class Step:
     def load_state(self, state: dict[str, Any]) -> None:
         """Restore the fitted state written by ``state_dict``."""
 
+    def fingerprint(self) -> Any:
+        """What identifies this fit: two fits with equal fingerprints transform alike.
+
+        The whole fitted state by default, which suits deterministic fits (the same data give
+        the same state). A step whose fit is not deterministic (a trained tokenizer) returns a
+        digest of its settings and training data instead, so that a re-fit on the same data is
+        recognised as such and the stored fit is used in its place (``prepare(stored=...)``).
+        """
+        return self.state_dict()
+
+    def same_fit(self, stored: Step) -> bool:
+        """True when this fresh fit and ``stored`` (restored from a saved state) fitted the same data alike."""
+        return type(self) is type(stored) and self.fingerprint() == stored.fingerprint()
+
     def check_input_shape(self, shape: tuple[int, ...], ctx: FitContext) -> None:
         """Called with the final per-sample shape (after all steps) once fitting is done."""
 

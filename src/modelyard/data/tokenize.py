@@ -7,10 +7,18 @@ truncated to ``max_length`` tokens and padded with the tokenizer's pad id up to 
 network finds the padding by that id (``model.pad_id``). The fitted tokenizer is kept as its
 own JSON (``Tokenizer.to_str``) in the model's preprocess.json, so a registered version
 tokenizes offline exactly as it did in training.
+
+Training a WordPiece tokenizer is not deterministic (the same texts can give another vocabulary
+order, huggingface/tokenizers#1794, and the trainer takes no seed), so a trained step also keeps
+``training_sha256``, a digest of its training settings and texts, as its fingerprint: a re-fit on
+the same data (``modelyard eval``, compress, explain) is recognised and the stored tokenizer is
+used in its place (``prepare(stored=...)``), so the model is measured on its own token ids.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -57,6 +65,8 @@ class Tokenize(Step):
         super().__init__(opts)
         self.tokenizer: Any = None
         self.pad_id = 0
+        #: sha256 of the training settings and texts; None for a loaded tokenizer (or an old state).
+        self.training_sha256: str | None = None
 
     # -- fitting -----------------------------------------------------------------------------
     def fit(self, x: np.ndarray, y: np.ndarray | None, ctx: FitContext) -> None:
@@ -67,8 +77,29 @@ class Tokenize(Step):
                 field=ctx.field,
             )
         texts = _texts(x, "the training data")
-        tok = self._load(ctx.field) if self.opts.tokenizer is not None else self._train(texts)
+        if self.opts.tokenizer is not None:
+            tok = self._load(ctx.field)
+        else:
+            tok = self._train(texts)
+            self.training_sha256 = self._training_digest(texts)
         self._configure(tok, ctx.field)
+
+    def _training_digest(self, texts: list[str]) -> str:
+        """sha256 of everything ``_train`` reads: its settings, then each text (length-prefixed)."""
+        digest = hashlib.sha256()
+        settings = {
+            "model": "wordpiece",
+            "vocab_size": self.opts.vocab_size,
+            "min_frequency": self.opts.min_frequency,
+            "lowercase": self.opts.lowercase,
+            "special_tokens": list(SPECIAL_TOKENS),
+        }
+        digest.update(json.dumps(settings, sort_keys=True).encode())
+        for text in texts:
+            data = text.encode("utf-8", "surrogatepass")
+            digest.update(len(data).to_bytes(8, "little"))
+            digest.update(data)
+        return digest.hexdigest()
 
     def _load(self, field: str) -> Any:
         path = _tokenizer_file(self.opts.tokenizer, f"{field}.tokenizer")  # type: ignore[arg-type]
@@ -133,13 +164,31 @@ class Tokenize(Step):
 
     # -- saving ------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        return {"tokenizer": self.tokenizer.to_str(), "pad_id": self.pad_id, "vocab_size": self.vocab_size}
+        state = {"tokenizer": self.tokenizer.to_str(), "pad_id": self.pad_id, "vocab_size": self.vocab_size}
+        if self.training_sha256 is not None:
+            state["training_sha256"] = self.training_sha256
+        return state
 
     def load_state(self, state: dict[str, Any]) -> None:
         tok = _tokenizers().Tokenizer.from_str(state["tokenizer"])
         self._configure(tok, "data.preprocess")
         if self.pad_id != int(state["pad_id"]):
             raise DataError(f"Invalid preprocessing state: pad id {self.pad_id}, expected {state['pad_id']}")
+        self.training_sha256 = state.get("training_sha256")  # absent from states saved before it existed
+
+    def fingerprint(self) -> Any:
+        """The training digest of a trained tokenizer (its vocabulary is not reproducible);
+        the whole state of a loaded one (loading is)."""
+        if self.training_sha256 is not None:
+            return {"training_sha256": self.training_sha256}
+        return self.state_dict()
+
+    def same_fit(self, stored: Step) -> bool:
+        if isinstance(stored, Tokenize) and stored.training_sha256 is None:
+            # A state saved before the digest existed: only an identical tokenizer counts as the same fit.
+            mine = {k: v for k, v in self.state_dict().items() if k != "training_sha256"}
+            return mine == stored.state_dict()
+        return super().same_fit(stored)
 
 
 def _tokenizer_file(source: str, where: str) -> Path:

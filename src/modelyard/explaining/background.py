@@ -1,8 +1,8 @@
 """Reference rows for SHAP and LIME: a seeded sample of the model's own training split.
 
 The split is re-created from the stored spec exactly as ``modelyard.evaluation`` does it
-(same source, same seed, same split); if the refitted preprocessing differs from the
-stored one, the data changed since training and a background drawn from it would
+(same source, same seed, same split, the stored preprocessing); if a refitted preprocessing
+differs from the stored one, the data changed since training and a background drawn from it would
 describe some other data set, so the request is refused with a way out (pass
 ``background=`` explicitly).
 """
@@ -27,8 +27,9 @@ def training_sample(predictor: Predictor, *, size: int = SAMPLE_SIZE) -> np.ndar
     from modelyard.data import prepare
 
     spec = predictor.spec
-    prepared = prepare(spec.data, task=spec.task, seed=spec.seed, in_memory=True)  # needs tensors, not streams
-    if prepared.pipeline.state_dict() != predictor.pipeline.state_dict():
+    # Tensors, not streams; the split through the model's own stored preprocessing (its token ids).
+    prepared = prepare(spec.data, task=spec.task, seed=spec.seed, in_memory=True, stored=predictor.pipeline)
+    if prepared.data_changed:
         raise DataError(
             f"The data of model {predictor.ref} changed since it was trained (its preprocessing no longer "
             f"matches), so its training split cannot serve as the background; pass background= explicitly",

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
-from modelyard.data import Prepared, Split, prepare
+from modelyard.data import Pipeline, Prepared, Split, prepare
 from modelyard.data.split import holdout
 from modelyard.errors import DataError
 from modelyard.spec import DataSpec
@@ -134,3 +134,41 @@ def test_fashion_mnist_limit_reshape_and_official_test() -> None:
     assert 0.0 <= float(p.train.x.min()) and float(p.train.x.max()) <= 1.0
     assert p.class_names is not None and p.class_names[0] == "T-shirt/top" and p.num_classes == 10
     assert p.pipeline.raw_input_shape == (784,)
+
+
+def test_prepared_again_for_a_stored_pipeline_transforms_every_split_with_it(tmp_path: Path) -> None:
+    pytest.importorskip("tokenizers")
+    from tests.support.text_models import intents_file
+
+    path = intents_file(tmp_path)
+    data = {
+        "source": {"jsonl": str(path), "target": "label", "text": "text"},
+        "validation": 0.2,
+        "preprocess": [{"tokenize": None, "max_length": 12, "vocab_size": 120, "min_frequency": 1}],
+    }
+    first = _prepare(data)
+    assert not first.data_changed
+    stored = Pipeline.from_state(first.pipeline.state_dict())  # as a registered version holds it
+    again = prepare(DataSpec.model_validate(data), task="classification", seed=0, stored=stored)
+    # A re-trained WordPiece tokenizer need not give the same ids; the stored one does, on every split.
+    assert again.pipeline is stored and not again.data_changed
+    for mine, theirs in ((again.train, first.train), (again.val, first.val), (again.test, first.test)):
+        assert mine is not None and theirs is not None
+        torch.testing.assert_close(mine.x, theirs.x, rtol=0, atol=0)
+        torch.testing.assert_close(mine.y, theirs.y, rtol=0, atol=0)
+    # Texts changed since (in every split): the fresh fit is kept and the change is reported.
+    path.write_text(path.read_text().replace("bank balance", "bank balances"))
+    changed = prepare(DataSpec.model_validate(data), task="classification", seed=0, stored=stored)
+    assert changed.data_changed and changed.pipeline is not stored
+
+
+def test_a_deterministic_pipeline_prepared_again_matches_its_stored_state() -> None:
+    data = {"source": "digits", "preprocess": ["standardize"]}
+    first = _prepare(data)
+    stored = Pipeline.from_state(first.pipeline.state_dict())
+    again = prepare(DataSpec.model_validate(data), task="classification", seed=0, stored=stored)
+    assert again.pipeline is stored and not again.data_changed
+    assert again.test is not None and first.test is not None
+    torch.testing.assert_close(again.test.x, first.test.x, rtol=0, atol=0)
+    other = prepare(DataSpec.model_validate(data), task="classification", seed=1, stored=stored)  # another split
+    assert other.data_changed and other.pipeline is not stored

@@ -78,6 +78,51 @@ def test_the_fitted_tokenizer_is_saved_and_restored_exactly() -> None:
     assert restored.transform_x("set an alarm").shape == (1, 10)  # one string is one sample
 
 
+TRAINED = {"type": "tokenize", "options": {"max_length": 10, "vocab_size": 120, "min_frequency": 1}}
+
+
+def test_a_trained_tokenizer_is_fingerprinted_by_its_settings_and_training_texts() -> None:
+    import hashlib
+
+    first, again = _fit([TRAINED]), _fit([TRAINED])
+    digest = first.steps[0].training_sha256
+    # Reference: the digest written out by hand (settings as sorted JSON, then each text length-prefixed).
+    settings = '{"lowercase": true, "min_frequency": 1, "model": "wordpiece", "special_tokens": ["[PAD]", "[UNK]", "[CLS]", "[SEP]"], "vocab_size": 120}'
+    want = hashlib.sha256(settings.encode())
+    for text in TEXTS:
+        want.update(len(text.encode()).to_bytes(8, "little") + text.encode())
+    assert digest == want.hexdigest()
+    assert first.state_dict()["steps"][0]["state"]["training_sha256"] == digest
+    assert again.steps[0].training_sha256 == digest and again.same_fit(first) and first.same_fit(again)
+    # One changed text, or another setting that training reads: another fit.
+    changed = _fit([TRAINED], [*TEXTS[:3], "set an alarm now"])
+    assert changed.steps[0].training_sha256 != digest and not changed.same_fit(first)
+    wider = _fit([{"type": "tokenize", "options": {**TRAINED["options"], "vocab_size": 121}}])
+    assert not wider.same_fit(first)
+    # ["ab", "c"] and ["a", "bc"] are other texts, though they join to the same characters.
+    assert (
+        _fit([TRAINED], ["ab", "c"]).steps[0].training_sha256 != _fit([TRAINED], ["a", "bc"]).steps[0].training_sha256
+    )
+    # A loaded tokenizer is deterministic: no digest, its whole state is its fingerprint.
+    loaded = _fit([{"type": "tokenize", "options": {"tokenizer": str(MINILM), "max_length": 16}}])
+    assert loaded.steps[0].training_sha256 is None and loaded.steps[0].fingerprint() == loaded.steps[0].state_dict()
+    assert "training_sha256" not in loaded.state_dict()["steps"][0]["state"]
+
+
+def test_a_stored_state_without_training_sha256_loads_and_is_compared_by_its_whole_state() -> None:
+    fitted = _fit([TRAINED])
+    old = json.loads(json.dumps(fitted.state_dict()))
+    del old["steps"][0]["state"]["training_sha256"]  # as saved before the digest existed
+    restored = Pipeline.from_state(old)
+    assert restored.steps[0].training_sha256 is None
+    np.testing.assert_array_equal(restored.transform_x(TEXTS), fitted.transform_x(TEXTS))
+    # The very tokenizer counts as the same fit; a re-training only if it reproduced the same JSON.
+    assert fitted.same_fit(restored)
+    refit = _fit([TRAINED])
+    bare = {k: v for k, v in refit.state_dict()["steps"][0]["state"].items() if k != "training_sha256"}
+    assert refit.same_fit(restored) == (bare == old["steps"][0]["state"])
+
+
 def test_text_needs_a_tokenize_step_first_and_tokenize_needs_text() -> None:
     with pytest.raises(SpecError, match="text data needs a tokenize step first"):
         _fit([])
