@@ -181,9 +181,9 @@ async def test_served_onnx_text_predictions_equal_torch(models: tuple[Path, dict
             assert bad.status_code == 422 and message in bad.json()["message"], bad.text
 
 
-# The scratch model trains its tokenizer, which compress re-trains to re-create the test split and
-# refuses as changed data (a WordPiece re-training does not reproduce its JSON): not covered here.
-@pytest.mark.parametrize("kind", ["bert"])
+# scratch trains its tokenizer: compress re-creates the test split with the stored one (a WordPiece
+# re-training does not reproduce it), tests/unit/test_trained_tokenizer_versions.py.
+@pytest.mark.parametrize("kind", ["scratch", "bert"])
 def test_int8_compress_of_a_text_model_is_a_loadable_version_served_from_its_int8_graph(
     models: tuple[Path, dict[str, str]], kind: str
 ) -> None:
