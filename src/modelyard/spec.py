@@ -72,6 +72,7 @@ class DataSpec(StrictModel):
 
     Keys other than the ones below are options of the source (for example ``path``
     and ``target`` of a ``csv`` source); they are validated by the source itself.
+    ``dataset: NAME:N`` is short for ``source: dataset, name: NAME:N`` (a stored dataset).
     """
 
     source: ComponentSpec
@@ -87,6 +88,13 @@ class DataSpec(StrictModel):
         if not isinstance(data, dict):
             return data
         own = {"source", "validation", "test", "preprocess", "limit", "stream"}
+        if "dataset" in data:  # the short form of a stored dataset: {dataset: NAME:N, target: ...}
+            if "source" in data or "name" in data:
+                clash = "source" if "source" in data else "name"
+                raise ValueError(
+                    f"expected either `dataset: NAME:VERSION` or `source:`, received both `dataset` and `{clash}`"
+                )
+            data = {k: v for k, v in data.items() if k != "dataset"} | {"source": "dataset", "name": data["dataset"]}
         if "source" not in data:
             raise ValueError("missing required field 'source' (a built-in data set or a file format)")
         extra = {k: v for k, v in data.items() if k not in own}

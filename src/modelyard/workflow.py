@@ -289,6 +289,8 @@ def _run(
         }
         if result.privacy is not None:
             summary[PRIVACY_KEY] = result.privacy
+        if prepared.data_lineage:
+            summary["dataset"] = prepared.data_lineage  # the stored dataset version read: ref, sha256
         runs.finish(run_id, summary, None if version is None else version.ref)
     except RunPruned as exc:  # a tuning trial's pruner stopped it: the run ends as such, not as failed
         runs.prune(run_id, exc.message)

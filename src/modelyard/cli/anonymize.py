@@ -1,4 +1,4 @@
-"""`modelyard anonymize CONFIG INPUT [--name NAME]` and `modelyard datasets [list] | show NAME[:N]`."""
+"""`modelyard anonymize CONFIG INPUT [--name NAME]` (the stored datasets' commands are in datasets.py)."""
 
 from __future__ import annotations
 
@@ -6,10 +6,8 @@ import json
 from typing import Any
 
 import click
-from rich.table import Table
 
 from modelyard.cli._fmt import console
-from modelyard.cli._nouns import NounGroup
 
 
 @click.command()
@@ -32,10 +30,10 @@ def anonymize(obj: dict, config: str, input_path: str, name: str | None, as_json
     out = console()
     report = result.report
     out.print(f"stored dataset [bold]{result.ref}[/bold]: {report['rows_out']} of {report['rows_in']} rows")
-    _print_report(report)
+    print_report(report)
 
 
-def _print_report(report: dict[str, Any]) -> None:
+def print_report(report: dict[str, Any]) -> None:
     out = console()
     if report.get("dropped"):
         out.print("dropped: " + ", ".join(report["dropped"]))
@@ -54,60 +52,3 @@ def _print_report(report: dict[str, Any]) -> None:
         )
         for column, how in kanon["generalization"].items():
             out.print(f"  {column}: {how}")
-
-
-@click.group(cls=NounGroup)
-def datasets() -> None:
-    """Stored datasets (written by `modelyard anonymize`): list (the default), show."""
-
-
-@datasets.command("list")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-@click.pass_obj
-def list_datasets(obj: dict, as_json: bool) -> None:
-    """List stored datasets (also: `modelyard datasets`)."""
-    from modelyard.store.datasets import DatasetStore
-
-    rows = []
-    for found in DatasetStore(obj["home"]).list():
-        report, lineage = found.report, found.lineage
-        kanon = report.get("k_anonymity") or {}
-        rows.append(
-            {
-                "dataset": found.ref,
-                "rows": report.get("rows_out"),
-                "k": kanon.get("k_achieved"),
-                "source": (lineage.get("source") or {}).get("file"),
-                "created_at": lineage.get("created_at"),
-            }
-        )
-    if as_json:
-        click.echo(json.dumps(rows, indent=2))
-        return
-    table = Table(show_header=True, header_style="bold")
-    for col in ("dataset", "rows", "k", "source", "created"):
-        table.add_column(col)
-    for row in rows:
-        table.add_row(*("-" if v is None else str(v) for v in row.values()))
-    console().print(table)
-
-
-@datasets.command("show")
-@click.argument("ref")
-@click.option("--json", "as_json", is_flag=True)
-@click.pass_obj
-def show(obj: dict, ref: str, as_json: bool) -> None:
-    """Show a stored dataset: its report and lineage (source file sha256, steps; never a key)."""
-    from modelyard.store.datasets import DatasetStore
-
-    found = DatasetStore(obj["home"]).get(ref)
-    info = {"dataset": found.ref, "path": str(found.path), "report": found.report, "lineage": found.lineage}
-    if as_json:
-        click.echo(json.dumps(info, indent=2))
-        return
-    out = console()
-    source = info["lineage"].get("source") or {}
-    out.print(f"[bold]{found.ref}[/bold]  {info['report'].get('rows_out')} rows  {found.path}")
-    out.print(f"from {source.get('file')} (sha256 {source.get('sha256')}), {source.get('rows')} rows")
-    out.print("steps: " + ", ".join(str(s.get("type")) for s in info["lineage"].get("steps", [])))
-    _print_report(info["report"])

@@ -83,6 +83,7 @@ def _register_commands() -> None:
     from modelyard.cli import (
         anonymize,
         compress,
+        datasets,
         deployments,
         explain,
         export,
@@ -119,7 +120,7 @@ def _register_commands() -> None:
     cli.add_command(jobs.jobs)
     cli.add_command(deployments.deployments)
     cli.add_command(anonymize.anonymize)
-    cli.add_command(anonymize.datasets)
+    cli.add_command(datasets.datasets)
 
 
 _register_commands()

@@ -116,8 +116,10 @@ def show(obj: dict, ref: str, as_json: bool) -> None:
     trained_on = (info["lineage"] or {}).get("dataset")
     if trained_on:
         kanon = trained_on.get("k_anonymity") or {}
-        privacy = f" ({trained_on.get('operation')}d, k = {kanon['k_achieved']})" if kanon.get("k_achieved") else ""
-        out.print(f"trained on dataset {trained_on.get('ref')}{privacy}")
+        sha = str(trained_on.get("sha256") or "")[:12]
+        how = f" ({trained_on.get('operation')}d, k = {kanon['k_achieved']})" if kanon.get("k_achieved") else ""
+        how = how or (f" ({trained_on.get('operation')}ed, sha256 {sha})" if sha else "")
+        out.print(f"trained on dataset {trained_on.get('ref')}{how}")
     if info["derived"]:
         out.print("derived versions: " + ", ".join(f"{d['model']} ({d['kind']})" for d in info["derived"]))
     out.print(f"input shape {info['input_shape']} ({info['input_dtype']}), output shape {info['output_shape']}")

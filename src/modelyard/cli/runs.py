@@ -93,6 +93,9 @@ def show(obj: dict, run_id: str, plots_dir: str | None, as_json: bool) -> None:
             f"seed={env.get('seed')} torch={env.get('packages', {}).get('torch')} "
             f"python={env.get('python')} cores={env.get('cores')}"
         )
+        dataset = (r.summary or {}).get("dataset")
+        if dataset:
+            out.print(f"dataset {dataset.get('ref')} (sha256 {str(dataset.get('sha256'))[:12]})")
         if r.history:
             keys = [k for k in r.history[0] if k != "epoch"]
             table = Table(show_header=True, header_style="bold", title="epochs")

@@ -132,3 +132,25 @@ class ServerClient:
             raise ServerUnavailableError(
                 f"No modelyard server at {self.url}: start one with `modelyard server`"
             ) from None
+
+    # -- datasets ----------------------------------------------------------------------
+
+    def upload_dataset(self, path: str | os.PathLike[str], name: str, *, filename: str | None = None) -> dict[str, Any]:
+        """Stream the table file at ``path`` to ``POST /v1/datasets``: the stored version's facts."""
+        shown = filename or os.path.basename(os.fspath(path))
+
+        def chunks() -> Iterator[bytes]:
+            with open(path, "rb") as f:
+                while chunk := f.read(1 << 20):
+                    yield chunk
+
+        headers = {"Content-Type": "application/octet-stream", "Content-Length": str(os.path.getsize(path))}
+        return self.request(
+            "POST", "/v1/datasets", params={"name": name, "filename": shown}, content=chunks(), headers=headers
+        ).json()
+
+    def datasets(self, name: str | None = None) -> list[dict[str, Any]]:
+        return self.request("GET", "/v1/datasets", params={"name": name} if name else {}).json()["datasets"]
+
+    def dataset(self, name: str, version: int) -> dict[str, Any]:
+        return self.request("GET", f"/v1/datasets/{name}/versions/{version}").json()

@@ -1,11 +1,11 @@
 """Stored datasets: a table (Parquet) with its report and lineage, addressed as ``NAME:VERSION``.
 
-``modelyard anonymize`` writes one; a spec trains on it with ``data: {source: dataset, name:
-NAME:VERSION, target: ...}`` and the model version's lineage names it. A version is a folder::
+``modelyard datasets upload`` (``store/upload.py``) and ``modelyard anonymize`` write one; a spec trains on it with ``data: {dataset: NAME:VERSION,
+target: ...}`` (or ``{source: dataset, name: NAME:VERSION, ...}``) and the model version's lineage names it. A version is a folder::
 
     artifacts/datasets/<name>/<version>/data.parquet   the table
-                                        report.json    what was done (counts, k achieved, ...)
-                                        lineage.json   source file sha256, the steps, no key
+                                        report.json    rows, columns, schema (upload); counts, k achieved (anonymize)
+                                        lineage.json   operation, source file(s) and sha256, steps; never a key
                                         checksums.json sha256 of each file, checked on read
 
 Registration writes a temporary folder, then takes the database's write lock, picks the next
@@ -26,7 +26,7 @@ from typing import Any
 from modelyard._files import dumps_json, read_json, user_folder
 from modelyard.errors import InputError, NotFoundError, StoreError
 from modelyard.store import paths
-from modelyard.store.checksums import verified, write_checksums
+from modelyard.store.checksums import CHECKSUMS_FILE, verified, write_checksums
 from modelyard.store.refs import NAME_PATTERN, check_name
 
 __all__ = ["DatasetStore", "DatasetVersion", "DATA_FILE", "REPORT_FILE", "LINEAGE_FILE"]
@@ -54,6 +54,30 @@ class DatasetVersion:
     @property
     def lineage(self) -> dict[str, Any]:
         return read_json(self.path / LINEAGE_FILE)
+
+    @property
+    def sha256(self) -> str | None:
+        """The recorded sha256 of the table (``checksums.json``): the content hash lineage names."""
+        try:
+            return read_json(self.path / CHECKSUMS_FILE)["sha256"].get(DATA_FILE)
+        except (OSError, ValueError, KeyError, AttributeError, StoreError):
+            return None
+
+    def to_dict(self) -> dict[str, Any]:
+        """What ``GET /v1/datasets/...`` and ``modelyard datasets show --json`` give."""
+        report, lineage = self.report, self.lineage
+        return {
+            "dataset": self.ref,
+            "name": self.name,
+            "version": self.version,
+            "rows": report.get("rows", report.get("rows_out")),
+            "sha256": self.sha256,
+            "schema": report.get("schema"),
+            "operation": lineage.get("operation"),
+            "created_at": lineage.get("created_at"),
+            "report": report,
+            "lineage": lineage,
+        }
 
     def data_path(self) -> Path:
         """The table's file, checked against its recorded sha256."""
@@ -135,7 +159,7 @@ class DatasetStore:
         if not versions:
             known = ", ".join(self.names()) or "none"
             raise NotFoundError(
-                f"Dataset {name!r} not found for `{field}` (stored datasets: {known}); `modelyard anonymize` stores one",
+                f"Dataset {name!r} not found for `{field}` (stored datasets: {known}); `modelyard datasets upload` or `modelyard anonymize` stores one",
                 field=field,
             )
         version = versions[-1] if wanted in (None, "latest") else int(wanted)
