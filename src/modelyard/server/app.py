@@ -1,7 +1,7 @@
 """``create_server_app``: the control plane's one app: REST API and web console on one port.
 
-Routers come from each subpackage's ``routes`` module (jobs, auth, deployments, models, console), each
-``router(state) -> APIRouter``; none contains auth code, because ``AuthMiddleware`` wraps
+Routers come from each subpackage's ``routes`` module (jobs, auth, deployments, models, tunes,
+datasets, console), each ``router(state) -> APIRouter``; none contains auth code, because ``AuthMiddleware`` wraps
 everything. The lifespan starts the training worker pool, the reaper and the deployment
 supervisor, and stops them on shutdown. Errors go through the handlers both apps share
 (``modelyard.http_errors``): a ``ModelyardError`` becomes its status with
@@ -24,6 +24,7 @@ from modelyard.server.auth import routes as auth_routes
 from modelyard.server.auth.middleware import Auth, AuthMiddleware
 from modelyard.server.config import ServerConfig
 from modelyard.server.console import routes as console_routes
+from modelyard.server.datasets import routes as datasets_routes
 from modelyard.server.deployments import routes as deployments_routes
 from modelyard.server.deployments.supervisor import Supervisor
 from modelyard.server.jobs import routes as jobs_routes
@@ -37,7 +38,16 @@ from modelyard.server.tunes import routes as tunes_routes
 
 __all__ = ["create_server_app", "ServerState"]
 
-_ROUTERS = (jobs_routes, auth_routes, deployments_routes, retrain_routes, models_routes, tunes_routes, console_routes)
+_ROUTERS = (
+    jobs_routes,
+    auth_routes,
+    deployments_routes,
+    retrain_routes,
+    models_routes,
+    tunes_routes,
+    datasets_routes,
+    console_routes,
+)
 
 
 @dataclass

@@ -37,7 +37,7 @@ def router(state: ServerState) -> APIRouter:
         parsed = parse_body(
             await read_body(request, MAX_BODY_BYTES, what="Job body"), request.headers.get("content-type")
         )
-        spec = await run_in_threadpool(check_spec, parsed, access)
+        spec = await run_in_threadpool(lambda: check_spec(parsed, access, home=state.home))
         principal = getattr(request.state, "principal", None)
         job = await run_in_threadpool(
             jobs.submit,

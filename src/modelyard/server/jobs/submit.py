@@ -96,11 +96,13 @@ def parse_body(body: bytes, content_type: str | None) -> JobRequest:
         raise spec_error_from(exc) from None
 
 
-def check_spec(request: JobRequest, access: DataAccess | None = None) -> dict[str, Any]:
+def check_spec(request: JobRequest, access: DataAccess | None = None, *, home: Path | None = None) -> dict[str, Any]:
     """The resolved spec dict of a request, after the cheap pre-flight checks of ``modelyard train``.
 
     With ``access`` (the server's data rule) every path the data source names must be a file
-    the server may read: a 403 naming the field otherwise.
+    the server may read: a 403 naming the field otherwise. With ``home`` (the server's store) a
+    stored dataset the spec names must exist there (404 naming ``data.name``), and ``NAME`` or
+    ``NAME:latest`` is pinned to the version it is now, which the job then trains on.
     """
     from modelyard.environment import resolve_device
     from modelyard.nn import build_model
@@ -119,7 +121,12 @@ def check_spec(request: JobRequest, access: DataAccess | None = None) -> dict[st
     build_model(spec.model, loss=spec.train.loss.type)  # layer shapes fit together
     resolve_device(spec.train.device)  # a cuda request on a CPU-only machine fails now
     resolved = spec.to_dict()
-    resolve_data_paths(spec.data.source.type, resolved["data"]["source"].get("options", {}), access)
+    options = resolved["data"]["source"].get("options", {})
+    resolve_data_paths(spec.data.source.type, options, access)
+    if home is not None and spec.data.source.type == "dataset":
+        from modelyard.store.datasets import DatasetStore
+
+        options["name"] = DatasetStore(home).get(str(options.get("name")), field="data.name").ref
     return resolved
 
 

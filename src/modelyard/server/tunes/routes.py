@@ -51,7 +51,7 @@ def router(state: ServerState) -> APIRouter:
             body,
             home=state.home,
             submit=submit,
-            check_spec=lambda spec: check_spec(JobRequest(spec=spec), access),
+            check_spec=lambda spec: check_spec(JobRequest(spec=spec), access, home=state.home),
         )
 
     @api.get("", summary="The studies in the store")
