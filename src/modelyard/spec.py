@@ -332,13 +332,13 @@ class Spec(StrictModel):
     @model_validator(mode="after")
     def _federated_options(self) -> Spec:
         # Each client trains in memory on its part of the training split; DP-SGD's accounting is per
-        # sample of one data set, not per client (client-level DP is not built).
+        # sample of one data set, not per client: federated.dp is the client-level DP.
         if self.federated is None:
             return self
         if self.train.privacy is not None:
             raise ValueError(
                 "train.privacy cannot be combined with federated: expected train.privacy unset, received "
-                "a privacy section; sample-level DP-SGD inside federated clients is not supported"
+                "a privacy section; sample-level DP-SGD inside federated clients is not supported; use federated.dp (client-level DP)"
             )
         if self.data.stream:
             raise ValueError("data.stream cannot be combined with federated: expected false, received true")

@@ -139,7 +139,15 @@ def show(obj: dict, ref: str, as_json: bool) -> None:
 
 
 def privacy_line(p: dict[str, Any]) -> str:
-    """One line of a differentially private version's guarantee (the fields of training/privacy's report)."""
+    """One line of a differentially private version's guarantee (the fields of training/privacy's report,
+    or of federated/dp's for client-level DP)."""
+    if p.get("level") == "client":
+        return (
+            f"privacy: client-level ({fmt(p.get('epsilon'))}, {p.get('delta')})-differential privacy, "
+            f"{p.get('mechanism')}; target epsilon {fmt(p.get('target_epsilon'))}, noise multiplier "
+            f"{fmt(p.get('noise_multiplier'))}, max_update_norm {fmt(p.get('max_update_norm'))}, {p.get('rounds')} "
+            f"rounds at client sampling rate {fmt(p.get('sample_rate'))} ({p.get('accountant')} accountant)"
+        )
     return (
         f"privacy: ({fmt(p.get('epsilon'))}, {p.get('delta')})-differential privacy, {p.get('mechanism', 'DP-SGD')}; "
         f"target epsilon {fmt(p.get('target_epsilon'))}, noise multiplier {fmt(p.get('noise_multiplier'))}, "

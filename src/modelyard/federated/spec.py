@@ -8,7 +8,7 @@ from pydantic import Field, model_validator
 
 from modelyard._validation import StrictModel, describe
 
-__all__ = ["FederatedSpec", "PartitionSpec", "StrategySpec"]
+__all__ = ["FederatedSpec", "FederatedDPSpec", "PartitionSpec", "StrategySpec"]
 
 # Which options belong to which kind: an option given to another kind is refused by name.
 _PARTITION_OPTIONS = {"iid": (), "dirichlet": ("alpha",), "shards": ("shards_per_client",)}
@@ -109,6 +109,33 @@ class StrategySpec(StrictModel):
         return self
 
 
+class FederatedDPSpec(StrictModel):
+    """``federated.dp:`` — client-level differential privacy (DP-FedAvg, McMahan et al. 2018).
+
+    Each drawn client's update (its weights minus the round's global weights, as one vector) is
+    clipped to L2 norm ``max_update_norm``; the server averages the clipped updates of the ``m``
+    drawn clients with equal weight and adds Gaussian noise of standard deviation
+    ``noise_multiplier * max_update_norm / m``. Give either ``noise_multiplier`` (epsilon is then
+    reported) or a target ``epsilon`` (the noise is calibrated so the last round spends it);
+    ``delta`` is per client, as ``train.privacy.delta`` is per sample. Names follow ``train.privacy``.
+    """
+
+    max_update_norm: float = Field(1.0, gt=0.0)
+    noise_multiplier: float | None = Field(None, gt=0.0)
+    epsilon: float | None = Field(None, gt=0.0)
+    delta: float = Field(gt=0.0, lt=1.0)
+
+    @model_validator(mode="after")
+    def _one_of(self) -> FederatedDPSpec:
+        if (self.noise_multiplier is None) == (self.epsilon is None):
+            given = "both" if self.noise_multiplier is not None else "neither"
+            raise ValueError(
+                f"expected exactly one of noise_multiplier (epsilon reported) or epsilon (noise calibrated), "
+                f"received {given}"
+            )
+        return self
+
+
 class FederatedSpec(StrictModel):
     """``federated:`` — train the spec's network from its training data split among clients.
 
@@ -124,6 +151,8 @@ class FederatedSpec(StrictModel):
     local_epochs: int = Field(1, ge=1)
     strategy: StrategySpec = Field(default_factory=lambda: StrategySpec(type="fedavg"))
     seed: int | None = None  # the partition's and the client draw's; the spec's seed when unset
+    dp: FederatedDPSpec | None = None  # client-level DP: clipped, noised updates (federated/dp.py)
+    secure_aggregation: bool = False  # the server sees only the sum of masked updates (federated/secure.py)
 
     @model_validator(mode="before")
     @classmethod
@@ -139,6 +168,16 @@ class FederatedSpec(StrictModel):
         if self.clients_per_round is not None and self.clients_per_round > self.clients:
             raise ValueError(
                 f"clients_per_round: expected at most clients ({self.clients}), received {self.clients_per_round}"
+            )
+        if self.secure_aggregation and self.per_round < 2:
+            raise ValueError(
+                f"secure_aggregation: expected clients_per_round >= 2 (the sum of one client's update is that "
+                f"update), received {self.per_round}"
+            )
+        if self.dp is not None and self.dp.delta >= 1.0 / self.clients:
+            raise ValueError(
+                f"dp.delta: expected a value below 1/clients = 1/{self.clients} ({1.0 / self.clients:.3g}) "
+                f"(a larger delta allows leaking a whole client), received {self.dp.delta:g}"
             )
         return self
 

@@ -48,7 +48,10 @@ class Aggregator:
         self.v: State = {}
 
     def __call__(self, current: State, states: list[State], weights: list[int]) -> State:
-        mean = weighted_mean(states, weights)
+        return self.step(current, weighted_mean(states, weights))
+
+    def step(self, current: State, mean: State) -> State:
+        """The next global weights from the clients' mean weights (computed here, or from a secure or noised sum)."""
         if self.spec.type != "fedadam":
             return mean  # FedProx changes the clients' objective, not the server's mean
         return self._adam(current, mean)

@@ -49,3 +49,21 @@ def test_more_clients_than_samples_is_one_line_and_stores_nothing(home: Path, tm
     assert out.code != 0 and "`federated.clients`: expected at most the" in out.err
     assert len(out.err.strip().splitlines()) == 1
     assert RunStore(home).list() == [] and ModelStore(home).list() == []
+
+
+def test_secure_aggregation_of_one_client_per_round_is_one_line_and_stores_nothing(home: Path, tmp_path: Path) -> None:
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(federated_spec(clients_per_round=1, secure_aggregation=True)))
+    out = run_cli("train", str(path))
+    assert out.code != 0 and "secure_aggregation: expected clients_per_round >= 2" in out.err
+    assert len(out.err.strip().splitlines()) == 1
+    assert RunStore(home).list() == [] and ModelStore(home).list() == []
+
+
+def test_a_target_epsilon_no_noise_reaches_is_one_line_and_stores_nothing(home: Path, tmp_path: Path) -> None:
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(federated_spec(dp={"epsilon": 1e-7, "delta": 1e-3})))
+    out = run_cli("train", str(path))
+    assert out.code != 0 and "`federated.dp.epsilon`: 1e-07 at delta 0.001 over 3 rounds needs more noise" in out.err
+    assert len(out.err.strip().splitlines()) == 1
+    assert RunStore(home).list() == [] and ModelStore(home).list() == []

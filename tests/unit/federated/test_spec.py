@@ -10,6 +10,8 @@ from modelyard.errors import SpecError
 from modelyard.spec import load_spec
 from tests.support.compression import digits_spec
 
+DP = {"noise_multiplier": 1.0, "delta": 1e-3}
+
 
 def federated(**section: Any) -> dict[str, Any]:
     spec = digits_spec(epochs=1)
@@ -27,6 +29,12 @@ def test_the_short_forms_resolve_to_the_full_section_and_round_trip() -> None:
     assert adam is not None and (adam.strategy.server_lr, adam.strategy.beta2, adam.strategy.tau) == (0.01, 0.99, 1e-3)
     assert adam.partition.shards_per_client == 2 and adam.per_round == 4
     assert load_spec(digits_spec()).federated is None
+    private = load_spec(federated(dp={"epsilon": 3.0, "delta": 1e-3}, secure_aggregation=True)).federated
+    assert private is not None and private.dp is not None and private.dp.max_update_norm == 1.0
+    assert (
+        private.secure_aggregation
+        and load_spec(load_spec(federated(dp=DP)).to_dict()).federated.dp.noise_multiplier == 1.0
+    )
 
 
 @pytest.mark.parametrize(
@@ -44,6 +52,18 @@ def test_the_short_forms_resolve_to_the_full_section_and_round_trip() -> None:
         ({"rounds": 0}, "`federated.rounds`: expected a number >= 1, received 0"),
         ({"clients": True}, "clients: expected a positive integer, received True (bool)"),
         ({"cleints": 3}, "unknown field 'cleints'; did you mean 'clients'?"),
+        ({"dp": {**DP, "max_update_norm": 0}}, "`federated.dp.max_update_norm`: expected a number > 0, received 0"),
+        ({"dp": {**DP, "noise_multiplier": -1}}, "`federated.dp.noise_multiplier`: expected a number > 0, received -1"),
+        ({"dp": {"delta": 1e-3}}, "`federated.dp`: expected exactly one of noise_multiplier (epsilon reported) or"),
+        ({"dp": {**DP, "epsilon": 2.0}}, "or epsilon (noise calibrated), received both"),
+        ({"dp": {**DP, "delta": 0.3}}, "dp.delta: expected a value below 1/clients = 1/4 (0.25)"),
+        ({"dp": {"noise_multiplier": 1.0}}, "Missing required field `federated.dp.delta`"),
+        ({"dp": {**DP, "clip": 1.0}}, "unknown field 'clip'"),
+        ({"dp": {"epsilon": 0, "delta": 1e-3}}, "`federated.dp.epsilon`: expected a number > 0, received 0"),
+        (
+            {"secure_aggregation": True, "clients_per_round": 1},
+            "secure_aggregation: expected clients_per_round >= 2 (the sum of one client's update is that update)",
+        ),
     ],
 )
 def test_bad_values_are_one_line_naming_the_field(section: dict[str, Any], message: str) -> None:
