@@ -8,6 +8,7 @@ run is written to the store, so bad input leaves the store untouched.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -16,8 +17,9 @@ from typing import Any, Callable
 
 import torch
 
+from modelyard._files import atomic_write_text
 from modelyard.cards.facts import PRIVACY_KEY
-from modelyard.data import Prepared, prepare
+from modelyard.data import Pipeline, Prepared, prepare
 from modelyard.data.stored import pin_dataset
 from modelyard.environment import environment, resolve_device
 from modelyard.errors import DataError, ModelyardError, RunPruned, ShapeError, TrainingError
@@ -51,6 +53,10 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+#: The run's fitted preprocessing, in its folder: a resumed or later-registered run re-creates
+#: its data with it (a re-trained tokenizer would give other token ids than the weights learned).
+RUN_PIPELINE_FILE = "preprocess.json"
+
 
 @dataclass
 class TrainResult:
@@ -68,16 +74,17 @@ class TrainResult:
     best_epoch: int | None = None  # the epoch whose weights the network holds when early stopping restored them
 
 
-def build_checked(spec: Spec) -> tuple[Network, Prepared]:
+def build_checked(spec: Spec, *, stored: Pipeline | None = None) -> tuple[Network, Prepared]:
     """Build the network and load the data, checking they fit each other.
 
-    Runs entirely before anything is written to the store.
+    Runs entirely before anything is written to the store. ``stored``: the preprocessing a run
+    already fitted (resume, register_run), used when the data still match it (``Prepared.data_changed``).
     """
     check_training_memory(spec_parameters(spec.model))  # gradients and optimizer state too, before any weight
     torch.manual_seed(spec.seed)
     network = build_model(spec.model, loss=spec.train.loss.type)
     load_bases(network, spec)  # pretrained layers: the base's safetensors weights, checked tensor by tensor
-    prepared = prepare(spec.data, task=spec.task, seed=spec.seed)
+    prepared = prepare(spec.data, task=spec.task, seed=spec.seed, stored=stored)
     check_fit(spec, network, prepared)
     if spec.train.privacy is not None:  # delta against N, batch norm, streamed data: refused before any run exists
         from modelyard.training.privacy import check_private
@@ -174,6 +181,7 @@ def train(
     run = runs.create(spec.to_dict(), environment(seed=spec.seed, device=spec.train.device))
     if privacy is not None:
         charge(home, dataset, run_id=run.id, epsilon=privacy.epsilon, delta=privacy.delta)
+    _save_run_pipeline(runs, run.id, prepared.pipeline)
     if on_run_created is not None:
         on_run_created(run.id)
     return _run(
@@ -216,7 +224,7 @@ def resume(
             f"Run {record.id} is federated; its rounds keep no checkpoint to resume from, train it again"
         )
     with using_home(home):
-        network, prepared = build_checked(spec)
+        network, prepared = _rebuilt(spec, runs, record.id)
     return _run(
         spec,
         network,
@@ -318,6 +326,27 @@ def _run(
     )
 
 
+def _save_run_pipeline(runs: RunStore, run_id: str, pipeline: Pipeline) -> None:
+    atomic_write_text(runs.run_dir(run_id) / RUN_PIPELINE_FILE, json.dumps(pipeline.state_dict()))
+
+
+def _rebuilt(spec: Spec, runs: RunStore, run_id: str) -> tuple[Network, Prepared]:
+    """``build_checked`` for an existing run: its data through the preprocessing it was trained with.
+
+    A run from before the file existed refits it, as it always did; a run whose data changed
+    since it started is refused (its checkpoint's weights learned other inputs).
+    """
+    path = runs.run_dir(run_id) / RUN_PIPELINE_FILE
+    stored = Pipeline.from_state(json.loads(path.read_text(encoding="utf-8"))) if path.is_file() else None
+    network, prepared = build_checked(spec, stored=stored)
+    if prepared.data_changed:
+        raise DataError(
+            f"The data of run {run_id} changed since it started (its preprocessing no longer matches "
+            f"{path}); its checkpoint learned other inputs, train the spec again"
+        )
+    return network, prepared
+
+
 def _evaluate_and_register(
     spec: Spec,
     network: Network,
@@ -374,8 +403,8 @@ def register_run(run_id: str, *, home: str | Path | None = None, lineage: dict[s
     """Register the model a finished ``register=False`` run trained (the best trial of a tune); returns its ref.
 
     The weights come from the run's last checkpoint (with early stopping's best weights restored, as
-    the run itself would have); the preprocessing is refitted from the stored spec and seed, the same
-    way ``evaluate_model`` re-creates a split. Registration is idempotent per run.
+    the run itself would have); the data are re-created from the stored spec and seed through the
+    preprocessing the run fitted (its ``preprocess.json``), the same way ``evaluate_model`` re-creates a split. Registration is idempotent per run.
     """
     runs = RunStore(home)
     record = runs.get(run_id)
@@ -388,7 +417,7 @@ def register_run(run_id: str, *, home: str | Path | None = None, lineage: dict[s
     if load_checkpoint(folder) is None:
         raise TrainingError(f"Run {record.id} has no checkpoint in {folder}; it cannot be registered without training")
     with using_home(home):
-        network, prepared = build_checked(spec)
+        network, prepared = _rebuilt(spec, runs, record.id)
     result = fit(
         network, prepared, spec.train, seed=spec.seed, checkpoint_dir=folder, resume=True, progress=False
     )  # every epoch is in the checkpoint: this loads it and restores the best weights, training nothing

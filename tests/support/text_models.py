@@ -135,7 +135,7 @@ def intents_file(folder: Path, *, rows: int = 90) -> Path:
     return path
 
 
-def train_scratch(home: Path, data: Path, *, epochs: int = 3) -> workflow.TrainResult:
+def train_scratch(home: Path, data: Path, *, epochs: int = 3, register: bool = True) -> workflow.TrainResult:
     """Train and register ``bag`` on ``data`` (``intents_file``) with a tokenizer trained on its training split."""
     spec = {
         "name": "bag-trained",
@@ -147,4 +147,4 @@ def train_scratch(home: Path, data: Path, *, epochs: int = 3) -> workflow.TrainR
         "model": {"input": [LENGTH], "layers": _layers("bag", None)},
         "train": {"loss": "cross_entropy", "lr": 0.05, "batch_size": 16, "epochs": epochs, "metrics": ["accuracy"]},
     }
-    return workflow.train(spec, home=home, progress=False)
+    return workflow.train(spec, home=home, progress=False, register=register)

@@ -113,3 +113,26 @@ def test_a_version_saved_before_training_sha256_still_loads_and_predicts_alike(
     # Compared whole: only a re-training that reproduced the very tokenizer counts as the same data.
     stored = Pipeline.from_state(meta["pipeline"])
     assert current.pipeline.same_fit(stored)
+
+
+def test_a_run_registered_later_keeps_the_tokenizer_its_weights_learned(tmp_path: Path) -> None:
+    from modelyard import workflow
+    from modelyard.store import RunStore
+
+    data = intents_file(tmp_path)
+    home = tmp_path / "home"
+    trial = train_scratch(home, data, epochs=1, register=False)  # a tuning trial: weights in its checkpoint
+    saved = json.loads((RunStore(home).run_dir(trial.run_id) / workflow.RUN_PIPELINE_FILE).read_text())
+    ref = workflow.register_run(trial.run_id, home=home)
+    version = Predictor.load(ref, home=home)
+    # The reference: the run's own tokenizer (a re-training would give other ids to the same weights).
+    assert version.pipeline.state_dict() == saved
+    with torch.no_grad():
+        net = trial.network.eval()
+        want = net.probabilities(net(torch.from_numpy(Pipeline.from_state(saved).transform_x(CORPUS))))
+    torch.testing.assert_close(version.predict_tensor(version.preprocess(CORPUS)), want)
+    # Its texts changed since: another trial's checkpoint is not registered on other inputs.
+    other = train_scratch(home, data, epochs=1, register=False)
+    data.write_text(data.read_text().replace("bank balance", "bank balances"))
+    with pytest.raises(DataError, match=rf"data of run {other.run_id} changed since it started"):
+        workflow.register_run(other.run_id, home=home)
