@@ -52,6 +52,7 @@ def _isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pyt
     monkeypatch.setenv("MODELYARD_HOME", str(home))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.delenv("MODELYARD_DATA", raising=False)
+    monkeypatch.delenv("MODELYARD_ARTIFACTS_URL", raising=False)
     server = request.getfixturevalue("postgres_server")
     if server is None:
         monkeypatch.delenv("MODELYARD_DATABASE_URL", raising=False)

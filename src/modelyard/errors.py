@@ -65,6 +65,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "explain": ("captum", "shap", "lime"),
     "text": ("tokenizers",),
     "postgres": ("psycopg",),
+    "s3": ("boto3", "botocore", "s3transfer"),
     "tune": ("optuna",),
     # DP-SGD (opacus); anonymisation: phone numbers (libphonenumber), Luhn and IBAN mod-97 checks (python-stdnum).
     "privacy": ("opacus", "phonenumbers", "stdnum"),

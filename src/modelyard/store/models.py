@@ -1,17 +1,17 @@
 """The model registry: named, versioned models, each a folder plus a database row.
 
 ``register`` writes every file into a temporary folder first, then, holding the
-database write lock, picks the next version, renames the folder to ``<version>/`` and
-commits the row. Any failure removes the half-written folder and rolls the row back,
-so a version either exists completely or not at all (BentoML ``_internal/store.py``
-does the same). Version numbers are never reused, even after ``delete``.
+database write lock, picks the next version, publishes the folder as ``models/<name>/<version>``
+in the artifact store (``store/artifacts.py``: a rename in the home's folder, or an upload to an
+S3 bucket whose ``checksums.json`` goes last) and commits the row. Any failure unpublishes the
+half-written version and rolls the row back, so a version either exists completely or not at all
+(BentoML ``_internal/store.py`` does the same). Version numbers are never reused, even after ``delete``.
 """
 
 from __future__ import annotations
 
 import builtins
 import logging
-import os
 import re
 import shutil
 from collections.abc import Mapping
@@ -24,9 +24,10 @@ from sqlalchemy.exc import IntegrityError
 from modelyard._files import dumps_json, follow_umask, user_folder
 from modelyard.errors import InputError, NotFoundError, StoreError
 from modelyard.store import paths
+from modelyard.store.artifacts import ArtifactStore, Staged, artifact_store
 from modelyard.store.checksums import CHECKSUMS_FILE, write_checksums
 from modelyard.store.db import Database, database
-from modelyard.store.gc import TMP_PREFIX, InUse, folder_size, trashed
+from modelyard.store.gc import TMP_PREFIX, InUse, folder_size
 from modelyard.store.records import (
     LINEAGE_FILE,
     METRICS_FILE,
@@ -129,6 +130,11 @@ class ModelStore:
     def db(self) -> Database:
         return database(self.home)
 
+    @property
+    def artifacts(self) -> ArtifactStore:
+        """Where the version files are: the home's folder, or ``MODELYARD_ARTIFACTS_URL``'s bucket."""
+        return artifact_store(self.home)
+
     def register(
         self,
         name: str,
@@ -174,7 +180,8 @@ class ModelStore:
             task=task or _infer_task(spec),
             description=description if description is not None else str(spec.get("description") or ""),
         )
-        parent = paths.ensure_dir(paths.model_dir(self.home, name))
+        artifacts = self.artifacts
+        parent = paths.ensure_dir(artifacts.local_path(paths.model_key(name)))  # where publish renames it to
         tmp = user_folder(parent, TMP_PREFIX)
         try:
             for filename, data in files.items():
@@ -183,16 +190,17 @@ class ModelStore:
             follow_umask(tmp / WEIGHTS_FILE)
             write_checksums(tmp)
             row.size_bytes = folder_size(tmp)
-            return self._publish(row, tmp)
+            with artifacts.stage(tmp) as staged:  # S3: uploaded under a temporary key, before the lock
+                return self._publish(row, staged, artifacts)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)  # gone already unless something failed
 
-    def _publish(self, row: ModelVersionRow, tmp: Path) -> ModelVersion:
-        """Under the write lock: next version, rename tmp → <version>/, commit the row."""
+    def _publish(self, row: ModelVersionRow, staged: Staged, artifacts: ArtifactStore) -> ModelVersion:
+        """Under the write lock: next version, publish the staged files as it, commit the row."""
         hwm_key = f"last_version:{row.name}"
         for _attempt in range(_ATTEMPTS):
             target: Path | None = None
-            committed = False
+            published = committed = False
             try:
                 with self.db.session(write=True) as session:
                     if row.run_id is not None:  # a retried run registers at most one version
@@ -215,27 +223,29 @@ class ModelStore:
                     )
                     hwm = session.get(MetaRow, hwm_key)
                     version = max(last or 0, int(hwm.value) if hwm else 0) + 1
-                    target = paths.model_dir(self.home, row.name, version)
-                    # A folder without a row: the database was replaced by an older backup or
-                    # emptied, or a registration died between rename and commit. Its files may
+                    key = paths.model_key(row.name, version)
+                    # A version without a row: the database was replaced by an older backup or
+                    # emptied, or a registration died between publish and commit. Its files may
                     # be the only copy of a version, so they are never overwritten.
-                    if target.exists():
+                    if artifacts.exists(key):
+                        where = artifacts.location(key)
                         raise StoreError(
-                            f"Refused to register {row.name}:{version}: its folder {target} already exists "
+                            f"Refused to register {row.name}:{version}: its {where} already exists "
                             f"but the database has no row for it (the database was restored from an older "
                             f"backup or emptied, or a registration crashed); restore the newest backup of "
-                            f"{self.db.where}, or move {target} out of the store if it is not wanted",
+                            f"{self.db.where}, or move {where.split(' ', 1)[1]} out of the store if it is not wanted",
                             field="name",
                         )
-                    os.rename(tmp, target)
+                    published = True
+                    target = staged.publish(key)
                     row.version, row.created_at = version, utcnow()
                     session.add(row)
                     session.merge(MetaRow(key=hwm_key, value=str(version)))
                     session.commit()
                     committed = True
             except BaseException as exc:
-                if not committed and target is not None and target.exists() and not tmp.exists():
-                    os.rename(target, tmp)  # undo the rename; register() removes tmp
+                if published and not committed:
+                    staged.unpublish()  # register() removes tmp
                 if isinstance(exc, IntegrityError) and not committed:  # another writer took it: retry
                     logger.debug("version clash registering %s, retrying", row.name)
                     continue
@@ -362,7 +372,7 @@ class ModelStore:
                 session.delete(pointer)
             session.delete(row)
             session.flush()
-            with trashed(deleted.path):
+            with self.artifacts.removing(paths.model_key(deleted.name, deleted.version)):
                 session.commit()
         return deleted
 
@@ -377,7 +387,6 @@ class ModelStore:
         return [self._version(row, check=False, aliases=aliases.get((row.name, row.version), ())) for row in rows]
 
     def _version(self, row: ModelVersionRow, *, check: bool = True, aliases: tuple[str, ...] = ()) -> ModelVersion:
-        found = model_version(row, paths.model_dir(self.home, row.name, row.version), aliases)
-        if check and not found.path.is_dir():
-            raise StoreError(f"Model {found.ref} is registered but its folder is missing: {found.path}", field="ref")
-        return found
+        key = paths.model_key(row.name, row.version)
+        artifacts = self.artifacts
+        return model_version(row, artifacts.folder(key) if check else artifacts.local_path(key), aliases)

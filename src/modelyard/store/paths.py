@@ -6,6 +6,8 @@ Layout::
     <home>/artifacts/runs/<run_id>/           checkpoints/, plots, logs of one run
     <home>/artifacts/models/<name>/<version>/ one registered model version
     <home>/artifacts/datasets/<name>/<version>/ one stored (anonymised) dataset
+    <home>/cache/artifacts/models/<name>/<version>/ a version fetched from the S3 artifact store
+                                              (MODELYARD_ARTIFACTS_URL, store/artifacts.py)
 
 Nothing is created at import time; folders appear the first time a store needs them.
 Every path here is derived from a validated name or id, never from a path a user gave,
@@ -19,7 +21,8 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from pathlib import Path
+from pathlib import Path, PurePath, PurePosixPath
+from typing import TypeVar
 
 __all__ = [
     "ENV_VAR",
@@ -30,11 +33,15 @@ __all__ = [
     "run_dir",
     "models_root",
     "model_dir",
+    "model_key",
     "ensure_dir",
     "using_home",
     "datasets_root",
     "dataset_dir",
+    "cache_root",
 ]
+
+_P = TypeVar("_P", bound=PurePath)
 
 ENV_VAR = "MODELYARD_HOME"
 DB_FILENAME = "modelyard.db"
@@ -105,7 +112,17 @@ def models_root(root: Path) -> Path:
 
 def model_dir(root: Path, name: str, version: int | None = None) -> Path:
     """``artifacts/models/<name>/`` or, with a version, ``.../<name>/<version>/``."""
-    return _versioned(models_root(root) / _safe(name, "model name"), version, "model")
+    return root / "artifacts" / model_key(name, version)
+
+
+def model_key(name: str, version: int | None = None) -> str:
+    """``models/<name>`` or ``models/<name>/<version>``: the version's key in the artifact store (store/artifacts.py)."""
+    return str(_versioned(PurePosixPath("models", _safe(name, "model name")), version, "model"))
+
+
+def cache_root(root: Path) -> Path:
+    """Local copies of versions kept in a bucket (``store/s3.py``); safe to delete."""
+    return root / "cache" / "artifacts"
 
 
 def datasets_root(root: Path) -> Path:
@@ -117,7 +134,7 @@ def dataset_dir(root: Path, name: str, version: int | None = None) -> Path:
     return _versioned(datasets_root(root) / _safe(name, "dataset name"), version, "dataset")
 
 
-def _versioned(base: Path, version: int | None, what: str) -> Path:
+def _versioned(base: _P, version: int | None, what: str) -> _P:
     if version is None:
         return base
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
