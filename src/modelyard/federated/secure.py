@@ -25,7 +25,7 @@ import numpy as np
 
 from modelyard.errors import DataError, optional_dependency
 
-__all__ = ["FRACTION_BITS", "MaskingClient", "decode", "encode", "unmask_sum"]
+__all__ = ["FRACTION_BITS", "MaskingClient", "check_installed", "decode", "encode", "unmask_sum"]
 
 FRACTION_BITS = 32  # 2^-33 rounding per coordinate; sums up to 2^31 in magnitude fit in 64 bits
 _LIMIT = float(2 ** (63 - FRACTION_BITS))  # |sum of the round's vectors| must stay below this
@@ -47,6 +47,11 @@ def _crypto() -> Any:
         modes=modes,
         HKDF=HKDF,
     )
+
+
+def check_installed() -> None:
+    """The one-line missing-extra error (``modelyard[privacy]``) now, before a run exists."""
+    _crypto()
 
 
 def encode(vector: np.ndarray, *, parties: int) -> np.ndarray:

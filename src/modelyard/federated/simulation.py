@@ -56,6 +56,10 @@ def check_federated(spec: Spec, prepared: Prepared) -> None:
         from modelyard.federated.dp import ClientDP
 
         ClientDP(fed, seed=_seed(spec))
+    if fed is not None and fed.secure_aggregation:  # the extra it needs is missing: one line now, not in round 1
+        from modelyard.federated.secure import check_installed
+
+        check_installed()
 
 
 def client_splits(spec: Spec, prepared: Prepared) -> list[Split]:
