@@ -272,19 +272,21 @@ def _privacy(facts: CardFacts) -> list[str]:
 
 
 def _trained_on(facts: CardFacts) -> list[str]:
-    """The stored dataset (an anonymised table) this version or its trained ancestor was trained on."""
+    """The stored dataset (uploaded or anonymised) this version or its trained ancestor was trained on."""
     versions = [facts.version, *(a.version for a in facts.ancestors if a.version is not None)]
     found = next((v.lineage["dataset"] for v in versions if isinstance(v.lineage.get("dataset"), dict)), None)
     if found is None:
         return []
     kanon = found.get("k_anonymity") or {}
-    made = f"made by {found.get('operation')} ({', '.join(map(str, found.get('steps') or []))})"
+    steps = found.get("steps") or []
+    made = f"made by {found.get('operation')}" + (f" ({', '.join(map(str, steps))})" if steps else "")
     line = f"Trained on the stored dataset {found.get('ref')} (sha256 {found.get('sha256')}), {made}"
     if kanon.get("k_achieved") is not None:
         line += f", k-anonymous with k = {kanon['k_achieved']} (asked {kanon.get('k')})"
     if kanon.get("l_achieved") is not None:
         line += f" and l-diverse with l = {kanon['l_achieved']} (asked {kanon.get('l')})"
-    return ["", line + f"; its source file's sha256 is {found.get('source_sha256')}."]
+    source = f"; its source file's sha256 is {found['source_sha256']}" if found.get("source_sha256") else ""
+    return ["", line + source + "."]  # a folder upload has one sha256 per file (the dataset's lineage.json)
 
 
 def _environment(facts: CardFacts) -> list[str]:

@@ -159,6 +159,12 @@ def test_cli_upload_list_show_and_train_with_lineage(home: Path, tmp_path: Path)
     assert (model["lineage"]["dataset"]["ref"], model["lineage"]["dataset"]["sha256"]) == ("tab:1", info["sha256"])
     runs = run_cli("runs", "show", model["run_id"])
     assert f"dataset tab:1 (sha256 {info['sha256'][:12]})" in runs.out
+    card = run_cli("models", "card", "on-tab:1")
+    source = info["lineage"]["source"]["sha256"]
+    assert (
+        f"Trained on the stored dataset tab:1 (sha256 {info['sha256']}), made by upload; its source file's "
+        f"sha256 is {source}." in card.out
+    )
 
 
 @pytest.mark.parametrize(
