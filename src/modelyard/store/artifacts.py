@@ -5,7 +5,7 @@
 ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_DEFAULT_REGION``, ``~/.aws/config``). Several
 servers that share one PostgreSQL database (``MODELYARD_DATABASE_URL``) share their versions this way.
 
-A version is addressed by its key, ``models/<name>/<version>``. Both kinds build the version in a
+A version is addressed by its key, ``models/<name>/<version>`` or ``datasets/<name>/<version>``. Both kinds build the version in a
 local temporary folder (with its ``checksums.json``) and publish it in three steps that keep a
 version whole or absent:
 
@@ -31,7 +31,6 @@ from typing import Protocol
 
 from modelyard.errors import StoreError
 from modelyard.store import paths
-from modelyard.store.gc import trashed
 
 __all__ = ["ENV_VAR", "ArtifactStore", "Staged", "LocalStore", "artifact_store", "artifacts_url", "version_ref"]
 
@@ -73,6 +72,14 @@ class ArtifactStore(Protocol):
 
     def local_path(self, key: str) -> Path:
         """Where ``folder`` puts the version, without checking or fetching (listings)."""
+        ...
+
+    def versions(self, key: str) -> list[int]:
+        """The published versions under ``key`` (``datasets/<name>``), ascending."""
+        ...
+
+    def names(self, kind: str) -> list[str]:
+        """The names under ``kind`` (``datasets``) that have a published version, sorted."""
         ...
 
     def removing(self, key: str) -> AbstractContextManager[None]:
@@ -149,7 +156,23 @@ class LocalStore:
     def local_path(self, key: str) -> Path:
         return self.root / key
 
+    def versions(self, key: str) -> list[int]:
+        folder = self.root / key
+        return (
+            sorted(int(p.name) for p in folder.iterdir() if p.is_dir() and p.name.isdigit()) if folder.is_dir() else []
+        )
+
+    def names(self, kind: str) -> list[str]:
+        root = self.root / kind
+        return (
+            sorted(p.name for p in root.iterdir() if p.is_dir() and self.versions(f"{kind}/{p.name}"))
+            if root.is_dir()
+            else []
+        )
+
     def removing(self, key: str) -> AbstractContextManager[None]:
+        from modelyard.store.gc import trashed  # SQLAlchemy: not for reading datasets (store/datasets.py)
+
         return trashed(self.root / key)
 
 

@@ -9,13 +9,15 @@ target: ...}`` (or ``{source: dataset, name: NAME:VERSION, ...}``) and the model
                                         checksums.json sha256 of each file, checked on read
 
 Registration writes a temporary folder, then takes the database's write lock, picks the next
-version (a high-water mark in the meta table: numbers are never reused) and renames the folder
-into place, so a dataset exists completely or not at all, as model versions do.
+version (a high-water mark in the meta table: numbers are never reused) and publishes the folder
+in the artifact store (``store/artifacts.py``: renamed into place, or uploaded to the
+``MODELYARD_ARTIFACTS_URL`` bucket with its checksums.json last), so a dataset exists completely
+or not at all, as model versions do. With a bucket, the versions are the bucket's and a read
+downloads the version into the home's cache, checked against its checksums.
 """
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 from collections.abc import Mapping
@@ -26,6 +28,7 @@ from typing import Any
 from modelyard._files import dumps_json, read_json, user_folder
 from modelyard.errors import InputError, NotFoundError, StoreError
 from modelyard.store import paths
+from modelyard.store.artifacts import ArtifactStore, Staged, artifact_store
 from modelyard.store.checksums import CHECKSUMS_FILE, verified, write_checksums
 from modelyard.store.refs import NAME_PATTERN, check_name
 
@@ -90,6 +93,11 @@ class DatasetStore:
     def __init__(self, home: str | Path | None = None) -> None:
         self.home = paths.home(home)
 
+    @property
+    def artifacts(self) -> ArtifactStore:
+        """Where the dataset files are: the home's folder, or ``MODELYARD_ARTIFACTS_URL``'s bucket."""
+        return artifact_store(self.home)
+
     def register(
         self, name: str, *, table: bytes, report: Mapping[str, Any], lineage: Mapping[str, Any]
     ) -> DatasetVersion:
@@ -99,17 +107,19 @@ class DatasetStore:
             REPORT_FILE: dumps_json(dict(report), "report").encode(),
             LINEAGE_FILE: dumps_json(dict(lineage), "lineage").encode(),
         }
-        parent = paths.ensure_dir(paths.dataset_dir(self.home, name))
+        artifacts = self.artifacts
+        parent = paths.ensure_dir(artifacts.local_path(paths.dataset_key(name)))  # where publish renames it to
         tmp = user_folder(parent, ".tmp-")
         try:
             for filename, data in files.items():
                 (tmp / filename).write_bytes(data)
             write_checksums(tmp)
-            return self._publish(name, tmp)
+            with artifacts.stage(tmp) as staged:  # S3: uploaded under a temporary key, before the lock
+                return self._publish(name, staged)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)  # gone already unless something failed
 
-    def _publish(self, name: str, tmp: Path) -> DatasetVersion:
+    def _publish(self, name: str, staged: Staged) -> DatasetVersion:
         # Here, not at the top: listing and reading datasets needs no SQLAlchemy (tests/unit/cli/test_imports.py).
         from modelyard.store.db import database
         from modelyard.store.tables import MetaRow
@@ -118,32 +128,28 @@ class DatasetStore:
         with database(self.home).session(write=True) as session:
             hwm = session.get(MetaRow, key)
             version = max(int(hwm.value) if hwm else 0, *self._versions(name), 0) + 1
-            target = paths.dataset_dir(self.home, name, version)
-            os.rename(tmp, target)
-            try:
+            try:  # a publish that fails midway is undone too
+                target = staged.publish(paths.dataset_key(name, version))
                 session.merge(MetaRow(key=key, value=str(version)))
                 session.commit()
             except BaseException:
-                os.rename(target, tmp)
+                staged.unpublish()
                 raise
         return DatasetVersion(name, version, target)
 
     def _versions(self, name: str) -> list[int]:
-        folder = paths.dataset_dir(self.home, name)
-        if not folder.is_dir():
-            return []
-        return sorted(int(p.name) for p in folder.iterdir() if p.is_dir() and p.name.isdigit())
+        return self.artifacts.versions(paths.dataset_key(name))
 
     def names(self) -> list[str]:
-        root = paths.datasets_root(self.home)
-        if not root.is_dir():
-            return []
-        return sorted(p.name for p in root.iterdir() if p.is_dir() and self._versions(p.name))
+        return self.artifacts.names("datasets")
+
+    def _found(self, name: str, version: int) -> DatasetVersion:
+        return DatasetVersion(name, version, self.artifacts.folder(paths.dataset_key(name, version)))
 
     def list(self, name: str | None = None) -> list[DatasetVersion]:
         """Every stored dataset version (of ``name`` if given), by name then version."""
         names = [name] if name is not None else self.names()
-        return [DatasetVersion(n, v, paths.dataset_dir(self.home, n, v)) for n in names for v in self._versions(n)]
+        return [self._found(n, v) for n in names for v in self._versions(n)]
 
     def get(self, ref: str, field: str = "ref") -> DatasetVersion:
         """``NAME:N``, ``NAME:latest`` or the bare ``NAME`` (its newest version)."""
@@ -168,7 +174,7 @@ class DatasetStore:
                 f"Dataset {name}:{version} not found for `{field}` (its versions: {', '.join(map(str, versions))})",
                 field=field,
             )
-        found = DatasetVersion(name, version, paths.dataset_dir(self.home, name, version))
+        found = self._found(name, version)
         if not (found.path / DATA_FILE).is_file():
             raise StoreError(f"Dataset {found.ref} is damaged: {found.path / DATA_FILE} is missing", field=field)
         return found

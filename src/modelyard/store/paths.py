@@ -38,6 +38,7 @@ __all__ = [
     "using_home",
     "datasets_root",
     "dataset_dir",
+    "dataset_key",
     "cache_root",
 ]
 
@@ -131,7 +132,12 @@ def datasets_root(root: Path) -> Path:
 
 def dataset_dir(root: Path, name: str, version: int | None = None) -> Path:
     """``artifacts/datasets/<name>/`` or, with a version, ``.../<name>/<version>/``."""
-    return _versioned(datasets_root(root) / _safe(name, "dataset name"), version, "dataset")
+    return root / "artifacts" / dataset_key(name, version)
+
+
+def dataset_key(name: str, version: int | None = None) -> str:
+    """``datasets/<name>`` or ``datasets/<name>/<version>``: the version's key in the artifact store."""
+    return str(_versioned(PurePosixPath("datasets", _safe(name, "dataset name")), version, "dataset"))
 
 
 def _versioned(base: _P, version: int | None, what: str) -> _P:

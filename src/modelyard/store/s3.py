@@ -4,6 +4,7 @@ Objects::
 
     PREFIX/models/<name>/<version>/<file>           a published version's files
     PREFIX/models/<name>/<version>/checksums.json   written last: the version exists once it is there
+    PREFIX/datasets/<name>/<version>/<file>         a stored dataset, the same way
     PREFIX/.tmp/<token>/<file>                      a registration's upload, removed when it ends
 
 A registration uploads every file under ``.tmp/<token>/`` before it takes the database's write
@@ -159,6 +160,13 @@ class S3Store:
             shutil.rmtree(tmp, ignore_errors=True)
         return cached
 
+    def versions(self, key: str) -> list[int]:
+        found = {parts[0] for parts in self._markers(key) if len(parts) == 1}
+        return sorted(int(v) for v in found if v.isdigit())
+
+    def names(self, kind: str) -> list[str]:
+        return sorted({parts[0] for parts in self._markers(kind) if len(parts) == 2 and parts[1].isdigit()})
+
     @contextmanager
     def removing(self, key: str) -> Iterator[None]:
         yield  # the row's removal committed: from here on the files are nobody's
@@ -209,6 +217,14 @@ class S3Store:
                 objects = [{"Key": o["Key"]} for o in page.get("Contents", [])]
                 if objects:
                     self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": objects, "Quiet": True})
+
+    def _markers(self, key: str) -> list[list[str]]:
+        """The folders under ``key`` holding a checksums.json, as parts relative to it (``["people", "2"]``)."""
+        prefix = self._object(key, "")
+        with self._calls(f"list {prefix}"):
+            pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix)
+            found = [o["Key"][len(prefix) :] for page in pages for o in page.get("Contents", [])]
+        return [k.split("/")[:-1] for k in found if k.endswith("/" + CHECKSUMS_FILE)]
 
     def _delete_version(self, key: str) -> None:
         """The marker first, so no reader sees a version with files missing; then the rest."""

@@ -23,7 +23,9 @@ from modelyard.errors import MissingDependencyError, NotFoundError, StoreError
 from modelyard.predict import Predictor
 from modelyard.store import ModelStore
 from modelyard.store import db as store_db
+from modelyard.store.datasets import DatasetStore
 from modelyard.store.s3 import S3Store
+from modelyard.store.upload import upload_dataset
 from tests.support.console import DIGITS
 from tests.support.s3 import keys, moto_server, use_bucket
 from tests.unit.store.test_models import register, weights
@@ -207,3 +209,53 @@ def test_a_bad_artifacts_url_is_one_line_naming_the_variable(
         match=r"Invalid value for `MODELYARD_ARTIFACTS_URL`: expected an S3 URL like s3://BUCKET/PREFIX .* received",
     ):
         register(ModelStore(home), name="m")
+
+
+def test_a_dataset_stored_in_one_home_is_read_and_trained_on_in_another(
+    bucket: tuple[Any, str], home: Path, tmp_path: Path
+) -> None:
+    client, name = bucket
+    rng = np.random.default_rng(0)
+    table = tmp_path / "points.csv"
+    rows = ["a,b,y"] + [f"{a:.4f},{b:.4f},{int(a > b)}" for a, b in rng.uniform(0, 1, size=(120, 2))]
+    table.write_text("\n".join(rows) + "\n")
+    stored = upload_dataset(table, name="points", home=home)
+    assert stored.ref == "points:1"
+    assert keys(client, name) == [
+        f"team/datasets/points/1/{f}" for f in ("checksums.json", "data.parquet", "lineage.json", "report.json")
+    ]
+    other = tmp_path / "second-home"
+    there = DatasetStore(other)
+    assert [v.ref for v in there.list()] == ["points:1"] and there.names() == ["points"]
+    found = there.get("points")
+    assert found.path == other / "cache" / "artifacts" / "datasets" / "points" / "1"
+    assert found.data_path().read_bytes() == stored.data_path().read_bytes()
+    assert found.to_dict() == stored.to_dict()
+    spec = {
+        "name": "on-points",
+        "seed": 0,
+        "data": {"dataset": "points:1", "target": "y", "validation": 0.2, "test": 0.2},
+        "model": {"input": [2], "layers": [{"dense": 2, "activation": "softmax"}]},
+        "train": {"loss": "cross_entropy", "optimizer": "adam", "lr": 0.05, "batch_size": 16, "epochs": 1},
+    }
+    trained = workflow.train(spec, home=other, progress=False)  # the second home trains on the first's data
+    lineage = ModelStore(home).get(trained.model_ref or "").lineage["dataset"]  # read back in the first home
+    assert (lineage["ref"], lineage["sha256"]) == ("points:1", stored.sha256)
+    assert DatasetStore(other).register("points", table=b"PAR1 x", report={}, lineage={}).ref == "points:2"
+
+
+def test_a_dataset_whose_upload_fails_midway_is_no_version(
+    bucket: tuple[Any, str], home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client, name = bucket
+    real_copy = S3Store._copy
+
+    def failing_copy(self: S3Store, source: str, target: str) -> None:
+        if target.endswith("/lineage.json"):
+            raise StoreError("injected: the connection dropped", field="artifacts")
+        real_copy(self, source, target)
+
+    monkeypatch.setattr(S3Store, "_copy", failing_copy)
+    with pytest.raises(StoreError, match="injected"):
+        DatasetStore(home).register("d", table=b"PAR1 table", report={}, lineage={})
+    assert keys(client, name) == [] and DatasetStore(home).list() == []
