@@ -172,11 +172,14 @@ class DistributedSpec(StrictModel):
     ``engine: ray`` runs them through Ray Train's TorchTrainer (extra ``modelyard[ray]``), ``local``
     through torch.distributed with spawned processes. ``batch_size`` is per worker: the global
     batch is ``batch_size x workers``. A worker that dies is replaced up to ``max_failures`` times
-    and the run resumes from its last checkpoint.
+    and the run resumes from its last checkpoint. ``strategy: fsdp`` shards the parameters, their
+    gradients and the optimizer state across the workers (FSDP2 ``fully_shard``, one unit per
+    transformer encoder block) instead of replicating them (``ddp``).
     """
 
     workers: int = Field(ge=1, le=1024)
     engine: Literal["ray", "local"] = "ray"
+    strategy: Literal["ddp", "fsdp"] = "ddp"
     backend: Literal["auto", "gloo", "nccl"] = "auto"  # auto: nccl on CUDA, else gloo
     cpus_per_worker: int = Field(1, ge=1)  # also each worker's intra-op threads
     max_failures: int = Field(2, ge=0, le=100)
@@ -310,6 +313,13 @@ class TrainSpec(StrictModel):
         if self.compile:
             raise ValueError(
                 "train.compile cannot be combined with train.distributed: expected it unset, received True"
+            )
+        # The best epoch's weights would be kept as each worker's shards, not as one network.
+        early = self.early_stopping
+        if self.distributed.strategy == "fsdp" and early is not None and early.restore_best:
+            raise ValueError(
+                "train.early_stopping.restore_best cannot be combined with train.distributed.strategy fsdp: "
+                "expected restore_best false, received true; or use strategy ddp"
             )
         return self
 

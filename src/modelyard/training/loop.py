@@ -287,11 +287,12 @@ def fit(
                     best_weights = {k: v.detach().clone() for k, v in run.network.state_dict().items()}
                 stopped = run.early.should_stop
             history.append(row)
-            if folder is not None and shard()[0] == 0:  # under DDP rank 0 alone writes
+            # Under DDP rank 0 alone writes; under FSDP every rank gathers its shards to rank 0 first.
+            if folder is not None and (shard()[0] == 0 or run.sharded):
                 extra = {"seed": seed, "stopped_early": stopped, "tracked": tracked, "runtime": run.runtime}
-                save_checkpoint(
-                    folder, snapshot(run, epoch=epoch, history=history, best_weights=best_weights, extra=extra)
-                )
+                ckpt = snapshot(run, epoch=epoch, history=history, best_weights=best_weights, extra=extra)
+                if shard()[0] == 0:
+                    save_checkpoint(folder, ckpt)
             bar.end_epoch(row)
             if on_epoch_end is not None:
                 on_epoch_end(epoch, row)

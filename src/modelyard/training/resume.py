@@ -15,6 +15,7 @@ import torch
 from modelyard.errors import TrainingError
 from modelyard.training.checkpoint import Checkpoint
 from modelyard.training.setup import TrainingRun
+from modelyard.training.sharding import full_state, load_full_state
 
 __all__ = ["snapshot", "restore"]
 
@@ -41,11 +42,15 @@ def snapshot(
     best_weights: dict[str, torch.Tensor] | None,
     extra: dict[str, Any],
 ) -> Checkpoint:
-    """The state after ``epoch`` completed epochs."""
+    """The state after ``epoch`` completed epochs (under FSDP: a collective, whole on rank 0 only)."""
+    if run.sharded:
+        model, optimizer = full_state(run.network, run.optimizer)
+    else:
+        model, optimizer = run.network.state_dict(), run.optimizer.state_dict()
     return Checkpoint(
         epoch=epoch,
-        model=run.network.state_dict(),
-        optimizer=run.optimizer.state_dict(),
+        model=model,
+        optimizer=optimizer,
         history=history,
         schedule=run.schedule.state_dict() if run.schedule is not None else None,
         rng=_rng_states(run),
@@ -67,14 +72,20 @@ def _mismatch(what: str, exc: Exception) -> TrainingError:
 
 def restore(run: TrainingRun, ckpt: Checkpoint) -> dict[str, torch.Tensor] | None:
     """Load ``ckpt`` into ``run``; returns the best weights (on the device) if it kept them."""
-    try:
-        run.network.load_state_dict(ckpt.model, strict=True)
-    except RuntimeError as exc:
-        raise _mismatch("network", exc) from None
-    try:
-        run.optimizer.load_state_dict(ckpt.optimizer)
-    except (ValueError, KeyError, RuntimeError) as exc:
-        raise _mismatch("optimizer", exc) from None
+    if run.sharded:  # a whole-network checkpoint into this worker's shards
+        try:
+            load_full_state(run.network, run.optimizer, ckpt.model, ckpt.optimizer)
+        except (ValueError, KeyError, IndexError, RuntimeError) as exc:
+            raise _mismatch("network or optimizer", exc) from None
+    else:
+        try:
+            run.network.load_state_dict(ckpt.model, strict=True)
+        except RuntimeError as exc:
+            raise _mismatch("network", exc) from None
+        try:
+            run.optimizer.load_state_dict(ckpt.optimizer)
+        except (ValueError, KeyError, RuntimeError) as exc:
+            raise _mismatch("optimizer", exc) from None
     if (ckpt.schedule is None) != (run.schedule is None):
         raise _mismatch("schedule", ValueError("one has a schedule, the other none"))
     if run.schedule is not None and ckpt.schedule is not None:

@@ -55,6 +55,7 @@ from modelyard.training.runtime import (
     worth_bf16_on_cpu,
 )
 from modelyard.training.schedules import SCHEDULES, Schedule
+from modelyard.training.sharding import shard_network
 
 __all__ = ["TrainingRun", "build_run"]
 
@@ -97,6 +98,7 @@ class TrainingRun:
     private: PrivateTraining | None = None  # DP-SGD's step and accountant (train.privacy)
     # train.accumulate_batches > 1: each batch's share of its optimizer step's samples (else empty)
     step_weights: list[float] = field(default_factory=list)
+    sharded: bool = False  # FSDP (train.distributed.strategy fsdp): checkpoints gather the shards on rank 0
 
 
 def _augmenter(prepared: Any) -> Augment | None:
@@ -195,6 +197,10 @@ def build_run(
     network.to(device)
     if channels_last:
         network.to(memory_format=torch.channels_last)
+    # FSDP replaces the parameters by this worker's shards: before the optimizer collects them.
+    sharded = ddp and spec.distributed is not None and spec.distributed.strategy == "fsdp"
+    if sharded:
+        shard_network(network, device)
     frozen = None
     # Not under DP: the private step runs the whole network with Opacus's hooks on it.
     # Not under DDP either: the gradient all-reduce runs in DDP's autograd hooks and forward.
@@ -278,7 +284,9 @@ def build_run(
     dense = None
     private = None
     loss = loss_fn or LOSSES.build(spec.loss)
-    if ddp:
+    if sharded:
+        pass  # fully_shard's hooks on the network itself all-gather weights and reduce-scatter gradients
+    elif ddp:
         # Every step through DDP's forward and autograd hooks (the gradient all-reduce): no fast path is built.
         ids = (
             [device.index if device.index is not None else torch.cuda.current_device()]
@@ -343,6 +351,7 @@ def build_run(
         evaluated=frozen.head if frozen is not None else network,
         compile_checked=not spec.compile,
         private=private,
+        sharded=sharded,
         runtime={
             "batching": batches.kind,
             "optimizer": implementation(optimizer),
@@ -363,6 +372,7 @@ def build_run(
                         "engine": spec.distributed.engine,
                         "workers": workers,
                         "backend": backend_for(spec.distributed, spec.device),
+                        "strategy": spec.distributed.strategy,
                         "global_batch": batches.batch_size,
                     }
                 }

@@ -97,7 +97,13 @@ def test_two_ddp_workers_end_with_the_weights_of_one_process_at_the_same_global_
     result = fit(net, data(), spec(engine=engine), seed=0, checkpoint_dir=tmp_path, progress=False)
     assert_same_weights(net, reference(3))
     assert [row["epoch"] for row in result.history] == [1, 2, 3]
-    assert result.runtime["distributed"] == {"engine": engine, "workers": 2, "backend": "gloo", "global_batch": 16}
+    assert result.runtime["distributed"] == {
+        "engine": engine,
+        "workers": 2,
+        "backend": "gloo",
+        "strategy": "ddp",
+        "global_batch": 16,
+    }
     assert set(result.runtime["fast_paths"].values()) == {"off (train.distributed)"}
     assert result.runtime["step"] == "autograd"
 
