@@ -259,7 +259,12 @@ def _read(path: Path) -> bytes | None:
 
 
 def _replace(cached: Path, fresh: Path) -> None:
-    """Put the checked download ``fresh`` at ``cached``; a stale copy there is moved aside first."""
+    """Put the checked download ``fresh`` at ``cached``; a stale copy there is moved aside first.
+
+    A copy with the same marker (another thread or process of this home fetched it meanwhile, and
+    may be reading it) is kept: ``fresh`` is then dropped by the caller."""
+    if _read(cached / CHECKSUMS_FILE) == _read(fresh / CHECKSUMS_FILE):
+        return
     old = cached.with_name(f"{TRASH_PREFIX}{cached.name}-{secrets.token_hex(4)}")
     if cached.exists():
         os.rename(cached, old)

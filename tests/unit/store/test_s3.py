@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -259,3 +260,32 @@ def test_a_dataset_whose_upload_fails_midway_is_no_version(
     with pytest.raises(StoreError, match="injected"):
         DatasetStore(home).register("d", table=b"PAR1 table", report={}, lineage={})
     assert keys(client, name) == [] and DatasetStore(home).list() == []
+
+
+def test_the_cache_is_refetched_when_its_marker_differs_and_shared_by_concurrent_readers(
+    bucket: tuple[Any, str], home: Path, tmp_path: Path
+) -> None:
+    register(ModelStore(home), name="m")
+    cached = home / "cache" / "artifacts" / "models" / "m" / "1"
+    (cached / "weights.safetensors").write_bytes(b"stale")
+    (cached / "checksums.json").write_text('{"sha256": {}}\n')  # a copy of another version 1 (an older bucket)
+    version = ModelStore(home).get("m:1")
+    assert torch.equal(version.load_state_dict()["fc.weight"], weights()["fc.weight"])
+
+    other, errors, paths_seen = tmp_path / "second-home", [], []
+
+    def read() -> None:
+        try:
+            found = ModelStore(other).get("m:1")
+            paths_seen.append(found.path)
+            found.load_state_dict()
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=read) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == [] and len(set(paths_seen)) == 1
+    assert sorted(p.name for p in (other / "cache" / "artifacts" / "models" / "m").iterdir()) == ["1"]
