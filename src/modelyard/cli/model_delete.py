@@ -44,7 +44,8 @@ def gc(obj: dict, dry_run: bool, as_json: bool) -> None:
     """Remove folders of the store that no row owns (deleted versions and runs, interrupted writes).
 
     After restoring an older database backup, a version folder without a row may be the only
-    copy of that version: run with --dry-run first.
+    copy of that version: run with --dry-run first. With MODELYARD_ARTIFACTS_URL the bucket's keys
+    are compared with the rows too (docs/scaling.md).
     """
     from modelyard.store import gc as store_gc
     from modelyard.store import paths

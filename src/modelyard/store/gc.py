@@ -6,6 +6,8 @@ registration (``.tmp-*``) or delete (``.trash-*``) left behind. A version folder
 a row may also be the only copy of a version after the database was restored from an
 older backup, which is why ``collect`` only lists unless asked to remove, and why
 ``modelyard models gc --dry-run`` (list only) is the first step after restoring a backup.
+With the S3 artifact store (``MODELYARD_ARTIFACTS_URL``) the bucket's keys are compared with the
+rows too (``S3Store.orphans``): an orphan's ``path`` is then its ``s3://`` URL.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ _TMP_GRACE_S = 3600.0
 
 @dataclass(frozen=True)
 class Orphan:
-    path: Path
+    path: Path | str  # a folder of the home, or an s3:// key prefix
     reason: str
     size_bytes: int
 
@@ -111,10 +113,22 @@ def collect(home: Path | None = None, *, remove: bool = False) -> list[Orphan]:
     Runs under the write lock, so no registration is between renaming its folder and
     committing its row while the folders are compared with the rows.
     """
+    from modelyard.store.artifacts import artifact_store
+    from modelyard.store.s3 import S3Store
+
     home = paths.home(home)
+    artifacts = artifact_store(home)
+    bucket = artifacts if isinstance(artifacts, S3Store) else None
     with database(home).session(write=True) as session:
         found = _orphans(home, session)
+        remote: list[tuple[str, str, int]] = []
+        if bucket is not None:
+            rows = session.execute(select(ModelVersionRow.name, ModelVersionRow.version))
+            keep = {paths.model_key(n, v) for n, v in rows}
+            remote = bucket.orphans(keep, tmp_before=time.time() - _TMP_GRACE_S)
         if remove:
             for orphan in found:
                 shutil.rmtree(orphan.path)
-    return found
+            for key, _reason, _size in remote:
+                bucket.remove(key)  # type: ignore[union-attr]  # remote is empty without a bucket
+    return found + [Orphan(f"{artifacts.where}/{key}/", reason, size) for key, reason, size in remote]

@@ -167,6 +167,45 @@ class S3Store:
     def names(self, kind: str) -> list[str]:
         return sorted({parts[0] for parts in self._markers(kind) if len(parts) == 2 and parts[1].isdigit()})
 
+    def orphans(self, keep: set[str], *, tmp_before: float) -> list[tuple[str, str, int]]:
+        """``(key, reason, bytes)`` of what no row owns: model versions without a row, keys without a
+        marker (a registration that died mid-copy), ``.tmp/`` uploads last written before ``tmp_before``
+        (epoch seconds). Data sets have no rows: a published one is never an orphan. Objects of any
+        other shape under the prefix are not modelyard's and are left alone."""
+        base = f"{self.prefix}/" if self.prefix else ""
+        groups: dict[str, dict[str, Any]] = {}
+        with self._calls(f"list {self.url}"):
+            for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=base):
+                for obj in page.get("Contents", []):
+                    parts = obj["Key"][len(base) :].split("/")
+                    if parts[0] == ".tmp" and len(parts) == 3:
+                        key = "/".join(parts[:2])
+                    elif parts[0] in ("models", "datasets") and len(parts) == 4 and parts[2].isdigit():
+                        key = "/".join(parts[:3])
+                    else:
+                        continue
+                    group = groups.setdefault(key, {"size": 0, "newest": 0.0, "marker": False})
+                    group["size"] += int(obj.get("Size", 0))
+                    group["newest"] = max(group["newest"], obj["LastModified"].timestamp())
+                    group["marker"] |= parts[-1] == CHECKSUMS_FILE
+        found = []
+        for key, group in sorted(groups.items()):
+            if key.startswith(".tmp/"):
+                reason = "left by an interrupted registration" if group["newest"] < tmp_before else None
+            elif not group["marker"]:
+                reason = "left by a registration that died before publishing"
+            elif key.startswith("models/") and key not in keep:
+                reason = f"version {version_ref(key).split(' ', 1)[1]}, which has no row"
+            else:
+                reason = None
+            if reason is not None:
+                found.append((key, reason, group["size"]))
+        return found
+
+    def remove(self, key: str) -> None:
+        """Delete everything under ``key`` (an orphan), its marker first."""
+        self._delete_version(key)
+
     @contextmanager
     def removing(self, key: str) -> Iterator[None]:
         yield  # the row's removal committed: from here on the files are nobody's

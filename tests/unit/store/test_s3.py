@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sys
 import threading
 from collections.abc import Iterator
@@ -22,7 +23,7 @@ import torch
 from modelyard import workflow
 from modelyard.errors import MissingDependencyError, NotFoundError, StoreError
 from modelyard.predict import Predictor
-from modelyard.store import ModelStore
+from modelyard.store import ModelStore, gc
 from modelyard.store import db as store_db
 from modelyard.store.datasets import DatasetStore
 from modelyard.store.s3 import S3Store
@@ -289,3 +290,34 @@ def test_the_cache_is_refetched_when_its_marker_differs_and_shared_by_concurrent
         thread.join()
     assert errors == [] and len(set(paths_seen)) == 1
     assert sorted(p.name for p in (other / "cache" / "artifacts" / "models" / "m").iterdir()) == ["1"]
+
+
+def test_gc_lists_and_removes_what_no_row_owns_in_the_bucket(
+    bucket: tuple[Any, str], home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client, name = bucket
+    register(ModelStore(home), name="m")
+    DatasetStore(home).register("d", table=b"PAR1 table", report={}, lineage={})
+    kept = keys(client, name)
+    client.put_object(Bucket=name, Key="team/models/m/2/weights.safetensors", Body=b"12345")  # died mid-copy
+    client.put_object(Bucket=name, Key="team/.tmp/0123abcd/spec.json", Body=b"{}")  # an upload in progress
+    client.put_object(Bucket=name, Key="team/notes/readme.txt", Body=b"not ours")
+    shared = os.environ["MODELYARD_DATABASE_URL"]
+    monkeypatch.setenv("MODELYARD_DATABASE_URL", f"sqlite:///{tmp_path / 'other.db'}")
+    register(ModelStore(tmp_path / "other-home"), name="n")  # a row in another database only
+    monkeypatch.setenv("MODELYARD_DATABASE_URL", shared)
+    url = f"s3://{name}/team"
+    listed = [(o.path, o.reason, o.size_bytes) for o in gc.collect(home)]
+    n_size = sum(
+        client.head_object(Bucket=name, Key=k)["ContentLength"] for k in keys(client, name) if "/models/n/" in k
+    )
+    assert listed == [
+        (f"{url}/models/m/2/", "left by a registration that died before publishing", 5),
+        (f"{url}/models/n/1/", "version n:1, which has no row", n_size),
+    ]  # the fresh .tmp upload, the data set and the foreign object are not listed
+    assert len(keys(client, name)) == len(kept) + 3 + len(FILES)  # nothing removed by a listing
+    monkeypatch.setattr(gc, "_TMP_GRACE_S", -60.0)  # now the upload counts as dead
+    removed = gc.collect(home, remove=True)
+    assert [o.path for o in removed] == [f"{url}/.tmp/0123abcd/", f"{url}/models/m/2/", f"{url}/models/n/1/"]
+    assert keys(client, name) == sorted([*kept, "team/notes/readme.txt"])
+    assert ModelStore(home).get("m:1").load_state_dict().keys() == weights().keys()
