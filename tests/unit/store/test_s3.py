@@ -28,6 +28,7 @@ from modelyard.store import db as store_db
 from modelyard.store.datasets import DatasetStore
 from modelyard.store.s3 import S3Store
 from modelyard.store.upload import upload_dataset
+from tests.support.cli import run_cli, run_process
 from tests.support.console import DIGITS
 from tests.support.s3 import keys, moto_server, use_bucket
 from tests.unit.store.test_models import register, weights
@@ -97,6 +98,13 @@ def test_a_second_home_loads_and_predicts_what_the_first_registered(
     x = np.random.default_rng(0).uniform(0, 16, size=(5, 64)).astype(np.float32)
     expected = Predictor.load(result.model_ref or "", home=home).predict(x)
     np.testing.assert_array_equal(Predictor.load("shared:1", home=other).predict(x), expected)
+    np.save(tmp_path / "x.npy", x)  # and a `modelyard predict` process of a third home, with the same settings
+    third = tmp_path / "third-home"
+    done = run_process("--home", str(third), "predict", "shared:1", str(tmp_path / "x.npy"), "--json")
+    assert done.code == 0, done.err
+    probabilities = [r["probabilities"] for r in json.loads(done.out)["predictions"]]
+    np.testing.assert_allclose(probabilities, expected, rtol=1e-6)
+    assert (third / "cache" / "artifacts" / "models" / "shared" / "1" / "weights.safetensors").is_file()
 
     ModelStore(other).delete("shared:1")  # from the second home: the objects go, for both
     assert keys(client, name) == []
@@ -164,6 +172,10 @@ def test_a_damaged_object_is_refused_by_its_sha256(bucket: tuple[Any, str], home
     with pytest.raises(StoreError, match=r"Model m:1's weights.safetensors in s3://.* is not the file registered"):
         ModelStore(other).get("m:1")
     assert [p.name for p in (other / "cache" / "artifacts" / "models" / "m").iterdir()] == []  # nothing half-kept
+    np.save(tmp_path / "x.npy", np.zeros((1, 3), dtype=np.float32))
+    done = run_cli("--home", str(other), "predict", "m:1", str(tmp_path / "x.npy"))
+    assert done.code == 5 and done.err.startswith("error: Model m:1's weights.safetensors in s3://")
+    assert len(done.err.strip().splitlines()) == 1
 
 
 def test_a_lost_checksums_file_is_reported(bucket: tuple[Any, str], home: Path) -> None:
