@@ -5,7 +5,7 @@
 
 The MLP (``examples/fashion_mlp.yaml``, 10 epochs; Fashion-MNIST from ``$MODELYARD_DATA`` or
 ``/usr/share/datasets``) is registered with its training reference. Windows of test images (the
-test split less the 1,000 rows the reference's outputs were computed on, ``monitoring.simulate``)
+test split less the 5,000 rows the reference's outputs were computed on, ``monitoring.simulate``)
 are checked by the monitor's own code: each image one request recorded in the request log as
 ``modelyard serve --monitor-sample 1`` records it, then ``ModelMonitor.report`` (what
 ``GET /v1/models/{name}/monitor`` answers) and its alerts. A window alarms when any check alerts.

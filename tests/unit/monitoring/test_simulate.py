@@ -10,7 +10,7 @@ import pytest
 import torch
 from scipy.stats import binom, binomtest
 
-from modelyard.monitoring.reference import SAMPLE_ROWS, build_reference, model_outputs, output_rows
+from modelyard.monitoring.reference import OUTPUT_ROWS, build_reference, model_outputs, output_rows
 from modelyard.monitoring.simulate import Tally, gaussian_noise, traffic_pool, translate_half
 from modelyard.nn import build_model
 from modelyard.spec import load_spec
@@ -45,7 +45,7 @@ def test_gaussian_noise_is_sigma_of_the_pixel_range_and_stays_in_it() -> None:
 def test_traffic_pool_leaves_out_exactly_the_rows_the_reference_stored_outputs_for() -> None:
     torch.manual_seed(0)
     network = build_model(load_spec(EXAMPLES / "fashion_mlp.yaml").model, loss="cross_entropy")
-    heldout = torch.rand(SAMPLE_ROWS + 300, 784)
+    heldout = torch.rand(OUTPUT_ROWS + 300, 784)
     ref = build_reference(network, torch.rand(50, 784), heldout, task="classification", seed=7)
     rows = output_rows(len(heldout), 7)
     np.testing.assert_allclose(ref.outputs.numpy(), model_outputs(network, heldout[rows]).numpy(), atol=1e-6)
