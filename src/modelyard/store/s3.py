@@ -128,7 +128,10 @@ class S3Store:
                     self.client.upload_file(str(tmp / name), self.bucket, self._object(f".tmp/{staged.token}", name))
             yield staged
         finally:
-            self._delete_prefix(f".tmp/{staged.token}")
+            try:
+                self._delete_prefix(f".tmp/{staged.token}")
+            except StoreError as exc:  # never hides the error in flight, nor fails a committed version
+                logger.warning("could not remove the staged upload (`modelyard models gc` will): %s", exc)
 
     def folder(self, key: str) -> Path:
         marker = self._get(self._object(key, CHECKSUMS_FILE))
@@ -222,11 +225,12 @@ class S3Store:
 
     @contextmanager
     def _calls(self, what: str) -> Iterator[None]:
+        from boto3.exceptions import Boto3Error  # S3UploadFailedError of upload_file
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:
             yield
-        except (BotoCoreError, ClientError, OSError) as exc:
+        except (Boto3Error, BotoCoreError, ClientError, OSError) as exc:
             raise StoreError(f"The artifact store {self.url} could not {what}: {exc}", field="artifacts") from None
 
     def _get(self, obj: str, *, head: bool = False) -> bytes | None:

@@ -333,3 +333,15 @@ def test_gc_lists_and_removes_what_no_row_owns_in_the_bucket(
     assert [o.path for o in removed] == [f"{url}/.tmp/0123abcd/", f"{url}/models/m/2/", f"{url}/models/n/1/"]
     assert keys(client, name) == sorted([*kept, "team/notes/readme.txt"])
     assert ModelStore(home).get("m:1").load_state_dict().keys() == weights().keys()
+
+
+def test_a_missing_bucket_is_one_line_naming_it(
+    bucket: tuple[Any, str], home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MODELYARD_ARTIFACTS_URL", "s3://no-such-bucket-here/team")
+    with pytest.raises(StoreError) as caught:
+        register(ModelStore(home), name="m")
+    message = str(caught.value)
+    assert message.startswith("The artifact store s3://no-such-bucket-here/team could not upload ")
+    assert "NoSuchBucket" in message and "\n" not in message
+    assert ModelStore(home).list() == []
