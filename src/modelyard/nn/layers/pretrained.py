@@ -120,7 +120,9 @@ class PretrainedEncoder(nn.Module):
             eps=config.layer_norm_eps,
             gradient_checkpointing=gradient_checkpointing,
         )
-        self.encoder = TransformerEncoder(dim, opts)
+        # BERT's blocks drop out after the MLP's output only, not its GELU activations (Hugging Face's
+        # BertIntermediate has no dropout): the pretrained recipe, and 6 fewer [N, T, 1536] masks per step.
+        self.encoder = TransformerEncoder(dim, opts, activation_dropout=False)
         if frozen_embeddings:
             for part in (self.embedding, self.positions, self.norm):
                 part.requires_grad_(False)

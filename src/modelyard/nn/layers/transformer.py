@@ -46,10 +46,15 @@ class TransformerOptions(StrictModel):
 
 
 class EncoderBlock(nn.Module):
-    """One block; ``forward(x, mask)`` with ``x`` ``[N, T, D]`` and ``mask`` ``[N, T]`` or None."""
+    """One block; ``forward(x, mask)`` with ``x`` ``[N, T, D]`` and ``mask`` ``[N, T]`` or None.
 
-    def __init__(self, dim: int, opts: TransformerOptions) -> None:
+    ``activation_dropout``: dropout also on the MLP's hidden activations, as
+    ``nn.TransformerEncoderLayer``; BERT's layout (a ``pretrained`` encoder) has none there.
+    """
+
+    def __init__(self, dim: int, opts: TransformerOptions, *, activation_dropout: bool = True) -> None:
         super().__init__()
+        self.activation_dropout = activation_dropout
         attention_dropout = opts.dropout if opts.attention_dropout is None else opts.attention_dropout
         self.pre_norm = opts.norm == "pre"
         self.attention = SelfAttention(dim, opts.heads, dropout=attention_dropout, bias=opts.bias)
@@ -62,7 +67,10 @@ class EncoderBlock(nn.Module):
         self.dropout = nn.Dropout(opts.dropout)
 
     def _mlp(self, x: torch.Tensor) -> torch.Tensor:
-        return self.dropout(self.mlp_out(self.dropout(self.activation(self.mlp_in(x)))))
+        hidden = self.activation(self.mlp_in(x))
+        if self.activation_dropout:
+            hidden = self.dropout(hidden)
+        return self.dropout(self.mlp_out(hidden))
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         if self.pre_norm:
@@ -75,9 +83,11 @@ class EncoderBlock(nn.Module):
 class TransformerEncoder(MaskedLayer):
     """``blocks`` encoder blocks applied in order, the padding mask passed to each."""
 
-    def __init__(self, dim: int, opts: TransformerOptions) -> None:
+    def __init__(self, dim: int, opts: TransformerOptions, *, activation_dropout: bool = True) -> None:
         super().__init__()
-        self.blocks = nn.ModuleList(EncoderBlock(dim, opts) for _ in range(opts.blocks))
+        self.blocks = nn.ModuleList(
+            EncoderBlock(dim, opts, activation_dropout=activation_dropout) for _ in range(opts.blocks)
+        )
         self.gradient_checkpointing = opts.gradient_checkpointing
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:

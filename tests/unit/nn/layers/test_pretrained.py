@@ -97,3 +97,19 @@ def test_bad_freeze_groups_and_shapes_are_one_line(tmp_path: Path) -> None:
         build([{"pretrained": str(tmp_path)}], [30])
     with pytest.raises(ShapeError, match=r"model\.layers\[1\]` \(pretrained\).*first layer"):
         build([{"embedding": 10, "dim": 4}, {"pretrained": str(tmp_path)}], [8])
+
+
+def test_training_forward_drops_out_where_bert_does(tmp_path: Path) -> None:
+    """In training mode, with the same seed, the same dropout masks as Hugging Face's BERT: after the
+    embeddings, on the attention weights, after the attention and MLP outputs, none on the GELU."""
+    bert = tiny_bert(tmp_path).train()
+    net = loaded(tmp_path, 12).train()
+    ids = encode(tmp_path, TEXTS, 12)
+    mask = ids != 0
+    torch.manual_seed(0)
+    want = bert(input_ids=ids, attention_mask=mask.long()).last_hidden_state
+    torch.manual_seed(0)
+    got = net.layers[0](ids)
+    for row in range(len(TEXTS)):
+        n = int(mask[row].sum())
+        torch.testing.assert_close(got[row, :n], want[row, :n], rtol=0, atol=1e-5)
