@@ -263,6 +263,7 @@ def main() -> None:
         help=f"the {MONITOR}* servers measure the request-path cost of monitoring against modelyard (sample 0)",
     )
     parser.add_argument("--clients", nargs="+", type=int, default=[1, 16, 64])
+    parser.add_argument("--models", nargs="+", choices=list(MODELS), default=list(MODELS), help="models put under load")
     parser.add_argument("--seconds", type=float, default=4.0, help="measured seconds per cell")
     parser.add_argument("--warmup", type=float, default=1.0, help="unmeasured seconds before each cell")
     parser.add_argument("--rounds", type=int, default=1, help="repeat every cell; the median round is reported")
@@ -312,7 +313,7 @@ def main() -> None:
                 check_answers(server, ports[server], plain_bodies, predictors, images)
             turn = 0
             for _ in range(args.rounds):
-                for model in MODELS:
+                for model in args.models:
                     for clients in args.clients:
                         order = servers[turn % len(servers) :] + servers[: turn % len(servers)]
                         turn += 1
