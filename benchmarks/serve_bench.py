@@ -112,7 +112,7 @@ def command(server: str, port: int, home: Path, refs: list[str] | None = None) -
         ], "/readyz"
     script = str(HERE / "serve_baselines.py")
     return [sys.executable, script, server, *refs, "--port", str(port), "--home", str(home)], (
-        "/healthz" if server == "plain" else "/health"
+        "/healthz" if server.startswith("plain") else "/health"
     )
 
 
