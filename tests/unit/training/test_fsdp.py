@@ -1,6 +1,6 @@
 """train.distributed.strategy fsdp: a transformer sharded over 2 CPU workers (gloo) trains as one process.
 
-The workers are spawned processes (engine local; Ray's workers run the same ``fit``). The reference
+The workers are spawned processes (engine local) or Ray Train's (the weights test runs both). The reference
 is plain torch on one process: fit's permutation (a seeded CPU generator), one Adam step per global
 batch of 2 x the per-worker batch. FSDP reduce-scatters the mean gradient where DDP all-reduces it:
 the same numbers up to fp32 rounding, compounded over 3 epochs of Adam.
@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -91,16 +92,36 @@ def reference(epochs: int) -> nn.Module:
     return net
 
 
-def test_two_fsdp_workers_end_with_the_weights_of_one_process_at_the_same_global_batch(tmp_path: Path) -> None:
+@pytest.fixture
+def engine(request: pytest.FixtureRequest):
+    """``local``, or ``ray`` inside a local Ray instance of 2 CPUs (shut down after the test)."""
+    if request.param == "local":
+        yield "local"
+        return
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the workers lack the tests' path
+    try:
+        yield "ray"
+    finally:
+        ray.shutdown()
+
+
+# Ray's own deprecations (raised inside Ray Train's imports), not ours.
+@pytest.mark.filterwarnings("ignore::DeprecationWarning:ray")
+@pytest.mark.parametrize("engine", ["local", "ray"], indirect=True)
+def test_two_fsdp_workers_end_with_the_weights_of_one_process_at_the_same_global_batch(
+    tmp_path: Path, engine: str
+) -> None:
     net = network()
-    result = fit(net, data(), spec(), seed=0, checkpoint_dir=tmp_path, progress=False)
+    result = fit(net, data(), spec(engine=engine), seed=0, checkpoint_dir=tmp_path, progress=False)
     ref = reference(3)
     for (name, a), b in zip(net.state_dict().items(), ref.state_dict().values(), strict=True):
         atol = KEY_BIAS_ATOL if name.endswith("attention.key.bias") else ATOL
         assert torch.allclose(a, b, atol=atol, rtol=0), (name, (a - b).abs().max())
     assert [row["epoch"] for row in result.history] == [1, 2, 3]
     assert result.runtime["distributed"] == {
-        "engine": "local",
+        "engine": engine,
         "workers": 2,
         "backend": "gloo",
         "strategy": "fsdp",
