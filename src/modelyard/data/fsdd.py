@@ -8,7 +8,8 @@ releases add a sixth speaker, not used here so that the checksum and the split s
 URL of the repository's ``recordings/`` folder) and kept only when the 2,500 files match the
 sha256 below. The data set's own split: indexes 0-4 of every digit and speaker are the test set
 (250 recordings), 5-49 training; ``test_speaker: theo`` instead holds out every recording of one
-speaker (leave-one-speaker-out) and trains on the other four.
+speaker (leave-one-speaker-out) and trains on the other four. ``synthetic_speech`` adds
+digits spoken by flite/espeak-ng voices to the training split only (``synthetic_speech.py``).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from modelyard.data.access import current_access
 from modelyard.data.audio import ClipOptions, read_clips
 from modelyard.data.lookup import cache_folder, download_verified, search_folders
 from modelyard.data.raw import SOURCES, RawData
+from modelyard.data.synthetic_speech import DIGIT_WORDS, SyntheticSpeechOptions, render_clips
 from modelyard.errors import DataError
 
 __all__ = ["FsddOptions", "SPEAKERS", "FILES", "SHA256", "manifest_sha256", "load"]
@@ -48,6 +50,7 @@ class FsddOptions(ClipOptions):
     url: str | None = Field(None, min_length=1)
     sample_rate: PositiveInt = 8000
     test_speaker: Literal["george", "jackson", "lucas", "nicolas", "theo"] | None = None
+    synthetic_speech: SyntheticSpeechOptions | None = None  # extra training clips (synthetic_speech.py)
 
 
 @SOURCES.component("fsdd", "free_spoken_digits", "spoken_digits", options=FsddOptions)
@@ -66,6 +69,9 @@ def load(opts: FsddOptions) -> RawData:
     else:
         test = np.asarray([s == opts.test_speaker for _, s, _ in parts])
     x = read_clips([folder / name for name in names], opts, str(folder))
+    x_extra = y_extra = None
+    if opts.synthetic_speech is not None:
+        x_extra, y_extra = render_clips(opts.synthetic_speech, DIGIT_WORDS, opts.sample_rate, opts.length, opts.align)
     return RawData(
         x_train=x[~test],
         y_train=digits[~test],
@@ -73,6 +79,8 @@ def load(opts: FsddOptions) -> RawData:
         y_test=digits[test],
         class_names=[str(d) for d in range(DIGITS)],
         kind="audio",
+        x_extra=x_extra,
+        y_extra=y_extra,
     )
 
 

@@ -3,7 +3,8 @@
 Order: load the source → ``limit`` → test split (the source's own, else the ``test``
 fraction; default 0.2, none for tiny sets such as ``xor`` which are judged on their
 training points) → ``validation`` fraction off the training part (stratified for
-classification) → fit the pipeline on the training split only → transform every split.
+classification) → append the source's training-only rows (``RawData.x_extra``: synthetic
+speech) → fit the pipeline on the training split only → transform every split.
 
 Re-created for a trained model (``stored=`` its pipeline: eval, compress, explain), the fresh fit
 is only compared with the stored one (``Pipeline.same_fit``): when they match, every split is
@@ -140,6 +141,22 @@ def prepare(
         train_all = _positions(rows, len(y))
         rows, val_rows, y, y_val = train_all[kept], train_all[held], y[kept], y[held]
 
+    extra = raw.x_extra is not None and raw.y_extra is not None and len(raw.y_extra) > 0
+    if extra and stream:
+        raise SpecError(
+            "Invalid value for `data.stream`: training-only rows (synthetic speech) are held in memory; set stream: false",
+            field="data.stream",
+        )
+    y_train = y
+    if extra:  # after the test and validation splits: training-only rows are never evaluated on
+        y_train = np.concatenate(
+            [y, canonical_targets(raw.y_extra, task, class_names=raw.class_names, where="the training-only data")]
+        )
+
+    def train_x() -> np.ndarray:
+        x = _rows(raw.x_train, rows, raw.kind)
+        return np.concatenate([x, raw.x_extra]) if extra else x
+
     fit_args = dict(
         task=task, kind=raw.kind, num_classes=num_classes, class_names=raw.class_names, feature_names=raw.feature_names
     )
@@ -147,9 +164,7 @@ def prepare(
     if data_spec.stream:
         pipeline = _sampled_pipeline(data_spec, raw, _positions(rows, len(y)), y, seed=seed, **fit_args)
     else:
-        pipeline, x_fit, y_fit = Pipeline.fit_transform(
-            data_spec.preprocess, _rows(raw.x_train, rows, raw.kind), y, **fit_args
-        )
+        pipeline, x_fit, y_fit = Pipeline.fit_transform(data_spec.preprocess, train_x(), y_train, **fit_args)
         fitted = _split(pipeline, x_fit, y_fit)
     data_changed = False
     if stored is not None:
@@ -167,7 +182,7 @@ def prepare(
         val = on_disk(raw.x_train, val_rows, y_val) if val_rows is not None else None
         test = on_disk(x_test_source, test_rows, y_test) if y_test is not None else None
     else:
-        train = fitted if fitted is not None else transformed_split(pipeline, _rows(raw.x_train, rows, raw.kind), y)
+        train = fitted if fitted is not None else transformed_split(pipeline, train_x(), y_train)
         val = (
             transformed_split(pipeline, _rows(raw.x_train, val_rows, raw.kind), y_val) if val_rows is not None else None
         )

@@ -44,12 +44,25 @@ class RawData:
     holdout: bool = True
     # Where a stored dataset came from (the `dataset` source); the model version records it.
     lineage: dict[str, Any] | None = None
+    # Training-only rows (synthetic speech): appended to the training split after the test and
+    # validation splits are drawn, so they are never validated or tested on.
+    x_extra: np.ndarray | None = None
+    y_extra: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         # A source that returns mismatched arrays is a bug in the data, reported as such.
         _check_pair(self.x_train, self.y_train, "training")
         if (self.x_test is None) != (self.y_test is None):
             raise DataError("Invalid data source: expected both x_test and y_test, or neither")
+        if (self.x_extra is None) != (self.y_extra is None):
+            raise DataError("Invalid data source: expected both x_extra and y_extra, or neither")
+        if self.x_extra is not None and self.y_extra is not None:
+            _check_pair(self.x_extra, self.y_extra, "training-only")
+            if self.x_extra.shape[1:] != self.x_train.shape[1:]:
+                raise DataError(
+                    f"Invalid data: training-only samples have shape {list(self.x_extra.shape[1:])}, "
+                    f"expected the training shape {list(self.x_train.shape[1:])}"
+                )
         if self.x_test is not None and self.y_test is not None:
             _check_pair(self.x_test, self.y_test, "test")
             if self.x_test.shape[1:] != self.x_train.shape[1:]:
