@@ -28,7 +28,7 @@ import modelyard
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "fashion_mlp.yaml"
 
 
-def spec(alpha: float, rounds: int, clients: int, strategy: str, secure: bool = False) -> dict:
+def spec(alpha: float, rounds: int, clients: int, strategy: str, secure: bool = False, local_epochs: int = 1) -> dict:
     out = yaml.safe_load(EXAMPLE.read_text())
     out["name"] = f"fashion-mlp-fed-{strategy}"
     out["train"]["metrics"] = ["accuracy"]
@@ -36,7 +36,7 @@ def spec(alpha: float, rounds: int, clients: int, strategy: str, secure: bool = 
         "clients": clients,
         "partition": {"dirichlet": {"alpha": alpha}},
         "rounds": rounds,
-        "local_epochs": 1,
+        "local_epochs": local_epochs,
         "strategy": strategy,
         "secure_aggregation": secure,
     }
@@ -50,6 +50,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=10)
     parser.add_argument("--strategies", default="fedavg,fedprox,fedadam")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--local-epochs", type=int, default=1, help="federated.local_epochs")
     parser.add_argument("--secure-aggregation", action="store_true", help="federated.secure_aggregation: true")
     parser.add_argument("--rounds-log", type=Path, default=None, help="append each round's row here (JSON lines)")
     args = parser.parse_args()
@@ -65,7 +66,7 @@ def main() -> None:
 
         with tempfile.TemporaryDirectory() as home:
             result = modelyard.train(
-                spec(args.alpha, args.rounds, args.clients, strategy, args.secure_aggregation),
+                spec(args.alpha, args.rounds, args.clients, strategy, args.secure_aggregation, args.local_epochs),
                 home=home,
                 progress=False,
                 on_epoch_end=log_round,
@@ -78,6 +79,7 @@ def main() -> None:
             "clients": args.clients,
             "secure_aggregation": args.secure_aggregation,
             "rounds": args.rounds,
+            "local_epochs": args.local_epochs,
             "test_accuracy": result.test_metrics["accuracy"],
             "best_val_accuracy": val[best],
             "best_val_round": best + 1,
@@ -89,11 +91,12 @@ def main() -> None:
         }
         rows.append(row)
         print(json.dumps(row), flush=True)
-    print("| strategy | alpha | clients | rounds | test accuracy | best val (round) | median round s |")
-    print("|---|---|---|---|---|---|---|")
+    print("| strategy | alpha | clients | rounds | local epochs | test accuracy | best val (round) | median round s |")
+    print("|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(
-            f"| {r['strategy']} | {r['alpha']} | {r['clients']} | {r['rounds']} | {100 * r['test_accuracy']:.2f}% | "
+            f"| {r['strategy']} | {r['alpha']} | {r['clients']} | {r['rounds']} | {r['local_epochs']} | "
+            f"{100 * r['test_accuracy']:.2f}% | "
             f"{100 * r['best_val_accuracy']:.2f}% ({r['best_val_round']}) | {r['round_s_median']:.2f} |"
         )
 
