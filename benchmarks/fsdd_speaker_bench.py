@@ -77,7 +77,7 @@ def main() -> None:
     lines += [
         f"| **mean** | **{mean_plain:.1%}** | **{mean_synth:.1%}** | {100 * (mean_synth - mean_plain):+.1f} pts | |",
         "",
-        f"CPU: {platform.processor() or platform.machine()}, {os.cpu_count()} cores shared with other work; "
+        f"CPU: {platform.machine()}, {os.cpu_count()} cores shared with other work; "
         f"load average at the end {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} (1 / 5 / 15 min).",
         "",
     ]
