@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from modelyard.errors import SpecError, optional_dependency
+from modelyard.errors import optional_dependency
 from modelyard.federated.spec import FederatedSpec
 
 __all__ = ["ClientDP"]
@@ -29,11 +29,10 @@ __all__ = ["ClientDP"]
 MECHANISM = "DP-FedAvg: clipped client updates, Gaussian noise on their mean (McMahan et al. 2018)"
 
 
-def _accounting() -> Any:
+def _accountant_class() -> Any:
     with optional_dependency("privacy", "client-level differential privacy (federated.dp)"):
         from opacus.accountants import RDPAccountant
-        from opacus.accountants.utils import get_noise_multiplier
-    return RDPAccountant, get_noise_multiplier
+    return RDPAccountant
 
 
 class ClientDP:
@@ -41,9 +40,9 @@ class ClientDP:
 
     def __init__(self, fed: FederatedSpec, *, seed: int) -> None:
         assert fed.dp is not None
-        from modelyard.training.privacy import ACCOUNTANT, ALPHAS
+        RDPAccountant = _accountant_class()  # first: a missing extra is named for federated.dp
+        from modelyard.training.privacy import ACCOUNTANT, ALPHAS, calibrated_noise
 
-        RDPAccountant, get_noise_multiplier = _accounting()
         self.spec = fed.dp
         self.sample_rate = fed.per_round / fed.clients
         self.planned_rounds = fed.rounds
@@ -52,7 +51,16 @@ class ClientDP:
         if fed.dp.noise_multiplier is not None:
             self.noise_multiplier = float(fed.dp.noise_multiplier)
         else:
-            self.noise_multiplier = _calibrate(get_noise_multiplier, fed, self.sample_rate, ACCOUNTANT, ALPHAS)
+            assert fed.dp.epsilon is not None
+            self.noise_multiplier = calibrated_noise(
+                fed.dp.epsilon,
+                fed.dp.delta,
+                sample_rate=self.sample_rate,
+                steps=fed.rounds,
+                field="federated.dp.epsilon",
+                unit="rounds",
+                fewer="rounds",
+            )
         self.accountant = RDPAccountant()
         self.rng = np.random.default_rng([seed, 2])  # the noise stream, apart from the partition and client draw
 
@@ -94,28 +102,3 @@ class ClientDP:
             "accountant": self.accountant_name,
             "mechanism": f"{MECHANISM} (Opacus {metadata.version('opacus')} accountant)",
         }
-
-
-def _calibrate(get_noise_multiplier: Any, fed: FederatedSpec, q: float, accountant: str, alphas: list[float]) -> float:
-    dp = fed.dp
-    assert dp is not None and dp.epsilon is not None
-    try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="Optimal order is the", category=UserWarning)
-            return float(
-                get_noise_multiplier(
-                    target_epsilon=dp.epsilon,
-                    target_delta=dp.delta,
-                    sample_rate=q,
-                    steps=fed.rounds,
-                    accountant=accountant,
-                    epsilon_tolerance=0.005,
-                    alphas=alphas,
-                )
-            )
-    except ValueError:  # Opacus: "The privacy budget is too low." (sigma would exceed 2**20)
-        raise SpecError(
-            f"Invalid value for `federated.dp.epsilon`: {dp.epsilon:g} at delta {dp.delta:g} over {fed.rounds} rounds "
-            f"needs more noise than any useful training has; expected a larger epsilon or fewer rounds",
-            field="federated.dp.epsilon",
-        ) from None

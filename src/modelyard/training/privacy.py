@@ -203,6 +203,25 @@ class PrivateTraining:
 
 def noise_multiplier(spec: PrivacySpec, *, sample_rate: float, steps: int) -> float:
     """The noise (in units of max_grad_norm) whose ``steps`` Poisson-sampled steps spend ``spec.epsilon``."""
+    return calibrated_noise(
+        spec.epsilon,
+        spec.delta,
+        sample_rate=sample_rate,
+        steps=steps,
+        field="train.privacy.epsilon",
+        unit="steps",
+        fewer="epochs",
+    )
+
+
+def calibrated_noise(
+    epsilon: float, delta: float, *, sample_rate: float, steps: int, field: str, unit: str, fewer: str
+) -> float:
+    """Opacus's noise multiplier whose ``steps`` Poisson-sampled steps at ``sample_rate`` spend ``epsilon``.
+
+    Shared by DP-SGD (``train.privacy``: steps) and client-level DP-FedAvg (``federated.dp``: rounds);
+    a budget no noise reaches is a SpecError on ``field``.
+    """
     _opacus()
     from opacus.accountants.utils import get_noise_multiplier
 
@@ -212,8 +231,8 @@ def noise_multiplier(spec: PrivacySpec, *, sample_rate: float, steps: int) -> fl
             warnings.filterwarnings("ignore", message="Optimal order is the", category=UserWarning)
             return float(
                 get_noise_multiplier(
-                    target_epsilon=spec.epsilon,
-                    target_delta=spec.delta,
+                    target_epsilon=epsilon,
+                    target_delta=delta,
                     sample_rate=sample_rate,
                     steps=steps,
                     accountant=ACCOUNTANT,
@@ -223,9 +242,9 @@ def noise_multiplier(spec: PrivacySpec, *, sample_rate: float, steps: int) -> fl
             )
     except ValueError:  # Opacus: "The privacy budget is too low." (sigma would exceed 2**20)
         raise SpecError(
-            f"Invalid value for `train.privacy.epsilon`: {spec.epsilon:g} at delta {spec.delta:g} over {steps} steps "
-            f"needs more noise than any useful training has; expected a larger epsilon or fewer epochs",
-            field="train.privacy.epsilon",
+            f"Invalid value for `{field}`: {epsilon:g} at delta {delta:g} over {steps} {unit} "
+            f"needs more noise than any useful training has; expected a larger epsilon or fewer {fewer}",
+            field=field,
         ) from None
 
 
