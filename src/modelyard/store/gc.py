@@ -94,6 +94,16 @@ def _orphans(home: Path, session: Session) -> list[Orphan]:
                 reason = f"version folder of {folder.name}:{child.name}, which has no row"
             if reason is not None:
                 found.append((child, reason))
+    datasets = paths.datasets_root(home)  # uploads in flight (.tmp-*) and each name's registrations
+    for folder in (
+        [datasets, *sorted(c for c in datasets.iterdir() if c.is_dir() and not c.name.startswith("."))]
+        if datasets.is_dir()
+        else []
+    ):
+        for child in sorted(folder.iterdir()):
+            reason = _leftover(child, now) if child.is_dir() else None
+            if reason is not None:
+                found.append((child, reason))
     run_ids = set(session.scalars(select(RunRow.id)))
     runs = paths.runs_root(home)
     for child in sorted(runs.iterdir()) if runs.is_dir() else []:

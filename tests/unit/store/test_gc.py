@@ -52,10 +52,15 @@ def test_collect_lists_then_removes_only_folders_no_row_owns(home: Path) -> None
     execute(home, "DELETE FROM model_versions WHERE version = 2")  # a version whose row went, its folder stayed
     parent = live.path.parent
     old_tmp, new_tmp, trash = parent / ".tmp-old", parent / ".tmp-new", parent / ".trash-3-abcd"
-    for folder in (old_tmp, new_tmp, trash):
-        folder.mkdir()
-    os.utime(old_tmp, (time.time() - 7200, time.time() - 7200))  # a registration killed 2 hours ago
+    datasets = home / "artifacts" / "datasets"
+    old_upload, old_dataset_tmp = datasets / ".tmp-upload", datasets / "people" / ".tmp-reg"
+    for folder in (old_tmp, new_tmp, trash, old_upload, old_dataset_tmp):
+        folder.mkdir(parents=True)
+    for folder in (old_tmp, old_upload, old_dataset_tmp):  # a registration or an upload killed 2 hours ago
+        os.utime(folder, (time.time() - 7200, time.time() - 7200))
     want = {
+        old_upload: "left by an interrupted registration",
+        old_dataset_tmp: "left by an interrupted registration",
         gone.path: "version folder of fashion-mlp:2, which has no row",
         old_tmp: "left by an interrupted registration",
         trash: "left by an interrupted delete",

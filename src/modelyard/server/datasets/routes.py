@@ -27,6 +27,7 @@ from modelyard.errors import InputError, UnsupportedMediaTypeError
 from modelyard.server.body import too_large
 from modelyard.store import paths
 from modelyard.store.datasets import DatasetStore
+from modelyard.store.gc import TMP_PREFIX
 from modelyard.store.refs import check_name
 from modelyard.store.upload import table_format, upload_dataset
 
@@ -85,7 +86,7 @@ def router(state: ServerState) -> APIRouter:
         if declared is not None and declared.isdigit() and int(declared) > limit:
             raise too_large("Dataset upload", limit, int(declared))
         parent = await run_in_threadpool(paths.ensure_dir, paths.datasets_root(state.home))
-        folder = Path(await run_in_threadpool(lambda: tempfile.mkdtemp(prefix=".upload-", dir=parent)))
+        folder = Path(await run_in_threadpool(lambda: tempfile.mkdtemp(prefix=TMP_PREFIX, dir=parent)))
         try:
             target = folder / ("upload" + Path(shown).suffix.lower())
             size = 0
