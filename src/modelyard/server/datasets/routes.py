@@ -24,7 +24,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 
 from modelyard.errors import InputError, UnsupportedMediaTypeError
-from modelyard.server.body import too_large
+from modelyard.server.body import check_declared, stream_body
 from modelyard.store import paths
 from modelyard.store.datasets import DatasetStore
 from modelyard.store.gc import TMP_PREFIX
@@ -82,19 +82,13 @@ def router(state: ServerState) -> APIRouter:
     ) -> dict[str, Any]:
         check_name(name, "name")
         shown = _upload_name(filename, request.headers.get("content-type"))
-        declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
-            raise too_large("Dataset upload", limit, int(declared))
+        check_declared(request, limit, what="Dataset upload")
         parent = await run_in_threadpool(paths.ensure_dir, paths.datasets_root(state.home))
         folder = Path(await run_in_threadpool(lambda: tempfile.mkdtemp(prefix=TMP_PREFIX, dir=parent)))
         try:
             target = folder / ("upload" + Path(shown).suffix.lower())
-            size = 0
             with target.open("wb") as out:
-                async for chunk in request.stream():
-                    size += len(chunk)
-                    if size > limit:
-                        raise too_large("Dataset upload", limit, None)
+                async for chunk in stream_body(request, limit, what="Dataset upload"):
                     await run_in_threadpool(out.write, chunk)
             found = await run_in_threadpool(
                 lambda: upload_dataset(target, name=name, home=state.home, filename=shown, field="body")
