@@ -18,7 +18,8 @@ version whole or absent:
    staging left (the temporary keys).
 
 Readers ask ``folder(key)``: the folder itself, or a copy in the home's ``cache/artifacts/``
-downloaded and checked file by file against the bucket's ``checksums.json``.
+downloaded and checked file by file against the bucket's ``checksums.json``; listings read the
+small files they show with ``read_small(key, name)``, which fetches nothing else.
 """
 
 from __future__ import annotations
@@ -72,6 +73,11 @@ class ArtifactStore(Protocol):
 
     def local_path(self, key: str) -> Path:
         """Where ``folder`` puts the version, without checking or fetching (listings)."""
+        ...
+
+    def read_small(self, key: str, name: str) -> bytes | None:
+        """One small file of the version (a report, its lineage, ``checksums.json``) without fetching the
+        rest, None if the version has no such file (S3: checked against the bucket's ``checksums.json``)."""
         ...
 
     def versions(self, key: str) -> list[int]:
@@ -155,6 +161,12 @@ class LocalStore:
 
     def local_path(self, key: str) -> Path:
         return self.root / key
+
+    def read_small(self, key: str, name: str) -> bytes | None:
+        try:
+            return (self.root / key / name).read_bytes()
+        except FileNotFoundError:
+            return None
 
     def versions(self, key: str) -> list[int]:
         folder = self.root / key

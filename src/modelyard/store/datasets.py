@@ -18,14 +18,16 @@ downloads the version into the home's cache, checked against its checksums.
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from modelyard._files import dumps_json, read_json, user_folder
+from modelyard._files import dumps_json, user_folder
 from modelyard.errors import InputError, NotFoundError, StoreError
 from modelyard.store import paths
 from modelyard.store.artifacts import ArtifactStore, Staged, artifact_store
@@ -42,28 +44,50 @@ _REF = re.compile(r"^(?P<name>[a-z0-9][a-z0-9_.-]{0,63})(?::(?P<version>[1-9][0-
 
 @dataclass(frozen=True)
 class DatasetVersion:
+    """One stored version. Its report, lineage and sha256 are read file by file (a listing of a bucket
+    downloads no table); ``path`` and ``data_path()`` fetch the whole version."""
+
     name: str
     version: int
-    path: Path
+    artifacts: ArtifactStore = field(repr=False, compare=False)
 
     @property
     def ref(self) -> str:
         return f"{self.name}:{self.version}"
 
     @property
+    def key(self) -> str:
+        return paths.dataset_key(self.name, self.version)
+
+    @cached_property
+    def path(self) -> Path:
+        """The version's local folder (with a bucket: downloaded into the cache and checked)."""
+        return self.artifacts.folder(self.key)
+
+    def _json(self, filename: str) -> Any:
+        where = f"{self.artifacts.location(self.key)}/{filename}"
+        data = self.artifacts.read_small(self.key, filename)
+        if data is None:
+            raise StoreError(f"Store file is missing: {where}", field=filename)
+        try:
+            return json.loads(data.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise StoreError(f"Store file {where} is unreadable: {exc}", field=filename) from None
+
+    @cached_property
     def report(self) -> dict[str, Any]:
-        return read_json(self.path / REPORT_FILE)
+        return self._json(REPORT_FILE)
 
-    @property
+    @cached_property
     def lineage(self) -> dict[str, Any]:
-        return read_json(self.path / LINEAGE_FILE)
+        return self._json(LINEAGE_FILE)
 
-    @property
+    @cached_property
     def sha256(self) -> str | None:
         """The recorded sha256 of the table (``checksums.json``): the content hash lineage names."""
         try:
-            return read_json(self.path / CHECKSUMS_FILE)["sha256"].get(DATA_FILE)
-        except (OSError, ValueError, KeyError, AttributeError, StoreError):
+            return self._json(CHECKSUMS_FILE)["sha256"].get(DATA_FILE)
+        except (KeyError, AttributeError, TypeError, StoreError):
             return None
 
     def to_dict(self) -> dict[str, Any]:
@@ -99,11 +123,17 @@ class DatasetStore:
         return artifact_store(self.home)
 
     def register(
-        self, name: str, *, table: bytes, report: Mapping[str, Any], lineage: Mapping[str, Any]
+        self,
+        name: str,
+        *,
+        table: bytes | Callable[[Path], object],
+        report: Mapping[str, Any],
+        lineage: Mapping[str, Any],
     ) -> DatasetVersion:
+        """Store the next version of ``name``: ``table`` is the Parquet file's bytes, or a function that
+        writes it to the path it is given (a large table is then never held twice in memory)."""
         check_name(name)
         files = {
-            DATA_FILE: table,
             REPORT_FILE: dumps_json(dict(report), "report").encode(),
             LINEAGE_FILE: dumps_json(dict(lineage), "lineage").encode(),
         }
@@ -111,6 +141,10 @@ class DatasetStore:
         parent = paths.ensure_dir(artifacts.local_path(paths.dataset_key(name)))  # where publish renames it to
         tmp = user_folder(parent, ".tmp-")
         try:
+            if isinstance(table, bytes):
+                (tmp / DATA_FILE).write_bytes(table)
+            else:
+                table(tmp / DATA_FILE)
             for filename, data in files.items():
                 (tmp / filename).write_bytes(data)
             write_checksums(tmp)
@@ -129,13 +163,13 @@ class DatasetStore:
             hwm = session.get(MetaRow, key)
             version = max(int(hwm.value) if hwm else 0, *self._versions(name), 0) + 1
             try:  # a publish that fails midway is undone too
-                target = staged.publish(paths.dataset_key(name, version))
+                staged.publish(paths.dataset_key(name, version))
                 session.merge(MetaRow(key=key, value=str(version)))
                 session.commit()
             except BaseException:
                 staged.unpublish()
                 raise
-        return DatasetVersion(name, version, target)
+        return DatasetVersion(name, version, self.artifacts)
 
     def _versions(self, name: str) -> list[int]:
         return self.artifacts.versions(paths.dataset_key(name))
@@ -144,7 +178,7 @@ class DatasetStore:
         return self.artifacts.names("datasets")
 
     def _found(self, name: str, version: int) -> DatasetVersion:
-        return DatasetVersion(name, version, self.artifacts.folder(paths.dataset_key(name, version)))
+        return DatasetVersion(name, version, self.artifacts)
 
     def list(self, name: str | None = None) -> list[DatasetVersion]:
         """Every stored dataset version (of ``name`` if given), by name then version."""
@@ -175,6 +209,6 @@ class DatasetStore:
                 field=field,
             )
         found = self._found(name, version)
-        if not (found.path / DATA_FILE).is_file():
+        if not (found.path / DATA_FILE).is_file():  # fetches the version: get() is what a reader asks
             raise StoreError(f"Dataset {found.ref} is damaged: {found.path / DATA_FILE} is missing", field=field)
         return found

@@ -36,7 +36,7 @@ InUse = Callable[[Session, str], list[str]]
 
 TRASH_PREFIX = ".trash-"
 TMP_PREFIX = ".tmp-"
-# A registration writes its .tmp- folder before it takes the write lock; one this old is dead.
+# A registration writes its .tmp- folder (S3: its .tmp/ keys, then its copies) before its row commits; one this old is dead.
 _TMP_GRACE_S = 3600.0
 
 
@@ -135,7 +135,7 @@ def collect(home: Path | None = None, *, remove: bool = False) -> list[Orphan]:
         if bucket is not None:
             rows = session.execute(select(ModelVersionRow.name, ModelVersionRow.version))
             keep = {paths.model_key(n, v) for n, v in rows}
-            remote = bucket.orphans(keep, tmp_before=time.time() - _TMP_GRACE_S)
+            remote = bucket.orphans(keep, written_before=time.time() - _TMP_GRACE_S)
         if remove:
             for orphan in found:
                 shutil.rmtree(orphan.path)

@@ -20,6 +20,7 @@ The endpoint, credentials and region are boto3's own settings (``AWS_ENDPOINT_UR
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -116,6 +117,25 @@ class S3Store:
     def local_path(self, key: str) -> Path:
         return self.cache / key
 
+    def read_small(self, key: str, name: str) -> bytes | None:
+        marker = self._get(self._object(key, CHECKSUMS_FILE))
+        if marker is None or name == CHECKSUMS_FILE:
+            return marker
+        cached = self.local_path(key)
+        if _read(cached / CHECKSUMS_FILE) == marker:
+            return _read(cached / name)
+        digest = self._listed(key, marker).get(name)
+        if digest is None:
+            return None
+        data = self._get(self._object(key, name))
+        if data is None or hashlib.sha256(data).hexdigest() != digest:
+            raise StoreError(
+                f"{version_ref(key)}'s {name} in {self.url}/{key} is not the file registered (its sha256 differs "
+                f"from {CHECKSUMS_FILE}): it was damaged, overwritten or removed; restore it from a backup",
+                field=name,
+            )
+        return data
+
     def exists(self, key: str) -> bool:
         return self._get(self._object(key, CHECKSUMS_FILE), head=True) is not None
 
@@ -170,10 +190,10 @@ class S3Store:
     def names(self, kind: str) -> list[str]:
         return sorted({parts[0] for parts in self._markers(kind) if len(parts) == 2 and parts[1].isdigit()})
 
-    def orphans(self, keep: set[str], *, tmp_before: float) -> list[tuple[str, str, int]]:
+    def orphans(self, keep: set[str], *, written_before: float) -> list[tuple[str, str, int]]:
         """``(key, reason, bytes)`` of what no row owns: model versions without a row, keys without a
-        marker (a registration that died mid-copy), ``.tmp/`` uploads last written before ``tmp_before``
-        (epoch seconds). Data sets have no rows: a published one is never an orphan. Objects of any
+        marker (a registration that died mid-copy) and ``.tmp/`` uploads, each only when last written
+        before ``written_before`` (epoch seconds), so a registration still copying or committing is never taken. Data sets have no rows: a published one is never an orphan. Objects of any
         other shape under the prefix are not modelyard's and are left alone."""
         base = f"{self.prefix}/" if self.prefix else ""
         groups: dict[str, dict[str, Any]] = {}
@@ -193,8 +213,12 @@ class S3Store:
                     group["marker"] |= parts[-1] == CHECKSUMS_FILE
         found = []
         for key, group in sorted(groups.items()):
-            if key.startswith(".tmp/"):
-                reason = "left by an interrupted registration" if group["newest"] < tmp_before else None
+            if (
+                group["newest"] >= written_before
+            ):  # may be a registration in flight: copying, or its row not committed yet
+                reason = None
+            elif key.startswith(".tmp/"):
+                reason = "left by an interrupted registration"
             elif not group["marker"]:
                 reason = "left by a registration that died before publishing"
             elif key.startswith("models/") and key not in keep:

@@ -19,8 +19,6 @@ without rows, files that disagree. Error messages name the file, never its conte
 
 from __future__ import annotations
 
-import hashlib
-import io
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -28,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from modelyard.data.tables import csv_problem
 from modelyard.errors import DataError, InputError, UnsupportedMediaTypeError
+from modelyard.store.checksums import sha256_file
 from modelyard.store.datasets import DatasetStore, DatasetVersion
 from modelyard.store.refs import check_name
 
@@ -65,19 +64,27 @@ def _empty(shown: str, field: str) -> InputError:
     return InputError(f"Empty dataset file {shown!r} (`{field}`): expected a header row and data rows", field=field)
 
 
+def _blank(path: Path) -> bool:
+    """Whether the file holds nothing but whitespace (read in chunks: an upload can be large)."""
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            if chunk.strip():
+                return False
+    return True
+
+
 def _read(path: Path, shown: str, fmt: str, field: str) -> _Read:
     import pandas as pd
 
-    data = path.read_bytes()
-    if not data.strip():
+    if _blank(path):
         raise _empty(shown, field)
-    try:
+    try:  # from the file itself: no copy of its bytes in memory beside the table
         if fmt == "csv":
-            frame = pd.read_csv(io.BytesIO(data), compression=None)
+            frame = pd.read_csv(path, compression=None)
         elif fmt == "jsonl":
-            frame = pd.read_json(io.BytesIO(data), lines=True, dtype=False, compression=None)
+            frame = pd.read_json(path, lines=True, dtype=False, compression=None)
         else:
-            frame = pd.read_parquet(io.BytesIO(data))
+            frame = pd.read_parquet(path)
     except pd.errors.EmptyDataError:
         raise _empty(shown, field) from None
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError, OSError) as exc:
@@ -87,7 +94,7 @@ def _read(path: Path, shown: str, fmt: str, field: str) -> _Read:
     if len(frame) == 0:
         raise DataError(f"Invalid dataset file {shown!r} (`{field}`): the table has no data rows", field=field)
     frame.columns = [str(c) for c in frame.columns]
-    return _Read(shown, fmt, hashlib.sha256(data).hexdigest(), len(data), frame)
+    return _Read(shown, fmt, sha256_file(path), path.stat().st_size, frame)
 
 
 def _folder_files(folder: Path, field: str) -> list[Path]:
@@ -168,8 +175,6 @@ def upload_dataset(
 
     check_name(name, "name")
     table, source = read_upload(path, filename=filename, field=field)
-    buffer = io.BytesIO()
-    pq.write_table(table, buffer)
     report = {
         "rows": table.num_rows,
         "columns": table.column_names,
@@ -180,4 +185,6 @@ def upload_dataset(
         "source": source,
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
-    return DatasetStore(home).register(name, table=buffer.getvalue(), report=report, lineage=lineage)
+    return DatasetStore(home).register(
+        name, table=lambda target: pq.write_table(table, target), report=report, lineage=lineage
+    )

@@ -258,6 +258,33 @@ def test_a_dataset_stored_in_one_home_is_read_and_trained_on_in_another(
     assert DatasetStore(other).register("points", table=b"PAR1 x", report={}, lineage={}).ref == "points:2"
 
 
+def test_listing_datasets_reads_their_small_files_and_downloads_no_table(
+    bucket: tuple[Any, str], home: Path, tmp_path: Path
+) -> None:
+    client, name = bucket
+    table = tmp_path / "points.csv"
+    table.write_text("a,y\n" + "".join(f"{i},{i % 2}\n" for i in range(50)))
+    stored = upload_dataset(table, name="points", home=home)
+    there = DatasetStore(tmp_path / "second-home")
+    fetched: list[str] = []
+    events = there.artifacts.client.meta.events  # type: ignore[attr-defined]
+
+    def record(params: dict[str, Any], **_: Any) -> None:
+        fetched.append(params["Key"].rsplit("/", 1)[-1])
+
+    events.register("provide-client-params.s3.GetObject", record)
+    try:
+        listed = [found.to_dict() for found in there.list()]
+    finally:
+        events.unregister("provide-client-params.s3.GetObject", record)
+    assert listed == [stored.to_dict()]
+    assert "data.parquet" not in fetched and set(fetched) == {"checksums.json", "report.json", "lineage.json"}
+    assert not (tmp_path / "second-home" / "cache" / "artifacts" / "datasets").exists()
+    client.put_object(Bucket=name, Key="team/datasets/points/1/report.json", Body=b'{"rows": 1}')
+    with pytest.raises(StoreError, match="report.json .* is not the file registered"):
+        DatasetStore(tmp_path / "third-home").list()[0].to_dict()
+
+
 def test_a_dataset_whose_upload_fails_midway_is_no_version(
     bucket: tuple[Any, str], home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -323,12 +350,15 @@ def test_gc_lists_and_removes_what_no_row_owns_in_the_bucket(
     n_size = sum(
         client.head_object(Bucket=name, Key=k)["ContentLength"] for k in keys(client, name) if "/models/n/" in k
     )
+    assert listed == []  # each written just now: it may be a registration still copying or committing
+    monkeypatch.setattr(gc, "_TMP_GRACE_S", -60.0)  # now each counts as dead
+    listed = [(o.path, o.reason, o.size_bytes) for o in gc.collect(home)]
     assert listed == [
+        (f"{url}/.tmp/0123abcd/", "left by an interrupted registration", 2),
         (f"{url}/models/m/2/", "left by a registration that died before publishing", 5),
         (f"{url}/models/n/1/", "version n:1, which has no row", n_size),
-    ]  # the fresh .tmp upload, the data set and the foreign object are not listed
+    ]  # the data set and the foreign object are not listed
     assert len(keys(client, name)) == len(kept) + 3 + len(FILES)  # nothing removed by a listing
-    monkeypatch.setattr(gc, "_TMP_GRACE_S", -60.0)  # now the upload counts as dead
     removed = gc.collect(home, remove=True)
     assert [o.path for o in removed] == [f"{url}/.tmp/0123abcd/", f"{url}/models/m/2/", f"{url}/models/n/1/"]
     assert keys(client, name) == sorted([*kept, "team/notes/readme.txt"])
