@@ -238,21 +238,25 @@ def fit(
             console=console,
         )
     previous_threads = torch.get_num_threads()
-    run = build_run(network, prepared, train_spec, seed=seed, loss_fn=loss_fn)
-    torch.set_num_threads(run.threads)
     folder = Path(checkpoint_dir) if checkpoint_dir is not None and train_spec.checkpoint else None
+    ckpt = load_checkpoint(folder) if resume and folder is not None else None
+    recorded = dict(ckpt.extra.get("runtime") or {}) if ckpt is not None else {}
+    run = build_run(
+        network, prepared, train_spec, seed=seed, loss_fn=loss_fn, recorded_precision=recorded.get("precision")
+    )
+    if "precision_trial" in recorded:  # the trial the run started with chose the precision it resumes in
+        run.runtime["precision_trial"] = recorded["precision_trial"]
+    torch.set_num_threads(run.threads)
     history: list[dict[str, Any]] = []
     best_weights: dict[str, torch.Tensor] | None = None
     tracked: dict[str, Any] = {"epoch": None, "value": None}  # best epoch when there is no early stopping
     stopped, first = False, 1
-    if resume and folder is not None:
-        ckpt = load_checkpoint(folder)
-        if ckpt is not None:
-            best_weights = restore(run, ckpt)
-            history, first = list(ckpt.history), ckpt.epoch + 1
-            stopped = bool(ckpt.extra.get("stopped_early", False))
-            tracked = dict(ckpt.extra.get("tracked", tracked))
-            log.info("resuming after epoch %d from %s", ckpt.epoch, folder)
+    if ckpt is not None:
+        best_weights = restore(run, ckpt)
+        history, first = list(ckpt.history), ckpt.epoch + 1
+        stopped = bool(ckpt.extra.get("stopped_early", False))
+        tracked = dict(ckpt.extra.get("tracked", tracked))
+        log.info("resuming after epoch %d from %s", ckpt.epoch, folder)
     restore_best = run.early is not None and run.early.spec.restore_best
     monitor = "val_loss" if run.val is not None else "loss"
     bar = ProgressBar(epochs=train_spec.epochs, enabled=progress, console=console)

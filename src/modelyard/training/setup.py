@@ -42,9 +42,11 @@ from modelyard.training.fast.fused_forward import fused_forward
 from modelyard.training.layer_lr import layer_groups
 from modelyard.training.losses import LOSSES, LossFn
 from modelyard.training.optimizers import OPTIMIZERS, implementation
+from modelyard.training.precision_trial import precision_trial
 from modelyard.training.privacy import PrivateTraining, check_private, make_private
 from modelyard.training.regularization import penalized_parameters
 from modelyard.training.runtime import (
+    BF16,
     Precision,
     available_cores,
     cpu_threads,
@@ -159,11 +161,19 @@ def _check_monitors(spec: TrainSpec, has_val: bool, run_schedule: Schedule | Non
 
 
 def build_run(
-    network: nn.Module, prepared: Any, spec: TrainSpec, *, seed: int, loss_fn: LossFn | None = None
+    network: nn.Module,
+    prepared: Any,
+    spec: TrainSpec,
+    *,
+    seed: int,
+    loss_fn: LossFn | None = None,
+    recorded_precision: str | None = None,
 ) -> TrainingRun:
     """Build and check everything for ``fit``; moves the network and the data to the device.
 
     ``loss_fn`` replaces the spec's loss for training steps (distillation's teacher + label loss).
+    ``recorded_precision``: what a checkpoint's run computed in (``runtime["precision"]``), which a
+    resumed ``precision: auto`` run keeps instead of choosing again.
     """
     device = resolve_device(spec.device)
     train = prepared.train
@@ -188,10 +198,33 @@ def build_run(
             )
         check_private(spec.privacy, network, train)
     batch_size = n if spec.batch_size == "full" else min(int(spec.batch_size) * workers, n)
+    in_memory = is_tensor_split(train)
+    threads = (
+        cpu_threads(network, batch_size, idle_cores(available_cores())) if device.type == "cpu" else available_cores()
+    )
+    if spec.distributed is not None:  # the worker's share of the machine
+        threads = min(threads, spec.distributed.cpus_per_worker)
+    loss = loss_fn or LOSSES.build(spec.loss)
     # DP-SGD runs in fp32: its clipping and noise are calibrated on fp32 gradients (the spec refuses fp16/bf16).
     wanted = "fp32" if spec.privacy is not None else spec.precision
     precision = resolve_precision(wanted, device, heavy=worth_bf16_on_cpu(network, batch_size))
-    in_memory = is_tensor_split(train)
+    trial = None
+    if wanted == "auto" and recorded_precision in ("fp32", "bf16", "fp16"):
+        precision = resolve_precision(recorded_precision, device)
+    elif wanted == "auto" and precision is BF16 and device.type == "cpu" and in_memory and not ddp:
+        # Where the rule says bf16 on a CPU, a timed trial decides (training/precision_trial.py).
+        dense = spec.accumulate_batches == 1 and not spec.compile
+        bs = min(batch_size, n)
+        trial = precision_trial(
+            network,
+            train.x[:bs],
+            train.y[:bs],
+            loss,
+            threads=threads,
+            dense=dense,
+            value_and_grad=value_and_grad_for(spec.loss) if loss_fn is None else None,
+        )
+        precision = trial.chosen
     sample_shape = tuple(train.x.shape[1:]) if in_memory else tuple(getattr(network, "input_shape", ()))
     channels_last = wants_channels_last(network, sample_shape) and spec.privacy is None
     network.to(device)
@@ -223,11 +256,6 @@ def build_run(
     torch.manual_seed(seed + rank)
     shuffle_gen = torch.Generator().manual_seed(seed)
     aug_gen = torch.Generator(device=device).manual_seed(seed + 1 + 7919 * rank)
-    threads = (
-        cpu_threads(network, batch_size, idle_cores(available_cores())) if device.type == "cpu" else available_cores()
-    )
-    if spec.distributed is not None:  # the worker's share of the machine
-        threads = min(threads, spec.distributed.cpus_per_worker)
     if spec.privacy is not None:
         batches: InMemoryBatches | StreamingBatches | PoissonBatches = PoissonBatches(
             train.x, train.y, batch_size=batch_size, generator=shuffle_gen, device=device
@@ -283,7 +311,6 @@ def build_run(
     forward: Callable[[torch.Tensor], torch.Tensor] = network if frozen is None else frozen.head
     dense = None
     private = None
-    loss = loss_fn or LOSSES.build(spec.loss)
     if sharded:
         pass  # fully_shard's hooks on the network itself all-gather weights and reduce-scatter gradients
     elif ddp:
@@ -357,6 +384,7 @@ def build_run(
             "optimizer": implementation(optimizer),
             "optimizer_step": "kernel" if direct is not None else "torch",
             "precision": precision.name,
+            **({"precision_trial": trial.report()} if trial is not None else {}),
             "device": str(device),
             "channels_last": channels_last,
             "threads": threads,
