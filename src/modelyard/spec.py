@@ -352,6 +352,13 @@ class Spec(StrictModel):
             )
         if self.data.stream:
             raise ValueError("data.stream cannot be combined with federated: expected false, received true")
+        column = self.federated.partition.column
+        named = self.data.source.options.get("groups")
+        if self.federated.partition.type == "column" and named != column:
+            raise ValueError(
+                f"data.groups: expected {column!r}, the column federated.partition names (the table source then "
+                f"reads it as each row's client, not as a feature), received {named!r}"
+            )
         return self
 
     @property

@@ -66,6 +66,8 @@ class Prepared:
     input_shape: tuple[int, ...]
     kind: str
     data_lineage: dict[str, Any] | None = None  # a stored dataset's (RawData.lineage)
+    #: ``data.groups``: the group name of each training sample (in ``train``'s order), else None.
+    train_groups: np.ndarray | None = None
     #: With ``prepare(stored=...)``: the fresh fit differs from the stored pipeline (the data
     #: changed since training); ``pipeline`` is then the fresh fit, else the stored one.
     data_changed: bool = False
@@ -148,6 +150,7 @@ def prepare(
             field="data.stream",
         )
     y_train = y
+    groups = raw.groups[_positions(rows, len(y))] if raw.groups is not None and not extra else None
     if extra:  # after the test and validation splits: training-only rows are never evaluated on
         y_train = np.concatenate(
             [y, canonical_targets(raw.y_extra, task, class_names=raw.class_names, where="the training-only data")]
@@ -212,6 +215,7 @@ def prepare(
         kind=raw.kind,
         data_lineage=raw.lineage,
         data_changed=data_changed,
+        train_groups=groups,
     )
 
 

@@ -48,6 +48,9 @@ class RawData:
     # validation splits are drawn, so they are never validated or tested on.
     x_extra: np.ndarray | None = None
     y_extra: np.ndarray | None = None
+    # One group name per training row (`data.groups` of a table source): which client holds it
+    # under `federated.partition: {column: ...}`.
+    groups: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         # A source that returns mismatched arrays is a bug in the data, reported as such.
@@ -56,6 +59,10 @@ class RawData:
             raise DataError("Invalid data source: expected both x_test and y_test, or neither")
         if (self.x_extra is None) != (self.y_extra is None):
             raise DataError("Invalid data source: expected both x_extra and y_extra, or neither")
+        if self.groups is not None and len(self.groups) != len(self.y_train):
+            raise DataError(
+                f"Invalid data source: {len(self.groups)} group names for {len(self.y_train)} training samples"
+            )
         if self.x_extra is not None and self.y_extra is not None:
             _check_pair(self.x_extra, self.y_extra, "training-only")
             if self.x_extra.shape[1:] != self.x_train.shape[1:]:

@@ -31,6 +31,7 @@ class DatasetOptions(StrictModel):
     name: str = Field(min_length=1)  # NAME:VERSION (NAME alone: its newest version, recorded as NAME:N)
     target: str = Field(min_length=1)
     features: list[str] | None = Field(None, min_length=1)
+    groups: str | None = Field(None, min_length=1)  # as the table sources' (data/tables.py)
 
 
 def pin_dataset(spec: Spec) -> Spec:
@@ -67,7 +68,7 @@ def dataset(opts: DatasetOptions, *, seed: int) -> RawData:
         raise DataError(
             f"Dataset {found.ref} is unreadable ({type(exc).__name__}): {path}", field="data.name"
         ) from None
-    table = TableOptions(path=str(path), target=opts.target, features=opts.features)
+    table = TableOptions(path=str(path), target=opts.target, features=opts.features, groups=opts.groups)
     raw = frame_to_raw(frame, path, table, row_label=lambda i: f"row {i} of dataset {found.ref}")
     lineage = found.lineage
     report = found.report

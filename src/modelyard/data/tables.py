@@ -34,6 +34,9 @@ class TableOptions(StrictModel):
     features: list[str] | None = Field(None, min_length=1)
     # A text column: each sample is its string (text data, for a `tokenize` step), not numbers.
     text: str | None = Field(None, min_length=1)
+    # A column naming each row's group (the client under `federated.partition: {column: ...}`):
+    # read as a label of the row, never a feature.
+    groups: str | None = Field(None, min_length=1)
 
 
 class CsvOptions(TableOptions):
@@ -150,17 +153,22 @@ def frame_to_raw(frame: pd.DataFrame, path: Path, opts: TableOptions, *, row_lab
         raise DataError(
             f"Invalid data file {path} (`data.path`): the file has a header but no data rows", field="data.path"
         )
+    groups = _groups(frame, path, opts, row_label)
     if opts.text is not None:
-        return _text_table(frame, path, opts, row_label)
-    features = list(opts.features) if opts.features is not None else [c for c in columns if c != opts.target]
+        raw = _text_table(frame, path, opts, row_label)
+        raw.groups = groups
+        return raw
+    skip = {opts.target, opts.groups}
+    features = list(opts.features) if opts.features is not None else [c for c in columns if c not in skip]
     for name in features:
         if name not in columns:
             raise missing_key_error("column", name, columns, path, "data.features")
-    if opts.target in features:
-        raise DataError(
-            f"Invalid value for `data.features`: the target column {opts.target!r} cannot also be a feature",
-            field="data.features",
-        )
+    for column, what in ((opts.target, "target"), (opts.groups, "groups")):
+        if column is not None and column in features:
+            raise DataError(
+                f"Invalid value for `data.features`: the {what} column {column!r} cannot also be a feature",
+                field="data.features",
+            )
     if not features:
         raise DataError(
             f"Invalid data file {path}: expected at least one feature column besides the target {opts.target!r}, found none",
@@ -170,7 +178,31 @@ def frame_to_raw(frame: pd.DataFrame, path: Path, opts: TableOptions, *, row_lab
     for j, name in enumerate(features):
         x[:, j] = _numeric_column(frame[name], name, path, row_label)
     y, class_names = _target(frame[opts.target], opts.target, path, row_label)
-    return RawData(x_train=x, y_train=y, class_names=class_names, feature_names=features, kind="tabular")
+    return RawData(x_train=x, y_train=y, class_names=class_names, feature_names=features, kind="tabular", groups=groups)
+
+
+def _groups(frame: pd.DataFrame, path: Path, opts: TableOptions, row_label: Any) -> np.ndarray | None:
+    """The ``groups`` column as one string per row (a missing value is refused), or None."""
+    if opts.groups is None:
+        return None
+    columns = list(frame.columns)
+    if opts.groups not in columns:
+        raise missing_key_error("column", opts.groups, columns, path, "data.groups")
+    if opts.groups in (opts.target, opts.text):
+        raise DataError(
+            f"Invalid value for `data.groups`: the {'target' if opts.groups == opts.target else 'text'} column "
+            f"{opts.groups!r} cannot also name the groups",
+            field="data.groups",
+        )
+    values = frame[opts.groups]
+    missing = values.isna().to_numpy()
+    if missing.any():
+        raise DataError(
+            f"Invalid groups column {opts.groups!r} in {path} (`data.groups`): expected a group name on every row, "
+            f"received a missing value at {row_label(int(missing.argmax()))}",
+            field="data.groups",
+        )
+    return values.astype(str).to_numpy(dtype=object)
 
 
 def _text_table(frame: pd.DataFrame, path: Path, opts: TableOptions, row_label: Any) -> RawData:

@@ -14,9 +14,16 @@ __all__ = ["partition"]
 _DIRICHLET_TRIES = 100
 
 
-def partition(y: torch.Tensor, spec: PartitionSpec, clients: int, *, seed: int) -> list[torch.Tensor]:
-    """Disjoint index tensors, one per client, covering every sample; each client gets at least one."""
+def partition(
+    y: torch.Tensor, spec: PartitionSpec, clients: int, *, seed: int, groups: np.ndarray | None = None
+) -> list[torch.Tensor]:
+    """Disjoint index tensors, one per client, covering every sample; each client gets at least one.
+
+    ``groups``: each sample's group name (``Prepared.train_groups``), which ``column`` splits by.
+    """
     n = int(y.shape[0])
+    if spec.type == "column":
+        return _by_column(spec, groups, clients)
     if clients > n:
         raise SpecError(
             f"Invalid value for `federated.clients`: expected at most the {n} training samples, received {clients}",
@@ -75,3 +82,23 @@ def _dirichlet(labels: np.ndarray, clients: int, alpha: float, rng: np.random.Ge
         f"larger alpha",
         field="federated.partition.alpha",
     )
+
+
+def _by_column(spec: PartitionSpec, groups: np.ndarray | None, clients: int) -> list[torch.Tensor]:
+    """One client per distinct group name, in sorted order of the names."""
+    if groups is None:
+        raise SpecError(
+            f"Invalid value for `federated.partition.column`: expected the data source to read {spec.column!r} "
+            f"as each row's group (add `groups: {spec.column}` to the table source in `data`), received a source "
+            f"without groups",
+            field="federated.partition.column",
+        )
+    names, index = np.unique(groups, return_inverse=True)
+    if len(names) != clients:
+        shown = ", ".join(map(str, names[:5])) + (", ..." if len(names) > 5 else "")
+        raise SpecError(
+            f"Invalid value for `federated.clients`: expected {len(names)}, the number of distinct {spec.column!r} "
+            f"values in the training split ({shown}), received {clients}",
+            field="federated.clients",
+        )
+    return [torch.from_numpy(np.flatnonzero(index == k).astype(np.int64)) for k in range(len(names))]

@@ -45,13 +45,13 @@ def _seed(spec: Spec) -> int:
 
 def check_federated(spec: Spec, prepared: Prepared) -> None:
     """Everything about the federated section that needs the data, before any run exists."""
+    fed = spec.federated
     if not isinstance(prepared.train, Split):
         raise SpecError(
             "Invalid value for `federated`: clients train on in-memory tensors; the training split is streamed",
             field="federated",
         )
     client_splits(spec, prepared)
-    fed = spec.federated
     if fed is not None and fed.dp is not None:  # a target epsilon no noise can reach is refused now
         from modelyard.federated.dp import ClientDP
 
@@ -66,7 +66,7 @@ def client_splits(spec: Spec, prepared: Prepared) -> list[Split]:
     fed = spec.federated
     assert fed is not None
     train = prepared.train
-    parts = partition(train.y, fed.partition, fed.clients, seed=_seed(spec))
+    parts = partition(train.y, fed.partition, fed.clients, seed=_seed(spec), groups=prepared.train_groups)
     return [Split(x=train.x[idx], y=train.y[idx]) for idx in parts]
 
 

@@ -11,7 +11,7 @@ from modelyard._validation import StrictModel, describe
 __all__ = ["FederatedSpec", "FederatedDPSpec", "PartitionSpec", "StrategySpec"]
 
 # Which options belong to which kind: an option given to another kind is refused by name.
-_PARTITION_OPTIONS = {"iid": (), "dirichlet": ("alpha",), "shards": ("shards_per_client",)}
+_PARTITION_OPTIONS = {"iid": (), "dirichlet": ("alpha",), "shards": ("shards_per_client",), "column": ("column",)}
 _STRATEGY_OPTIONS = {
     "fedavg": (),
     "fedprox": ("mu",),
@@ -59,22 +59,28 @@ class PartitionSpec(StrictModel):
     ``iid``: a random equal split. ``dirichlet``: each class's samples split among clients in
     proportions drawn from Dirichlet(alpha) (small alpha: few classes per client). ``shards``:
     samples sorted by label, cut into ``clients * shards_per_client`` shards, each client gets
-    ``shards_per_client`` of them (McMahan et al.'s pathological non-IID split).
+    ``shards_per_client`` of them (McMahan et al.'s pathological non-IID split). ``column``: the
+    data's own split, ``{column: site}``: each distinct value of the table's ``data.groups``
+    column (which must name the same column) is one client, as the rows were collected.
     """
 
-    type: Literal["iid", "dirichlet", "shards"]
+    type: Literal["iid", "dirichlet", "shards", "column"]
     alpha: float | None = Field(None, gt=0.0)
     shards_per_client: int | None = Field(None, ge=1)
+    column: str | None = Field(None, min_length=1)
 
     @model_validator(mode="before")
     @classmethod
     def _forms(cls, data: Any) -> Any:
-        return _check_kind(_named(data, _PARTITION_OPTIONS, {"dirichlet": "alpha"}), _PARTITION_OPTIONS, "partition")
+        named = _named(data, _PARTITION_OPTIONS, {"dirichlet": "alpha", "column": "column"})
+        return _check_kind(named, _PARTITION_OPTIONS, "partition")
 
     @model_validator(mode="after")
     def _alpha(self) -> PartitionSpec:
         if self.type == "dirichlet" and self.alpha is None:
             raise ValueError("partition 'dirichlet' needs alpha, a number > 0 (e.g. {dirichlet: {alpha: 0.5}})")
+        if self.type == "column" and self.column is None:
+            raise ValueError("partition 'column' needs the column naming each row's client (e.g. {column: site})")
         if self.type == "shards" and self.shards_per_client is None:
             object.__setattr__(self, "shards_per_client", 2)
         return self

@@ -52,3 +52,25 @@ def test_more_clients_than_samples_and_float_targets_are_refused() -> None:
         partition(torch.rand(50), PartitionSpec(type="dirichlet", alpha=1.0), 5, seed=0)
     with pytest.raises(SpecError, match="needs at least 1200 training samples, received 1000"):
         partition(LABELS, PartitionSpec(type="shards", shards_per_client=120), 10, seed=0)
+
+
+def test_a_column_partition_gives_each_group_its_own_rows() -> None:
+    groups = np.array(["north", "south", "east"] * 4 + ["east"])
+    parts = partition(torch.zeros(13), PartitionSpec.model_validate({"column": "site"}), 3, seed=0, groups=groups)
+    assert covers(parts, 13)
+    # Sorted by name: east, north, south; every row of a client has its group.
+    assert [sorted(set(groups[p.numpy()])) for p in parts] == [["east"], ["north"], ["south"]]
+    assert [len(p) for p in parts] == [5, 4, 4]
+
+
+def test_a_column_partition_needs_the_groups_and_one_client_per_group() -> None:
+    spec = PartitionSpec.model_validate({"column": "site"})
+    with pytest.raises(SpecError, match=r"add `groups: site` to the table source in `data`"):
+        partition(LABELS, spec, 3, seed=0)
+    with pytest.raises(
+        SpecError,
+        match=r"`federated.clients`: expected 2, the number of distinct 'site' values .* \(a, b\), received 3",
+    ):
+        partition(torch.zeros(4), spec, 3, seed=0, groups=np.array(["a", "b", "a", "b"]))
+    with pytest.raises(ValueError, match="partition 'column' needs the column"):
+        PartitionSpec.model_validate("column")
