@@ -28,6 +28,7 @@ __all__ = [
     "NotFoundError",
     "StoreError",
     "LeaseLostError",
+    "RoundClosedError",
     "TrainingError",
     "RunPruned",
     "ServerUnavailableError",
@@ -184,6 +185,10 @@ class StoreError(ModelyardError):
 
 class LeaseLostError(StoreError):
     """A worker no longer owns the job it runs (it was reaped, cancelled or handed on)."""
+
+
+class RoundClosedError(StoreError):
+    """A federated client's update for a round that is not open (closed, not yet open, or already answered)."""
 
 
 class TrainingError(ModelyardError):

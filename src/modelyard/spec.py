@@ -36,6 +36,7 @@ __all__ = [
     "apply_overrides",
     "apply_values",
     "TUNE_SECTION",
+    "FEDERATION_SECTION",
     "registry_for",
     "CLASSIFICATION_LOSSES",
 ]
@@ -419,6 +420,9 @@ def _load_yaml(text: str, path: Path) -> Any:
 
 #: The top-level section read by ``modelyard tune`` and left out of the model's spec.
 TUNE_SECTION = "tune"
+#: The top-level section of a federation's job (``{id: fed-...}``, written by POST /v1/federations),
+#: read by the job worker and left out of the model's spec, as ``tune`` is.
+FEDERATION_SECTION = "federation"
 
 
 def apply_overrides(data: dict[str, Any], overrides: list[str] | tuple[str, ...]) -> dict[str, Any]:
@@ -506,8 +510,8 @@ def load_spec(
         data = source
     else:
         data = read_spec_file(Path(source))
-    if isinstance(data, dict) and TUNE_SECTION in data:
-        data = {k: v for k, v in data.items() if k != TUNE_SECTION}
+    if isinstance(data, dict) and (TUNE_SECTION in data or FEDERATION_SECTION in data):
+        data = {k: v for k, v in data.items() if k not in (TUNE_SECTION, FEDERATION_SECTION)}
     if overrides:
         data = apply_overrides(data, overrides)
     try:

@@ -22,7 +22,7 @@ from modelyard.cards.facts import PRIVACY_KEY
 from modelyard.data import Pipeline, Prepared, prepare
 from modelyard.data.stored import pin_dataset
 from modelyard.environment import environment, resolve_device
-from modelyard.errors import DataError, ModelyardError, RunPruned, ShapeError, TrainingError
+from modelyard.errors import DataError, ModelyardError, RunPruned, ShapeError, SpecError, TrainingError
 from modelyard.monitoring.reference import reference_files
 from modelyard.nn import Network, build_model
 from modelyard.nn.builder import spec_parameters
@@ -159,6 +159,7 @@ def train(
     on_epoch_end: Callable[[int, dict[str, Any]], None] | None = None,
     on_run_created: Callable[[str], None] | None = None,
     register: bool = True,
+    federation: str | None = None,
 ) -> TrainResult:
     """Train a model from a spec and register it; returns the run and the model version.
 
@@ -166,10 +167,19 @@ def train(
     control plane's worker stores the id in its job row, so a retry resumes this run).
     ``register=False`` (a tuning trial) finishes the run without looking at the test split or
     registering; ``register_run`` registers it later from its last checkpoint. An
-    ``on_epoch_end`` that raises ``RunPruned`` ends the run as ``pruned``.
+    ``on_epoch_end`` that raises ``RunPruned`` ends the run as ``pruned``. ``federation``: the
+    id of the deployed federation (``federated.mode: deployed``) whose aggregator this run is;
+    the job worker passes it.
     """
     started = time.perf_counter()
     spec = pin_bases(load_spec(spec, overrides))  # the run and the version record each base's identity
+    if spec.federated is not None and (spec.federated.mode == "deployed") != (federation is not None):
+        raise SpecError(
+            "Invalid value for `federated.mode`: deployed runs the aggregator in the control plane; start it with "
+            "`modelyard federated start SPEC --server URL` (POST /v1/federations), received mode "
+            f"{spec.federated.mode!r}" + (" for a federation" if federation else " in `modelyard train`"),
+            field="federated.mode",
+        )
     with using_home(home):  # a `dataset` source reads the same store
         spec = pin_dataset(spec)  # and the run records the version it read
         network, prepared = build_checked(spec)
@@ -197,6 +207,7 @@ def train(
         on_epoch_end=on_epoch_end,
         started=started,
         register=register,
+        federation=federation,
     )
 
 
@@ -254,6 +265,7 @@ def _run(
     on_epoch_end: Callable[[int, dict[str, Any]], None] | None,
     started: float,
     register: bool = True,
+    federation: str | None = None,
 ) -> TrainResult:
     runs.start(run_id)
     record_owner(runs.run_dir(run_id))  # lets `train --resume` and `runs cancel` find this process
@@ -265,10 +277,16 @@ def _run(
 
     try:
         with Heartbeat(runs, run_id):  # between epochs too: an epoch may outlast STALE_AFTER_S
-            if spec.federated is not None:  # rounds of client fits, one history row per round
+            if federation is not None:  # a deployed federation's rounds: the clients fit in their own processes
+                from modelyard.federated.deployed import run_deployed
+
+                result: FitResult = run_deployed(
+                    spec, network, prepared, record_epoch, federation=federation, home=home
+                )
+            elif spec.federated is not None:  # rounds of client fits, one history row per round
                 from modelyard.federated.simulation import run_rounds
 
-                result: FitResult = run_rounds(spec, network, prepared, record_epoch)
+                result = run_rounds(spec, network, prepared, record_epoch)
             else:
                 result = fit(
                     network,

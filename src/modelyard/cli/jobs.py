@@ -21,7 +21,7 @@ def jobs() -> None:
     """Training jobs on a running `modelyard server` (submit, list, show, logs, cancel)."""
 
 
-def _read_spec(path: Path) -> dict[str, Any] | str:
+def read_job_spec(path: Path) -> dict[str, Any] | str:
     """The spec file as a dict with data paths made absolute (they are relative to here,
     as for `modelyard train`), or as text when it does not parse (the server says why)."""
     import yaml
@@ -53,7 +53,7 @@ def _read_spec(path: Path) -> dict[str, Any] | str:
 @server_options()
 def submit(api: Any, spec: Path, overrides: tuple[str, ...], max_attempts: int | None, wait: bool) -> None:
     """Queue SPEC (YAML or JSON) for training on the server."""
-    job = api.submit_job(_read_spec(spec), overrides, max_attempts)
+    job = api.submit_job(read_job_spec(spec), overrides, max_attempts)
     out = console()
     out.print(f"job [bold]{job['id']}[/bold] ({job['name']}) queued")
     if wait:

@@ -87,6 +87,7 @@ def _register_commands() -> None:
         deployments,
         explain,
         export,
+        federated,
         jobs,
         model_aliases,
         model_card,
@@ -121,6 +122,7 @@ def _register_commands() -> None:
     cli.add_command(deployments.deployments)
     cli.add_command(anonymize.anonymize)
     cli.add_command(datasets.datasets)
+    cli.add_command(federated.federated)
 
 
 _register_commands()

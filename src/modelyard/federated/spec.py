@@ -159,12 +159,19 @@ class FederatedSpec(StrictModel):
     seed: int | None = None  # the partition's and the client draw's; the spec's seed when unset
     dp: FederatedDPSpec | None = None  # client-level DP: clipped, noised updates (federated/dp.py)
     secure_aggregation: bool = False  # the server sees only the sum of masked updates (federated/secure.py)
+    # simulation: every client's part of the training split on this machine; deployed: the aggregator
+    # runs in the control plane and each client is a `modelyard federated join` process with its own data.
+    mode: Literal["simulation", "deployed"] = "simulation"
+    quorum: int | None = Field(
+        None, ge=1
+    )  # deployed: updates a round needs at its timeout (default: every drawn client)
+    round_timeout_s: float | None = Field(None, gt=0.0, le=86_400.0)  # deployed: default 300
 
     @model_validator(mode="before")
     @classmethod
     def _counts(cls, data: Any) -> Any:
         if isinstance(data, dict):
-            for key in ("clients", "rounds", "clients_per_round", "local_epochs"):
+            for key in ("clients", "rounds", "clients_per_round", "local_epochs", "quorum"):
                 if isinstance(data.get(key), bool):
                     raise ValueError(f"{key}: expected a positive integer, received {describe(data[key])}")
         return data
@@ -180,12 +187,47 @@ class FederatedSpec(StrictModel):
                 f"secure_aggregation: expected clients_per_round >= 2 (the sum of one client's update is that "
                 f"update), received {self.per_round}"
             )
+        self._deployed_options()
         if self.dp is not None and self.dp.delta >= 1.0 / self.clients:
             raise ValueError(
                 f"dp.delta: expected a value below 1/clients = 1/{self.clients} ({1.0 / self.clients:.3g}) "
                 f"(a larger delta allows leaking a whole client), received {self.dp.delta:g}"
             )
         return self
+
+    def _deployed_options(self) -> None:
+        if self.mode == "simulation":
+            for key in ("quorum", "round_timeout_s"):
+                if getattr(self, key) is not None:
+                    raise ValueError(
+                        f"{key}: applies to mode deployed (a simulated client always answers); expected it unset "
+                        f"with mode simulation, received {getattr(self, key)!r}"
+                    )
+            return
+        if self.quorum is not None and self.quorum > self.per_round:
+            raise ValueError(
+                f"quorum: expected at most clients_per_round ({self.per_round}), the updates a round can get, "
+                f"received {self.quorum}"
+            )
+        if self.partition.type != "iid":  # the default, which a stored spec writes out
+            raise ValueError(
+                "partition: a deployed federation's clients hold their own data; expected no partition with "
+                f"mode deployed, received {self.partition.type!r}"
+            )
+        if self.secure_aggregation:
+            raise ValueError(
+                "secure_aggregation: expected false with mode deployed (pairwise masks without dropout recovery "
+                "leave a dropped client's masks in the sum), received true"
+            )
+
+    @property
+    def min_updates(self) -> int:
+        """The updates a deployed round needs when its timeout passes."""
+        return self.per_round if self.quorum is None else self.quorum
+
+    @property
+    def timeout_s(self) -> float:
+        return 300.0 if self.round_timeout_s is None else float(self.round_timeout_s)
 
     @property
     def per_round(self) -> int:

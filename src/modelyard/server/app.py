@@ -1,7 +1,7 @@
 """``create_server_app``: the control plane's one app: REST API and web console on one port.
 
 Routers come from each subpackage's ``routes`` module (jobs, auth, deployments, models, tunes,
-datasets, console), each ``router(state) -> APIRouter``; none contains auth code, because ``AuthMiddleware`` wraps
+datasets, federations, console), each ``router(state) -> APIRouter``; none contains auth code, because ``AuthMiddleware`` wraps
 everything. The lifespan starts the training worker pool, the reaper and the deployment
 supervisor, and stops them on shutdown. Errors go through the handlers both apps share
 (``modelyard.http_errors``): a ``ModelyardError`` becomes its status with
@@ -27,6 +27,7 @@ from modelyard.server.console import routes as console_routes
 from modelyard.server.datasets import routes as datasets_routes
 from modelyard.server.deployments import routes as deployments_routes
 from modelyard.server.deployments.supervisor import Supervisor
+from modelyard.server.federations import routes as federations_routes
 from modelyard.server.jobs import routes as jobs_routes
 from modelyard.server.jobs.pool import WorkerPool
 from modelyard.server.jobs.reaper import Reaper
@@ -46,6 +47,7 @@ _ROUTERS = (
     models_routes,
     tunes_routes,
     datasets_routes,
+    federations_routes,
     console_routes,
 )
 

@@ -13,7 +13,7 @@ import torch
 import modelyard
 from modelyard.cli.models import privacy_line
 from modelyard.federated.dp import ClientDP
-from modelyard.federated.simulation import _combine
+from modelyard.federated.rounds import _combine
 from modelyard.federated.spec import FederatedSpec
 from modelyard.federated.updates import Layout, clip
 from modelyard.store import ModelStore, RunStore

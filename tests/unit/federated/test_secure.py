@@ -13,8 +13,8 @@ import torch
 import modelyard
 from modelyard.errors import DataError
 from modelyard.federated import secure
+from modelyard.federated.rounds import _combine
 from modelyard.federated.secure import FRACTION_BITS, MaskingClient, decode, encode, unmask_sum
-from modelyard.federated.simulation import _combine
 from modelyard.federated.spec import FederatedSpec
 from modelyard.federated.strategies import weighted_mean
 from tests.unit.federated.test_simulation import federated_spec

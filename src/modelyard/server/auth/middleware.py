@@ -13,6 +13,8 @@ Rules (docs/server.md, "Auth"):
 - Internal paths (/v1/internal/..., where replicas send their monitoring alerts) take only
   ``Authorization: Bearer <the key the server gives its replicas>``, on loopback too: no
   user token or session opens them.
+- Federation client paths (/v1/federated/...) take a federation's join token, which their
+  routes check (server/federations/routes.py), on loopback too; no user token opens them.
 Routers contain no auth code; they read ``request.state.principal``.
 """
 
@@ -31,7 +33,7 @@ from modelyard.http_errors import send_error
 from modelyard.server.auth.tokens import TokenInfo, TokenStore, secret_key
 from modelyard.server.config import ServerConfig
 
-__all__ = ["Principal", "Auth", "AuthMiddleware", "COOKIE", "CSRF_HEADER", "INTERNAL_PREFIX"]
+__all__ = ["Principal", "Auth", "AuthMiddleware", "COOKIE", "CSRF_HEADER", "INTERNAL_PREFIX", "FEDERATED_PREFIX"]
 
 COOKIE = "modelyard_session"
 CSRF_HEADER = "x-csrf-token"
@@ -51,6 +53,8 @@ class Principal:
 LOCAL = Principal(role="admin", name="local", via="open")
 INTERNAL = Principal(role="internal", name="replicas", via="internal")
 INTERNAL_PREFIX = "/v1/internal/"
+FEDERATED_PREFIX = "/v1/federated/"
+FEDERATED = Principal(role="federated", name="federation client", via="join token")
 
 
 class Auth:
@@ -179,6 +183,11 @@ class AuthMiddleware:
                 )
                 return
             scope.setdefault("state", {})["principal"] = INTERNAL
+            scope["state"]["session_cookie"] = None
+            await self.app(scope, receive, send)
+            return
+        if path.startswith(FEDERATED_PREFIX):  # the route checks the join token (a 401 for any other)
+            scope.setdefault("state", {})["principal"] = FEDERATED
             scope["state"]["session_cookie"] = None
             await self.app(scope, receive, send)
             return

@@ -26,6 +26,7 @@ from modelyard.errors import LeaseLostError, ModelyardError
 from modelyard.server.jobs.leases import Leases
 from modelyard.server.jobs.logfile import JobLog
 from modelyard.server.jobs.store import Job, job_log_path
+from modelyard.spec import FEDERATION_SECTION
 from modelyard.status import Status
 from modelyard.store import ModelStore, RunStore, paths
 
@@ -146,7 +147,8 @@ class Worker:
 
     def _attempt(self, job: Job, joblog: JobLog) -> None:
         state: dict[str, Any] = {"run_id": job.run_id}
-        epochs = int(job.spec.get("train", {}).get("epochs") or 0)
+        # A federated job's history rows are rounds.
+        epochs = int((job.spec.get("federated") or {}).get("rounds") or job.spec.get("train", {}).get("epochs") or 0)
 
         def run_created(run_id: str) -> None:
             state["run_id"] = run_id
@@ -198,9 +200,15 @@ class Worker:
             return run_trial_job(
                 job.spec, home=self.home, worker=os.getpid() % 1000, on_epoch_end=epoch_end, on_run_created=run_created
             )
+        federation = (job.spec.get(FEDERATION_SECTION) or {}).get("id")  # a deployed federation's aggregator
         if job.run_id is None:
             return workflow.train(
-                job.spec, home=self.home, progress=False, on_epoch_end=epoch_end, on_run_created=run_created
+                job.spec,
+                home=self.home,
+                progress=False,
+                on_epoch_end=epoch_end,
+                on_run_created=run_created,
+                federation=federation,
             ).model_ref
         ref = self._already_done(job.run_id, joblog)
         if ref is None:

@@ -1,0 +1,1 @@
+"""``/v1/federations`` and the client protocol ``/v1/federated/`` (docs/federated.md)."""

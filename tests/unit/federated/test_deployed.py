@@ -1,0 +1,100 @@
+"""The deployed mode's aggregator without a server: a round closes at its timeout with the quorum's
+updates (combined by the simulation's step), fails below the quorum with one line, and the spec's
+deployed options are checked before anything is stored."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from safetensors.torch import save
+
+import modelyard
+from modelyard.errors import SpecError, TrainingError
+from modelyard.federated.deployed import run_deployed
+from modelyard.federated.federation import Federation, check_update, new_federation
+from modelyard.spec import load_spec
+from modelyard.store import RunStore
+from modelyard.workflow import build_checked
+from tests.support.compression import digits_spec
+
+
+def deployed(**section: Any) -> dict[str, Any]:
+    spec = digits_spec(epochs=1, hidden=(8,))
+    spec["federated"] = {"clients": 2, "rounds": 1, "mode": "deployed", "round_timeout_s": 0.5, **section}
+    return spec
+
+
+def aggregate(home: Path, raw: dict[str, Any], answer: Any = None) -> tuple[Any, Federation, Any]:
+    """``run_deployed`` with both clients joined; ``answer(fed)`` plays client 0 in a thread."""
+    spec = load_spec(raw)
+    network, prepared = build_checked(spec)
+    fed, clients = new_federation(home, spec.to_dict(), 2)
+    for c in clients:
+        fed.mark_joined(Federation.client_for(home, c["token"])[1])
+    if answer is not None:
+        threading.Thread(target=answer, args=(fed, Federation.client_for(home, clients[0]["token"])[1])).start()
+    rows: list[dict[str, Any]] = []
+    result = run_deployed(spec, network, prepared, lambda r, row: rows.append(row), federation=fed.id, home=home)
+    return result, fed, (network, rows)
+
+
+def test_a_round_closes_at_its_timeout_with_the_quorums_updates(home: Path) -> None:
+    sent: dict[str, torch.Tensor] = {}
+
+    def client0(fed: Federation, me: Any) -> None:
+        while not (fed.folder / "round-1").is_dir():
+            time.sleep(0.01)
+        layout = fed.task()["layout"]
+        sent.update({k: torch.full(shape, 0.25) for k, shape, _ in layout})
+        fed.accept(me, 1, check_update(save(sent), layout, samples="7", loss="0.5"))
+
+    began = time.monotonic()
+    result, fed, (network, rows) = aggregate(home, deployed(quorum=1), client0)
+    assert time.monotonic() - began >= 0.5  # it waited for client 1 until the timeout
+    # FedAvg of one update is that update: the global model is client 0's weights.
+    got = network.state_dict()
+    assert all(torch.equal(got[k], sent[k]) for k in got)
+    assert rows[0]["clients"] == 1 and rows[0]["dropped"] == 1 and rows[0]["samples"] == 7 and rows[0]["loss"] == 0.5
+    assert result.runtime["federated"]["quorum"] == 1 and result.runtime["federated"]["mode"] == "deployed"
+    assert fed.state()["status"] == "registering"
+
+
+def test_fewer_updates_than_the_quorum_fail_the_federation_in_one_line(home: Path) -> None:
+    with pytest.raises(
+        TrainingError,
+        match=r"round 1: 0 of 2 drawn clients sent an update within round_timeout_s \(0.5 s\), below the quorum of 2",
+    ) as info:
+        aggregate(home, deployed())
+    assert "\n" not in info.value.message
+    fed = Federation.all(home)[0]
+    assert fed.state()["status"] == "failed" and "quorum of 2" in fed.state()["message"]
+
+
+@pytest.mark.parametrize(
+    ("section", "expected"),
+    [
+        ({"mode": "simulation", "round_timeout_s": None, "quorum": 2}, "quorum: applies to mode deployed"),
+        ({"mode": "simulation", "round_timeout_s": 5}, "round_timeout_s: applies to mode deployed"),
+        ({"quorum": 3}, "quorum: expected at most clients_per_round (2)"),
+        ({"quorum": True}, "quorum: expected a positive integer, received True (bool)"),
+        ({"partition": {"dirichlet": 0.5}}, "partition: a deployed federation's clients hold their own data"),
+        ({"secure_aggregation": True}, "secure_aggregation: expected false with mode deployed"),
+    ],
+)
+def test_bad_deployed_options_are_one_line(section: dict[str, Any], expected: str) -> None:
+    raw = deployed(**section)
+    raw["federated"] = {k: v for k, v in raw["federated"].items() if v is not None}
+    with pytest.raises(SpecError) as info:
+        load_spec(raw)
+    assert expected in info.value.message and "\n" not in info.value.message
+
+
+def test_modelyard_train_refuses_a_deployed_spec_before_storing_anything(home: Path) -> None:
+    with pytest.raises(SpecError, match="modelyard federated start SPEC"):
+        modelyard.train(deployed(), home=home, progress=False)
+    assert RunStore(home).list() == []
