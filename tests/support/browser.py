@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
-__all__ = ["needs_chromium", "running_server", "screenshots", "server", "browser", "wait", "shot"]
+__all__ = ["needs_chromium", "running_server", "screenshots", "server", "browser", "chromium", "wait", "shot"]
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 needs_chromium = pytest.mark.skipif(
@@ -86,6 +86,14 @@ def server(home: Path, tmp_path: Path) -> Iterator[str]:
 
 @pytest.fixture
 def browser() -> Iterator[Any]:
+    with chromium() as driver:
+        yield driver
+
+
+@contextlib.contextmanager
+def chromium(*flags: str) -> Iterator[Any]:
+    """Headless Chromium through chromedriver, with ``flags`` after the usual ones (the
+    microphone test adds Chromium's fake audio capture)."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -99,6 +107,7 @@ def browser() -> Iterator[Any]:
         "--disable-component-update",
         "--window-size=1400,1100",
         "--force-device-scale-factor=1",
+        *flags,
     ):
         options.add_argument(flag)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})

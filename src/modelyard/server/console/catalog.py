@@ -4,8 +4,8 @@ Two things are derived rather than stored:
 
 - the input schema of a version plus *input hints* for the playground: whether an input
   can be drawn as an image (height, width, channels, the pixel value range of the
-  training images and how much of the frame a drawing should fill), or is a row of named
-  features. Built by loading the version once (``Predictor``), then cached by ref;
+  training images and how much of the frame a drawing should fill), is a row of named
+  features, a text, or raw audio at the model's sample rate (recorded or uploaded as a WAV). Built by loading the version once (``Predictor``), then cached by ref;
 - the confusion matrix: read from the version's ``metrics.json`` when the spec asked for
   the ``confusion_matrix`` metric, otherwise computed on the version's own evaluation
   split (the same split and preprocessing checks as ``modelyard eval``) on first request
@@ -35,12 +35,22 @@ _SOURCE_IMAGES = {
 }
 
 
-def input_hints(schema: dict[str, Any], spec: dict[str, Any], kind: str | None) -> dict[str, Any]:
-    """``{"image": geometry | None, "features": [names] | None, "text": {max_tokens} | None}`` for the playground."""
+def input_hints(
+    schema: dict[str, Any], spec: dict[str, Any], kind: str | None, *, sample_rate: int | None = None
+) -> dict[str, Any]:
+    """``{"image": geometry | None, "features": [names] | None, "text": {max_tokens} | None,
+    "audio": {sample_rate, seconds} | None}`` for the playground.
+
+    ``sample_rate``: the rate a raw-audio model takes (``nn.layers.audio.input_sample_rate``);
+    its playground records or uploads a WAV at that rate instead of showing one field per sample.
+    """
+    none = {"image": None, "features": None, "text": None, "audio": None}
     if kind == "text":  # strings in: the playground shows a text box (max_tokens: the model's sequence length)
         model_input = (spec.get("model") or {}).get("input") or []
-        return {"image": None, "features": None, "text": {"max_tokens": int(model_input[0]) if model_input else None}}
+        return none | {"text": {"max_tokens": int(model_input[0]) if model_input else None}}
     shape = [int(s) for s in schema.get("input_shape") or []]
+    if sample_rate is not None and len(shape) == 1:
+        return none | {"audio": {"sample_rate": sample_rate, "seconds": shape[0] / sample_rate}}
     size = math.prod(shape) if shape else 0
     source = str(((spec.get("data") or {}).get("source") or {}).get("type", ""))
     image = None
@@ -57,7 +67,7 @@ def input_hints(schema: dict[str, Any], spec: dict[str, Any], kind: str | None) 
     if len(shape) == 1 and image is None:
         names = schema.get("feature_names")
         features = list(names) if names and len(names) == shape[0] else [f"x{i + 1}" for i in range(shape[0])]
-    return {"image": image, "features": features, "text": None}
+    return none | {"image": image, "features": features}
 
 
 def _summary_row(run: dict[str, Any]) -> dict[str, Any]:
@@ -120,12 +130,14 @@ class Catalog:
         cached = self._schemas.get(version.ref)
         if cached is not None:
             return cached
+        from modelyard.nn.layers.audio import input_sample_rate
         from modelyard.predict import Predictor
 
         model = Predictor.load(version.ref, home=self.home)
         schema = model.schema()
         schema["kind"] = model.meta.get("kind")
-        schema["input_hints"] = input_hints(schema, version.load_spec(), model.meta.get("kind"))
+        rate = input_sample_rate(model.spec.model.layers)
+        schema["input_hints"] = input_hints(schema, version.load_spec(), model.meta.get("kind"), sample_rate=rate)
         with self._lock:
             self._schemas[version.ref] = schema
         return schema

@@ -45,11 +45,13 @@ _TYPES = {
     ".md": "text/plain; charset=utf-8",
 }
 # No inline scripts and no other origins; uPlot sets element styles from script, which
-# CSP allows; 'unsafe-inline' for styles covers the style attributes it writes.
+# CSP allows; 'unsafe-inline' for styles covers the style attributes it writes. Media from
+# data: and blob: only: the playground plays a voice pipeline's reply (a base64 WAV in the
+# answer) and the clip it just recorded (an object URL); default-src would refuse both.
 SECURITY_HEADERS = {
     "content-security-policy": (
         "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
-        "img-src 'self' data: blob:; connect-src 'self'; object-src 'none'; "
+        "img-src 'self' data: blob:; media-src 'self' data: blob:; connect-src 'self'; object-src 'none'; "
         "base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
     ),
     "x-content-type-options": "nosniff",

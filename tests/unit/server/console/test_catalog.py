@@ -101,13 +101,29 @@ def test_input_hints_follow_the_training_images():
     rgb = input_hints({"input_shape": [3, 32, 32]}, spec("images"), "image")["image"]
     assert (rgb["height"], rgb["width"], rgb["channels"], rgb["max_value"]) == (32, 32, 3, 255.0)
     table = input_hints({"input_shape": [3], "feature_names": ["age", "income", "score"]}, spec("csv"), "tabular")
-    assert table == {"image": None, "features": ["age", "income", "score"], "text": None}
+    assert table == {"image": None, "features": ["age", "income", "score"], "text": None, "audio": None}
     unnamed = input_hints({"input_shape": [2], "feature_names": None}, spec("xor"), "tabular")
     assert unnamed["features"] == ["x1", "x2"]
     text = input_hints({"input_shape": [], "feature_names": ["text"]}, {"model": {"input": [32]}}, "text")
-    assert text == {"image": None, "features": None, "text": {"max_tokens": 32}}  # a text box, not one field
+    assert text == {
+        "image": None,
+        "features": None,
+        "text": {"max_tokens": 32},
+        "audio": None,
+    }  # a text box, not one field
     # A digits model reshaped to [1, 8, 8] is still drawn as an 8x8 digit in 0..16.
     assert input_hints({"input_shape": [1, 8, 8]}, spec("digits"), "tabular")["image"]["max_value"] == 16.0
+
+
+async def test_a_raw_audio_model_gets_a_recorder_at_its_sample_rate_not_one_field_per_sample(home: Path) -> None:
+    ref = register("wav", home)  # logmel at 8 kHz over [800] samples
+    name, version = ref.split(":")
+    async with client(mini_app(home)) as http:
+        hints = (await http.get(f"/v1/models/{name}/versions/{version}")).json()["schema"]["input_hints"]
+    assert hints == {"image": None, "features": None, "text": None, "audio": {"sample_rate": 8000, "seconds": 0.1}}
+    # The same shape without a logmel/mfcc first layer is a row of 800 features.
+    plain = input_hints({"input_shape": [800], "feature_names": None}, {}, "tabular")
+    assert plain["audio"] is None and len(plain["features"]) == 800
 
 
 async def test_a_computed_confusion_matrix_reads_only_the_servers_data_folders(home: Path, tmp_path: Path) -> None:

@@ -28,12 +28,15 @@ async def test_page_and_every_referenced_asset_are_served(home: Path) -> None:
         assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
         csp = page.headers["content-security-policy"]
         assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp
+        assert "media-src 'self' data: blob:;" in csp  # the playground's recording and a pipeline's spoken reply
         assert page.headers["x-content-type-options"] == "nosniff"
         referenced = re.findall(r'(?:src|href)="(/console/[^"]+)"', page.text)
         assert "/console/js/app.js" in referenced and "/console/vendor/uplot/uPlot.iife.min.js" in referenced
         for js in JS_FILES:  # ES module imports between the console's scripts
             for target in re.findall(r'from "\./([\w.-]+\.js)"', js.read_text()):
                 referenced.append(f"/console/js/{target}")
+            referenced += re.findall(r'addModule\("(/console/[^"]+)"\)', js.read_text())  # audio worklets
+        assert "/console/js/capture-worklet.js" in referenced
         types = {".js": "text/javascript", ".css": "text/css", ".html": "text/html"}
         for url in referenced:
             r = await http.get(url)

@@ -1,12 +1,14 @@
 // Playground: send one input to a deployment and see its prediction. Inputs: a drawing
 // (image models), an uploaded PNG/JPEG (sent as its bytes), one field per feature
 // (tabular models), a text box (text models: Predict, and Explain for token attributions
-// drawn over the typed text) or raw JSON instances. The last request and answer (and the
-// last explanation) are kept in `window.modelyard.playground` for scripts and tests.
+// drawn over the typed text), the microphone or a WAV file (audio models and voice
+// pipelines: playground_audio.js) or raw JSON instances. The last request and answer (and the
+// last explanation and recording) are kept in `window.modelyard.playground` for scripts and tests.
 
 import { get, request } from "./api.js";
 import { badge, errorBox, fmt, h, link, section, table } from "./dom.js";
 import { downsample, drawingPad, preview, toInstance } from "./draw.js";
+import { audioCard, pipelineAnswer, pipelineView } from "./playground_audio.js";
 
 export async function pickView(el) {
   const { deployments } = await get("/v1/deployments");
@@ -18,6 +20,8 @@ export async function pickView(el) {
 }
 
 function resultView(answer, schema, millis) {
+  const spoken = pipelineAnswer(answer);
+  if (spoken) return pipelineView(spoken, millis);
   const rows = answer.predictions || [];
   const first = rows[0] || {};
   const parts = [];
@@ -45,7 +49,7 @@ export async function view(el, name) {
   const hints = schema.input_hints || {};
   const shape = schema.input_shape;
   const out = h("div", { id: "prediction-box" }, h("p", { class: "muted" }, "The prediction appears here."));
-  const state = (window.modelyard.playground = { deployment: name, schema, lastRequest: null, lastAnswer: null, lastExplanation: null });
+  const state = (window.modelyard.playground = { deployment: name, schema, lastRequest: null, lastAnswer: null, lastExplanation: null, lastRecording: null });
 
   const send = async (body, contentType) => {
     out.replaceChildren(h("p", { class: "muted" }, "Predicting…"));
@@ -66,7 +70,7 @@ export async function view(el, name) {
   const sendInstances = (instances) => send(JSON.stringify({ instances }), "application/json");
 
   el.append(h("h1", {}, `Playground: ${name} `, badge(deployment.status)),
-    h("p", { class: "muted" }, `Model ${deployment.model} (${schema.task}); input ${hints.text ? "text" : `shape ${JSON.stringify(shape)}`}.`));
+    h("p", { class: "muted" }, `Model ${deployment.model} (${schema.task}); input ${inputWords(hints, shape)}.`));
   const explained = h("div", { id: "explanation-box" });
   const explainText = async (text) => {
     explained.replaceChildren(h("p", { class: "muted" }, "Explaining…"));
@@ -86,9 +90,16 @@ export async function view(el, name) {
   if (hints.text) inputs.push(textCard(hints.text, sendInstances, explainText));
   if (hints.image) inputs.push(drawCard(hints.image, shape, sendInstances), uploadCard(hints.image, send));
   if (hints.features) inputs.push(featuresCard(hints.features, sendInstances));
+  if (hints.audio) inputs.push(audioCard(hints.audio, send, state));
   inputs.push(jsonCard(shape, send, Boolean(hints.text)));
   el.append(h("div", { class: "playground" }, h("div", { class: "inputs" }, inputs),
     section("Prediction", out, hints.text ? explained : null)));
+}
+
+function inputWords(hints, shape) {
+  if (hints.text) return "text";
+  if (hints.audio) return `audio at ${hints.audio.sample_rate} Hz (${fmt(hints.audio.seconds, 2)} s)`;
+  return `shape ${JSON.stringify(shape)}`;
 }
 
 function drawCard(image, shape, sendInstances) {

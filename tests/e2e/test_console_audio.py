@@ -1,0 +1,203 @@
+"""The playground's microphone in headless Chromium against a real `python -m modelyard server`:
+Chromium's fake audio capture plays a real FSDD recording as the microphone, the page records
+it (Record, about 1.5 s, Stop), resamples it to the model's 8 kHz, encodes a 16-bit PCM WAV and
+posts it to a served spoken-digit model; the label shown must be the one the API gives for the
+same WAV posted directly. The WAV the page sent is checked with Python's `wave` module and
+against the source recording; the page's resampler and WAV encoder against exact sines and
+soundfile; an uploaded WAV file and a refused microphone too.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import time
+import wave
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+
+from tests.support.browser import chromium, needs_chromium, running_server, shot, wait
+from tests.support.datasets import shared_dataset
+
+pytestmark = needs_chromium
+
+RATE = 8000
+RECORDING = "7_theo_0.wav"  # a test-split recording (index 0): the model never trained on it
+
+
+def fsdd_spec(folder: Path) -> dict[str, Any]:
+    """A small log-mel CNN on FSDD's own split, a few epochs (seconds; not accurate, need not be)."""
+    return {
+        "name": "digits-spoken",
+        "seed": 0,
+        "data": {"source": "fsdd", "path": str(folder)},
+        "model": {
+            "input": [RATE],
+            "layers": [
+                {"logmel": {"sample_rate": RATE, "n_fft": 256, "win_length": 200, "hop_length": 160, "n_mels": 32}},
+                "batchnorm",
+                {"conv2d": 16, "kernel": 3, "padding": "same"},
+                "relu",
+                {"maxpool2d": 2},
+                {"conv2d": 32, "kernel": 3, "padding": "same"},
+                "relu",
+                "global_avg_pool",
+                {"dense": 10, "activation": "softmax"},
+            ],
+        },
+        "train": {
+            "loss": "cross_entropy",
+            "optimizer": "adam",
+            "lr": 0.003,
+            "batch_size": 32,
+            "epochs": 3,
+            "metrics": ["accuracy"],
+            "checkpoint": False,
+        },
+    }
+
+
+def api_predict(url: str, body: bytes) -> dict[str, Any]:
+    r = httpx.post(
+        f"{url}/v1/deployments/spoken/predict", content=body, headers={"content-type": "audio/wav"}, timeout=30
+    )
+    assert r.status_code == 200, r.text
+    return r.json()["predictions"][0]
+
+
+def best_alignment(recorded: np.ndarray, source: np.ndarray, window: int = 1500) -> float:
+    """Normalized correlation of the loudest ``window`` samples of ``recorded`` with the stretch
+    of ``source`` that matches them best. Chromium loops the fake capture file (with a short gap
+    between loops) from wherever the loop happens to be, so one window inside one loop is compared."""
+    from scipy.signal import correlate, resample_poly
+
+    energy = np.convolve(recorded**2, np.ones(window), mode="valid")
+    start = int(np.argmax(energy))
+    # at 4x the rate (scipy's polyphase resampler), so that no lag is off by more than 1/8 sample
+    clip = resample_poly(recorded[start : start + window], 4, 1)
+    looped = resample_poly(np.tile(source, 3), 4, 1)
+    dots = correlate(looped, clip, mode="valid")
+    norms = np.sqrt(correlate(looped**2, np.ones(len(clip)), mode="valid")) * np.linalg.norm(clip)
+    return float(np.max(dots / np.maximum(norms, 1e-12)))
+
+
+@pytest.fixture
+def spoken(home: Path, tmp_path: Path) -> Any:
+    """A trained FSDD model deployed on a real server; yields (url, fsdd recordings folder)."""
+    from modelyard.workflow import train
+
+    folder = shared_dataset("fsdd")
+    ref = train(fsdd_spec(folder), home=home, progress=False).model_ref
+    with running_server(home, tmp_path / "server.log") as url:
+        made = httpx.post(
+            f"{url}/v1/deployments", json={"name": "spoken", "model": ref, "backend": "torch"}, timeout=30
+        )
+        assert made.status_code == 201, made.text
+        deadline = time.monotonic() + 120
+        while httpx.get(f"{url}/v1/deployments/spoken").json()["status"] != "running":
+            assert time.monotonic() < deadline, "the replica did not start"
+            time.sleep(0.3)
+        yield url, folder / "recordings"
+
+
+@pytest.mark.slow  # trains on FSDD for ~20 s
+def test_record_from_the_microphone_and_upload_a_wav(spoken: Any, screenshots: Path) -> None:
+    from selenium.webdriver.common.by import By
+
+    url, recordings = spoken
+    source_path = recordings / RECORDING
+    fake_mic = ("--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream")
+    with chromium(*fake_mic, f"--use-file-for-fake-audio-capture={source_path}") as driver:
+        driver.get(url + "/#/playground/spoken")
+        record = wait(driver, "the Record button", lambda d: d.find_element(By.ID, "audio-record"))
+        assert "audio at 8000 Hz" in driver.find_element(By.ID, "view").text
+        assert not driver.find_elements(By.ID, "features-form")  # not 8,000 number fields
+        record.click()
+        wait(driver, "recording", lambda d: d.find_elements(By.ID, "audio-recording"))
+        time.sleep(1.5)
+        driver.find_element(By.ID, "audio-stop").click()
+        label = wait(driver, "the spoken digit's label", lambda d: d.find_element(By.ID, "prediction-label"))
+        state = driver.execute_script("return window.modelyard.playground")
+
+        sent = base64.b64decode(state["lastRecording"]["base64"])
+        with wave.open(io.BytesIO(sent)) as w:  # the stdlib's reader: a valid RIFF/WAVE PCM file
+            assert (w.getnchannels(), w.getsampwidth(), w.getframerate()) == (1, 2, RATE)
+            frames = w.getnframes()
+            pcm = np.frombuffer(w.readframes(frames), dtype="<i2").astype(np.float64) / 32768
+        assert 1.2 * RATE <= frames <= 3.0 * RATE, frames
+        assert state["lastRecording"]["capture_rate"] != RATE  # so the page did resample
+        expected = api_predict(url, sent)  # the reference: the same WAV, straight to the API
+        assert label.text == expected["label"]
+        np.testing.assert_allclose(
+            state["lastAnswer"]["predictions"][0]["probabilities"], expected["probabilities"], atol=1e-5
+        )
+        # What was recorded is the recording Chromium played (looped), not noise or a beep.
+        import soundfile as sf
+
+        source, rate = sf.read(source_path, dtype="float64")
+        assert rate == RATE
+        assert best_alignment(pcm, source) > 0.95  # 48 kHz (Chromium's) → 8 kHz (the page's resampler)
+        shot(driver, screenshots, "playground-audio-recorded.png")
+
+        # A WAV file through the file input: sent as it is, the API's answer for its bytes.
+        driver.execute_script("window.modelyard.playground.lastAnswer = null")
+        driver.find_element(By.ID, "audio-file").send_keys(str(source_path))
+        wait(driver, "the upload's answer", lambda d: d.execute_script("return window.modelyard.playground.lastAnswer"))
+        uploaded = driver.execute_script("return window.modelyard.playground.lastAnswer")["predictions"][0]
+        reference = api_predict(url, source_path.read_bytes())
+        assert uploaded["label"] == reference["label"]
+        np.testing.assert_allclose(uploaded["probabilities"], reference["probabilities"], atol=1e-5)
+        errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+        assert errors == [], errors
+
+    # The microphone refused (the site setting a user would change; without the fake UI that accepts
+    # every prompt): one line saying so, and Record can be pressed again.
+    with chromium("--use-fake-device-for-media-stream") as driver:
+        driver.execute_cdp_cmd(
+            "Browser.setPermission", {"permission": {"name": "microphone"}, "setting": "denied", "origin": url}
+        )
+        driver.get(url + "/#/playground/spoken")
+        wait(driver, "the Record button", lambda d: d.find_element(By.ID, "audio-record")).click()
+        status = wait(driver, "the refusal", lambda d: d.find_element(By.CSS_SELECTOR, "#audio-status .error"), 30)
+        assert status.text.startswith("Microphone access was denied: allow the microphone"), status.text
+        assert driver.find_element(By.ID, "audio-record").is_enabled()
+
+
+def test_the_pages_resampler_and_wav_encoder_against_exact_sines_and_soundfile(server: str, browser: Any) -> None:
+    """audio.js in the browser: tones resampled between common rates equal the same tone sampled
+    at the target rate (the windowed-sinc interpolation), a tone above the target's Nyquist is
+    removed (the anti-alias low-pass), and the WAV it writes reads back in soundfile."""
+    import soundfile as sf
+
+    browser.get(server + "/#/jobs")
+    wait(browser, "the console", lambda d: d.execute_script("return document.readyState") == "complete")
+    cases = [(48000, 8000, 440.0), (48000, 16000, 3000.0), (44100, 16000, 1000.0), (8000, 48000, 1000.0)]
+    got = browser.execute_async_script(
+        """
+        const [cases, done] = [arguments[0], arguments[arguments.length - 1]];
+        import("/console/js/audio.js").then((m) => {
+          const tone = (rate, freq, n) => Float32Array.from({ length: n }, (_, i) => Math.sin(2 * Math.PI * freq * i / rate));
+          const out = cases.map(([from, to, freq]) => Array.from(m.resample(tone(from, freq, from / 2), from, to)));
+          const alias = Array.from(m.resample(tone(48000, 6000, 24000), 48000, 8000));
+          const wav = new Uint8Array(m.encodeWav(Float32Array.from([0, 0.5, -0.5, 0.25, 1, -1, 2, -2]), 16000));
+          done({ out, alias, wav: btoa(String.fromCharCode(...wav)) });
+        }).catch((e) => done({ error: String(e) }));
+        """,
+        cases,
+    )
+    assert "error" not in got, got
+    for (source, target, freq), samples in zip(cases, got["out"]):
+        samples = np.asarray(samples)
+        assert len(samples) == target // 2
+        exact = np.sin(2 * np.pi * freq * np.arange(len(samples)) / target)
+        inner = slice(64, -64)  # the kernel's half-width reaches past the clip's ends
+        np.testing.assert_allclose(samples[inner], exact[inner], atol=2e-3, err_msg=f"{source} → {target} Hz")
+    assert np.sqrt(np.mean(np.square(got["alias"][64:-64]))) < 1e-2  # 6 kHz would alias to 2 kHz at 8 kHz
+    data, rate = sf.read(io.BytesIO(base64.b64decode(got["wav"])), dtype="int16")
+    info = sf.info(io.BytesIO(base64.b64decode(got["wav"])))
+    assert (rate, info.channels, info.subtype, info.format) == (16000, 1, "PCM_16", "WAV")
+    assert data.tolist() == [0, 16384, -16384, 8192, 32767, -32768, 32767, -32768]  # clipped to [-1, 1]
