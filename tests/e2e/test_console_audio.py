@@ -1,27 +1,35 @@
-"""The playground's microphone in headless Chromium against a real `python -m modelyard server`:
+"""The playground's microphone in headless Chromium against a real control-plane server:
 Chromium's fake audio capture plays a real FSDD recording as the microphone, the page records
 it (Record, about 1.5 s, Stop), resamples it to the model's 8 kHz, encodes a 16-bit PCM WAV and
 posts it to a served spoken-digit model; the label shown must be the one the API gives for the
 same WAV posted directly. The WAV the page sent is checked with Python's `wave` module and
 against the source recording; the page's resampler and WAV encoder against exact sines and
-soundfile; an uploaded WAV file and a refused microphone too.
+soundfile; an uploaded WAV file and a refused microphone too. A voice pipeline's answer is
+rendered from a stand-in predict route (the pipeline is not in the tree yet; see
+test_a_voice_pipeline_answer_is_shown_and_its_reply_plays).
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
+import subprocess
+import threading
 import time
 import wave
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import numpy as np
 import pytest
+from fastapi import Request  # at module level: the stand-in route's annotation is resolved here
 
-from tests.support.browser import chromium, needs_chromium, running_server, shot, wait
+from tests.support.browser import chromium, free_port, needs_chromium, running_server, shot, wait
 from tests.support.datasets import shared_dataset
+from tests.support.serving import register
 
 pytestmark = needs_chromium
 
@@ -201,3 +209,136 @@ def test_the_pages_resampler_and_wav_encoder_against_exact_sines_and_soundfile(s
     info = sf.info(io.BytesIO(base64.b64decode(got["wav"])))
     assert (rate, info.channels, info.subtype, info.format) == (16000, 1, "PCM_16", "WAV")
     assert data.tolist() == [0, 16384, -16384, 8192, 32767, -32768, 32767, -32768]  # clipped to [-1, 1]
+
+
+def console_fmt1(value: float) -> str:
+    """dom.js ``fmt(value, 1)`` for the values here: integers as they are, others to one decimal."""
+    return str(int(value)) if float(value).is_integer() else f"{value:.1f}"
+
+
+@contextlib.contextmanager
+def voice_server(home: Path, ref: str, answers: list[dict[str, Any]]) -> Iterator[str]:
+    """The real control-plane app (console, catalog, session, auth middleware, CSP) on 127.0.0.1,
+    with deployment ``voice`` answered by a stand-in of the voice pipeline's predict route: the
+    audio model ``ref`` classifies the posted WAV (its label is the "transcript" and the intent),
+    flite speaks the answer. Each request's WAV and answer are appended to ``answers``."""
+    import soundfile as sf
+    import uvicorn
+
+    from modelyard.audio_decode import fit_length
+    from modelyard.predict import Predictor
+    from modelyard.server.app import create_server_app
+    from modelyard.server.config import ServerConfig
+
+    model = Predictor.load(ref, home=home)
+    port = free_port()
+    app = create_server_app(ServerConfig(home=home, port=port), start_workers=False)
+
+    def deployment() -> dict[str, Any]:
+        return {"name": "voice", "model": ref, "status": "running"}
+
+    async def predict(request: Request) -> dict[str, Any]:
+        body = await request.body()
+        started = time.perf_counter()
+        samples, _ = sf.read(io.BytesIO(body), dtype="float32")
+        first = model.predict(fit_length(samples, model.input_shape[0])[None])[0]
+        label = model.meta["class_names"][int(np.argmax(first))]
+        heard = time.perf_counter()
+        text = f"You said {label}."
+        reply = subprocess.run(
+            ["flite", "-voice", "slt", "-t", text, "-o", "/dev/stdout"], capture_output=True, check=True
+        )
+        done = time.perf_counter()
+        answer = {
+            "transcript": label,
+            "wake_phrase_heard": False,
+            "intent": f"say_{label}",
+            "confidence": float(np.max(first)),
+            "answer": text,
+            "audio": {"format": "wav", "sample_rate": sf.info(io.BytesIO(reply.stdout)).samplerate,
+                      "base64": base64.b64encode(reply.stdout).decode()},
+            "timings_ms": {"speech_to_text": 1000 * (heard - started), "intent": 0.0, "answer": 0.0,
+                           "speech": 1000 * (done - heard), "total": 1000 * (done - started)},
+        }  # fmt: skip
+        answers.append({"wav": body, "content_type": request.headers.get("content-type"), "answer": answer})
+        return answer
+
+    app.add_api_route("/v1/deployments/voice", deployment, methods=["GET"])
+    app.add_api_route("/v1/deployments/voice/predict", predict, methods=["POST"])
+    for _ in range(2):  # ahead of the real deployments routes, which would look the name up
+        app.router.routes.insert(0, app.router.routes.pop())
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert time.monotonic() < deadline and thread.is_alive(), "the server did not start"
+        time.sleep(0.1)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(30)
+
+
+def test_a_voice_pipeline_answer_is_shown_and_its_reply_plays(home: Path, screenshots: Path) -> None:
+    """The playground's rendering of the voice pipeline's documented answer (docs/console.md): the
+    page records from the fake microphone, and the transcript, intent, confidence, answer, timings
+    and the reply player must be the route's JSON for the WAV it received; the reply must load
+    under the page's CSP and last as long as the WAV in the answer."""
+    import soundfile as sf
+    from selenium.webdriver.common.by import By
+
+    from modelyard.server.console.routes import SECURITY_HEADERS
+
+    source = shared_dataset("fsdd") / "recordings" / RECORDING
+    answers: list[dict[str, Any]] = []
+    ref = register("wav", home)  # 8 kHz, 0.1 s: a tiny audio model (random weights)
+    fake_mic = ("--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream")
+    with (
+        voice_server(home, ref, answers) as url,
+        chromium(*fake_mic, f"--use-file-for-fake-audio-capture={source}") as driver,
+    ):
+        assert "media-src 'self' data: blob:" in httpx.get(url + "/").headers["content-security-policy"]
+        driver.get(url + "/#/playground/voice")
+        wait(driver, "the Record button", lambda d: d.find_element(By.ID, "audio-record")).click()
+        wait(driver, "recording", lambda d: d.find_elements(By.ID, "audio-recording"))
+        time.sleep(1.0)
+        driver.find_element(By.ID, "audio-stop").click()
+        wait(driver, "the transcript", lambda d: d.find_element(By.ID, "pipeline-transcript"))
+        assert len(answers) == 1
+        got = answers[0]
+        answer = got["answer"]
+        # What the server received: the page's WAV, 16-bit mono PCM at the model's 8 kHz.
+        assert got["content_type"] == "audio/wav"
+        with wave.open(io.BytesIO(got["wav"])) as w:
+            assert (w.getnchannels(), w.getsampwidth(), w.getframerate()) == (1, 2, RATE)
+            assert 0.8 * RATE <= w.getnframes() <= 2.5 * RATE
+        state = driver.execute_script("return window.modelyard.playground")
+        assert base64.b64decode(state["lastRecording"]["base64"]) == got["wav"]
+
+        text = lambda element_id: driver.find_element(By.ID, element_id).text  # noqa: E731
+        assert text("pipeline-transcript") == answer["transcript"]
+        assert text("pipeline-intent") == answer["intent"]
+        assert text("pipeline-confidence") == f"{answer['confidence']:.3f}"
+        assert text("pipeline-answer") == answer["answer"]
+        facts = dict(zip(*(
+            [e.text for e in driver.find_elements(By.CSS_SELECTOR, f"#prediction dl {tag}")] for tag in ("dt", "dd")
+        )))  # fmt: skip
+        assert facts["Wake phrase"] == "not heard"
+        rows = driver.find_elements(By.CSS_SELECTOR, "#pipeline-timings tbody tr")
+        stages = ["speech_to_text", "intent", "answer", "speech", "total"]
+        assert [r.get_attribute("data-stage") for r in rows] == stages
+        shown = [r.find_elements(By.TAG_NAME, "td")[1].text for r in rows]
+        assert shown == [console_fmt1(answer["timings_ms"][k]) for k in stages]
+
+        player = driver.find_element(By.ID, "pipeline-audio")
+        assert player.get_attribute("src") == "data:audio/wav;base64," + answer["audio"]["base64"]
+        reply = base64.b64decode(answer["audio"]["base64"])
+        seconds = sf.info(io.BytesIO(reply)).duration
+        wait(driver, "the reply to load", lambda d: d.execute_script("return arguments[0].readyState >= 1", player), 30)
+        assert driver.execute_script("return arguments[0].duration", player) == pytest.approx(seconds, abs=0.01)
+        shot(driver, screenshots, "playground-voice-pipeline.png")
+        errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+        assert errors == [], errors  # a CSP refusal of the data: URL would be logged here
+    assert SECURITY_HEADERS["content-security-policy"].count("data:") == 2  # img-src and media-src, nothing else

@@ -20,7 +20,17 @@ from typing import Any
 import httpx
 import pytest
 
-__all__ = ["needs_chromium", "running_server", "screenshots", "server", "browser", "chromium", "wait", "shot"]
+__all__ = [
+    "needs_chromium",
+    "running_server",
+    "screenshots",
+    "server",
+    "browser",
+    "chromium",
+    "free_port",
+    "wait",
+    "shot",
+]
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 needs_chromium = pytest.mark.skipif(
