@@ -136,7 +136,7 @@ def test_record_from_the_microphone_and_upload_a_wav(spoken: Any, screenshots: P
             assert (w.getnchannels(), w.getsampwidth(), w.getframerate()) == (1, 2, RATE)
             frames = w.getnframes()
             pcm = np.frombuffer(w.readframes(frames), dtype="<i2").astype(np.float64) / 32768
-        assert 1.2 * RATE <= frames <= 3.0 * RATE, frames
+        assert 1.2 * RATE <= frames <= 6.0 * RATE, frames  # 1.5 s, and clicks on a loaded machine
         assert state["lastRecording"]["capture_rate"] != RATE  # so the page did resample
         expected = api_predict(url, sent)  # the reference: the same WAV, straight to the API
         assert label.text == expected["label"]
@@ -313,7 +313,7 @@ def test_a_voice_pipeline_answer_is_shown_and_its_reply_plays(home: Path, screen
         assert got["content_type"] == "audio/wav"
         with wave.open(io.BytesIO(got["wav"])) as w:
             assert (w.getnchannels(), w.getsampwidth(), w.getframerate()) == (1, 2, RATE)
-            assert 0.8 * RATE <= w.getnframes() <= 2.5 * RATE
+            assert 0.8 * RATE <= w.getnframes() <= 6.0 * RATE
         state = driver.execute_script("return window.modelyard.playground")
         assert base64.b64decode(state["lastRecording"]["base64"]) == got["wav"]
 
@@ -341,4 +341,15 @@ def test_a_voice_pipeline_answer_is_shown_and_its_reply_plays(home: Path, screen
         shot(driver, screenshots, "playground-voice-pipeline.png")
         errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
         assert errors == [], errors  # a CSP refusal of the data: URL would be logged here
+
+        # Leaving the page mid-recording releases the microphone (the stream's track ends).
+        driver.execute_script("""
+            const open = navigator.mediaDevices.getUserMedia.bind(navigator.mediaDevices);
+            navigator.mediaDevices.getUserMedia = async (c) => (window.lastStream = await open(c));""")
+        driver.find_element(By.ID, "audio-record").click()
+        wait(driver, "recording again", lambda d: d.find_elements(By.ID, "audio-recording"))
+        assert driver.execute_script("return window.lastStream.getAudioTracks()[0].readyState") == "live"
+        driver.execute_script("location.hash = '#/jobs'")
+        wait(driver, "the microphone released",
+             lambda d: d.execute_script("return window.lastStream.getAudioTracks()[0].readyState") == "ended", 10)  # fmt: skip
     assert SECURITY_HEADERS["content-security-policy"].count("data:") == 2  # img-src and media-src, nothing else

@@ -99,6 +99,14 @@ export class Recorder {
     this.started = performance.now();
   }
 
+  // Ends a recording without keeping it (the page is left mid-recording): the microphone is released.
+  cancel() {
+    if (!this.started) return;
+    this.started = null;
+    this.stream.getTracks().forEach((track) => track.stop());
+    this.context.close();
+  }
+
   seconds() {
     return this.started ? (performance.now() - this.started) / 1000 : 0;
   }

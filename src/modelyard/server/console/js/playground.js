@@ -90,10 +90,16 @@ export async function view(el, name) {
   if (hints.text) inputs.push(textCard(hints.text, sendInstances, explainText));
   if (hints.image) inputs.push(drawCard(hints.image, shape, sendInstances), uploadCard(hints.image, send));
   if (hints.features) inputs.push(featuresCard(hints.features, sendInstances));
-  if (hints.audio) inputs.push(audioCard(hints.audio, send, state));
+  let cleanup = null;
+  if (hints.audio) {
+    const [card, release] = audioCard(hints.audio, send, state);
+    inputs.push(card);
+    cleanup = release;
+  }
   inputs.push(jsonCard(shape, send, Boolean(hints.text)));
   el.append(h("div", { class: "playground" }, h("div", { class: "inputs" }, inputs),
     section("Prediction", out, hints.text ? explained : null)));
+  return cleanup;
 }
 
 function inputWords(hints, shape) {

@@ -16,6 +16,7 @@ function base64(buffer) {
 
 // audio: the version's hints ({sample_rate, seconds}); send(body, contentType) posts to predict;
 // state: window.modelyard.playground (lastRecording: the WAV the page sent, for scripts and tests).
+// Returns [card, cleanup]: cleanup releases the microphone when the page is left mid-recording.
 export function audioCard(audio, send, state) {
   const rate = audio.sample_rate;
   const recorder = new Recorder();
@@ -69,9 +70,10 @@ export function audioCard(audio, send, state) {
     const flac = /\.flac$/i.test(chosen.name) || /flac/.test(chosen.type);
     await send(await chosen.arrayBuffer(), flac ? "audio/flac" : "audio/wav");
   });
-  return section(`Speak or upload audio (${rate} Hz)`,
+  const card = section(`Speak or upload audio (${rate} Hz)`,
     h("div", { class: "actions" }, record, " ", stop), status, preview,
     h("p", { class: "muted small" }, "Or upload a WAV or FLAC file (sent as it is; the server checks its sample rate and length):"), file);
+  return [card, () => { clearInterval(timer); recorder.cancel(); }];
 }
 
 // A voice pipeline's predict answer (one utterance, or the first of `predictions`), else null.
