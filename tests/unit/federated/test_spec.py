@@ -43,7 +43,10 @@ def test_the_short_forms_resolve_to_the_full_section_and_round_trip() -> None:
         ({"partition": {"dirichlet": {"alpha": 0}}}, "`federated.partition.alpha`: expected a number > 0, received 0"),
         ({"partition": {"dirichlet": -0.5}}, "`federated.partition.alpha`: expected a number > 0, received -0.5"),
         ({"partition": "dirichlet"}, "partition 'dirichlet' needs alpha"),
-        ({"partition": "dirichelt"}, "`federated.partition.type`: expected one of 'iid', 'dirichlet', 'shards' or 'column'"),
+        (
+            {"partition": "dirichelt"},
+            "`federated.partition.type`: expected one of 'iid', 'dirichlet', 'shards' or 'column'",
+        ),
         ({"clients_per_round": 5}, "clients_per_round: expected at most clients (4), received 5"),
         ({"strategy": "fedsgd"}, "`federated.strategy.type`: expected one of 'fedavg', 'fedprox' or 'fedadam'"),
         ({"strategy": {"fedavg": {"mu": 0.1}}}, "strategy 'fedavg' takes no options; received option 'mu'"),
