@@ -6,11 +6,13 @@ step, the fast path the step takes, the cores. On an AMX Xeon the Fashion-MNIST 
 batch 128) trained at ~108k samples/s under bf16 against ~124k in fp32, though its ~30M
 multiply-accumulates per step pass the rule. So where the rule says bf16, ``precision_trial`` times
 the step the loop would take (the fused dense step for a dense stack, else forward + backward
-under autocast) in both precisions on a copy of the network and a first batch of the training
-split, alternating (the best of at least ``TRIAL_STEPS`` each, after ``WARMUP_STEPS``), and bf16
-is kept only when it is clearly faster (``MARGIN``). The copy and
-``fork_rng`` leave the network, its gradients and every random stream as they were: a run
-that keeps fp32 ends with the weights an fp32 run ends with.
+under autocast) in both precisions on the network itself and a first batch of the training split, alternating
+(the best of at least ``TRIAL_STEPS`` each, after ``WARMUP_STEPS``), and bf16 is kept only when
+it is clearly faster (``MARGIN``). A step writes only gradients and, in train mode, buffers
+(batch-norm statistics); ``_restored`` puts those and the train/eval mode back and ``fork_rng``
+every random stream, so a run that keeps fp32 ends with the weights an fp32 run ends with. (Not
+a deep copy: a pruned network's ``weight`` is a tensor computed from ``weight_orig`` and the mask,
+which ``copy.deepcopy`` refuses.)
 
 The choice is recorded in the run's ``runtime`` (``precision`` and ``precision_trial``), which each
 checkpoint keeps; ``train --resume`` takes it from there instead of timing again, so a resumed
@@ -19,11 +21,10 @@ run computes in the precision it started with.
 
 from __future__ import annotations
 
-import copy
 import logging
 import time
-from collections.abc import Callable
-from contextlib import nullcontext
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -90,6 +91,24 @@ def _step(
     return autograd_step
 
 
+@contextmanager
+def _restored(network: nn.Module) -> Iterator[nn.Module]:
+    """``network`` in train mode; afterwards its gradients, buffers and modes as they were."""
+    modes = {module: module.training for module in network.modules()}
+    grads = {p: None if p.grad is None else p.grad.clone() for p in network.parameters()}
+    buffers = [(b, b.clone()) for b in network.buffers()]
+    try:
+        yield network.train()
+    finally:
+        for module, training in modes.items():
+            module.training = training
+        for p, grad in grads.items():
+            p.grad = grad
+        with torch.no_grad():
+            for b, value in buffers:
+                b.copy_(value)
+
+
 def _time_ms(step: Callable[[], None]) -> float:
     started = time.perf_counter()
     step()
@@ -106,7 +125,7 @@ def precision_trial(
     dense: bool,
     value_and_grad: Any = None,
 ) -> TrialResult:
-    """Time fp32 against bf16 autocast on a copy of ``network`` (CPU) for the batch ``x``, ``y``.
+    """Time fp32 against bf16 autocast on ``network`` (CPU; left as it was) for the batch ``x``, ``y``.
 
     ``dense``: the loop will take the fused dense step (a dense stack without loss scaling or
     accumulation), so that is what is timed; otherwise forward + backward through autograd.
@@ -114,8 +133,7 @@ def precision_trial(
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        with torch.random.fork_rng(devices=[]):
-            trial = copy.deepcopy(network).train()
+        with torch.random.fork_rng(devices=[]), _restored(network) as trial:
             steps = {
                 p.name: _step(trial, x, y, loss, p.dtype, dense=dense, value_and_grad=value_and_grad)
                 for p in (FP32, BF16)

@@ -15,6 +15,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 from torch import nn
+from torch.nn.utils import prune
 
 from modelyard.spec import TrainSpec
 from modelyard.training import fit, load_checkpoint, precision_trial, runtime, setup
@@ -166,3 +167,21 @@ def test_the_trial_times_both_precisions_on_this_cpu() -> None:
     assert torch.equal(torch.get_rng_state(), state)
     assert all(torch.equal(net.state_dict()[k], v) for k, v in before.items())
     assert all(p.grad is None for p in net.parameters())
+
+
+def test_the_trial_leaves_a_pruned_batch_norm_network_as_it_was() -> None:
+    """A pruned layer's ``weight`` is computed from ``weight_orig`` (no deep copy can be made of it);
+    batch norm's running statistics move in train mode: the trial puts both back, and the mode."""
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(8, 32), nn.BatchNorm1d(32), nn.ReLU(), nn.Linear(32, 3))
+    prune.l1_unstructured(net[0], "weight", amount=0.5)
+    net.eval()
+    before = weights(net)
+    x, y = data().train.x[:32], data().train.y[:32]
+    result = precision_trial.precision_trial(net, x, y, nn.CrossEntropyLoss(), threads=1, dense=False)
+    assert TRIAL_STEPS <= result.steps <= MAX_STEPS
+    after = net.state_dict()
+    assert after.keys() == before.keys() and all(torch.equal(after[k], v) for k, v in before.items())
+    assert "weight_orig" in dict(net[0].named_parameters()) and int(net[1].num_batches_tracked) == 0
+    assert all(p.grad is None for p in net.parameters())
+    assert not any(m.training for m in net.modules())

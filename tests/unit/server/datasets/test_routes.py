@@ -155,7 +155,7 @@ async def test_a_job_names_a_stored_dataset_pinned_at_submit_and_an_unknown_one_
         assert r.status_code == 201, r.text
         assert r.json()["spec"]["data"]["source"] == {
             "type": "dataset",
-            "options": {"name": "tab:1", "target": "y", "features": None},
+            "options": {"name": "tab:1", "target": "y", "features": None, "groups": None},
         }
         for ref, words in [("tab:2", "Dataset tab:2 not found"), ("other", "Dataset 'other' not found")]:
             missing = await http.post("/v1/jobs", json=_job({"dataset": ref, "target": "y"}))
