@@ -102,10 +102,17 @@ def _line(fed: dict[str, Any]) -> str:
     show_default=True,
     help="How often to ask for the next round.",
 )
-def join(url: str, data: Path, token: str, poll_s: float) -> None:
+@click.option(
+    "--patience-s",
+    type=click.FloatRange(0, 86_400),
+    default=120.0,
+    show_default=True,
+    help="How long to keep asking a server that does not answer.",
+)
+def join(url: str, data: Path, token: str, poll_s: float, patience_s: float) -> None:
     """Take part in the federation at URL as the client TOKEN names, until it ends."""
     from modelyard.federated.join import join as run_join
     from modelyard.training.fast.allocator import keep_freed_memory
 
     keep_freed_memory()  # this process trains, as `modelyard train` does
-    run_join(url, token, data, poll_s=poll_s, say=click.echo)
+    run_join(url, token, data, poll_s=poll_s, patience_s=patience_s, say=click.echo)

@@ -19,6 +19,27 @@ from modelyard.errors import DataError, RoundClosedError, SpecError, TrainingErr
 
 __all__ = ["join", "client_data"]
 
+
+class _Patient:
+    """``ServerClient.request`` that retries while the server is unreachable, for up to ``patience_s``."""
+
+    def __init__(self, server: Any, patience_s: float, say: Callable[[str], None]) -> None:
+        self.server, self.patience_s, self.say = server, patience_s, say
+
+    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        from modelyard.errors import ServerUnavailableError
+
+        deadline = time.monotonic() + self.patience_s
+        while True:
+            try:
+                return self.server.request(method, path, **kwargs)
+            except ServerUnavailableError as exc:
+                if time.monotonic() > deadline:
+                    raise ServerUnavailableError(f"{exc.message} (for {self.patience_s:g} s; giving up)") from None
+                self.say(f"{exc.message}; asking again")
+                time.sleep(min(5.0, self.patience_s / 10))
+
+
 log = logging.getLogger(__name__)
 
 
@@ -76,9 +97,14 @@ def join(
     data: str | Path,
     *,
     poll_s: float = 0.5,
+    patience_s: float = 120.0,
     say: Callable[[str], None] = print,
 ) -> dict[str, Any]:
-    """Take part in the federation ``token`` belongs to until it ends; its last status (``model_ref`` once registered)."""
+    """Take part in the federation ``token`` belongs to until it ends; its last status (``model_ref`` once registered).
+
+    A server that does not answer (restarting, a network blip) is asked again for up to ``patience_s``
+    seconds before the client gives up with one line; a refusal (401, 409, 422) is not retried.
+    """
     from safetensors.torch import load, save
 
     from modelyard.federated.rounds import client_fit
@@ -86,7 +112,8 @@ def join(
     from modelyard.server.client import ServerClient
     from modelyard.spec import load_spec
 
-    with ServerClient(url, token, timeout_s=120.0) as api:
+    with ServerClient(url, token, timeout_s=120.0) as server:
+        api = _Patient(server, patience_s, say)
         status = api.request("GET", "/v1/federated/status").json()
         me = status["client"]
         say(f"joined federation {status['federation']} as {me['name']}")

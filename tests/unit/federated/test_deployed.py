@@ -98,3 +98,50 @@ def test_modelyard_train_refuses_a_deployed_spec_before_storing_anything(home: P
     with pytest.raises(SpecError, match="modelyard federated start SPEC"):
         modelyard.train(deployed(), home=home, progress=False)
     assert RunStore(home).list() == []
+
+
+def test_client_level_dp_in_the_deployed_mode_is_the_simulations_step(home: Path) -> None:
+    """One client at quorum 1: the new global weights are start + clip(update) + the round's noise."""
+    from modelyard.federated.dp import ClientDP
+    from modelyard.federated.updates import Layout, clip
+
+    sent: dict[str, torch.Tensor] = {}
+    start: dict[str, torch.Tensor] = {}
+
+    def client0(fed: Federation, me: Any) -> None:
+        while not (fed.folder / "round-1").is_dir():
+            time.sleep(0.01)
+        from safetensors.torch import load
+
+        start.update(load(fed.global_weights(1)))
+        layout = fed.task()["layout"]
+        sent.update({k: v + 0.5 for k, v in start.items()})  # an update of norm far above max_update_norm
+        fed.accept(me, 1, check_update(save(sent), layout, samples="7", loss="0.5"))
+
+    dp = {"max_update_norm": 1.0, "noise_multiplier": 1.0, "delta": 1e-3}
+    result, _, (network, rows) = aggregate(home, deployed(quorum=1, round_timeout_s=2, dp=dp), client0)
+    spec = load_spec(deployed(quorum=1, round_timeout_s=2, dp=dp))
+    start = {k: start[k] for k in network.state_dict()}  # the vector's order: the state dict's, not the file's
+    layout = Layout.of(start)
+    reference = ClientDP(spec.federated, seed=spec.seed)
+    want = layout.apply(start, reference.noised_mean(clip(layout.update(sent, start), 1.0), 1))
+    got = network.state_dict()
+    for k in got:
+        torch.testing.assert_close(got[k], want[k], atol=1e-6, rtol=0)
+    assert rows[0]["epsilon"] == pytest.approx(reference.epsilon()) and rows[0]["epsilon"] > 0
+    lineage = result.runtime["federated"]
+    assert lineage["dp"]["noise_multiplier"] == 1.0 and lineage["epsilon"] == pytest.approx(reference.epsilon())
+
+
+def test_join_gives_up_on_a_server_that_does_not_answer_in_one_line(tmp_path: Path) -> None:
+    from tests.support.cli import run_cli
+    from tests.support.server_process import free_port
+
+    data = tmp_path / "mine.npz"
+    data.write_bytes(b"")
+    url = f"http://127.0.0.1:{free_port()}"
+    began = time.monotonic()
+    out = run_cli("federated", "join", url, "--data", str(data), "--token", "myf_x", "--patience-s", "1")
+    assert out.code != 0 and "No modelyard server at" in out.err and "giving up" in out.err
+    assert out.err.strip().count("\n") == 0 and "asking again" in out.out
+    assert 1 <= time.monotonic() - began < 20
