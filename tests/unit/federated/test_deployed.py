@@ -29,6 +29,12 @@ def deployed(**section: Any) -> dict[str, Any]:
     return spec
 
 
+def wait_open(fed: Federation) -> None:
+    """Until round 1 is open: its state, written after its folder (polling the folder races the state)."""
+    while fed.state().get("status") != "open":
+        time.sleep(0.01)
+
+
 def aggregate(home: Path, raw: dict[str, Any], answer: Any = None) -> tuple[Any, Federation, Any]:
     """``run_deployed`` with both clients joined; ``answer(fed)`` plays client 0 in a thread."""
     spec = load_spec(raw)
@@ -47,8 +53,7 @@ def test_a_round_closes_at_its_timeout_with_the_quorums_updates(home: Path) -> N
     sent: dict[str, torch.Tensor] = {}
 
     def client0(fed: Federation, me: Any) -> None:
-        while not (fed.folder / "round-1").is_dir():
-            time.sleep(0.01)
+        wait_open(fed)
         layout = fed.task()["layout"]
         sent.update({k: torch.full(shape, 0.25) for k, shape, _ in layout})
         fed.accept(me, 1, check_update(save(sent), layout, samples="7", loss="0.5"))
@@ -109,8 +114,7 @@ def test_client_level_dp_in_the_deployed_mode_is_the_simulations_step(home: Path
     start: dict[str, torch.Tensor] = {}
 
     def client0(fed: Federation, me: Any) -> None:
-        while not (fed.folder / "round-1").is_dir():
-            time.sleep(0.01)
+        wait_open(fed)
         from safetensors.torch import load
 
         start.update(load(fed.global_weights(1)))
@@ -119,9 +123,8 @@ def test_client_level_dp_in_the_deployed_mode_is_the_simulations_step(home: Path
         fed.accept(me, 1, check_update(save(sent), layout, samples="7", loss="0.5"))
 
     dp = {"max_update_norm": 1.0, "noise_multiplier": 1.0, "delta": 1e-3}
-    # 5 s: client 0's thread imports and loads on a loaded machine (2 s failed once on a cold start)
-    result, _, (network, rows) = aggregate(home, deployed(quorum=1, round_timeout_s=5, dp=dp), client0)
-    spec = load_spec(deployed(quorum=1, round_timeout_s=5, dp=dp))
+    result, _, (network, rows) = aggregate(home, deployed(quorum=1, round_timeout_s=2, dp=dp), client0)
+    spec = load_spec(deployed(quorum=1, round_timeout_s=2, dp=dp))
     start = {k: start[k] for k in network.state_dict()}  # the vector's order: the state dict's, not the file's
     layout = Layout.of(start)
     reference = ClientDP(spec.federated, seed=spec.seed)
