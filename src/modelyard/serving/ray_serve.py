@@ -35,9 +35,12 @@ class RayServeOptions(StrictModel):
     num_cpus: float = Field(1.0, gt=0, le=64, description="CPUs Ray reserves per replica (fractions allowed)")
     min_replicas: int = Field(1, ge=1, le=64)
     max_replicas: int = Field(1, ge=1, le=64)
+    # Ray's default (5) would cap the batches of modelyard's batcher at 5 rows; its queue limit answers 429 instead.
+    max_ongoing_requests: int = Field(64, ge=1, le=65_536, description="requests a replica takes at once")
     target_ongoing_requests: float = Field(2.0, gt=0, le=10_000, description="ongoing requests per replica to aim at")
     upscale_delay_s: float = Field(30.0, ge=0, le=3600)
     downscale_delay_s: float = Field(600.0, ge=0, le=86_400)
+    look_back_period_s: float = Field(30.0, gt=0, le=3600, description="window the ongoing requests are averaged over")
 
     @model_validator(mode="after")
     def _range(self) -> RayServeOptions:
@@ -54,7 +57,10 @@ class RayServeOptions(StrictModel):
 
     def deployment_options(self) -> dict[str, Any]:
         """The ``Deployment.options`` Ray Serve takes: fixed replicas when min equals max, else autoscaling."""
-        out: dict[str, Any] = {"ray_actor_options": {"num_cpus": self.num_cpus}}
+        out: dict[str, Any] = {
+            "ray_actor_options": {"num_cpus": self.num_cpus},
+            "max_ongoing_requests": self.max_ongoing_requests,
+        }
         if self.min_replicas == self.max_replicas:
             return out | {"num_replicas": self.min_replicas}
         return out | {
@@ -65,6 +71,10 @@ class RayServeOptions(StrictModel):
                 "target_ongoing_requests": self.target_ongoing_requests,
                 "upscale_delay_s": self.upscale_delay_s,
                 "downscale_delay_s": self.downscale_delay_s,
+                "look_back_period_s": self.look_back_period_s,
+                # Ray wants the window longer than its (deprecated, 10 s) metrics interval: shorter windows
+                # shorten the interval with them.
+                **({} if self.look_back_period_s > 10 else {"metrics_interval_s": self.look_back_period_s / 2}),
             }
         }
 
@@ -82,7 +92,9 @@ class _Replica:
         self._app = build_app(refs, ServeConfig.make(**config, **secrets), home)
 
     def __serve_build_asgi_app__(self) -> Any:
-        return self._app
+        from modelyard.serving.ray_retry import BodyDeadline
+
+        return BodyDeadline(self._app)
 
 
 def _deployment(name: str) -> Any:
@@ -111,7 +123,12 @@ def deploy(
     from modelyard.serving.server import load_predictors
 
     load_predictors(refs, home)  # an unknown name or damaged weights fail here, once, not in each replica
-    serve.start(http_options={"host": config.host, "port": config.port})
+    from modelyard.serving.ray_retry import CALLBACK_ENV, CALLBACK_PATH
+
+    serve.start(  # the proxy resends an idempotent request whose replica died (ray_retry.py)
+        http_options={"host": config.host, "port": config.port},
+        controller_options={"runtime_env": {"env_vars": {CALLBACK_ENV: CALLBACK_PATH}}},
+    )
     secrets = {
         "api_key": config.key(),
         "monitor_webhook_token": None

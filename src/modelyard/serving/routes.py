@@ -48,6 +48,12 @@ class _Disconnected(Exception):
     """The client went away before sending its whole body: nobody to answer."""
 
 
+def _route_path(scope: dict[str, Any]) -> str:
+    """The path below the app's mount point (``root_path``: a Ray Serve route prefix), as Starlette routes it."""
+    path, root = scope["path"], scope.get("root_path", "")
+    return (path[len(root) :] or "/") if root and path.startswith(root) else path
+
+
 def _match(path: str) -> tuple[str, str | None] | None:
     """``(name, version-or-None)`` for the two predict paths, else None."""
     parts = path.split("/")
@@ -77,7 +83,7 @@ class PredictRoutes:
         self.routes = routes  # template → FastAPI route, so metrics label requests like FastAPI would
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        found = _match(scope["path"]) if scope["type"] == "http" and scope["method"] == "POST" else None
+        found = _match(_route_path(scope)) if scope["type"] == "http" and scope["method"] == "POST" else None
         if found is None:
             await self.app(scope, receive, send)
             return
