@@ -49,6 +49,7 @@ __all__ = [
 #: The top-level modules each optional extra of pyproject.toml brings (``pip install 'modelyard[serve]'``).
 EXTRAS: dict[str, tuple[str, ...]] = {
     "audio": ("soundfile", "_soundfile", "cffi", "scipy"),
+    "voice": ("pocketsphinx", "num2words", "soundfile", "_soundfile", "cffi", "scipy"),
     "ray": ("ray",),
     "serve": (
         "fastapi",

@@ -94,6 +94,7 @@ def _register_commands() -> None:
         model_delete,
         models,
         monitor,
+        pipelines,
         predict,
         runs,
         serve,
@@ -122,6 +123,7 @@ def _register_commands() -> None:
     cli.add_command(deployments.deployments)
     cli.add_command(anonymize.anonymize)
     cli.add_command(datasets.datasets)
+    cli.add_command(pipelines.pipelines)
     cli.add_command(federated.federated)
 
 

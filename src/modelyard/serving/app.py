@@ -29,6 +29,7 @@ from modelyard.serving.limits import BodyLimitMiddleware
 from modelyard.serving.metrics import CONTENT_TYPE_LATEST, MetricsMiddleware, ServeMetrics
 from modelyard.serving.model import ServedModel
 from modelyard.serving.monitor_routes import add_monitor_routes
+from modelyard.serving.pipeline_model import ServedPipeline
 from modelyard.serving.routes import LATEST_ROUTE, VERSION_ROUTE, PredictRoutes
 from modelyard.serving.schemas import PREDICT_REQUEST_DOC, ErrorResponse, ModelList, PredictResponse
 from modelyard.store.kinds import TRAINED
@@ -69,7 +70,16 @@ class _ModelTable:
     def __iter__(self) -> Any:
         return (m for versions in self.by_name.values() for m in versions.values())
 
-    def get(self, name: str, version: int | None = None) -> ServedModel:
+    def get(self, name: str, version: int | None = None, *, pipelines: bool = False) -> ServedModel:
+        """The served version; a pipeline only for the predict routes (``pipelines``), else a 404."""
+        found = self._get(name, version)
+        if getattr(found, "is_pipeline", False) and not pipelines:
+            raise NotFoundError(
+                f"{found.ref} is a voice pipeline: it answers only POST /v1/models/{name}/predict", field="name"
+            )
+        return found
+
+    def _get(self, name: str, version: int | None = None) -> ServedModel:
         versions = self.by_name.get(name)
         if versions is None:
             raise NotFoundError(
@@ -95,7 +105,12 @@ def create_app(models: Sequence[Any] | Mapping[str, Any], config: ServeConfig | 
     if not predictors:
         raise SpecError("Nothing to serve: expected at least one model reference such as fashion-mlp:1", field="models")
     metrics = ServeMetrics(config.max_batch_size)
-    table = _ModelTable([ServedModel(p, config, metrics) for p in predictors])
+    table = _ModelTable(
+        [
+            ServedPipeline(p, config) if getattr(p, "kind", None) == "pipeline" else ServedModel(p, config, metrics)
+            for p in predictors
+        ]
+    )
     state = {"ready": False}
 
     @asynccontextmanager
@@ -110,6 +125,8 @@ def create_app(models: Sequence[Any] | Mapping[str, Any], config: ServeConfig | 
         finally:  # uvicorn has already waited for in-flight requests; drain what is queued
             state["ready"] = False
             for model in table:
+                if isinstance(model, ServedPipeline):
+                    continue
                 await model.batcher.close(drain=True)
                 if model.monitor is not None:
                     await model.monitor.close()

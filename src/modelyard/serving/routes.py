@@ -93,7 +93,7 @@ class PredictRoutes:
         headers: list[tuple[bytes, bytes]] = []
         started = time.monotonic()
         try:
-            model = self.models.get(name, _version(version))
+            model = self.models.get(name, _version(version), pipelines=True)
             ranking = model.ranking(scope.get("query_string", b""))  # before the body: a bad option costs nothing
             raw = await self._decode(model, scope, receive)
             answer = await model.predict(model.features(raw), ranking)

@@ -68,7 +68,8 @@ class ModelInfo(BaseModel):
     task: str
     input_schema: dict[str, Any]
     backend: dict[str, Any]
-    batching: dict[str, Any]
+    batching: dict[str, Any] | None = None  # models; a voice pipeline runs one utterance at a time
+    stages: dict[str, str] | None = None  # voice pipelines: what runs each stage (docs/voice.md)
     endpoints: list[str]
 
 

@@ -35,11 +35,29 @@ _HOME_ENV = "MODELYARD_SERVE_HOME"
 
 def load_predictors(refs: Sequence[Any], home: str | Path | None = None) -> list[Any]:
     """``"name"``/``"name:N"`` references (or ready Predictors) → Predictors on the CPU."""
-    from modelyard.predict import Predictor
-
     if not refs:
         raise SpecError("Nothing to serve: expected at least one model reference such as fashion-mlp:1", field="models")
-    return [ref if not isinstance(ref, str) else Predictor.load(ref, home=home) for ref in refs]
+    return [ref if not isinstance(ref, str) else _load(ref, home) for ref in refs]
+
+
+def _load(ref: str, home: str | Path | None) -> Any:
+    """A model version's Predictor, or the VoicePipeline of a registered pipeline of that name."""
+    from modelyard.predict import Predictor
+    from modelyard.store.pipelines import PipelineStore
+
+    name = ref.split(":", 1)[0].split("@", 1)[0]
+    if PipelineStore(home).exists(name):
+        from modelyard.store.models import ModelStore
+
+        if name in ModelStore(home).names():
+            raise SpecError(
+                f"Invalid value for `models`: {name!r} is both a model and a pipeline; rename one of them",
+                field="models",
+            )
+        from modelyard.voice.pipeline import VoicePipeline
+
+        return VoicePipeline.load(ref, home=home)
+    return Predictor.load(ref, home=home)
 
 
 def build_app(refs: Sequence[Any], config: ServeConfig, home: str | Path | None = None) -> Any:

@@ -140,6 +140,11 @@ def dataset_key(name: str, version: int | None = None) -> str:
     return str(_versioned(PurePosixPath("datasets", _safe(name, "dataset name")), version, "dataset"))
 
 
+def pipeline_key(name: str, version: int | None = None) -> str:
+    """``pipelines/<name>`` or ``pipelines/<name>/<version>``: a pipeline version's key in the artifact store."""
+    return str(_versioned(PurePosixPath("pipelines", _safe(name, "pipeline name")), version, "pipeline"))
+
+
 def _versioned(base: _P, version: int | None, what: str) -> _P:
     if version is None:
         return base
