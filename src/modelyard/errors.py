@@ -69,8 +69,9 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "postgres": ("psycopg",),
     "s3": ("boto3", "botocore", "s3transfer"),
     "tune": ("optuna",),
-    # DP-SGD (opacus); anonymisation: phone numbers (libphonenumber), Luhn and IBAN mod-97 checks (python-stdnum).
-    "privacy": ("opacus", "phonenumbers", "stdnum"),
+    # DP-SGD (opacus); anonymisation: phone numbers (libphonenumber), Luhn and IBAN mod-97 checks (python-stdnum);
+    # secure aggregation: X25519, HKDF, AES (cryptography) and Shamir's secret sharing (pycryptodome's Crypto).
+    "privacy": ("opacus", "phonenumbers", "stdnum", "cryptography", "Crypto"),
 }
 
 

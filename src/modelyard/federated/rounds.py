@@ -87,14 +87,35 @@ class RoundAggregator:
 
             self.dp = ClientDP(fed, seed=federated_seed(spec))
         self._draw = np.random.default_rng(federated_seed(spec) + 1)
+        self._drops = np.random.default_rng(federated_seed(spec) + 2)  # its own stream: the draw stays as without
 
     def draw(self) -> list[int]:
         """The clients of the next round (all of them unless ``clients_per_round`` is smaller), sorted."""
         return sorted(self._draw.choice(self.fed.clients, size=self.fed.per_round, replace=False).tolist())
 
-    def combine(self, start: State, states: list[State], sizes: list[int], rnd: int) -> State:
-        """The next global weights from the round's client weights (in client order) and sample counts."""
-        combined = _combine(self.fed, start, states, sizes, self.dp, rnd)
+    def drop(self, chosen: list[int]) -> list[int]:
+        """The drawn clients that drop this round in a simulation: ``floor(dropout * drawn)`` of them, seeded."""
+        count = int(self.fed.dropout * len(chosen))
+        return sorted(self._drops.choice(chosen, size=count, replace=False).tolist()) if count else []
+
+    def combine(
+        self,
+        start: State,
+        states: list[State],
+        sizes: list[int],
+        rnd: int,
+        *,
+        senders: list[int] | None = None,
+        drawn: list[int] | None = None,
+    ) -> State:
+        """The next global weights from the round's client weights (in client order) and sample counts.
+
+        ``senders`` are the clients of ``states`` and ``drawn`` the round's clients, those that dropped
+        included (secure aggregation removes their masks); by default the states' positions, none dropped.
+        """
+        senders = list(range(len(states))) if senders is None else senders
+        drawn = senders if drawn is None else drawn
+        combined = _combine(self.fed, start, dict(zip(senders, states)), sizes, self.dp, rnd, drawn)
         return self.strategy(start, states, sizes) if combined is None else self.strategy.step(start, combined)
 
     def row(
@@ -127,29 +148,37 @@ class RoundAggregator:
 
 
 def _combine(
-    fed: FederatedSpec, start: State, states: list[State], sizes: list[int], dp: Any, rnd: int
+    fed: FederatedSpec,
+    start: State,
+    states: dict[int, State],
+    sizes: list[int],
+    dp: Any,
+    rnd: int,
+    drawn: list[int] | None = None,
 ) -> State | None:
     """The clients' mean weights through update vectors (clipped and noised under dp, masked under
-    secure aggregation); None when neither is asked for (the strategy averages the states itself)."""
-    if dp is None and not fed.secure_aggregation:
+    secure aggregation); None when neither is asked for (the strategy averages the states itself).
+    ``states`` by client index; ``drawn`` the round's clients, those that dropped before sending included."""
+    if dp is None and fed.secure_aggregation is None:
         return None
     layout = Layout.of(start)
-    vectors = []
-    for state, size in zip(states, sizes):
+    vectors = {}
+    for (client, state), size in zip(states.items(), sizes):
         update = layout.update(state, start)
         # DP weighs clients equally (a sample-weighted mean would let one client move it by more than S/m);
         # otherwise each client sends size * update and its size, and the server divides the two sums.
         weight = 1.0 if dp is not None else float(size)
         update = dp.clip(update) if dp is not None else update
-        vectors.append(np.append(update * weight, weight))
-    if fed.secure_aggregation:
-        from modelyard.federated.secure import MaskingClient, unmask_sum
+        vectors[client] = np.append(update * weight, weight)
+    if fed.secure_aggregation is not None:
+        from modelyard.federated.secure_round import secure_sum
 
-        clients = [MaskingClient(i) for i in range(len(vectors))]
-        keys = {c.index: c.public_key for c in clients}  # what the server relays to every client of the round
-        masked = [c.mask(v, keys, context=b"round %d" % rnd) for c, v in zip(clients, vectors)]
-        total = unmask_sum(masked)  # the server never holds an unmasked client vector
+        threshold = fed.secure_aggregation.threshold
+        assert threshold is not None  # the spec sets its default
+        drawn = sorted(vectors) if drawn is None else drawn
+        # the server's side only ever holds masked vectors (SecureServer); the clients' sides run here too
+        total = secure_sum(vectors, drawn, threshold=threshold, context=b"round %d" % rnd, name=f"round {rnd}")
     else:
-        total = np.sum(vectors, axis=0)
+        total = np.sum(list(vectors.values()), axis=0)
     mean = dp.noised_mean(total[:-1], len(states)) if dp is not None else total[:-1] / total[-1]
     return layout.apply(start, mean)

@@ -1,19 +1,15 @@
-"""Secure aggregation by pairwise additive masking (Bonawitz et al. 2017, without dropout recovery).
+"""The arithmetic and key agreement of secure aggregation (Bonawitz et al. 2017).
 
-"Practical Secure Aggregation for Privacy-Preserving Machine Learning" (CCS 2017), the masking
-step of its protocol: every pair (i, j) of a round's clients agrees on a key by X25519
-Diffie-Hellman over their public keys (the server only relays public keys), stretches it with
-HKDF-SHA256 into a seed, and expands the seed into a mask vector with AES-256 in CTR mode.
-Client i adds the masks it shares with every j > i and subtracts those with every j < i, so the
-masks cancel in the sum of all clients' vectors and nothing else. Arithmetic is on a fixed-point
-encoding mod 2^64: x becomes round(x * 2^FRACTION_BITS) as a two's complement 64-bit integer,
-so the masks cancel exactly and only the encoding's rounding remains: each coordinate of the
-decoded sum of m vectors is within m * 2^-(FRACTION_BITS + 1) of the true sum.
-
-Not covered (docs/federated.md): a client that drops out after masking leaves its pair masks
-in the sum, and the round fails (the paper's Shamir-shared seeds recover them); the server is
-trusted to relay public keys faithfully (no signatures against a man in the middle), and a
-server that colludes with all clients but one learns that one's update from the sum.
+"Practical Secure Aggregation for Privacy-Preserving Machine Learning" (CCS 2017): every pair
+(i, j) of a round's clients agrees on a key by X25519 Diffie-Hellman over their public keys (the
+server only relays public keys), stretches it with HKDF-SHA256 into a seed (``pair_seed``), and
+expands the seed into a mask vector with AES-256 in CTR mode (``prg``). Client i adds the masks
+it shares with every j > i and subtracts those with every j < i, so the masks cancel in the sum
+of all clients' vectors and nothing else. Arithmetic is on a fixed-point encoding mod 2^64: x
+becomes round(x * 2^FRACTION_BITS) as a two's complement 64-bit integer, so the masks cancel
+exactly and only the encoding's rounding remains: each coordinate of the decoded sum of m
+vectors is within m * 2^-(FRACTION_BITS + 1) of the true sum. The protocol's rounds, with the
+dropout recovery, are ``secure_round.py``'s.
 """
 
 from __future__ import annotations
@@ -25,18 +21,31 @@ import numpy as np
 
 from modelyard.errors import DataError, optional_dependency
 
-__all__ = ["FRACTION_BITS", "MaskingClient", "check_installed", "decode", "encode", "unmask_sum"]
+__all__ = [
+    "FRACTION_BITS",
+    "KeyPair",
+    "agree",
+    "check_installed",
+    "decode",
+    "encode",
+    "pair_seed",
+    "primitives",
+    "prg",
+    "signed_pair_mask",
+]
 
 FRACTION_BITS = 32  # 2^-33 rounding per coordinate; sums up to 2^31 in magnitude fit in 64 bits
 _LIMIT = float(2 ** (63 - FRACTION_BITS))  # |sum of the round's vectors| must stay below this
 
 
-def _crypto() -> Any:
+def primitives() -> Any:
     """The ``cryptography`` primitives used here (extra ``modelyard[privacy]``), imported on first use."""
     with optional_dependency("privacy", "secure aggregation (federated.secure_aggregation)"):
+        from cryptography.exceptions import InvalidTag
         from cryptography.hazmat.primitives import hashes, serialization
         from cryptography.hazmat.primitives.asymmetric import x25519
         from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
         from cryptography.hazmat.primitives.kdf.hkdf import HKDF
     return SimpleNamespace(
         hashes=hashes,
@@ -46,12 +55,14 @@ def _crypto() -> Any:
         algorithms=algorithms,
         modes=modes,
         HKDF=HKDF,
+        AESGCM=AESGCM,
+        InvalidTag=InvalidTag,
     )
 
 
 def check_installed() -> None:
     """The one-line missing-extra error (``modelyard[privacy]``) now, before a run exists."""
-    _crypto()
+    primitives()
 
 
 def encode(vector: np.ndarray, *, parties: int) -> np.ndarray:
@@ -70,53 +81,51 @@ def decode(encoded: np.ndarray) -> np.ndarray:
     return encoded.view(np.int64).astype(np.float64) / 2.0**FRACTION_BITS
 
 
-def _mask(seed: bytes, size: int) -> np.ndarray:
+def prg(seed: bytes, size: int) -> np.ndarray:
     """``size`` uniform uint64 numbers: the AES-256-CTR keystream of ``seed`` (a PRG, as in the paper)."""
-    c = _crypto()
+    c = primitives()
     stream = c.Cipher(c.algorithms.AES(seed), c.modes.CTR(b"\0" * 16)).encryptor().update(b"\0" * (8 * size))
     return np.frombuffer(stream, dtype="<u8").astype(np.uint64)
 
 
-class MaskingClient:
-    """One client's side of a round: a fresh X25519 key pair and the masking of its vector."""
+class KeyPair:
+    """A fresh X25519 key pair: its raw 32-byte public key, and its private key as raw bytes for sharing."""
 
-    def __init__(self, index: int) -> None:
-        self.index = index
-        self._key = _crypto().x25519.X25519PrivateKey.generate()
+    def __init__(self, private: bytes | None = None) -> None:
+        x25519 = primitives().x25519
+        if private is None:
+            self._key = x25519.X25519PrivateKey.generate()
+        else:
+            self._key = x25519.X25519PrivateKey.from_private_bytes(private)
 
     @property
-    def public_key(self) -> bytes:
-        ser = _crypto().serialization
+    def public(self) -> bytes:
+        ser = primitives().serialization
         return self._key.public_key().public_bytes(ser.Encoding.Raw, ser.PublicFormat.Raw)
 
-    def _seed(self, peer: int, peer_key: bytes, context: bytes) -> bytes:
-        c = _crypto()
-        shared = self._key.exchange(c.x25519.X25519PublicKey.from_public_bytes(peer_key))
-        low, high = sorted((self.index, peer))
-        info = b"modelyard secure aggregation|" + context + b"|%d|%d" % (low, high)
-        return c.HKDF(algorithm=c.hashes.SHA256(), length=32, salt=None, info=info).derive(shared)
+    @property
+    def private(self) -> bytes:
+        ser = primitives().serialization
+        return self._key.private_bytes(ser.Encoding.Raw, ser.PrivateFormat.Raw, ser.NoEncryption())
 
-    def mask(self, vector: np.ndarray, public_keys: dict[int, bytes], *, context: bytes) -> np.ndarray:
-        """``vector`` encoded, plus the masks shared with later clients, minus those with earlier ones (mod 2^64).
-
-        ``public_keys`` holds every client of the round (this one included); ``context`` names the round,
-        so the same key pair never yields the same masks twice.
-        """
-        out = encode(vector, parties=len(public_keys))
-        for peer, key in sorted(public_keys.items()):
-            if peer == self.index:
-                continue
-            mask = _mask(self._seed(peer, key, context), out.shape[0])
-            if peer > self.index:
-                out += mask  # uint64 arithmetic wraps: mod 2^64
-            else:
-                out -= mask
-        return out
+    def exchange(self, peer_public: bytes) -> bytes:
+        return self._key.exchange(primitives().x25519.X25519PublicKey.from_public_bytes(peer_public))
 
 
-def unmask_sum(masked: list[np.ndarray]) -> np.ndarray:
-    """The server's whole view: the masked vectors of a round in, the decoded sum of the clients' vectors out."""
-    total = np.zeros_like(masked[0])
-    for vector in masked:
-        total += vector
-    return decode(total)
+def agree(keys: KeyPair, peer_public: bytes, info: bytes) -> bytes:
+    """32 bytes both ends derive: HKDF-SHA256 over the X25519 shared secret, bound to ``info``."""
+    c = primitives()
+    shared = keys.exchange(peer_public)
+    return c.HKDF(algorithm=c.hashes.SHA256(), length=32, salt=None, info=info).derive(shared)
+
+
+def pair_seed(keys: KeyPair, me: int, peer: int, peer_public: bytes, context: bytes) -> bytes:
+    """The seed of the pair mask of clients ``me`` and ``peer`` in the round ``context`` names (same at both ends)."""
+    low, high = sorted((me, peer))
+    return agree(keys, peer_public, b"modelyard secure aggregation|" + context + b"|%d|%d" % (low, high))
+
+
+def signed_pair_mask(keys: KeyPair, me: int, peer: int, peer_public: bytes, context: bytes, size: int) -> np.ndarray:
+    """What client ``me`` adds for its pair with ``peer``: the pair's mask if ``peer > me``, else its negation mod 2^64."""
+    mask = prg(pair_seed(keys, me, peer, peer_public, context), size)
+    return mask if peer > me else np.negative(mask)

@@ -47,8 +47,8 @@ def check_federated(spec: Spec, prepared: Prepared) -> None:
         from modelyard.federated.dp import ClientDP
 
         ClientDP(fed, seed=federated_seed(spec))
-    if fed.secure_aggregation:  # the extra it needs is missing: one line now, not in round 1
-        from modelyard.federated.secure import check_installed
+    if fed.secure_aggregation is not None:  # the extra it needs is missing: one line now, not in round 1
+        from modelyard.federated.shares import check_installed
 
         check_installed()
 
@@ -72,7 +72,8 @@ def lineage_of(fed: FederatedSpec) -> dict[str, Any]:
         **({"partition": fed.partition.model_dump(mode="json", exclude_none=True)} if fed.mode == "simulation" else {}),
         **({"quorum": fed.min_updates, "round_timeout_s": fed.timeout_s} if fed.mode == "deployed" else {}),
         "strategy": fed.strategy.model_dump(mode="json", exclude_none=True),
-        "secure_aggregation": fed.secure_aggregation,
+        "secure_aggregation": False if fed.secure_aggregation is None else fed.secure_aggregation.model_dump(),
+        **({"dropout": fed.dropout} if fed.dropout else {}),
         **({"dp": fed.dp.model_dump(mode="json", exclude_none=True)} if fed.dp is not None else {}),
     }
 
@@ -89,16 +90,20 @@ def run_rounds(spec: Spec, network: torch.nn.Module, prepared: Prepared, on_roun
     for rnd in range(1, fed.rounds + 1):
         t0 = time.perf_counter()
         chosen = server.draw()
+        dropped = server.drop(chosen)  # they take part in the key exchange, then fail before their update arrives
+        senders = [k for k in chosen if k not in dropped]
         start = state_of(network)
         states, sizes, losses = [], [], []
-        for k in chosen:
+        for k in senders:
             state, loss, result = client_fit(spec, network, start, prepared, splits[k], rnd=rnd, client=k)
             runtime = result.runtime
             states.append(state)
             sizes.append(len(splits[k]))
             losses.append(loss)
-        network.load_state_dict(server.combine(start, states, sizes, rnd))
+        network.load_state_dict(server.combine(start, states, sizes, rnd, senders=senders, drawn=chosen))
         row = server.row(rnd, network, prepared, losses, sizes, t0)
+        if fed.dropout:
+            row["dropped"] = len(dropped)
         history.append(row)
         log.info("round %d/%d: %s", rnd, fed.rounds, {k: v for k, v in row.items() if isinstance(v, float)})
         on_round(rnd, row)

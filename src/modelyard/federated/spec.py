@@ -8,7 +8,7 @@ from pydantic import Field, model_validator
 
 from modelyard._validation import StrictModel, describe
 
-__all__ = ["FederatedSpec", "FederatedDPSpec", "PartitionSpec", "StrategySpec"]
+__all__ = ["FederatedSpec", "FederatedDPSpec", "PartitionSpec", "SecureAggregationSpec", "StrategySpec"]
 
 # Which options belong to which kind: an option given to another kind is refused by name.
 _PARTITION_OPTIONS = {"iid": (), "dirichlet": ("alpha",), "shards": ("shards_per_client",), "column": ("column",)}
@@ -142,6 +142,34 @@ class FederatedDPSpec(StrictModel):
         return self
 
 
+class SecureAggregationSpec(StrictModel):
+    """``federated.secure_aggregation:`` — ``true``, or ``{threshold: t}`` (Bonawitz et al. 2017, federated/secure_round.py).
+
+    Each drawn client t-of-n Shamir-shares its pair-mask key and its self-mask seed among the round's
+    clients; the server can remove the masks of clients that drop after sharing as long as ``t``
+    clients survive, and learns nothing from fewer than ``t`` colluding parties. Default ``t``:
+    ceil(2/3 of clients_per_round), at least 2 (the paper's choice against an active adversary).
+    """
+
+    threshold: int | None = Field(None, ge=2)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _count(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("threshold"), bool):
+            raise ValueError(f"threshold: expected an integer >= 2, received {describe(data['threshold'])}")
+        return data
+
+
+def _secure_forms(data: Any) -> Any:
+    """``true`` as ``{}`` (the default threshold), ``false`` as unset."""
+    if data is True:
+        return {}
+    if data is False:
+        return None
+    return data
+
+
 class FederatedSpec(StrictModel):
     """``federated:`` — train the spec's network from its training data split among clients.
 
@@ -158,7 +186,11 @@ class FederatedSpec(StrictModel):
     strategy: StrategySpec = Field(default_factory=lambda: StrategySpec(type="fedavg"))
     seed: int | None = None  # the partition's and the client draw's; the spec's seed when unset
     dp: FederatedDPSpec | None = None  # client-level DP: clipped, noised updates (federated/dp.py)
-    secure_aggregation: bool = False  # the server sees only the sum of masked updates (federated/secure.py)
+    # the server sees only the sum of masked updates, and recovers from dropouts (federated/secure_round.py)
+    secure_aggregation: SecureAggregationSpec | None = None
+    # simulation: this fraction of each round's drawn clients (rounded down, seeded) drops after the
+    # keys are shared and before its update arrives, as a deployed client that fails mid-round
+    dropout: float = Field(0.0, ge=0.0, lt=1.0)
     # simulation: every client's part of the training split on this machine; deployed: the aggregator
     # runs in the control plane and each client is a `modelyard federated join` process with its own data.
     mode: Literal["simulation", "deployed"] = "simulation"
@@ -174,6 +206,15 @@ class FederatedSpec(StrictModel):
             for key in ("clients", "rounds", "clients_per_round", "local_epochs", "quorum"):
                 if isinstance(data.get(key), bool):
                     raise ValueError(f"{key}: expected a positive integer, received {describe(data[key])}")
+            if "secure_aggregation" in data:
+                if not isinstance(data["secure_aggregation"], (bool, dict, SecureAggregationSpec, type(None))):
+                    raise ValueError(
+                        "secure_aggregation: expected true, false or {threshold: t}, received "
+                        f"{describe(data['secure_aggregation'])}"
+                    )
+                data = {**data, "secure_aggregation": _secure_forms(data["secure_aggregation"])}
+            if isinstance(data.get("dropout"), bool):
+                raise ValueError(f"dropout: expected a fraction in [0, 1), received {describe(data['dropout'])}")
         return data
 
     @model_validator(mode="after")
@@ -182,11 +223,8 @@ class FederatedSpec(StrictModel):
             raise ValueError(
                 f"clients_per_round: expected at most clients ({self.clients}), received {self.clients_per_round}"
             )
-        if self.secure_aggregation and self.per_round < 2:
-            raise ValueError(
-                f"secure_aggregation: expected clients_per_round >= 2 (the sum of one client's update is that "
-                f"update), received {self.per_round}"
-            )
+        if self.secure_aggregation is not None:
+            self._threshold(self.secure_aggregation)
         self._deployed_options()
         if self.dp is not None and self.dp.delta >= 1.0 / self.clients:
             raise ValueError(
@@ -194,6 +232,20 @@ class FederatedSpec(StrictModel):
                 f"(a larger delta allows leaking a whole client), received {self.dp.delta:g}"
             )
         return self
+
+    def _threshold(self, secure: SecureAggregationSpec) -> None:
+        if self.per_round < 2:
+            raise ValueError(
+                f"secure_aggregation: expected clients_per_round >= 2 (the sum of one client's update is that "
+                f"update), received {self.per_round}"
+            )
+        if secure.threshold is None:
+            object.__setattr__(secure, "threshold", max(2, -(-2 * self.per_round // 3)))
+        elif secure.threshold > self.per_round:
+            raise ValueError(
+                f"secure_aggregation.threshold: expected at most clients_per_round ({self.per_round}), the clients "
+                f"that hold a share, received {secure.threshold}"
+            )
 
     def _deployed_options(self) -> None:
         if self.mode == "simulation":
@@ -204,6 +256,11 @@ class FederatedSpec(StrictModel):
                         f"with mode simulation, received {getattr(self, key)!r}"
                     )
             return
+        if self.dropout:
+            raise ValueError(
+                "dropout: applies to mode simulation (a deployed client drops on its own); expected 0 with mode "
+                f"deployed, received {self.dropout:g}"
+            )
         if self.quorum is not None and self.quorum > self.per_round:
             raise ValueError(
                 f"quorum: expected at most clients_per_round ({self.per_round}), the updates a round can get, "
@@ -214,10 +271,10 @@ class FederatedSpec(StrictModel):
                 "partition: a deployed federation's clients hold their own data; expected no partition with "
                 f"mode deployed, received {self.partition.type!r}"
             )
-        if self.secure_aggregation:
+        if self.secure_aggregation is not None:
             raise ValueError(
-                "secure_aggregation: expected false with mode deployed (pairwise masks without dropout recovery "
-                "leave a dropped client's masks in the sum), received true"
+                "secure_aggregation: expected false with mode deployed (the aggregator does not relay the clients' "
+                "key shares yet, so a dropped client's masks would stay in the sum), received true"
             )
 
     @property

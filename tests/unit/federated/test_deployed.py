@@ -89,6 +89,7 @@ def test_fewer_updates_than_the_quorum_fail_the_federation_in_one_line(home: Pat
         ({"quorum": True}, "quorum: expected a positive integer, received True (bool)"),
         ({"partition": {"dirichlet": 0.5}}, "partition: a deployed federation's clients hold their own data"),
         ({"secure_aggregation": True}, "secure_aggregation: expected false with mode deployed"),
+        ({"dropout": 0.2}, "dropout: applies to mode simulation (a deployed client drops on its own)"),
     ],
 )
 def test_bad_deployed_options_are_one_line(section: dict[str, Any], expected: str) -> None:

@@ -74,7 +74,7 @@ def test_the_round_averages_clipped_updates_with_equal_weight() -> None:
         {k: v + 0.01 * torch.randn(v.shape, generator=g) if v.is_floating_point() else v for k, v in start.items()}
     ]
     spec = fed(noise_multiplier=1e-12, max_update_norm=1.0)
-    out = _combine(spec, start, states, [100, 1], ClientDP(spec, seed=0), rnd=1)
+    out = _combine(spec, start, dict(enumerate(states)), [100, 1], ClientDP(spec, seed=0), rnd=1)
     assert out is not None
     # Reference in torch: each client's whole update (w and b together) clipped to norm 1, then the plain mean.
     deltas = [torch.cat([(s[k] - start[k]).reshape(-1).double() for k in ("w", "b")]) for s in states]

@@ -32,9 +32,24 @@ def test_the_short_forms_resolve_to_the_full_section_and_round_trip() -> None:
     private = load_spec(federated(dp={"epsilon": 3.0, "delta": 1e-3}, secure_aggregation=True)).federated
     assert private is not None and private.dp is not None and private.dp.max_update_norm == 1.0
     assert (
-        private.secure_aggregation
+        private.secure_aggregation is not None
         and load_spec(load_spec(federated(dp=DP)).to_dict()).federated.dp.noise_multiplier == 1.0
     )
+
+
+@pytest.mark.parametrize(
+    ("given", "threshold"),
+    [(True, 3), ({}, 3), ({"threshold": 2}, 2), ({"threshold": 4}, 4)],
+)
+def test_secure_aggregations_threshold_defaults_to_two_thirds_and_round_trips(given: Any, threshold: int) -> None:
+    spec = load_spec(federated(secure_aggregation=given, dropout=0.25))  # 4 clients: ceil(8/3) = 3
+    fed = spec.federated
+    assert fed is not None and fed.secure_aggregation is not None and fed.secure_aggregation.threshold == threshold
+    assert fed.dropout == 0.25 and load_spec(spec.to_dict()).federated == fed
+    ten = load_spec(federated(clients=10, secure_aggregation=True)).federated
+    assert ten is not None and ten.secure_aggregation is not None and ten.secure_aggregation.threshold == 7
+    off = load_spec(federated(secure_aggregation=False)).federated
+    assert off is not None and off.secure_aggregation is None and off.dropout == 0.0
 
 
 @pytest.mark.parametrize(
@@ -67,6 +82,21 @@ def test_the_short_forms_resolve_to_the_full_section_and_round_trip() -> None:
             {"secure_aggregation": True, "clients_per_round": 1},
             "secure_aggregation: expected clients_per_round >= 2 (the sum of one client's update is that update)",
         ),
+        (
+            {"secure_aggregation": {"threshold": 5}},
+            "secure_aggregation.threshold: expected at most clients_per_round (4), the clients that hold a share, "
+            "received 5",
+        ),
+        (
+            {"secure_aggregation": {"threshold": 1}},
+            "`federated.secure_aggregation.threshold`: expected a number >= 2, received 1",
+        ),
+        ({"secure_aggregation": {"threshold": True}}, "threshold: expected an integer >= 2, received True (bool)"),
+        ({"secure_aggregation": {"treshold": 3}}, "unknown field 'treshold'; did you mean 'threshold'?"),
+        ({"secure_aggregation": "yes"}, "secure_aggregation: expected true, false or {threshold: t}, received 'yes'"),
+        ({"dropout": 1.0}, "`federated.dropout`: expected a number < 1, received 1.0"),
+        ({"dropout": -0.1}, "`federated.dropout`: expected a number >= 0, received -0.1"),
+        ({"dropout": True}, "dropout: expected a fraction in [0, 1), received True (bool)"),
     ],
 )
 def test_bad_values_are_one_line_naming_the_field(section: dict[str, Any], message: str) -> None:
