@@ -29,11 +29,19 @@ def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f} ms"
 
 
+def _replicas(d: dict[str, Any]) -> str:
+    """Running replicas of the count asked for, or of Ray Serve's autoscaling range (engine ray)."""
+    ready = sum(1 for r in d["replicas"] if r["state"] == "running")
+    low, high = d.get("replica_range") or (d["replica_count"], d["replica_count"])
+    return f"{ready}/{low}" if low == high else f"{ready} ({low}-{high})"
+
+
 def _print(deployment: dict[str, Any]) -> None:
     out = console()
     m = deployment["metrics"]
     out.print(
         f"[bold]{deployment['name']}[/bold]  {deployment['model']}  {deployment['status']}  "
+        f"engine={deployment.get('engine', 'local')}  replicas={_replicas(deployment)}  "
         f"restarts={deployment['restarts']}  {fmt(m['requests_per_s'])} req/s  "
         f"p50={_ms(m['p50_ms'])}  p99={_ms(m['p99_ms'])}"
     )
@@ -56,7 +64,22 @@ def deployments() -> None:
 @deployments.command("create")
 @click.argument("name")
 @click.argument("model_ref")
-@config_option("--replicas", model=DEPLOYMENT, type=int, help="Serving processes.")
+@config_option("--replicas", model=DEPLOYMENT, type=int, help="Serving processes (engine ray: Ray Serve replicas).")
+@config_option(
+    "--engine",
+    model=DEPLOYMENT,
+    type=click.Choice(["local", "ray"]),
+    help="local: supervised `modelyard serve` processes; ray: a Ray Serve application (modelyard[ray]).",
+)
+@config_option("--num-cpus", model=DEPLOYMENT, type=float, help="engine ray: CPUs per replica (fractions allowed).")
+@config_option("--min-replicas", model=DEPLOYMENT, type=int, help="engine ray: autoscaling floor.")
+@config_option("--max-replicas", model=DEPLOYMENT, type=int, help="engine ray: autoscaling ceiling.")
+@config_option(
+    "--target-ongoing-requests",
+    model=DEPLOYMENT,
+    type=float,
+    help="engine ray: ongoing requests per replica to aim at.",
+)
 @config_option("--max-batch-size", model=DEPLOYMENT, type=int, help="Most instances coalesced into one forward pass.")
 @config_option(
     "--max-wait-ms", model=DEPLOYMENT, type=float, help="Longest a request waits for others to join its batch."
@@ -77,6 +100,11 @@ def create(
     name: str,
     model_ref: str,
     replicas: int | None,
+    engine: str | None,
+    num_cpus: float | None,
+    min_replicas: int | None,
+    max_replicas: int | None,
+    target_ongoing_requests: float | None,
     max_batch_size: int | None,
     max_wait_ms: float | None,
     backend: str | None,
@@ -89,6 +117,11 @@ def create(
     # Options left out are left to the server (DeploymentRequest holds the defaults).
     body = {"name": name, "model": model_ref} | given(
         replicas=replicas,
+        engine=engine,
+        num_cpus=num_cpus,
+        min_replicas=min_replicas,
+        max_replicas=max_replicas,
+        target_ongoing_requests=target_ongoing_requests,
         max_batch_size=max_batch_size,
         max_wait_ms=max_wait_ms,
         backend=backend,
@@ -113,16 +146,16 @@ def list_cmd(api: Any, as_json: bool) -> None:
         click.echo(json.dumps(found, indent=2))
         return
     table = Table(show_header=True, header_style="bold")
-    for col in ("name", "model", "status", "replicas", "req/s", "p50", "p99", "restarts"):
+    for col in ("name", "model", "engine", "status", "replicas", "req/s", "p50", "p99", "restarts"):
         table.add_column(col)
     for d in found:
-        ready = sum(1 for r in d["replicas"] if r["state"] == "running")
         m = d["metrics"]
         table.add_row(
             d["name"],
             d["model"],
+            d.get("engine", "local"),
             d["status"],
-            f"{ready}/{d['replica_count']}",
+            _replicas(d),
             fmt(m["requests_per_s"]),
             _ms(m["p50_ms"]),
             _ms(m["p99_ms"]),

@@ -125,7 +125,7 @@ def deploy(
     load_predictors(refs, home)  # an unknown name or damaged weights fail here, once, not in each replica
     from modelyard.serving.ray_retry import CALLBACK_ENV, CALLBACK_PATH
 
-    serve.start(  # the proxy resends an idempotent request whose replica died (ray_retry.py)
+    client = serve.start(  # the proxy resends an idempotent request whose replica died (ray_retry.py)
         http_options={"host": config.host, "port": config.port},
         controller_options={"runtime_env": {"env_vars": {CALLBACK_ENV: CALLBACK_PATH}}},
     )
@@ -139,7 +139,10 @@ def deploy(
     home_arg = None if home is None else str(Path(home).expanduser().resolve())
     bound = _deployment(app_name).options(**options.deployment_options()).bind(list(refs), settings, home_arg, secrets)
     serve.run(bound, name=app_name, route_prefix=route_prefix)
-    return f"http://{config.host}:{config.port}{route_prefix.rstrip('/')}"
+    # A Serve instance already running keeps its own proxy address: the URL is the one it listens on.
+    http = getattr(client, "http_config", None)
+    host, port = (config.host, config.port) if http is None else (http.host, http.port)
+    return f"http://{host}:{port}{route_prefix.rstrip('/')}"
 
 
 def undeploy(app_name: str = "modelyard") -> None:

@@ -5,7 +5,9 @@ ready replica (round robin) and returns the replica's answer unchanged, so a cli
 exactly the serving API of ``modelyard serve``. A replica that cannot be reached is
 skipped for the next one (a prediction has no side effects, so repeating it is safe);
 with none left the answer is a 503 that says why. ``POST /v1/deployments/{name}/explain`` does
-the same for the explain route (attributions; the console's playground calls it).
+the same for the explain route (attributions; the console's playground calls it). An
+``engine: ray`` deployment has one target, Ray Serve's proxy, which picks the replica itself
+(and resends an idempotent request whose replica died: serving/ray_retry.py).
 
 ``GET /v1/deployments/{name}/monitor?window=N&replica=I`` is the monitoring report of one
 replica (the first running one, or replica ``I``): each replica logs the requests it served.

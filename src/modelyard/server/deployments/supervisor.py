@@ -8,6 +8,10 @@ deployment's row when it changes. The row's ``desired`` state survives the serve
 ``start()`` every deployment that should run is brought back up (after stopping the
 replicas a dead server may have left behind). ``stop()`` (server shutdown) stops the
 processes but keeps ``desired``; ``delete`` stops them and removes the deployment.
+
+A deployment with ``engine: ray`` runs as a Ray Serve application instead (``ray_engine.py``):
+Ray restarts and scales its replicas, the supervisor reads its status, and predictions go to
+Ray's HTTP proxy (127.0.0.1:``ray_port``) under the route prefix ``/NAME``.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import httpx
 
 from modelyard.errors import DeploymentUnavailableError, InvalidRequestError, ModelyardError, StoreError
 from modelyard.server.deployments.metrics import summarize
+from modelyard.server.deployments.ray_engine import RayLive, require_ray
 from modelyard.server.deployments.replicas import Replica, ReplicaConfig, stop_all, stop_orphan
 from modelyard.server.deployments.request import DeploymentRequest
 from modelyard.server.deployments.store import DeploymentStore, row_dict
@@ -83,6 +88,7 @@ class Supervisor:
         replica_options: Mapping[str, Any] | None = None,
         alert_url: str | None = None,
         data_access: Any = None,
+        ray_port: int = 8000,
     ) -> None:
         self.home = Path(home)
         self.host = host
@@ -96,7 +102,8 @@ class Supervisor:
         self.alert_url = alert_url
         self.alert_key = secrets.token_urlsafe(32)
         self.data_access = data_access  # the server's data rule, which a retraining job's spec must follow
-        self._live: dict[str, _Live] = {}
+        self.ray_port = ray_port  # where Ray Serve's HTTP proxy listens (engine ray deployments)
+        self._live: dict[str, _Live | RayLive] = {}
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -110,10 +117,9 @@ class Supervisor:
                 stop_orphan(replica.get("pid", -1), replica.get("port", -1))
             try:
                 ModelStore(self.home).get(row.model_ref)
-            except ModelyardError as exc:
+                self._launch(row)
+            except ModelyardError as exc:  # its version is gone, or engine ray without the extra
                 self.store.update(row.name, status="failed", error=f"cannot restore: {exc.message}")
-                continue
-            self._launch(row)
         self._ensure_polling()
 
     def stop(self) -> None:
@@ -125,9 +131,12 @@ class Supervisor:
         with self._lock:
             lives, self._live = list(self._live.values()), {}
         for live in lives:
+            if isinstance(live, RayLive):
+                live.stop()
+                continue
             with live.lock:
                 live.closed = True
-        stop_all([r for live in lives for r in live.replicas], self.grace_s)
+        stop_all([r for live in lives if isinstance(live, _Live) for r in live.replicas], self.grace_s)
         for live in lives:
             self.store.update(live.name, status="stopped", restarts=live.restarts(), state={"replicas": []})
         self._stopping.clear()
@@ -137,6 +146,8 @@ class Supervisor:
         """Validate, resolve the model to an explicit ``name:N``, record and launch."""
         request = body if isinstance(body, DeploymentRequest) else DeploymentRequest.parse(body)
         version = ModelStore(self.home).get(request.model)
+        if request.engine == "ray":
+            require_ray()  # without the extra: one line naming modelyard[ray], before anything is stored
         if request.retrain is not None:  # a policy that could not queue its job is refused before anything is stored
             from modelyard.server.retrain.policy import retrain_spec
 
@@ -158,7 +169,9 @@ class Supervisor:
         self.store.update(name, desired="stopped")
         with self._lock:
             live = self._live.pop(name, None)
-        if live is not None:
+        if isinstance(live, RayLive):
+            live.stop()
+        elif live is not None:
             with live.lock:
                 live.closed = True
             stop_all(live.replicas, self.grace_s)
@@ -176,6 +189,15 @@ class Supervisor:
             raise DeploymentUnavailableError(
                 f"Deployment {name!r} is {row.status}: no replica is serving ({row.error or 'not started by this server'})"
             )
+        pinned = parse_ref(live.ref)  # always NAME:N: create() resolved aliases and bare names
+        path = f"/v1/models/{pinned.name}/versions/{pinned.version}/{action}"
+        if isinstance(live, RayLive):  # Ray's proxy picks the replica (and resends to another if one dies)
+            if live.url is None or live.running == 0:
+                raise DeploymentUnavailableError(
+                    f"Deployment {name!r} is {live.status()} on Ray Serve: no replica is serving"
+                    + (f" ({live.error()})" if live.error() else "; retry in a few seconds")
+                )
+            return [live.url], path
         ready = [r.base_url for r in live.replicas if r.state == "running"]
         if not ready:
             raise DeploymentUnavailableError(
@@ -183,8 +205,7 @@ class Supervisor:
                 + (f" ({live.error()})" if live.error() else "; retry in a few seconds")
             )
         first = next(live.turn) % len(ready)
-        pinned = parse_ref(live.ref)  # always NAME:N: create() resolved aliases and bare names
-        return ready[first:] + ready[:first], f"/v1/models/{pinned.name}/versions/{pinned.version}/{action}"
+        return ready[first:] + ready[:first], path
 
     def monitor_targets(self, name: str, replica: int | None = None) -> tuple[list[tuple[int, str]], str]:
         """The running replicas (index, base URL) in index order, or only ``replica``, and the version's path.
@@ -207,7 +228,7 @@ class Supervisor:
             )
         with self._lock:
             live = self._live.get(name)
-        replicas = [] if live is None else [r for r in live.replicas if replica in (None, r.index)]
+        replicas = [] if not isinstance(live, _Live) else [r for r in live.replicas if replica in (None, r.index)]
         ready = [(r.index, r.base_url) for r in replicas if r.state == "running"]
         if not ready:
             if replica is not None and replicas:
@@ -224,6 +245,9 @@ class Supervisor:
     # -- internals ---------------------------------------------------------------------------
     def _launch(self, row: DeploymentRow) -> None:
         options = row_dict(row)["options"]
+        if options.get("engine") == "ray":
+            self._launch_ray(row, options)
+            return
         if options.pop("retrain", None) is not None and self.alert_url is not None:
             options["monitor_webhook"] = f"{self.alert_url}/v1/internal/deployments/{row.name}/alerts"
             options["webhook_token"] = self.alert_key
@@ -250,6 +274,29 @@ class Supervisor:
         with live.lock:
             self._record(live)
 
+    def _launch_ray(self, row: DeploymentRow, options: dict[str, Any]) -> None:
+        from modelyard.serving.config import ServeConfig
+
+        request = DeploymentRequest.parse(
+            {"name": row.name, "model": row.model_ref, "replicas": row.replicas, **options}
+        )
+        config = ServeConfig.make(
+            host=self.host,
+            port=self.ray_port,
+            api_key=self.api_key,
+            max_batch_size=request.max_batch_size,
+            max_wait_ms=request.max_wait_ms,
+            backend=request.backend,
+            **{k: v for k, v in self.replica_options.items() if k in ("data_dirs", "max_data_mb")},
+        )
+        require_ray()
+        live = RayLive(row.name, row.model_ref, self.home, config, request.ray_options(), restarts_before=row.restarts)
+        with self._lock:
+            self._live[row.name] = live
+        live.launch()
+        with live.lock:
+            self._record(live)
+
     def _ensure_polling(self) -> None:
         if self._thread is None or not self._thread.is_alive():
             self._thread = threading.Thread(target=self._poll_loop, name="modelyard-supervisor", daemon=True)
@@ -272,6 +319,13 @@ class Supervisor:
             with live.lock:
                 if live.closed:
                     continue
+                if isinstance(live, RayLive):
+                    try:
+                        live.step()
+                    except Exception:  # a lost cluster is reported by the next step that works
+                        log.exception("reading the Ray Serve status of %s", live.name)
+                    self._record(live)
+                    continue
                 for replica in live.replicas:
                     try:
                         replica.step(http, now)
@@ -281,9 +335,10 @@ class Supervisor:
                         log.exception("supervising replica %d of %s", replica.index, live.name)
                 self._record(live)
 
-    def _record(self, live: _Live) -> None:
+    def _record(self, live: _Live | RayLive) -> None:
         """Write status, restarts, error and pids/ports to the row when they changed."""
-        replicas = [{"pid": r.proc.pid, "port": r.port} for r in live.replicas if r.proc is not None]
+        procs = live.replicas if isinstance(live, _Live) else []  # Ray's replicas are Ray's to stop
+        replicas = [{"pid": r.proc.pid, "port": r.port} for r in procs if r.proc is not None]
         seen = (live.status(), live.restarts(), live.error(), tuple((p["pid"], p["port"]) for p in replicas))
         if seen != live.recorded:
             live.recorded = seen
@@ -294,7 +349,17 @@ class Supervisor:
         with self._lock:
             live = self._live.get(row.name)
         now = time.monotonic()
-        if live is not None:
+        out["engine"] = out["options"].get("engine", "local")
+        if isinstance(live, RayLive):  # request rate and latency are in Ray's own metrics, not scraped here
+            out |= {
+                "status": live.status(),
+                "restarts": live.restarts(),
+                "error": live.error(),
+                "replicas": live.describe_replicas(),
+                "replica_range": [live.options.min_replicas, live.options.max_replicas],
+                "metrics": summarize([]),
+            }
+        elif live is not None:
             out |= {
                 "status": live.status(),
                 "restarts": live.restarts(),

@@ -179,6 +179,21 @@ def test_request_body_is_validated_with_field_names():
         ({"name": "web", "model": "m:1", "replica": 2}, "did you mean 'replicas'"),
         ({"name": "web"}, "Missing required field `model`"),
         ({"name": "web", "model": "m:1", "monitor_window": 1}, "`monitor_window`: expected a number >= 2"),
+        # engine ray and its options (tests/unit/server/deployments/test_ray_engine.py runs one)
+        (
+            {"name": "web", "model": "m:1", "engine": "gpu"},
+            "`engine`: expected one of 'local' or 'ray', received 'gpu'",
+        ),
+        (
+            {"name": "web", "model": "m:1", "num_cpus": 0.5},
+            "`num_cpus`: a Ray Serve option, expected with engine 'ray'",
+        ),
+        ({"name": "web", "model": "m:1", "engine": "ray", "num_cpus": 0}, "`num_cpus`: expected a number > 0"),
+        (
+            {"name": "web", "model": "m:1", "engine": "ray", "min_replicas": 3, "max_replicas": 2},
+            "`min_replicas`: expected at most max_replicas (2), received 3",
+        ),
+        ({"name": "web", "model": "m:1", "engine": "ray", "monitor_sample": 0.1}, "`monitor_sample`: monitoring needs"),
     ]
     for body, expected in cases:
         with pytest.raises(SpecError, match=None) as info:
@@ -186,6 +201,11 @@ def test_request_body_is_validated_with_field_names():
         assert expected in info.value.message, info.value.message
     with pytest.raises(SpecError, match="expected a JSON object"):
         DeploymentRequest.parse(["web"])
+    ray = DeploymentRequest.parse({"name": "web", "model": "m:1", "engine": "ray", "replicas": 2, "num_cpus": 0.5})
+    assert ray.options()["engine"] == "ray" and ray.options()["num_cpus"] == 0.5
+    assert (ray.ray_options().min_replicas, ray.ray_options().max_replicas, ray.ray_options().num_cpus) == (2, 2, 0.5)
+    scaled = DeploymentRequest.parse({"name": "web", "model": "m:1", "engine": "ray", "max_replicas": 3})
+    assert (scaled.ray_options().min_replicas, scaled.ray_options().max_replicas) == (1, 3)
 
 
 def test_store_refuses_duplicates_and_names_unknown_deployments(tmp_path: Path):

@@ -7,7 +7,12 @@ import { badge, errorBox, fmt, h, link, section, table } from "./dom.js";
 import { modelLink } from "./jobs.js";
 
 const ms = (v) => (v === null || v === undefined ? "–" : `${fmt(v, 1)} ms`);
-const running = (d) => `${d.replicas.filter((r) => r.state === "running").length}/${d.replica_count}`;
+// Running replicas of the count asked for, or of Ray Serve's autoscaling range (engine ray).
+const running = (d) => {
+  const ready = d.replicas.filter((r) => r.state === "running").length;
+  const [low, high] = d.replica_range || [d.replica_count, d.replica_count];
+  return low === high ? `${ready}/${low}` : `${ready} (${low}–${high})`;
+};
 
 async function remove(name, after) {
   if (!window.confirm(`Stop and delete deployment ${name}?`)) return;
@@ -24,6 +29,7 @@ export async function listView(el) {
       box.replaceChildren(table([
         { label: "Name", cell: (d) => link(`#/deployments/${d.name}`, d.name) },
         { label: "Model", cell: (d) => modelLink(d.model) },
+        { label: "Engine", cell: (d) => d.engine },
         { label: "Status", cell: (d) => badge(d.status) },
         { label: "Replicas", class: "num", cell: running },
         { label: "Requests/s", class: "num", cell: (d) => fmt(d.metrics.requests_per_s, 2) },
@@ -65,7 +71,9 @@ export async function detailView(el, name) {
     }
     el.dataset.status = d.status;
     const m = d.metrics;
-    const facts = [["Status", badge(d.status)], ["Model", modelLink(d.model)], ["Replicas running", running(d)],
+    const facts = [["Status", badge(d.status)], ["Model", modelLink(d.model)],
+      ["Engine", d.engine === "ray" ? `Ray Serve (${fmt(d.options.num_cpus ?? 1, 2)} CPU per replica)` : "local processes"],
+      ["Replicas running", running(d)],
       ["Restarts", d.restarts], ["Requests/s", fmt(m.requests_per_s, 2)], ["p50 / p99", `${ms(m.p50_ms)} / ${ms(m.p99_ms)}`],
       ["Requests", m.requests_total], ["Errors", `${fmt(100 * m.error_rate, 1)} %`],
       ["Batching", `≤ ${d.options.max_batch_size} rows, ≤ ${d.options.max_wait_ms} ms wait, ${d.options.backend}`],
