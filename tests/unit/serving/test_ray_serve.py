@@ -141,6 +141,7 @@ async def test_a_killed_replica_loses_no_accepted_request(served) -> None:
     assert sum(bool(r.headers.get(RETRIES_HEADER.decode())) for r in got) >= 1
 
 
+@pytest.mark.slow  # about 25 s: the load, then the wait for the replicas to go
 def test_autoscaling_adds_replicas_under_load_and_removes_them_after(served) -> None:
     url, ref, home, config = served
     options = RayServeOptions.make(

@@ -50,6 +50,7 @@ async def _local(ref: str, home: Path, body: dict) -> httpx.Response:
             return await local.post(path, json=body, headers={"Authorization": f"Bearer {API_KEY}"})
 
 
+@pytest.mark.slow  # about 25 s: Ray starts two replicas that load torch
 async def test_engine_ray_deployment_is_created_listed_proxied_and_deleted(cluster, tmp_path: Path) -> None:
     ref = register("clf", tmp_path)
     supervisor = Supervisor(tmp_path, poll_s=0.2, ray_port=PORT)
