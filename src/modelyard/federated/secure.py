@@ -14,6 +14,7 @@ dropout recovery, are ``secure_round.py``'s.
 
 from __future__ import annotations
 
+import functools
 from types import SimpleNamespace
 from typing import Any
 
@@ -31,13 +32,14 @@ __all__ = [
     "pair_seed",
     "primitives",
     "prg",
-    "signed_pair_mask",
+    "add_pair_mask",
 ]
 
 FRACTION_BITS = 32  # 2^-33 rounding per coordinate; sums up to 2^31 in magnitude fit in 64 bits
 _LIMIT = float(2 ** (63 - FRACTION_BITS))  # |sum of the round's vectors| must stay below this
 
 
+@functools.cache  # imported once: a round calls it for every key agreement and mask
 def primitives() -> Any:
     """The ``cryptography`` primitives used here (extra ``modelyard[privacy]``), imported on first use."""
     with optional_dependency("privacy", "secure aggregation (federated.secure_aggregation)"):
@@ -85,7 +87,7 @@ def prg(seed: bytes, size: int) -> np.ndarray:
     """``size`` uniform uint64 numbers: the AES-256-CTR keystream of ``seed`` (a PRG, as in the paper)."""
     c = primitives()
     stream = c.Cipher(c.algorithms.AES(seed), c.modes.CTR(b"\0" * 16)).encryptor().update(b"\0" * (8 * size))
-    return np.frombuffer(stream, dtype="<u8").astype(np.uint64)
+    return np.frombuffer(stream, dtype="<u8").astype(np.uint64, copy=False)  # read-only: callers add it
 
 
 class KeyPair:
@@ -125,7 +127,13 @@ def pair_seed(keys: KeyPair, me: int, peer: int, peer_public: bytes, context: by
     return agree(keys, peer_public, b"modelyard secure aggregation|" + context + b"|%d|%d" % (low, high))
 
 
-def signed_pair_mask(keys: KeyPair, me: int, peer: int, peer_public: bytes, context: bytes, size: int) -> np.ndarray:
-    """What client ``me`` adds for its pair with ``peer``: the pair's mask if ``peer > me``, else its negation mod 2^64."""
-    mask = prg(pair_seed(keys, me, peer, peer_public, context), size)
-    return mask if peer > me else np.negative(mask)
+def add_pair_mask(
+    total: np.ndarray, keys: KeyPair, me: int, peer: int, peer_public: bytes, context: bytes, *, remove: bool = False
+) -> None:
+    """Add to ``total`` (in place, mod 2^64) what client ``me`` adds for its pair with ``peer``: the pair's mask
+    if ``peer > me``, else its negation; ``remove`` takes that off again."""
+    mask = prg(pair_seed(keys, me, peer, peer_public, context), total.shape[0])
+    if (peer > me) != remove:
+        total += mask
+    else:
+        total -= mask

@@ -31,7 +31,7 @@ import struct
 import numpy as np
 
 from modelyard.errors import TrainingError
-from modelyard.federated.secure import KeyPair, decode, encode, prg, signed_pair_mask
+from modelyard.federated.secure import KeyPair, add_pair_mask, decode, encode, prg
 from modelyard.federated.shares import SECRET_BYTES, channel_key, combine, seal, split, unseal
 
 __all__ = ["SecureClient", "SecureServer", "PublicKeys", "Reveal", "secure_sum"]
@@ -79,7 +79,7 @@ class SecureClient:
         out = encode(vector, parties=len(envelopes)) + prg(self._self_seed, vector.shape[0])
         for v in sorted(envelopes):
             if v != self.index:
-                out += signed_pair_mask(self._masking, self.index, v, self._keys[v][1], self.context, vector.shape[0])
+                add_pair_mask(out, self._masking, self.index, v, self._keys[v][1], self.context)
         return out
 
     def reveal(self, survivors: list[int]) -> dict[int, Reveal]:
@@ -169,7 +169,7 @@ class SecureServer:
                     f"Secure aggregation, {self.name}: {len(shares)} shares of client {u}'s "
                     f"{'self-mask seed' if kind == 'b' else 'mask key'}, below the threshold ({self.threshold})"
                 )
-            secret = combine(shares)
+            secret = combine(shares[: self.threshold])  # any t shares give it; pycryptodome's cost grows as k^2
             if kind == "b":
                 total -= prg(secret, size)
                 continue
@@ -179,8 +179,8 @@ class SecureServer:
                     f"Secure aggregation, {self.name}: client {u}'s mask key rebuilt from the survivors' shares "
                     "does not match its public key (a survivor sent a wrong share)"
                 )
-            for v in survivors:  # v added u's signed pair mask as v sees it: take that off again
-                total -= signed_pair_mask(keys, v, u, self._keys[v][1], self.context, size)
+            for v in survivors:  # v added its pair mask with u as v sees it: take that off again
+                add_pair_mask(total, keys, v, u, self._keys[v][1], self.context, remove=True)
         return decode(total)
 
     def _enough(self, clients: dict[int, object], what: str) -> None:

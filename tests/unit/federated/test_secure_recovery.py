@@ -15,7 +15,7 @@ import torch
 import modelyard
 from modelyard.errors import MissingDependencyError, TrainingError
 from modelyard.federated import shares
-from modelyard.federated.secure import FRACTION_BITS, KeyPair, decode, encode, prg, signed_pair_mask
+from modelyard.federated.secure import FRACTION_BITS, KeyPair, add_pair_mask, decode, encode, prg
 from modelyard.federated.secure_round import SecureClient, SecureServer, secure_sum
 from modelyard.store import ModelStore, RunStore
 from tests.unit.federated.test_simulation import federated_spec
@@ -98,7 +98,7 @@ def test_the_self_mask_hides_a_client_the_server_claims_dropped_after_its_input_
     assert key.public == clients[3].advertise()[1]  # it really rebuilt client 3's mask key
     residual = masked.copy()
     for v in (0, 1, 2):
-        residual -= signed_pair_mask(key, 3, v, clients[v].advertise()[1], CONTEXT, size)
+        add_pair_mask(residual, key, 3, v, clients[v].advertise()[1], CONTEXT, remove=True)
     # All pair masks are off, yet what is left is x + PRG(b_3): uniform, unrelated to the update.
     as_numbers = residual.view(np.int64).astype(np.float64)
     assert abs(np.corrcoef(as_numbers, update)[0, 1]) < 5 / np.sqrt(size)
