@@ -40,6 +40,12 @@ SERVER = "modelyard.server.config:ServerConfig"
     help="Worker losses a job survives before it fails (per job: jobs submit --max-attempts).",
 )
 @config_option("--reap-interval-s", model=SERVER, type=float, help="Seconds between reaper passes.")
+@config_option(
+    "--ray-serve-port",
+    model=SERVER,
+    type=int,
+    help="Port of Ray Serve's HTTP proxy on 127.0.0.1, for deployments with engine ray.",
+)
 @header_timeout_option(SERVER)
 @click.option(
     "--allowed-origin",

@@ -70,7 +70,12 @@ def create_server_app(config: ServerConfig, *, start_workers: bool = True) -> Fa
     # Replicas read data files (an explanation's background sample) only where jobs may.
     data = {"data_dirs": tuple(str(d) for d in config.data_dirs), "max_data_mb": config.max_data_mb}
     supervisor = Supervisor(
-        home, host="127.0.0.1", replica_options=data, alert_url=config.url(), data_access=config.data_access()
+        home,
+        host="127.0.0.1",
+        replica_options=data,
+        alert_url=config.url(),
+        data_access=config.data_access(),
+        ray_port=config.ray_serve_port,
     )
     state = ServerState(config=config, home=home, jobs=JobStore(home), supervisor=supervisor)
     state.auth = Auth(config, home, internal_key=supervisor.alert_key)

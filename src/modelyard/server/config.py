@@ -33,6 +33,8 @@ class ServerConfig(StrictModel):
     heartbeat_s: float = Field(5.0, gt=0, le=3_600, description="how often a worker renews its lease")
     max_attempts: int = Field(3, ge=1, le=100, description="worker losses a job survives before it fails")
     reap_interval_s: float = Field(2.0, gt=0, le=3_600)
+    # Where Ray Serve's HTTP proxy listens (on 127.0.0.1) for deployments with engine ray.
+    ray_serve_port: int = Field(8000, ge=1, le=65535, description="port of Ray Serve's proxy (engine ray)")
     header_timeout_s: float = HEADER_TIMEOUT_S
     home: Path | None = None
     # The only folders a job may read data from (none by default: built-in data sets only);
