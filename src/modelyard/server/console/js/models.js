@@ -66,6 +66,9 @@ function deployForm(version) {
   const wait = h("input", { id: "deploy-wait", type: "number", min: 0, step: "0.5", value: 2 });
   const backend = h("select", { id: "deploy-backend" }, ["auto", "torch", "onnx"].map((b) => h("option", { value: b }, b)));
   const monitor = h("input", { id: "deploy-monitor", type: "number", min: 0, max: 1, step: "0.05", value: 0 });
+  // local: supervised `modelyard serve` processes; ray: a Ray Serve application (docs/console.md).
+  const engine = h("select", { id: "deploy-engine" }, ["local", "ray"].map((e) => h("option", { value: e }, e)));
+  const cpus = h("input", { id: "deploy-cpus", type: "number", min: 0.05, step: "0.05", value: 1 });
   const status = h("div", { class: "form-status" });
   return h("form", { id: "deploy-form", onsubmit: async (event) => {
     event.preventDefault();
@@ -74,7 +77,7 @@ function deployForm(version) {
       const created = await post("/v1/deployments", {
         name: name.value.trim(), model: version.ref, replicas: Number(replicas.value),
         max_batch_size: Number(batch.value), max_wait_ms: Number(wait.value), backend: backend.value,
-        monitor_sample: Number(monitor.value),
+        ...(engine.value === "ray" ? { engine: "ray", num_cpus: Number(cpus.value) } : { monitor_sample: Number(monitor.value) }),
       });
       location.hash = `#/deployments/${created.name}`;
     } catch (error) {
@@ -83,7 +86,9 @@ function deployForm(version) {
   } },
   h("div", { class: "row" }, h("label", {}, "Deployment name ", name), h("label", {}, "Replicas ", replicas),
     h("label", {}, "Max batch size ", batch), h("label", {}, "Max wait (ms) ", wait), h("label", {}, "Backend ", backend),
-    h("label", { title: "Share of predict requests each replica logs for the Monitor page (0: off)" }, "Monitor sample (0–1) ", monitor)),
+    h("label", { title: "Share of predict requests each replica logs for the Monitor page (0: off; engine local)" }, "Monitor sample (0–1) ", monitor),
+    h("label", { title: "local: supervised serving processes; ray: Ray Serve replicas (modelyard[ray])" }, "Engine ", engine),
+    h("label", { title: "CPUs Ray reserves per replica (engine ray; fractions allowed)" }, "CPUs per replica ", cpus)),
   h("button", { type: "submit", id: "deploy-submit" }, `Deploy ${version.ref}`), status);
 }
 
