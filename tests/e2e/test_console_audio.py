@@ -4,9 +4,11 @@ it (Record, about 1.5 s, Stop), resamples it to the model's 8 kHz, encodes a 16-
 posts it to a served spoken-digit model; the label shown must be the one the API gives for the
 same WAV posted directly. The WAV the page sent is checked with Python's `wave` module and
 against the source recording; the page's resampler and WAV encoder against exact sines and
-soundfile; an uploaded WAV file and a refused microphone too. A voice pipeline's answer is
-rendered from a stand-in predict route (the pipeline is not in the tree yet; see
-test_a_voice_pipeline_answer_is_shown_and_its_reply_plays).
+soundfile; an uploaded WAV file and a refused microphone too. Every field of a voice pipeline's
+answer (timings, reply player) is checked against a stand-in predict route
+(test_a_voice_pipeline_answer_is_shown_and_its_reply_plays), and a real registered pipeline,
+deployed on the control plane, against its own API answer
+(test_a_deployed_voice_pipeline_answers_the_microphone).
 """
 
 from __future__ import annotations
@@ -353,3 +355,51 @@ def test_a_voice_pipeline_answer_is_shown_and_its_reply_plays(home: Path, screen
         wait(driver, "the microphone released",
              lambda d: d.execute_script("return window.lastStream.getAudioTracks()[0].readyState") == "ended", 10)  # fmt: skip
     assert SECURITY_HEADERS["content-security-policy"].count("data:") == 2  # img-src and media-src, nothing else
+
+
+@pytest.mark.slow  # trains a CLINC150 intent model (~10 s), starts a control plane and a pipeline replica
+def test_a_deployed_voice_pipeline_answers_the_microphone(home: Path, tmp_path: Path, screenshots: Path) -> None:
+    """The real voice pipeline (docs/voice.md) deployed on a real control plane: the catalog gives it
+    an audio hint at 16 kHz, the page records a flite-spoken question from the fake microphone, and
+    the transcript, intent and answer shown are the deployment's answer for the WAV the page sent."""
+    from selenium.webdriver.common.by import By
+
+    from modelyard.voice import register_pipeline
+    from modelyard.workflow import train
+    from tests.support.voice import bag_spec, flite_wav, pipeline_spec
+
+    train(bag_spec(), home=home, progress=False)
+    register_pipeline(pipeline_spec(), name="assistant", home=home)
+    question = tmp_path / "question.wav"
+    question.write_bytes(flite_wav("what is the balance of my checking account", "rms", tmp_path))
+    fake_mic = ("--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream")
+    with running_server(home, tmp_path / "server.log") as url:
+        made = httpx.post(f"{url}/v1/deployments", json={"name": "voice", "model": "assistant"}, timeout=30)
+        assert made.status_code == 201 and made.json()["model"] == "assistant:1", made.text
+        deadline = time.monotonic() + 180
+        while httpx.get(f"{url}/v1/deployments/voice").json()["status"] != "running":
+            assert time.monotonic() < deadline, "the pipeline replica did not start"
+            time.sleep(0.5)
+        with chromium(*fake_mic, f"--use-file-for-fake-audio-capture={question}") as driver:
+            driver.get(url + "/#/playground/voice")
+            record = wait(driver, "the Record button", lambda d: d.find_element(By.ID, "audio-record"))
+            assert "audio at 16000 Hz" in driver.find_element(By.ID, "view").text
+            assert "voice pipeline hears" in driver.find_element(By.ID, "audio-status").text
+            assert not driver.find_elements(By.ID, "json-body")  # audio only
+            record.click()
+            wait(driver, "recording", lambda d: d.find_elements(By.ID, "audio-recording"))
+            time.sleep(3.0)
+            driver.find_element(By.ID, "audio-stop").click()
+            wait(driver, "the transcript", lambda d: d.find_element(By.ID, "pipeline-transcript"), 60)
+            sent = base64.b64decode(driver.execute_script("return window.modelyard.playground.lastRecording.base64"))
+            text = lambda element_id: driver.find_element(By.ID, element_id).text  # noqa: E731
+            shown = {key: text(f"pipeline-{key}") for key in ("transcript", "intent", "answer")}
+            shot(driver, screenshots, "playground-voice-pipeline-real.png")
+        api = httpx.post(
+            f"{url}/v1/deployments/voice/predict", content=sent, headers={"content-type": "audio/wav"}, timeout=60
+        )
+    assert api.status_code == 200, api.text
+    answer = api.json()
+    assert shown == {"transcript": answer["transcript"] or "(nothing recognised)", "intent": answer["intent"] or "–",
+                     "answer": answer["answer"]}  # fmt: skip
+    assert "balance" in answer["transcript"], answer["transcript"]  # the question was heard

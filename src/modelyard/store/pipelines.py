@@ -43,6 +43,7 @@ class PipelineVersion:
     name: str
     version: int
     artifacts: ArtifactStore = field(repr=False, compare=False)
+    is_pipeline = True  # what a deployment tells it from a model version by
 
     @property
     def ref(self) -> str:

@@ -23,7 +23,10 @@ from modelyard.data.access import DataAccess, confined
 from modelyard.errors import InputError
 from modelyard.store import ModelStore, ModelVersion, RunStore
 
-__all__ = ["Catalog", "input_hints"]
+__all__ = ["Catalog", "input_hints", "pipeline_version"]
+
+#: The longest utterance the playground records for a voice pipeline (the server's own limit, 60 s by default, still holds).
+PIPELINE_SECONDS = 15.0
 
 # Pixel range and how much of the frame a digit fills, per built-in image source:
 # MNIST-style digits are centred in a 20x20 box of the 28x28 frame (LeCun et al.'s
@@ -68,6 +71,25 @@ def input_hints(
         names = schema.get("feature_names")
         features = list(names) if names and len(names) == shape[0] else [f"x{i + 1}" for i in range(shape[0])]
     return none | {"image": image, "features": features}
+
+
+def pipeline_version(version: Any) -> dict[str, Any]:
+    """A voice pipeline version as the playground reads a model version: its spec, and an audio input
+    hint at the speech-to-text stage's rate (the playground shows its microphone card)."""
+    spec = version.spec
+    rate = int(spec["stages"]["speech_to_text"].get("sample_rate", 16000))
+    hints = {"image": None, "features": None, "text": None}
+    audio = {"sample_rate": rate, "seconds": PIPELINE_SECONDS, "pipeline": True}
+    return {
+        "name": version.name,
+        "version": version.version,
+        "ref": version.ref,
+        "kind": "pipeline",
+        "spec": spec,
+        "schema": {"task": "pipeline", "kind": "audio", "input_shape": [], "input_hints": hints | {"audio": audio}},
+        "history": [],
+        "confusion_matrix": None,
+    }
 
 
 def _summary_row(run: dict[str, Any]) -> dict[str, Any]:
@@ -118,6 +140,11 @@ class Catalog:
 
     def version(self, name: str, version: int) -> dict[str, Any]:
         """One version with its schema, input hints, training curve, lineage both ways and confusion matrix if known."""
+        from modelyard.store.pipelines import PipelineStore
+
+        pipelines = PipelineStore(self.home)
+        if pipelines.exists(name) and name not in ModelStore(self.home).names():
+            return pipeline_version(pipelines.get(f"{name}:{version}", field="version"))
         store = ModelStore(self.home)
         found = store.get(f"{name}:{version}")
         out = found.to_dict() | store.family(found)

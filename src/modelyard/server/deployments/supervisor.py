@@ -116,7 +116,7 @@ class Supervisor:
             for replica in _recorded_replicas(row):
                 stop_orphan(replica.get("pid", -1), replica.get("port", -1))
             try:
-                ModelStore(self.home).get(row.model_ref)
+                self._version(row.model_ref)
                 self._launch(row)
             except ModelyardError as exc:  # its version is gone, or engine ray without the extra
                 self.store.update(row.name, status="failed", error=f"cannot restore: {exc.message}")
@@ -145,7 +145,12 @@ class Supervisor:
     def create(self, body: Any) -> dict[str, Any]:
         """Validate, resolve the model to an explicit ``name:N``, record and launch."""
         request = body if isinstance(body, DeploymentRequest) else DeploymentRequest.parse(body)
-        version = ModelStore(self.home).get(request.model)
+        version = self._version(request.model)
+        if request.retrain is not None and getattr(version, "is_pipeline", False):
+            raise InvalidRequestError(
+                f"Invalid value for `retrain`: {version.ref} is a voice pipeline; retrain its intent model's deployment",
+                field="retrain",
+            )
         if request.engine == "ray":
             require_ray()  # without the extra: one line naming modelyard[ray], before anything is stored
         if request.retrain is not None:  # a policy that could not queue its job is refused before anything is stored
@@ -159,6 +164,17 @@ class Supervisor:
 
     def list(self) -> list[dict[str, Any]]:
         return [self._describe(row) for row in self.store.list()]
+
+    def _version(self, ref: str) -> Any:
+        """The model version ``ref`` names, or the voice pipeline version of that name (docs/voice.md):
+        its replicas run the same `modelyard serve`, which serves either."""
+        from modelyard.store.pipelines import PipelineStore
+
+        name = ref.split(":", 1)[0].split("@", 1)[0]
+        pipelines = PipelineStore(self.home)
+        if pipelines.exists(name) and name not in ModelStore(self.home).names():
+            return pipelines.get(ref, field="model")
+        return ModelStore(self.home).get(ref)
 
     def describe(self, name: str) -> dict[str, Any]:
         return self._describe(self.store.get(name))

@@ -96,7 +96,7 @@ export async function view(el, name) {
     inputs.push(card);
     cleanup = release;
   }
-  inputs.push(jsonCard(shape, send, Boolean(hints.text)));
+  if (!(hints.audio && hints.audio.pipeline)) inputs.push(jsonCard(shape, send, Boolean(hints.text)));  // a pipeline takes audio only
   el.append(h("div", { class: "playground" }, h("div", { class: "inputs" }, inputs),
     section("Prediction", out, hints.text ? explained : null)));
   return cleanup;

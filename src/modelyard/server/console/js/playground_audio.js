@@ -22,7 +22,9 @@ export function audioCard(audio, send, state) {
   const recorder = new Recorder();
   const record = h("button", { id: "audio-record" }, "Record");
   const stop = h("button", { class: "secondary", id: "audio-stop", disabled: true }, "Stop");
-  const status = h("div", { id: "audio-status", class: "muted small" }, `Records at ${rate} Hz; the model hears ${fmt(audio.seconds, 2)} s (longer clips are trimmed, shorter ones padded).`);
+  const status = h("div", { id: "audio-status", class: "muted small" }, audio.pipeline
+    ? `Records at ${rate} Hz, up to ${fmt(audio.seconds, 0)} s; the voice pipeline hears the whole utterance.`
+    : `Records at ${rate} Hz; the model hears ${fmt(audio.seconds, 2)} s (longer clips are trimmed, shorter ones padded).`);
   const preview = h("audio", { id: "audio-preview", controls: true, hidden: true });
   let timer = null;
 
@@ -56,7 +58,7 @@ export function audioCard(audio, send, state) {
     timer = setInterval(() => {
       const seconds = recorder.seconds();
       status.firstChild.textContent = `Recording… ${seconds.toFixed(1)} s`;
-      if (seconds >= MAX_RECORD_S) finish();
+      if (seconds >= (audio.pipeline ? audio.seconds : MAX_RECORD_S)) finish();
     }, 100);
   });
   stop.addEventListener("click", finish);
