@@ -50,8 +50,8 @@ async def _local(ref: str, home: Path, body: dict) -> httpx.Response:
             return await local.post(path, json=body, headers={"Authorization": f"Bearer {API_KEY}"})
 
 
-@pytest.mark.slow  # about 25 s: Ray starts two replicas that load torch
-async def test_engine_ray_deployment_is_created_listed_proxied_and_deleted(cluster, tmp_path: Path) -> None:
+@pytest.mark.slow  # about 35 s: Ray starts two replicas that load torch, twice
+async def test_engine_ray_deployment_is_created_listed_proxied_restored_and_deleted(cluster, tmp_path: Path) -> None:
     ref = register("clf", tmp_path)
     supervisor = Supervisor(tmp_path, poll_s=0.2, ray_port=PORT)
     # A local row beside it (its model does not exist, so nothing is launched): listed as engine local.
@@ -62,13 +62,7 @@ async def test_engine_ray_deployment_is_created_listed_proxied_and_deleted(clust
             created = await http.post("/v1/deployments", json=body)
             assert created.status_code == 201, created.text
             assert created.json()["engine"] == "ray" and created.json()["model"] == ref
-            deadline, shown = time.monotonic() + 90, {}
-            while time.monotonic() < deadline:
-                shown = (await http.get("/v1/deployments/web")).json()
-                if shown["status"] == "running" and len(shown["replicas"]) == 2:
-                    break
-                await asyncio.sleep(0.25)
-            assert shown["status"] == "running" and len(shown["replicas"]) == 2, shown
+            shown = await _running(http, "web", 2)
             assert shown["replica_range"] == [2, 2] and shown["options"]["num_cpus"] == 0.5
             assert _replicas(shown) == "2/2"  # as `modelyard deployments list|show` print it
             listed = {d["name"]: d["engine"] for d in (await http.get("/v1/deployments")).json()["deployments"]}
@@ -81,6 +75,16 @@ async def test_engine_ray_deployment_is_created_listed_proxied_and_deleted(clust
                 assert (got.status_code, got.json()) == (want.status_code, want.json())
             assert "modelyard-web" in serve.status().applications
 
+        # A server stop removes the application but keeps the deployment; the next server brings it back.
+        supervisor.stop()
+        assert "modelyard-web" not in serve.status().applications
+        supervisor = Supervisor(tmp_path, poll_s=0.2, ray_port=PORT)
+        supervisor.start()
+        async with mini_client(mini_app(tmp_path, supervisor)) as http:
+            await _running(http, "web", 2)
+            got = await http.post("/v1/deployments/web/predict", json={"instances": ROW})
+            assert got.json() == (await _local(ref, tmp_path, {"instances": ROW})).json()
+
             gone = await http.delete("/v1/deployments/web")
             assert gone.status_code == 200 and gone.json()["status"] == "stopped"
             assert "modelyard-web" not in serve.status().applications
@@ -88,3 +92,14 @@ async def test_engine_ray_deployment_is_created_listed_proxied_and_deleted(clust
             assert missing.status_code == 404 and "Unknown deployment 'web'" in missing.json()["message"]
     finally:
         supervisor.stop()
+
+
+async def _running(http: httpx.AsyncClient, name: str, replicas: int) -> dict:
+    """The deployment once it runs ``replicas`` replicas (at most 90 s)."""
+    deadline, shown = time.monotonic() + 90, {}
+    while time.monotonic() < deadline:
+        shown = (await http.get(f"/v1/deployments/{name}")).json()
+        if shown["status"] == "running" and len(shown["replicas"]) == replicas:
+            return shown
+        await asyncio.sleep(0.25)
+    raise AssertionError(f"{name} not running {replicas} replicas in 90 s: {shown}")
