@@ -20,6 +20,7 @@ import pytest
 
 from modelyard.errors import SpecError
 from modelyard.predict import Predictor
+from modelyard.server.deployments.replicas import free_port
 from modelyard.serving import ServeConfig, create_app
 from tests.support.serving import API_KEY, register
 
@@ -30,7 +31,7 @@ from modelyard.serving.ray_serve import RayServeOptions, deploy, replica_count, 
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::ResourceWarning")
 
-PORT = 18_765
+PORT = free_port()  # Ray's proxy; not a fixed number: other test runs may share the machine
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
 ROW = [[0.5, -1.0, 2.0, 0.25]]
 

@@ -17,6 +17,7 @@ import pytest
 
 from modelyard.cli.deployments import _replicas
 from modelyard.predict import Predictor
+from modelyard.server.deployments.replicas import free_port
 from modelyard.server.deployments.request import DeploymentRequest
 from modelyard.server.deployments.supervisor import Supervisor
 from modelyard.serving import ServeConfig, create_app
@@ -29,7 +30,7 @@ serve = pytest.importorskip("ray.serve")
 
 pytestmark = [pytest.mark.anyio, pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::ResourceWarning")]
 
-PORT = 18_766
+PORT = free_port()  # Ray's proxy; not a fixed number: other test runs may share the machine
 ROW = [[0.5, -1.0, 2.0, 0.25]]
 
 
