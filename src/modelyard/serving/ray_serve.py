@@ -5,9 +5,9 @@ Each replica is a Ray actor that loads the model versions and mounts the app of
 the replica), so the REST API, auth, body and input limits, batching and error answers are
 the ones of ``modelyard serve`` byte for byte; Ray Serve's own HTTP proxy (on 127.0.0.1 unless
 the config says otherwise) routes requests to replicas and scales them between
-``min_replicas`` and ``max_replicas`` on ongoing requests per replica. What happens to the
-requests of a replica that dies is measured in tests/unit/serving/test_ray_serve.py and
-written down in docs/scaling.md.
+``min_replicas`` and ``max_replicas`` on ongoing requests per replica. The requests of a
+replica that dies are sent again to another (``ray_retry.py``: in Ray's proxy, and a body
+deadline in each replica); tests/unit/serving/test_ray_serve.py kills one under load.
 
 Secure by default as ``ServeConfig`` is: a public proxy host needs an API key. The key travels
 to the replicas as an init argument, which Ray keeps in its local cluster state (the cluster is
