@@ -72,6 +72,7 @@ def assert_page_shows(driver: Any, report: dict[str, Any]) -> None:
         for r in driver.find_elements(By.CSS_SELECTOR, "#monitor-checks tbody tr")
     }
     q, f, o, acc = report["quality"], report["features"], report["outputs"], report["accuracy"]
+    assert (o["test"], o["correction"]) == ("ks per class + welch t on entropy", "bonferroni, cauchy combination")
     assert rows == {
         "schema": [
             "schema",
@@ -99,7 +100,7 @@ def assert_page_shows(driver: Any, report: dict[str, Any]) -> None:
         ],
         "max_psi": ["largest PSI", js_fmt(f["max_psi"]), "–", "–"],
         "output_shift": [
-            "output shift (ks per class, bonferroni)",
+            f"output shift ({o['test']}, {o['correction']})",  # the server's names for its test
             f"p = {js_fmt(o['p_value'])}",
             f"p < α = {js_fmt(o['alpha'])}",
             state(o["drift"]),

@@ -36,7 +36,7 @@ def failed_checks(report: dict[str, Any]) -> list[dict[str, Any]]:
         text = f"features {features['drifted_features'][:10]} (KS, Holm, alpha {features['alpha']})"
         out.append(_failed("feature_drift", text, p))
     if outputs["drift"]:
-        text = f"p = {outputs['p_value']:.3g} (KS per class, Bonferroni, alpha {outputs['alpha']})"
+        text = f"p = {outputs['p_value']:.3g} ({outputs['test']}; {outputs['correction']}; alpha {outputs['alpha']})"
         out.append(_failed("output_shift", text, outputs["p_value"]))
     return out
 

@@ -29,7 +29,7 @@ __all__ = ["ServeMetrics", "MetricsMiddleware", "CONTENT_TYPE_LATEST"]
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 _MONITOR_GAUGES = {
-    "output_shift_p": "Smallest Bonferroni-corrected KS p-value of the outputs per class in the last window",
+    "output_shift_p": "Output shift p-value of the last window (per-class KS, Bonferroni, with the entropy t-test)",
     "drifted_features": "Features whose Holm-corrected KS p-value is below alpha in the last window",
     "max_psi": "Largest population stability index of a feature in the last window",
     "missing_rate": "Share of NaN feature values in the last window",

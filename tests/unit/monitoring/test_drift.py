@@ -9,7 +9,7 @@ import pytest
 import torch
 from scipy import stats
 
-from modelyard.monitoring.drift import bonferroni, holm, psi, window_report
+from modelyard.monitoring.drift import bonferroni, cauchy_combination, holm, output_shift, psi, window_report
 from modelyard.monitoring.reference import Reference
 
 
@@ -88,3 +88,55 @@ def test_a_window_of_another_shape_is_a_schema_failure_not_a_crash() -> None:
         "expected_outputs": [2],
         "received_outputs": [2],
     }
+
+
+def test_the_cauchy_combination_matches_its_closed_form_and_keeps_an_agreed_p() -> None:
+    for p in ([0.01, 0.2], [0.5, 0.5, 0.9], [1e-4, 0.6, 0.03]):
+        t = np.mean(np.tan((0.5 - np.array(p)) * np.pi))
+        assert cauchy_combination(np.array(p)) == pytest.approx(0.5 - math.atan(t) / math.pi, rel=1e-9)
+    for p in (0.3, 0.04, 1e-6):  # tests that agree: the combination is their p
+        assert cauchy_combination(np.array([p, p])) == pytest.approx(p, rel=1e-6)
+    # below 1e-15 the tangent's limit 1 / (p pi) is used; the combined p is continuous across the switch
+    assert cauchy_combination(np.array([1e-20, 1.0])) == pytest.approx(2e-20, rel=1e-3)
+    assert cauchy_combination(np.array([0.999e-15, 0.5])) == pytest.approx(
+        cauchy_combination(np.array([1.001e-15, 0.5])), rel=1e-2
+    )
+
+
+def test_output_shift_joins_per_class_ks_and_the_entropy_t_test_as_scipy_computes_them() -> None:
+    rng = np.random.default_rng(3)
+    reference = rng.dirichlet([0.3] * 5, size=2000)  # sure of one class
+    window = 0.6 * rng.dirichlet([0.3] * 5, size=100) + 0.4 * rng.dirichlet([3.0] * 5, size=100)  # less sure
+    report = output_shift(_reference(rng.normal(size=(10, 2)), reference), window)
+    ref32 = reference.astype(np.float32).astype(np.float64)  # the reference is stored in float32
+    ks = [stats.ks_2samp(ref32[:, k], window[:, k]).pvalue for k in range(5)]
+    assert report["per_class_p"] == pytest.approx(ks)
+    assert report["ks_p"] == pytest.approx(min(1.0, 5 * min(ks)))
+
+    def entropy(o: np.ndarray) -> np.ndarray:
+        return np.array([-sum(v * math.log(max(v, 1e-12)) for v in row) for row in o])
+
+    t = stats.ttest_ind(entropy(ref32), entropy(window), equal_var=False).pvalue
+    assert report["entropy_p"] == pytest.approx(t, rel=1e-6)
+    combined = (
+        0.5 - math.atan((math.tan((0.5 - report["ks_p"]) * math.pi) + math.tan((0.5 - t) * math.pi)) / 2) / math.pi
+    )
+    assert report["p_value"] == pytest.approx(combined, rel=1e-6)
+    assert report["drift"] is (report["p_value"] < 0.05) and report["entropy_p"] < 1e-6
+
+
+def test_outputs_that_are_not_class_probabilities_get_the_ks_test_alone() -> None:
+    rng = np.random.default_rng(4)
+    ref = _reference(rng.normal(size=(10, 2)), rng.normal(size=(500, 1)))  # a regression's outputs
+    window = rng.normal(loc=0.5, size=(100, 1))
+    report = output_shift(ref, window)
+    expected = stats.ks_2samp(ref.outputs.numpy().astype(np.float64)[:, 0], window[:, 0]).pvalue
+    assert report["entropy_p"] is None and report["test"] == "ks per class"
+    assert report["p_value"] == report["ks_p"] == pytest.approx(expected) and report["drift"] is bool(expected < 0.05)
+
+
+def test_output_shift_false_alarms_stay_near_alpha_on_unshifted_windows() -> None:
+    rng = np.random.default_rng(5)
+    ref = _reference(rng.normal(size=(10, 2)), rng.dirichlet([0.3] * 10, size=5000))
+    alarms = [output_shift(ref, rng.dirichlet([0.3] * 10, size=100))["drift"] for _ in range(400)]
+    assert 0.02 <= np.mean(alarms) <= 0.08  # 5% expected; 400 windows: 95% of draws within 2.9-7.1%
