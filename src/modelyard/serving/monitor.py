@@ -18,7 +18,7 @@ import numpy as np
 
 from modelyard.errors import InvalidInstancesError
 from modelyard.monitoring.alerts import OUT_OF_RANGE_ALERT, alerts_of, failed_checks
-from modelyard.serving.request_log import LoggedRow, RequestLog
+from modelyard.serving.request_log import RequestLog, Window
 
 __all__ = ["CHECK_SHARE", "ModelMonitor", "alerts_of"]
 
@@ -52,12 +52,10 @@ class ModelMonitor:
                 f"Invalid value for `window`: expected at least 2 instances, received {size}", field="window"
             )
         rows = self.log.window(size)
-        features = np.stack([r.features for r in rows])
-        outputs = np.stack([r.outputs for r in rows])
-        report = window_report(self.reference, features, outputs)
+        report = window_report(self.reference, rows.features, rows.outputs)
         if "quality" in report:  # the threshold alerts_of applies, for clients that show it
             report["quality"]["out_of_range_alert"] = OUT_OF_RANGE_ALERT
-        latency = np.array([r.latency_s for r in rows])
+        latency = rows.latency_s
         report = {
             "model": self.served.name,
             "version": self.served.version,
@@ -72,15 +70,14 @@ class ModelMonitor:
         report["alerts"] = alerts_of(report)
         return report
 
-    def _accuracy(self, rows: list[LoggedRow]) -> dict[str, Any]:
+    def _accuracy(self, rows: Window) -> dict[str, Any]:
         names = getattr(self.served.predictor, "class_names", None) or []
         right = labelled = 0
-        for row in rows:
-            label = self.log.label(row)
+        for label, outputs in zip(self.log.labels(rows), rows.outputs, strict=True):
             if label is None:
                 continue
             index = names.index(label) if isinstance(label, str) and label in names else label
-            predicted = int(row.outputs[0] >= 0.5) if row.outputs.size == 1 else int(row.outputs.argmax())
+            predicted = int(outputs[0] >= 0.5) if outputs.size == 1 else int(outputs.argmax())
             labelled += 1
             right += int(index == predicted)
         return {"labelled": labelled, "accuracy": right / labelled if labelled else None}
@@ -104,7 +101,7 @@ class ModelMonitor:
         """Flush the log; check the last window when one is due (the report, else None)."""
         window = self.config.monitor_window
         await asyncio.to_thread(self.log.flush)  # off the event loop, which serves the requests
-        if self.log.logged - self._checked < window or len(self.log.rows) < window:
+        if self.log.logged - self._checked < window or self.log.kept() < window:
             return None
         if time.monotonic() < self._next_check:
             return None
