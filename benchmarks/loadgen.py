@@ -6,6 +6,11 @@ the warm-up count. Requests are pre-built bytes and responses are parsed by hand
 asyncio streams (uvloop when installed), so the generator spends a few tens of
 microseconds per request and does not become the bottleneck it measures; it runs in its
 own process, apart from the server under test.
+
+``cpu``: a function returning the server's CPU seconds so far; read when the measured
+window opens and closes, it gives the server's CPU time per answered request
+(``Result.cpu_us``), which other processes' load on a shared machine moves far less than
+requests/s.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 __all__ = ["Result", "run_load", "build_request"]
@@ -25,6 +31,12 @@ class Result:
     ok: int
     errors: int
     latencies_ms: list[float]
+    cpu_s: float | None = None  # the server's CPU seconds over the measured window, when ``cpu`` was given
+
+    @property
+    def cpu_us(self) -> float | None:
+        """The server's CPU microseconds per answered request."""
+        return None if self.cpu_s is None or not self.ok else self.cpu_s / self.ok * 1e6
 
     @property
     def rps(self) -> float:
@@ -116,20 +128,48 @@ async def _client(
         writer.close()
 
 
-async def _run(port: int, requests: list[bytes], clients: int, warmup: float, seconds: float) -> Result:
+async def _cpu_over(cpu: Callable[[], float], warm_until: float, stop_at: float, out: list[float]) -> None:
+    await asyncio.sleep(max(0.0, warm_until - time.perf_counter()))
+    start = cpu()
+    await asyncio.sleep(max(0.0, stop_at - time.perf_counter()))
+    out.append(cpu() - start)
+
+
+async def _run(
+    port: int, requests: list[bytes], clients: int, warmup: float, seconds: float, cpu: Callable[[], float] | None
+) -> Result:
     now = time.perf_counter()
     warm_until, stop_at = now + warmup, now + warmup + seconds
     latencies: list[float] = []
     counts = [0, 0]  # ok, errors
-    await asyncio.gather(*(_client(port, requests, k, warm_until, stop_at, latencies, counts) for k in range(clients)))
-    return Result(clients=clients, seconds=seconds, ok=counts[0], errors=counts[1], latencies_ms=latencies)
+    spent: list[float] = []
+    probe = [_cpu_over(cpu, warm_until, stop_at, spent)] if cpu is not None else []
+    await asyncio.gather(
+        *(_client(port, requests, k, warm_until, stop_at, latencies, counts) for k in range(clients)), *probe
+    )
+    return Result(
+        clients=clients,
+        seconds=seconds,
+        ok=counts[0],
+        errors=counts[1],
+        latencies_ms=latencies,
+        cpu_s=spent[0] if spent else None,
+    )
 
 
-def run_load(port: int, requests: list[bytes], clients: int, *, warmup: float = 1.0, seconds: float = 4.0) -> Result:
+def run_load(
+    port: int,
+    requests: list[bytes],
+    clients: int,
+    *,
+    warmup: float = 1.0,
+    seconds: float = 4.0,
+    cpu: Callable[[], float] | None = None,
+) -> Result:
     """Closed-loop load from ``clients`` connections; bounded to ``warmup + seconds`` (+ the last replies)."""
     try:
         import uvloop
 
-        return uvloop.run(_run(port, requests, clients, warmup, seconds))
+        return uvloop.run(_run(port, requests, clients, warmup, seconds, cpu))
     except ImportError:
-        return asyncio.run(_run(port, requests, clients, warmup, seconds))
+        return asyncio.run(_run(port, requests, clients, warmup, seconds, cpu))

@@ -32,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -136,6 +137,25 @@ def start(server: str, port: int, home: Path, refs: list[str] | None = None) -> 
     raise RuntimeError(f"{server} not ready after 180 s; see {log.name}")
 
 
+def cpu_seconds(proc: subprocess.Popen) -> Callable[[], float]:
+    """The CPU seconds (user + system) of ``proc`` and its live children so far (psutil)."""
+    import psutil
+
+    root = psutil.Process(proc.pid)
+
+    def read() -> float:
+        total = 0.0
+        for p in [root, *root.children(recursive=True)]:
+            try:
+                times = p.cpu_times()
+            except psutil.NoSuchProcess:
+                continue
+            total += times.user + times.system
+        return total
+
+    return read
+
+
 def stop(proc: subprocess.Popen) -> None:
     try:
         os.killpg(proc.pid, signal.SIGTERM)
@@ -200,10 +220,12 @@ def markdown(results: dict[tuple[str, str, int], Result], servers: list[str], cl
 
 
 def monitor_cost(runs: dict[tuple[str, str, int], list[Result]], servers: list[str], clients: list[int]) -> list[str]:
-    """req/s with ``--monitor-sample`` s over req/s with 0 (``modelyard``), paired round by round.
+    """req/s and server CPU per request with ``--monitor-sample`` s against 0 (``modelyard``), round by round.
 
     The servers take turns within each round, so a round's ratio compares them under the same
-    background load; the median of the rounds' ratios and their range are reported.
+    background load; the median of the rounds' ratios and their range are reported. The server's
+    CPU time per answered request (its process tree, psutil) is what recording adds to each
+    request's work; other processes on a shared machine move it far less than req/s.
     """
     watched = [s for s in servers if s.startswith(MONITOR)]
     if not watched or "modelyard" not in servers:
@@ -211,27 +233,38 @@ def monitor_cost(runs: dict[tuple[str, str, int], list[Result]], servers: list[s
     shares = [s.removeprefix(MONITOR) for s in watched]
     lines = [
         "",
-        "Request-path cost of monitoring: req/s with `--monitor-sample` s over req/s with 0, per round "
-        "(median [min-max] of the rounds; 1.000x: no cost):",
+        "Request-path cost of monitoring: req/s and server CPU per request with `--monitor-sample` s "
+        "against 0, per round (median [min-max] of the rounds; 1.000x: no cost):",
         "",
-        "| model | clients | sample 0 req/s | " + " | ".join(f"sample {s} req/s | {s} / 0" for s in shares) + " |",
-        "|---|---:|---:|" + "---:|---:|" * len(shares),
+        "| model | clients | sample 0 req/s | sample 0 CPU us/req | "
+        + " | ".join(f"sample {s} req/s | req/s {s} / 0 | CPU {s} / 0" for s in shares)
+        + " |",
+        "|---|---:|---:|---:|" + "---:|---:|---:|" * len(shares),
     ]
+
+    def spread(values: list[float]) -> str:
+        values = sorted(values)
+        return f"{statistics.median(values):.3f}x [{values[0]:.2f}-{values[-1]:.2f}]" if values else "-"
+
     for model in MODELS:
         for c in clients:
             base = runs.get((model, "modelyard", c))
             if not base:
                 continue
-            cells = [f"{statistics.median(r.rps for r in base):,.0f}"]
+            cells = [
+                f"{statistics.median(r.rps for r in base):,.0f}",
+                f"{statistics.median(r.cpu_us or 0.0 for r in base):,.0f}",
+            ]
             for server in watched:
                 mine = runs.get((model, server, c), [])
-                ratios = sorted(m.rps / b.rps for m, b in zip(mine, base) if b.rps)
-                if not ratios:
-                    cells += ["-", "-"]
+                pairs = list(zip(mine, base))
+                if not pairs:
+                    cells += ["-", "-", "-"]
                     continue
                 cells += [
                     f"{statistics.median(r.rps for r in mine):,.0f}",
-                    f"{statistics.median(ratios):.3f}x [{ratios[0]:.2f}-{ratios[-1]:.2f}]",
+                    spread([m.rps / b.rps for m, b in pairs if b.rps]),
+                    spread([m.cpu_us / b.cpu_us for m, b in pairs if m.cpu_us and b.cpu_us]),
                 ]
             lines.append(f"| {model} | {c} | " + " | ".join(cells) + " |")
     return lines
@@ -319,12 +352,17 @@ def main() -> None:
                         turn += 1
                         for server in order:
                             r = run_load(
-                                ports[server], bodies[model], clients, warmup=args.warmup, seconds=args.seconds
+                                ports[server],
+                                bodies[model],
+                                clients,
+                                warmup=args.warmup,
+                                seconds=args.seconds,
+                                cpu=cpu_seconds(procs[server]),
                             )
                             runs.setdefault((model, server, clients), []).append(r)
                             print(
                                 f"{server:16s} {model:12s} {clients:3d} clients: {r.rps:8.0f} req/s  p50 {r.p50:7.2f} ms  "
-                                f"p99 {r.p99:7.2f} ms  errors {r.errors}",
+                                f"p99 {r.p99:7.2f} ms  server CPU {r.cpu_us:7.1f} us/req  errors {r.errors}",
                                 file=sys.stderr,
                                 flush=True,
                             )
