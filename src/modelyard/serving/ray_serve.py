@@ -16,6 +16,7 @@ the operator's own; do not share it with users who must not read the key).
 
 from __future__ import annotations
 
+import importlib
 import math
 from pathlib import Path
 from typing import Any
@@ -23,10 +24,28 @@ from typing import Any
 from pydantic import Field, ValidationError, model_validator
 
 from modelyard._validation import StrictModel, spec_error_from
-from modelyard.errors import optional_dependency
+from modelyard.errors import MissingDependencyError, optional_dependency
 from modelyard.serving.config import ServeConfig
 
-__all__ = ["RayServeOptions", "deploy", "undeploy", "replica_count"]
+__all__ = ["RayServeOptions", "deploy", "undeploy", "replica_count", "ray_serve"]
+
+
+def ray_serve(needed_for: str = "Serving on Ray Serve") -> Any:
+    """The ``ray.serve`` module; without it, a one-line error naming ``modelyard[ray]``.
+
+    Ray installed without its serve extra (``ray[train]`` alone) fails inside ``ray.serve`` on a
+    package of its own (grpc, aiohttp, ...), which is the same missing extra.
+    """
+    with optional_dependency("ray", needed_for):
+        import ray  # noqa: F401  (not installed at all: the extra's own message)
+    try:
+        serve = importlib.import_module("ray.serve")
+    except ImportError as exc:
+        raise MissingDependencyError(
+            f"{needed_for} needs Ray Serve (ray[serve]; importing it failed on {exc.name or 'a package'}): "
+            f"install it with pip install 'modelyard[ray]'"
+        ) from None
+    return serve
 
 
 class RayServeOptions(StrictModel):
@@ -98,8 +117,7 @@ class _Replica:
 
 
 def _deployment(name: str) -> Any:
-    with optional_dependency("ray", "Serving on Ray Serve"):
-        from ray import serve
+    serve = ray_serve()
     return serve.deployment(serve.ingress()(_Replica), name=name)
 
 
@@ -117,8 +135,7 @@ def deploy(
     Needs a Ray cluster (``ray.init`` or ``RAY_ADDRESS``); starts Ray's HTTP proxy on
     ``config.host:config.port`` if Serve is not running yet. Blocks until the replicas are ready.
     """
-    with optional_dependency("ray", "Serving on Ray Serve"):
-        from ray import serve
+    serve = ray_serve()
 
     from modelyard.serving.server import load_predictors
 
@@ -147,9 +164,7 @@ def deploy(
 
 def undeploy(app_name: str = "modelyard") -> None:
     """Delete the application (its replicas drain and stop); the proxy keeps running."""
-    with optional_dependency("ray", "Serving on Ray Serve"):
-        from ray import serve
-    serve.delete(app_name)
+    ray_serve().delete(app_name)
 
 
 def replica_count(app_name: str = "modelyard") -> int:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from modelyard.errors import ModelyardError, optional_dependency
+from modelyard.errors import ModelyardError
 
 __all__ = ["RayLive", "require_ray"]
 
@@ -29,9 +29,11 @@ _STATUS = {"RUNNING": "running", "DEPLOYING": "starting", "UNHEALTHY": "degraded
 
 def require_ray() -> None:
     """Join (or start) the Ray cluster; without the extra, a one-line error naming ``modelyard[ray]``."""
-    with optional_dependency("ray", "A deployment with engine ray (Ray Serve)"):
-        import ray
-        from ray import serve  # noqa: F401  (ray without its serve extra fails here)
+    from modelyard.serving.ray_serve import ray_serve
+
+    ray_serve("A deployment with engine ray")
+    import ray
+
     if not ray.is_initialized():
         ray.init(include_dashboard=False, log_to_driver=False)
 

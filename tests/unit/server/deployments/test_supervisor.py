@@ -223,3 +223,18 @@ def test_store_refuses_duplicates_and_names_unknown_deployments(tmp_path: Path):
     assert [r.name for r in store.list(desired="running")] == ["web"]
     store.delete("web")
     assert store.list() == []
+
+
+def test_engine_ray_without_ray_serve_is_one_line_naming_the_extra(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    from modelyard.errors import MissingDependencyError
+    from modelyard.server.deployments.supervisor import Supervisor
+    from tests.support.serving import register
+
+    ref = register("clf", tmp_path)
+    monkeypatch.setitem(sys.modules, "ray.serve", None)  # as ray[train] without its serve extra
+    supervisor = Supervisor(tmp_path)
+    with pytest.raises(MissingDependencyError) as info:
+        supervisor.create({"name": "web", "model": ref, "engine": "ray"})
+    assert "pip install 'modelyard[ray]'" in info.value.message and "\n" not in info.value.message
+    assert info.value.http_status == 501
+    assert supervisor.store.list() == []  # refused before anything is stored
