@@ -61,7 +61,7 @@ def model_outputs(network: Any, x: torch.Tensor, *, batch: int = 1024) -> torch.
     return torch.cat(outs).reshape(x.shape[0], -1).cpu().contiguous()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # compared (and hashed, for drift's caches) by identity: it holds tensors
 class Reference:
     """A version's reference; ``outputs`` are model outputs on ``outputs_rows`` held-out instances."""
 
