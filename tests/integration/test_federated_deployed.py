@@ -101,7 +101,7 @@ def join(server: Server, token: str, data: Path, log: Path) -> subprocess.Popen[
 
 
 def start(
-    setup: dict[str, Any], *, cli: bool = False, **section: Any
+    setup: dict[str, Any], *, cli: bool = False, joins: int = CLIENTS, **section: Any
 ) -> tuple[dict[str, Any], list[subprocess.Popen[bytes]]]:
     server: Server = setup["server"]
     spec = _spec(str(setup["data"] / "server.npz"), mode="deployed", **section)
@@ -119,7 +119,7 @@ def start(
     assert [c["name"] for c in fed["tokens"]] == [f"client-{k}" for k in range(CLIENTS)]
     procs = [
         join(server, c["token"], setup["clients"] / f"client-{k}.npz", setup["root"] / f"{fed['id']}-{k}.log")
-        for k, c in enumerate(fed["tokens"])
+        for k, c in enumerate(fed["tokens"][:joins])
     ]
     setup["procs"].extend(procs)
     return fed, procs

@@ -7,7 +7,9 @@ registered version is judged on). Each round it publishes the global weights and
 clients (``federation.Federation``), waits until every drawn client's update has arrived, or
 until ``round_timeout_s`` has passed with at least ``quorum`` of them, closes the round and
 combines what arrived with ``rounds.RoundAggregator``, the simulation's own step (strategy, dp).
-Fewer than ``quorum`` updates at the timeout fail the federation with a line saying so.
+Fewer than ``quorum`` updates at the timeout fail the federation with a line saying so. Under
+``secure_aggregation`` a round is ``deployed_secure.aggregate_round``'s four phases instead, and the
+aggregator only ever holds the clients' masked vectors.
 """
 
 from __future__ import annotations
@@ -86,6 +88,24 @@ def run_deployed(
             t0 = time.perf_counter()
             chosen = server.draw()
             start = state_of(network)
+            if fed_spec.secure_aggregation is not None:  # four phases through secure_relay's folders
+                from modelyard.federated.deployed_secure import aggregate_round
+
+                fed.publish_weights(rnd, _weights(start, rnd))
+                combined, senders, sizes, losses = aggregate_round(fed, server, rnd, chosen, start)
+                network.load_state_dict(combined)
+                history.append(server.row(rnd, network, prepared, losses, sizes, t0))
+                history[-1]["dropped"] = len(chosen) - len(senders)
+                log.info(
+                    "federation %s round %d/%d: %d of %d clients",
+                    fed.id,
+                    rnd,
+                    fed_spec.rounds,
+                    len(senders),
+                    len(chosen),
+                )
+                on_round(rnd, history[-1])
+                continue
             fed.open_round(rnd, _weights(start, rnd), chosen, fed_spec.timeout_s, fed_spec.rounds)
             deadline = time.monotonic() + fed_spec.timeout_s
             while len(fed.received(rnd)) < len(chosen) and time.monotonic() < deadline:

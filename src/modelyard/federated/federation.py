@@ -150,9 +150,12 @@ class Federation:
 
     def open_round(self, rnd: int, weights: bytes, selected: list[int], timeout_s: float, rounds: int) -> None:
         """Publish round ``rnd``: its global weights, its update folder, then the state naming it open."""
-        atomic_write_bytes(self.folder / f"global-{rnd}.safetensors", weights)
+        self.publish_weights(rnd, weights)
         (self.folder / f"round-{rnd}").mkdir()
         self.set_state(status="open", round=rnd, rounds=rounds, selected=selected, deadline=time.time() + timeout_s)
+
+    def publish_weights(self, rnd: int, weights: bytes) -> None:
+        atomic_write_bytes(self.folder / f"global-{rnd}.safetensors", weights)
 
     def received(self, rnd: int) -> list[int]:
         """The clients whose update of the open round ``rnd`` has arrived."""

@@ -105,6 +105,7 @@ def join(
     A server that does not answer (restarting, a network blip) is asked again for up to ``patience_s``
     seconds before the client gives up with one line; a refusal (401, 409, 422) is not retried.
     """
+    import torch
     from safetensors.torch import load, save
 
     from modelyard.federated.rounds import client_fit
@@ -120,14 +121,24 @@ def join(
         while status["status"] == "waiting":  # the aggregator's job is still queued: no task yet
             time.sleep(poll_s)
             status = api.request("GET", "/v1/federated/status").json()
+        secure: Any = None  # the secure rounds' participant, under secure_aggregation
         if status["status"] not in ("failed", "finished"):
             task = api.request("GET", "/v1/federated/task").json()
             spec = load_spec(task["spec"])
             prepared, split = client_data(spec, task["meta"], data)  # before round 1: bad data fail now
             network = build_model(spec.model, loss=spec.train.loss.type)
+            # A process's first torch optimizer imports torch._dynamo (2 s of CPU, over 10 s on a loaded
+            # machine): build a throwaway one now, before round 1's timeout starts, not in the first fit.
+            torch.optim.SGD(network.parameters(), lr=0.0)
+            if spec.federated.secure_aggregation is not None:
+                from modelyard.federated.deployed_secure import Participant
+
+                secure = Participant(
+                    api, spec, task, int(me["index"]), status["federation"], (network, prepared, split)
+                )
             api.request("POST", "/v1/federated/ready")  # round 1's timeout starts once a quorum is ready
             say(f"{len(split)} samples from {data}")
-        done = 0
+        done, secure_done = 0, (0, "")
         while True:
             if status["status"] == "finished":
                 say(
@@ -138,7 +149,17 @@ def join(
             if status["status"] == "failed":
                 raise TrainingError(f"Federation {status['federation']} failed: {status.get('message')}")
             rnd = int(status.get("round", 0))
-            if status["status"] == "open" and status["selected"] and not status["submitted"] and rnd > done:
+            phase = status.get("phase")
+            if status["status"] == "open" and phase and status["selected"] and not status["submitted"]:
+                if (rnd, phase) != secure_done:  # each phase of each round once
+                    try:
+                        secure.step(rnd, phase, say)
+                    except RoundClosedError as exc:  # too late: the phase closed at its timeout
+                        say(f"round {rnd}, {phase}: {exc.message}")
+                    secure_done = (rnd, phase)
+                else:
+                    time.sleep(poll_s)
+            elif status["status"] == "open" and status["selected"] and not status["submitted"] and rnd > done:
                 start = load(api.request("GET", f"/v1/federated/weights/{rnd}").content)
                 state, loss, _ = client_fit(spec, network, start, prepared, split, rnd=rnd, client=int(me["index"]))
                 body = save({k: v.contiguous() for k, v in state.items()})

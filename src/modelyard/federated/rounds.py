@@ -22,12 +22,12 @@ from modelyard import fast_paths
 from modelyard.data.prepare import Prepared, Split
 from modelyard.federated.spec import FederatedSpec
 from modelyard.federated.strategies import Aggregator, State, proximal_term
-from modelyard.federated.updates import Layout
+from modelyard.federated.updates import Layout, clip
 from modelyard.spec import Spec
 from modelyard.training import FitResult, evaluate, fit
 from modelyard.training.losses import LOSSES
 
-__all__ = ["federated_seed", "client_fit", "state_of", "RoundAggregator"]
+__all__ = ["federated_seed", "client_fit", "state_of", "update_vector", "mean_of_sum", "RoundAggregator"]
 
 
 def federated_seed(spec: Spec) -> int:
@@ -118,6 +118,10 @@ class RoundAggregator:
         combined = _combine(self.fed, start, dict(zip(senders, states)), sizes, self.dp, rnd, drawn)
         return self.strategy(start, states, sizes) if combined is None else self.strategy.step(start, combined)
 
+    def combine_sum(self, start: State, total: np.ndarray, count: int) -> State:
+        """The next global weights from the unmasked sum of ``count`` clients' update vectors (``update_vector``)."""
+        return self.strategy.step(start, mean_of_sum(self.fed, Layout.of(start), start, total, count, self.dp))
+
     def row(
         self, rnd: int, network: torch.nn.Module, prepared: Prepared, losses: list[float], sizes: list[int], t0: float
     ) -> dict[str, Any]:
@@ -147,6 +151,25 @@ class RoundAggregator:
         return None if self.dp is None else self.dp.report()
 
 
+def update_vector(fed: FederatedSpec, layout: Layout, start: State, state: State, size: int) -> np.ndarray:
+    """What a client contributes to the round's sum: its update (clipped under dp) times its weight, then the weight.
+
+    DP weighs clients equally (a sample-weighted mean would let one client move it by more than S/m);
+    otherwise each client sends size * update and its size, and the server divides the two sums.
+    """
+    update = layout.update(state, start)
+    weight = 1.0 if fed.dp is not None else float(size)
+    if fed.dp is not None:
+        update = clip(update, fed.dp.max_update_norm)
+    return np.append(update * weight, weight)
+
+
+def mean_of_sum(fed: FederatedSpec, layout: Layout, start: State, total: np.ndarray, count: int, dp: Any) -> State:
+    """The clients' mean weights from the sum of ``count`` update vectors (noised under dp)."""
+    mean = dp.noised_mean(total[:-1], count) if dp is not None else total[:-1] / total[-1]
+    return layout.apply(start, mean)
+
+
 def _combine(
     fed: FederatedSpec,
     start: State,
@@ -162,14 +185,7 @@ def _combine(
     if dp is None and fed.secure_aggregation is None:
         return None
     layout = Layout.of(start)
-    vectors = {}
-    for (client, state), size in zip(states.items(), sizes):
-        update = layout.update(state, start)
-        # DP weighs clients equally (a sample-weighted mean would let one client move it by more than S/m);
-        # otherwise each client sends size * update and its size, and the server divides the two sums.
-        weight = 1.0 if dp is not None else float(size)
-        update = dp.clip(update) if dp is not None else update
-        vectors[client] = np.append(update * weight, weight)
+    vectors = {k: update_vector(fed, layout, start, state, size) for (k, state), size in zip(states.items(), sizes)}
     if fed.secure_aggregation is not None:
         from modelyard.federated.secure_round import secure_sum
 
@@ -180,5 +196,4 @@ def _combine(
         total = secure_sum(vectors, drawn, threshold=threshold, context=b"round %d" % rnd, name=f"round {rnd}")
     else:
         total = np.sum(list(vectors.values()), axis=0)
-    mean = dp.noised_mean(total[:-1], len(states)) if dp is not None else total[:-1] / total[-1]
-    return layout.apply(start, mean)
+    return mean_of_sum(fed, layout, start, total, len(states), dp)

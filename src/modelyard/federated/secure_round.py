@@ -163,7 +163,7 @@ class SecureServer:
             total += self._masked[u]
         for u in self._u2:
             kind = "b" if u in self._masked else "s"
-            shares = [(x, share) for a in answers.values() for k, x, share in [a[u]] if k == kind]
+            shares = [(x, share) for a in answers.values() if u in a for k, x, share in [a[u]] if k == kind]
             if len(shares) < self.threshold:
                 raise TrainingError(
                     f"Secure aggregation, {self.name}: {len(shares)} shares of client {u}'s "

@@ -271,10 +271,10 @@ class FederatedSpec(StrictModel):
                 "partition: a deployed federation's clients hold their own data; expected no partition with "
                 f"mode deployed, received {self.partition.type!r}"
             )
-        if self.secure_aggregation is not None:
+        if self.secure_aggregation is not None and self.secure_aggregation.threshold > self.min_updates:
             raise ValueError(
-                "secure_aggregation: expected false with mode deployed (the aggregator does not relay the clients' "
-                "key shares yet, so a dropped client's masks would stay in the sum), received true"
+                f"quorum: expected at least secure_aggregation.threshold ({self.secure_aggregation.threshold}) with "
+                f"secure aggregation (fewer survivors cannot unmask the sum), received {self.min_updates}"
             )
 
     @property

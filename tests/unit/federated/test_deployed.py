@@ -88,7 +88,10 @@ def test_fewer_updates_than_the_quorum_fail_the_federation_in_one_line(home: Pat
         ({"quorum": 3}, "quorum: expected at most clients_per_round (2)"),
         ({"quorum": True}, "quorum: expected a positive integer, received True (bool)"),
         ({"partition": {"dirichlet": 0.5}}, "partition: a deployed federation's clients hold their own data"),
-        ({"secure_aggregation": True}, "secure_aggregation: expected false with mode deployed"),
+        (
+            {"secure_aggregation": {"threshold": 2}, "quorum": 1},
+            "quorum: expected at least secure_aggregation.threshold (2) with secure aggregation",
+        ),
         ({"dropout": 0.2}, "dropout: applies to mode simulation (a deployed client drops on its own)"),
     ],
 )

@@ -13,6 +13,10 @@ token instead of a server token (the auth middleware leaves ``/v1/federated/`` t
 - ``POST /v1/federated/updates/{round}``: the client's weights (safetensors), ``X-Samples`` its
   sample count; 409 unless the round is open for it, 422 naming a parameter of another name,
   shape or dtype, and nothing stored either way.
+- ``GET``/``POST /v1/federated/secure/{round}/{phase}`` (``secure_aggregation``): what the client
+  reads in the phase (the relayed keys, the envelopes it holds, the survivors) and its message
+  (its public keys, its envelopes, its masked update, its shares); 409 unless the phase is open
+  for it, 422 naming the field of a malformed message (``federated/secure_relay.py``).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
 from modelyard.errors import NotFoundError, SpecError
+from modelyard.federated import secure_relay
 from modelyard.federated.federation import Federation, FederationClient, check_update, new_federation
 from modelyard.server.body import read_body
 from modelyard.server.jobs.submit import MAX_BODY_BYTES, check_spec, parse_body
@@ -127,7 +132,9 @@ def router(state: ServerState) -> APIRouter:
             "client": {"name": me.name, "index": me.index},
             **{k: v for k, v in current.items() if k != "selected"},
             "selected": is_open and me.index in current.get("selected", []),
-            "submitted": is_open and me.index in fed.received(rnd),
+            "submitted": is_open
+            and me.index
+            in (secure_relay.posted(fed, rnd, phase) if (phase := current.get("phase")) else fed.received(rnd)),
         }
 
     @api.get("/v1/federated/task", summary="The spec and fitted preprocessing a client prepares its data with")
@@ -164,6 +171,30 @@ def router(state: ServerState) -> APIRouter:
         )
         await run_in_threadpool(fed.accept, me, rnd, data)
         return {"federation": fed.id, "round": rnd, "client": me.name, "accepted": True}
+
+    @api.get("/v1/federated/secure/{rnd}/{phase}", summary="What a client reads in a secure round's phase")
+    def client_secure_inputs(rnd: int, phase: str, request: Request) -> Any:
+        fed, me = client(request)
+        return secure_relay.published(fed, me, rnd, phase)
+
+    @api.post("/v1/federated/secure/{rnd}/{phase}", summary="A client's message of a secure round's phase")
+    async def client_secure_message(rnd: int, phase: str, request: Request) -> dict[str, Any]:
+        fed, me = await run_in_threadpool(client, request)
+        task = await run_in_threadpool(fed.task)
+        layout = task["layout"] if task else []
+        weights = sum(_numel(shape) for _, shape, dtype in layout if "float" in dtype)
+        body = await read_body(request, UPDATE_SLACK_BYTES + 8 * (weights + 1), what=f"Secure {phase} body")
+        data = await run_in_threadpool(
+            lambda: secure_relay.check_message(
+                phase,
+                body,
+                weights=weights,
+                samples=request.headers.get("x-samples"),
+                loss=request.headers.get("x-loss"),
+            )
+        )
+        await run_in_threadpool(secure_relay.post, fed, me, rnd, phase, data)
+        return {"federation": fed.id, "round": rnd, "phase": phase, "client": me.name, "accepted": True}
 
     return api
 

@@ -172,7 +172,11 @@ async def test_accept_after_the_folder_closed_is_a_409_not_a_stored_update(api: 
         ({"mode": "simulation", "quorum": None}, "federated.mode", "expected deployed"),
         ({"quorum": 4}, "federated", "quorum: expected at most clients_per_round (3)"),
         ({"quorum": 0}, "federated.quorum", "expected a number >= 1, received 0"),
-        ({"secure_aggregation": True}, "federated", "secure_aggregation: expected false with mode deployed"),
+        (
+            {"secure_aggregation": {"threshold": 3}, "quorum": 2},
+            "federated",
+            "quorum: expected at least secure_aggregation.threshold (3) with secure aggregation",
+        ),
         ({"round_timeout_s": -1}, "federated.round_timeout_s", "expected a number > 0, received -1"),
     ],
 )
@@ -186,3 +190,56 @@ async def test_a_bad_federation_spec_is_a_422_and_nothing_is_created(
     assert r.json()["field"].startswith(field) and expected in r.json()["message"], r.json()
     assert (await api.get("/v1/federations")).json()["federations"] == []
     assert JobStore(home).list() == []
+
+
+async def test_secure_phase_messages_are_checked_and_refused_outside_their_phase(
+    api: httpx.AsyncClient, home: Path
+) -> None:
+    """A malformed message is a 422 naming the field, one outside its phase a 409; nothing is stored."""
+    import base64
+
+    import numpy as np
+    from safetensors.numpy import save as save_numpy
+
+    from modelyard.federated import secure_relay
+
+    answer, fed = await started(api, home)
+    tokens = [c["token"] for c in answer["tokens"]]
+    secure_relay.open_phase(fed, 1, "keys", [0, 1], 60, 2, {})
+    key = base64.b64encode(b"k" * 32).decode()
+    bad = await api.post("/v1/federated/secure/1/keys", json={"channel": key, "mask": "xx"}, headers=bearer(tokens[0]))
+    assert bad.status_code == 422 and "`mask`: expected base64 of 32 bytes" in bad.json()["message"]
+    wrong = await api.post("/v1/federated/secure/1/shares", json={"envelopes": {}}, headers=bearer(tokens[0]))
+    assert wrong.status_code == 409 and "Phase shares of round 1" in wrong.json()["message"]
+    undrawn = await api.post(
+        "/v1/federated/secure/1/keys", json={"channel": key, "mask": key}, headers=bearer(tokens[2])
+    )
+    assert undrawn.status_code == 409 and "takes no part in phase keys" in undrawn.json()["message"]
+    assert secure_relay.posted(fed, 1, "keys") == []
+    ok = await api.post("/v1/federated/secure/1/keys", json={"channel": key, "mask": key}, headers=bearer(tokens[0]))
+    assert ok.status_code == 200 and secure_relay.posted(fed, 1, "keys") == [0]
+    again = await api.post("/v1/federated/secure/1/keys", json={"channel": key, "mask": key}, headers=bearer(tokens[0]))
+    assert again.status_code == 409 and "already posted its keys" in again.json()["message"]
+    status = (await api.get("/v1/federated/status", headers=bearer(tokens[0]))).json()
+    assert status["phase"] == "keys" and status["submitted"] is True
+    assert secure_relay.close_phase(fed, 1, "keys", [0, 1], 0) == {
+        0: json.dumps({"channel": key, "mask": key}).encode()
+    }
+    # The masked phase: one uint64 vector of the float weights and the weight (3*2 + 3 + 1 = 10).
+    secure_relay.open_phase(fed, 1, "masked", [0, 1], 60, 2, {"0": {"1": key}})
+    mine = await api.get("/v1/federated/secure/1/masked", headers=bearer(tokens[0]))
+    assert mine.json() == {"envelopes": {"1": key}}
+    headers = {**bearer(tokens[1]), "X-Samples": "5", "Content-Type": "application/octet-stream"}
+    short = save_numpy({"masked": np.zeros(9, dtype=np.uint64)})
+    r = await api.post("/v1/federated/secure/1/masked", content=short, headers=headers)
+    assert r.status_code == 422 and "shape [10] uint64, received [9] uint64" in r.json()["message"]
+    floats = save_numpy({"masked": np.zeros(10, dtype=np.float64)})
+    r = await api.post("/v1/federated/secure/1/masked", content=floats, headers=headers)
+    assert r.status_code == 422 and r.json()["field"] == "masked"
+    assert secure_relay.posted(fed, 1, "masked") == []
+    r = await api.post(
+        "/v1/federated/secure/1/masked", content=save_numpy({"masked": np.zeros(10, np.uint64)}), headers=headers
+    )
+    assert r.status_code == 200 and secure_relay.posted(fed, 1, "masked") == [1]
+    unknown = await api.get("/v1/federated/secure/1/nonsense", headers=bearer(tokens[0]))
+    assert unknown.status_code == 404 and "expected one of keys, shares, masked, answers" in unknown.json()["message"]
