@@ -153,3 +153,15 @@ def test_join_gives_up_on_a_server_that_does_not_answer_in_one_line(tmp_path: Pa
     assert out.code != 0 and "No modelyard server at" in out.err and "giving up" in out.err
     assert out.err.strip().count("\n") == 0 and "asking again" in out.out
     assert 1 <= time.monotonic() - began < 20
+
+
+def test_a_secure_round_below_its_threshold_fails_the_federation_in_one_line(home: Path) -> None:
+    """No client posts its keys: the keys phase closes at its timeout with 0 of the 2 needed."""
+    with pytest.raises(TrainingError) as info:
+        aggregate(home, deployed(secure_aggregation={"threshold": 2}))
+    message = info.value.message
+    assert "round 1: 0 clients advertised their keys, below secure_aggregation.threshold (2)" in message
+    assert "\n" not in message
+    fed = Federation.all(home)[0]
+    assert fed.state()["status"] == "failed" and "advertised their keys" in fed.state()["message"]
+    assert [p.name for p in (fed.folder / "secure-1-keys.closed").iterdir()] == []
