@@ -4,13 +4,16 @@ deployed options are checked before anything is stored."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
+from safetensors.numpy import save as save_numpy
 from safetensors.torch import save
 
 import modelyard
@@ -165,3 +168,87 @@ def test_a_secure_round_below_its_threshold_fails_the_federation_in_one_line(hom
     fed = Federation.all(home)[0]
     assert fed.state()["status"] == "failed" and "advertised their keys" in fed.state()["message"]
     assert [p.name for p in (fed.folder / "secure-1-keys.closed").iterdir()] == []
+
+
+def test_a_secure_round_recovers_a_client_that_dies_after_sharing_its_keys(home: Path) -> None:
+    """Three clients in threads speak the four phases through the folder; client 2 stops after its shares.
+    The new global weights are the sample-weighted mean of clients 0 and 1's weights."""
+    from modelyard.federated import secure_relay as relay
+    from modelyard.federated.deployed_secure import context_of
+    from modelyard.federated.rounds import update_vector
+    from modelyard.federated.secure_round import SecureClient
+    from modelyard.federated.strategies import weighted_mean
+    from modelyard.federated.updates import Layout
+
+    raw = deployed(
+        clients=3, secure_aggregation={"threshold": 2}, quorum=2, round_timeout_s=3
+    )  # 3 s: time for the threads on a loaded machine
+    spec = load_spec(raw)
+    network, prepared = build_checked(spec)
+    fed, clients = new_federation(home, spec.to_dict(), 3)
+    members = [Federation.client_for(home, c["token"])[1] for c in clients]
+    for m in members:
+        fed.mark_joined(m)
+    sent: dict[int, dict[str, torch.Tensor]] = {}
+
+    def wait(phase: str) -> None:
+        while not (fed.state().get("phase") == phase and fed.state().get("status") == "open"):
+            time.sleep(0.005)
+
+    def play(k: int) -> None:
+        me = SecureClient(k, threshold=2, context=context_of(fed.id, 1))
+        wait("keys")
+        channel, mask = me.advertise()
+        body = json.dumps({"channel": relay.b64(channel), "mask": relay.b64(mask)}).encode()
+        relay.post(fed, members[k], 1, "keys", body)
+        wait("shares")
+        keys = relay.published(fed, members[k], 1, "shares")["keys"]
+        envelopes = me.share_keys({int(u): (relay.unb64(c, "c"), relay.unb64(m, "m")) for u, (c, m) in keys.items()})
+        relay.post(
+            fed,
+            members[k],
+            1,
+            "shares",
+            json.dumps({"envelopes": {str(v): relay.b64(e) for v, e in envelopes.items()}}).encode(),
+        )
+        if k == 2:
+            return  # dies before its masked update
+        wait("masked")
+        inbox = relay.published(fed, members[k], 1, "masked")["envelopes"]
+        from safetensors.torch import load
+
+        start = load(fed.global_weights(1))
+        start = {name: start[name] for name, _, _ in fed.task()["layout"]}
+        sent[k] = {n: v + 0.1 * (k + 1) if v.is_floating_point() else v for n, v in start.items()}
+        vector = update_vector(spec.federated, Layout.of(start), start, sent[k], 10 * (k + 1))
+        masked = me.mask(vector, {int(u): relay.unb64(e, "e") for u, e in inbox.items()})
+        relay.post(
+            fed,
+            members[k],
+            1,
+            "masked",
+            save_numpy({"masked": masked}, metadata={"samples": str(10 * (k + 1)), "loss": "0.5"}),
+        )
+        wait("answers")
+        survivors = relay.published(fed, members[k], 1, "answers")["survivors"]
+        answers = {str(u): [kind, x, relay.b64(s)] for u, (kind, x, s) in me.reveal(survivors).items()}
+        relay.post(fed, members[k], 1, "answers", json.dumps({"answers": answers}).encode())
+
+    threads = [threading.Thread(target=play, args=(k,)) for k in range(3)]
+    for t in threads:
+        t.start()
+    rows: list[dict[str, Any]] = []
+    run_deployed(spec, network, prepared, lambda r, row: rows.append(row), federation=fed.id, home=home)
+    for t in threads:
+        t.join(10)
+    want = weighted_mean([sent[0], sent[1]], [10, 20])
+    got = network.state_dict()
+    for key in want:
+        torch.testing.assert_close(got[key], want[key], rtol=0, atol=1e-6)
+    assert rows[0]["clients"] == 2 and rows[0]["dropped"] == 1 and rows[0]["samples"] == 30
+    stored = [(fed.folder / "secure-1-masked.closed" / f"client-{k}").read_bytes() for k in (0, 1)]
+    from safetensors.numpy import load as load_numpy
+
+    from modelyard.federated.secure import decode
+
+    assert all(np.median(np.abs(decode(load_numpy(b)["masked"]))) > 1e6 for b in stored)
