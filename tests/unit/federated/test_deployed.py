@@ -1,5 +1,6 @@
 """The deployed mode's aggregator without a server: a round closes at its timeout with the quorum's
-updates (combined by the simulation's step), fails below the quorum with one line, and the spec's
+updates (combined by the simulation's step), fails below the quorum with one line, a secure round
+recovers a client that dies after sharing its keys or fails below its threshold, and the spec's
 deployed options are checked before anything is stored."""
 
 from __future__ import annotations
