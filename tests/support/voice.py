@@ -39,3 +39,23 @@ def flite_wav(text: str, voice: str, folder: Path) -> bytes:
     out = folder / f"{abs(hash((text, voice)))}.wav"
     subprocess.run(["flite", "-voice", voice, "-t", text, "-o", str(out)], check=True, capture_output=True, timeout=60)
     return out.read_bytes()
+
+
+def spoken_sample(app: Any, route: str, queries: list[tuple[str, str]], folder: Path) -> dict[str, float]:
+    """WER (jiwer) and spoken-intent accuracy of ``queries`` ([text, intent]) spoken by flite's awb, rms,
+    slt and kal16 in turn and posted as WAVs to ``route`` of ``app`` (in-process, its lifespan running)."""
+    import jiwer
+    from starlette.testclient import TestClient
+
+    from modelyard.voice.normalize import normalize
+
+    voices = ("awb", "rms", "slt", "kal16")
+    refs, hyps, right = [], [], 0
+    with TestClient(app, base_url="http://127.0.0.1:8000") as http:
+        for k, (text, intent) in enumerate(queries):
+            wav = flite_wav(text, voices[k % len(voices)], folder)
+            answer = http.post(route, content=wav, headers={"content-type": "audio/wav"}).json()
+            refs.append(normalize(text))
+            hyps.append(answer["transcript"])
+            right += answer["intent"] == intent
+    return {"wer": jiwer.wer(refs, hyps), "accuracy": right / len(queries)}

@@ -116,7 +116,7 @@ def serve(
     confine_data: bool,
     **settings: Any,
 ) -> None:
-    """Serve model versions over HTTP with dynamic batching (REST docs at /docs)."""
+    """Serve model versions (or registered voice pipelines, docs/voice.md) over HTTP with dynamic batching (REST docs at /docs)."""
     from modelyard.serving import serve_config
     from modelyard.serving.server import run
 
