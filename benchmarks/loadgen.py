@@ -7,10 +7,10 @@ asyncio streams (uvloop when installed), so the generator spends a few tens of
 microseconds per request and does not become the bottleneck it measures; it runs in its
 own process, apart from the server under test.
 
-``cpu``: a function returning the server's CPU seconds so far; read when the measured
-window opens and closes, it gives the server's CPU time per answered request
-(``Result.cpu_us``), which other processes' load on a shared machine moves far less than
-requests/s.
+``probes``: named functions returning a running total (the server's CPU seconds so far, a
+counter it exports); each is read when the measured window opens and when it closes, and
+``Result.per_request(name)`` is its increase per answered request. The server's CPU time per
+request moves far less with other processes' load on a shared machine than requests/s.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import asyncio
 import statistics
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 __all__ = ["Result", "run_load", "build_request"]
 
@@ -31,12 +31,16 @@ class Result:
     ok: int
     errors: int
     latencies_ms: list[float]
-    cpu_s: float | None = None  # the server's CPU seconds over the measured window, when ``cpu`` was given
+    spent: dict[str, float] = field(default_factory=dict)  # each probe's increase over the measured window
+
+    def per_request(self, probe: str) -> float | None:
+        """A probe's increase per answered request, in millionths (CPU seconds: microseconds)."""
+        return self.spent[probe] / self.ok * 1e6 if probe in self.spent and self.ok else None
 
     @property
     def cpu_us(self) -> float | None:
-        """The server's CPU microseconds per answered request."""
-        return None if self.cpu_s is None or not self.ok else self.cpu_s / self.ok * 1e6
+        """The server's CPU microseconds per answered request (the ``server`` probe)."""
+        return self.per_request("server")
 
     @property
     def rps(self) -> float:
@@ -128,33 +132,31 @@ async def _client(
         writer.close()
 
 
-async def _cpu_over(cpu: Callable[[], float], warm_until: float, stop_at: float, out: list[float]) -> None:
+async def _probe_over(probes: dict[str, Callable[[], float]], warm_until: float, stop_at: float, out: dict) -> None:
     await asyncio.sleep(max(0.0, warm_until - time.perf_counter()))
-    start = cpu()
+    start = {name: read() for name, read in probes.items()}
     await asyncio.sleep(max(0.0, stop_at - time.perf_counter()))
-    out.append(cpu() - start)
+    out.update({name: read() - start[name] for name, read in probes.items()})
 
 
 async def _run(
-    port: int, requests: list[bytes], clients: int, warmup: float, seconds: float, cpu: Callable[[], float] | None
+    port: int,
+    requests: list[bytes],
+    clients: int,
+    warmup: float,
+    seconds: float,
+    probes: dict[str, Callable[[], float]] | None,
 ) -> Result:
     now = time.perf_counter()
     warm_until, stop_at = now + warmup, now + warmup + seconds
     latencies: list[float] = []
     counts = [0, 0]  # ok, errors
-    spent: list[float] = []
-    probe = [_cpu_over(cpu, warm_until, stop_at, spent)] if cpu is not None else []
+    spent: dict[str, float] = {}
+    watch = [_probe_over(probes, warm_until, stop_at, spent)] if probes else []
     await asyncio.gather(
-        *(_client(port, requests, k, warm_until, stop_at, latencies, counts) for k in range(clients)), *probe
+        *(_client(port, requests, k, warm_until, stop_at, latencies, counts) for k in range(clients)), *watch
     )
-    return Result(
-        clients=clients,
-        seconds=seconds,
-        ok=counts[0],
-        errors=counts[1],
-        latencies_ms=latencies,
-        cpu_s=spent[0] if spent else None,
-    )
+    return Result(clients=clients, seconds=seconds, ok=counts[0], errors=counts[1], latencies_ms=latencies, spent=spent)
 
 
 def run_load(
@@ -164,12 +166,12 @@ def run_load(
     *,
     warmup: float = 1.0,
     seconds: float = 4.0,
-    cpu: Callable[[], float] | None = None,
+    probes: dict[str, Callable[[], float]] | None = None,
 ) -> Result:
     """Closed-loop load from ``clients`` connections; bounded to ``warmup + seconds`` (+ the last replies)."""
     try:
         import uvloop
 
-        return uvloop.run(_run(port, requests, clients, warmup, seconds, cpu))
+        return uvloop.run(_run(port, requests, clients, warmup, seconds, probes))
     except ImportError:
-        return asyncio.run(_run(port, requests, clients, warmup, seconds, cpu))
+        return asyncio.run(_run(port, requests, clients, warmup, seconds, probes))

@@ -156,6 +156,21 @@ def cpu_seconds(proc: subprocess.Popen) -> Callable[[], float]:
     return read
 
 
+def monitor_cpu_seconds(port: int) -> Callable[[], float]:
+    """The served models' ``modelyard_monitor_cpu_seconds`` (the monitor's background CPU) from /metrics."""
+    import httpx
+
+    def read() -> float:
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+        return sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith("modelyard_monitor_cpu_seconds{")
+        )
+
+    return read
+
+
 def stop(proc: subprocess.Popen) -> None:
     try:
         os.killpg(proc.pid, signal.SIGTERM)
@@ -225,7 +240,9 @@ def monitor_cost(runs: dict[tuple[str, str, int], list[Result]], servers: list[s
     The servers take turns within each round, so a round's ratio compares them under the same
     background load; the median of the rounds' ratios and their range are reported. The server's
     CPU time per answered request (its process tree, psutil) is what recording adds to each
-    request's work; other processes on a shared machine move it far less than req/s.
+    request's work; other processes on a shared machine move it far less than req/s. The
+    monitor's own CPU per request (``modelyard_monitor_cpu_seconds``: its background flushes and
+    checks) is the part of that which monitoring adds off the request path.
     """
     watched = [s for s in servers if s.startswith(MONITOR)]
     if not watched or "modelyard" not in servers:
@@ -237,9 +254,9 @@ def monitor_cost(runs: dict[tuple[str, str, int], list[Result]], servers: list[s
         "against 0, per round (median [min-max] of the rounds; 1.000x: no cost):",
         "",
         "| model | clients | sample 0 req/s | sample 0 CPU us/req | "
-        + " | ".join(f"sample {s} req/s | req/s {s} / 0 | CPU {s} / 0" for s in shares)
+        + " | ".join(f"sample {s} req/s | req/s {s} / 0 | CPU {s} / 0 | monitor CPU us/req" for s in shares)
         + " |",
-        "|---|---:|---:|---:|" + "---:|---:|---:|" * len(shares),
+        "|---|---:|---:|---:|" + "---:|---:|---:|---:|" * len(shares),
     ]
 
     def spread(values: list[float]) -> str:
@@ -259,12 +276,14 @@ def monitor_cost(runs: dict[tuple[str, str, int], list[Result]], servers: list[s
                 mine = runs.get((model, server, c), [])
                 pairs = list(zip(mine, base))
                 if not pairs:
-                    cells += ["-", "-", "-"]
+                    cells += ["-", "-", "-", "-"]
                     continue
+                own = sorted(v for r in mine if (v := r.per_request("monitor")) is not None)
                 cells += [
                     f"{statistics.median(r.rps for r in mine):,.0f}",
                     spread([m.rps / b.rps for m, b in pairs if b.rps]),
                     spread([m.cpu_us / b.cpu_us for m, b in pairs if m.cpu_us and b.cpu_us]),
+                    f"{statistics.median(own):.1f} [{own[0]:.1f}-{own[-1]:.1f}]" if own else "-",
                 ]
             lines.append(f"| {model} | {c} | " + " | ".join(cells) + " |")
     return lines
@@ -357,12 +376,19 @@ def main() -> None:
                                 clients,
                                 warmup=args.warmup,
                                 seconds=args.seconds,
-                                cpu=cpu_seconds(procs[server]),
+                                probes={"server": cpu_seconds(procs[server])}
+                                | (
+                                    {"monitor": monitor_cpu_seconds(ports[server])}
+                                    if server.startswith(MONITOR)
+                                    else {}
+                                ),
                             )
                             runs.setdefault((model, server, clients), []).append(r)
                             print(
                                 f"{server:16s} {model:12s} {clients:3d} clients: {r.rps:8.0f} req/s  p50 {r.p50:7.2f} ms  "
-                                f"p99 {r.p99:7.2f} ms  server CPU {r.cpu_us:7.1f} us/req  errors {r.errors}",
+                                f"p99 {r.p99:7.2f} ms  server CPU {r.cpu_us:7.1f} us/req"
+                                + (f" (monitor {r.per_request('monitor'):5.1f})" if "monitor" in r.spent else "")
+                                + f"  errors {r.errors}",
                                 file=sys.stderr,
                                 flush=True,
                             )

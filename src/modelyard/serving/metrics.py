@@ -11,7 +11,8 @@ Exposed at ``GET /metrics``:
 - ``modelyard_nonfinite_outputs_total{model}``: instances whose outputs were NaN/Infinity
 - ``modelyard_monitor_*{model, version}``: the last monitoring window (with ``--monitor-sample``):
   output-shift p-value, drifted features, largest PSI, missing and out-of-range rates, live
-  accuracy and the number of alerts (docs/monitoring.md)
+  accuracy and the number of alerts (docs/monitoring.md); ``modelyard_monitor_cpu_seconds`` the
+  CPU time its background flushes and checks have taken, read at scrape time
 """
 
 from __future__ import annotations
@@ -82,6 +83,12 @@ class ServeMetrics:
             key: Gauge(f"modelyard_monitor_{key}", text, ["model", "version"], registry=reg)
             for key, text in _MONITOR_GAUGES.items()
         }
+        self.monitor_cpu = Gauge(
+            "modelyard_monitor_cpu_seconds",
+            "CPU seconds the monitor's background flushes and checks have taken since the server started",
+            ["model", "version"],
+            registry=reg,
+        )
 
     def publish_monitor(self, report: dict[str, Any]) -> None:
         """Set the monitoring gauges from a window report (``serving.monitor``)."""
@@ -99,6 +106,9 @@ class ServeMetrics:
             values["accuracy"] = report["accuracy"]["accuracy"]
         for key, value in values.items():
             self.monitor[key].labels(**labels).set(float(value))
+
+    def watch_monitor(self, model: str, version: Any, cpu_s: Callable[[], float]) -> None:
+        self.monitor_cpu.labels(model=model, version=str(version)).set_function(cpu_s)
 
     def batch_observer(self, model: str) -> Callable[[int, float], None]:
         size, latency = self.batch_size.labels(model=model), self.batch_latency.labels(model=model)

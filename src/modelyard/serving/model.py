@@ -188,7 +188,9 @@ def _monitor(served: ServedModel, config: ServeConfig, metrics: ServeMetrics) ->
     if reference is None:
         log.warning("monitor: %s has no reference.safetensors (registered before it); not monitored", served.ref)
         return None
-    return ModelMonitor(served, reference, config, metrics)
+    monitor = ModelMonitor(served, reference, config, metrics)
+    metrics.watch_monitor(served.name, served.version, lambda: monitor.cpu_s)
+    return monitor
 
 
 def _has_null(record: dict[str, Any]) -> bool:

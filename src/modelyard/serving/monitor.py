@@ -47,6 +47,9 @@ class ModelMonitor:
         self._checked = 0
         self._next_check = 0.0  # time.monotonic() before which no background check starts
         self._task: asyncio.Task[None] | None = None
+        # CPU seconds the background flushes and checks took in their threads: what monitoring costs
+        # the server beyond the request path's coin and append (``modelyard_monitor_cpu_seconds``).
+        self.cpu_s = 0.0
 
     def report(self, window: int | None = None) -> dict[str, Any]:
         """Quality, drift, output shift and live accuracy of the last ``window`` logged instances."""
@@ -109,7 +112,7 @@ class ModelMonitor:
     async def tick(self) -> dict[str, Any] | None:
         """Flush the log; check the last window when one is due (the report, else None)."""
         window = self.config.monitor_window
-        await asyncio.to_thread(self.log.flush)  # off the event loop, which serves the requests
+        await asyncio.to_thread(self._timed_flush)  # off the event loop, which serves the requests
         if self.log.logged - self._checked < window or self.log.kept() < window:
             return None
         if time.monotonic() < self._next_check:
@@ -122,6 +125,7 @@ class ModelMonitor:
             log.exception("monitor: checking %s failed", self.served.ref)
             return None
         finally:
+            self.cpu_s += cpu[0]
             # The checks (scipy, mostly holding the GIL) share the CPU with the request path: a
             # window of 500 takes 0.1-0.25 s, and at 2,500 req/s one falls due every 0.2 s. Waiting
             # CHECK_SHARE's complement of the check's CPU time after each bounds them to that share
@@ -133,6 +137,13 @@ class ModelMonitor:
         if report["alerts"]:
             await self._alert(report)
         return report
+
+    def _timed_flush(self) -> None:
+        started = time.thread_time()
+        try:
+            self.log.flush()
+        finally:
+            self.cpu_s += time.thread_time() - started
 
     def _timed_report(self, window: int, cpu: list[float]) -> dict[str, Any]:
         """``report(window)``, the CPU time its thread spent in it stored in ``cpu[0]``."""

@@ -53,6 +53,7 @@ def test_logged_requests_give_a_report_accuracy_from_feedback_and_gauges() -> No
         assert wrong.status_code == 422 and "a list of 1 labels" in wrong.json()["message"]
         metrics = client.get("/metrics").text
         assert 'modelyard_monitor_accuracy{model="mon",version="1"} 1.0' in metrics
+        assert 'modelyard_monitor_cpu_seconds{model="mon",version="1"}' in metrics  # read at scrape time
 
 
 def _monitor(report) -> tuple[ModelMonitor, list[dict]]:
@@ -91,6 +92,7 @@ async def test_background_checks_wait_so_they_take_at_most_check_share_of_a_core
     # The wait is 1 / CHECK_SHARE - 1 (199) times the check thread's CPU time: took and the call's
     # own few microseconds, however long a loaded machine kept the thread waiting for a core.
     wait = monitor._next_check - checked
+    assert spent[0] <= monitor.cpu_s < spent[0] + 0.05  # the check's CPU and the flush's, counted
     assert took * (1 / CHECK_SHARE - 1) - 0.01 <= wait <= (spent[0] + 0.005) * (1 / CHECK_SHARE - 1)
     for _ in range(4):  # a full new window before every tick: each one is due by count
         _log_a_window(monitor)
