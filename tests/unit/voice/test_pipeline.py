@@ -100,9 +100,19 @@ async def test_without_the_wake_phrase_the_answer_says_so(pipeline: VoicePipelin
         response = await http.post(
             ROUTE, files=[("a", ("a.wav", flite_wav("what is my bank balance", "rms", tmp_path), "audio/wav"))]
         )
+        both = await http.post(
+            ROUTE,
+            files=[
+                ("a", ("a.wav", flite_wav("hey yard what is my bank balance", "slt", tmp_path), "audio/wav")),
+                ("b", ("b.wav", wav_bytes(np.zeros(8000, np.float32), 16000), "audio/wav")),
+            ],
+        )
     answer = response.json()
     assert response.status_code == 200 and answer["wake_phrase_heard"] is False, answer
     assert answer["intent"] is None and answer["answer"] == "No wake phrase heard: start with 'hey yard'."
+    first, silence = both.json()["predictions"]  # several files: one answer each, in order
+    assert first["wake_phrase_heard"] is True and "balance" in first["transcript"], first
+    assert silence["transcript"] == "" and silence["intent"] is None and silence["confidence"] is None
 
 
 async def test_bad_audio_gets_a_4xx_naming_the_limit(pipeline: VoicePipeline) -> None:
