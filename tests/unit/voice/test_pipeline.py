@@ -179,3 +179,23 @@ def test_the_example_spec_has_a_template_for_each_clinc150_intent(pipeline: Voic
 
     templates = yaml.safe_load((folder / spec.stages.answer.templates).read_text())
     assert set(templates) == set(pipeline.intent_model.class_names)  # the trained model's 150 intents
+
+
+def test_the_cli_registers_lists_and_shows_pipelines(store: Path, tmp_path: Path) -> None:
+    import yaml
+
+    from tests.support.cli import run_cli
+
+    spec_file = tmp_path / "spec.yaml"
+    spec_file.write_text(yaml.safe_dump(pipeline_spec(hot_words=["yard"])))
+    made = run_cli("--home", str(store), "pipelines", "register", str(spec_file), "--name", "cli-voice")
+    assert made.code == 0 and "registered pipeline cli-voice:1: intent model clinc-bag:1" in made.out, made.err
+    rows = json.loads(run_cli("--home", str(store), "pipelines", "--json").out)
+    assert {"pipeline": "cli-voice:1", "intent_model": "clinc-bag:1", "language_model": "domain", "voice": "slt",
+            "description": ""} in rows  # fmt: skip
+    shown = json.loads(run_cli("--home", str(store), "pipelines", "show", "cli-voice").out)
+    assert shown["pipeline"] == "cli-voice:1" and shown["stages"]["speech_to_text"]["hot_words"] == ["yard"]
+    missing = run_cli("--home", str(store), "pipelines", "show", "nope")
+    assert (
+        missing.code != 0 and "Pipeline 'nope' not found" in missing.err and len(missing.err.strip().splitlines()) == 1
+    )
