@@ -1,13 +1,13 @@
 """A served model's bounded, sampled request log: what ``monitor`` compares with the training reference.
 
-The request path only draws the sampling coin and appends ``(id, time, features, outputs,
-latency)`` to a bounded deque (no copy, no reduction, no I/O); ``flush``, called by the
+The request path only draws the sampling coin and appends ``(id, features, outputs, latency)``
+to a bounded deque (no copy, no reduction, no I/O); ``flush``, called by the
 monitor's background task, reduces the features (``monitoring.reference.reduce_features``) of
-all pending requests at once and keeps each request as one block of arrays, the last
-``capacity`` instances in all. No per-instance Python objects: at 2,000+ requests/s under a
-single event loop every microsecond the flush holds the GIL is taken from the request path
-(a per-instance row object cost about as much as the reduction itself). ``window`` joins the
-last blocks into the arrays a check reads. Labels sent back through the feedback route are kept
+all pending requests at once and keeps them as one block of arrays (features, outputs, request
+ids, latencies), the last ``capacity`` instances in all. No Python object per request or
+instance: at 2,000+ requests/s under a single event loop every microsecond the flush holds the
+GIL is taken from the request path (an object per logged row cost about as much as the reduction
+itself). ``window`` joins the last blocks into the arrays a check reads. Labels sent back through the feedback route are kept
 by request id, just as bounded.
 """
 
@@ -18,7 +18,7 @@ import os
 import random
 import threading
 import time
-from collections import OrderedDict, deque
+from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,13 +31,17 @@ __all__ = ["RequestLog", "Window"]
 
 @dataclass(frozen=True)
 class _Block:
-    """One logged request: its instances' reduced features ``[n, d]`` and outputs ``[n, k]``."""
+    """The requests of one flush, instance by instance: reduced features ``[n, d]``, outputs ``[n, k]``."""
 
-    request_id: str
-    time: float
     features: np.ndarray
     outputs: np.ndarray
-    latency_s: float
+    request_ids: np.ndarray  # [n] object: each instance's request id
+    indexes: np.ndarray  # [n] each instance's position in its request
+    latency_s: np.ndarray  # [n] each instance's request latency
+    requests: list[str]  # the ids of the block's requests, once each
+
+    def __len__(self) -> int:
+        return len(self.features)
 
 
 @dataclass(frozen=True)
@@ -60,11 +64,11 @@ class RequestLog:
     def __init__(self, capacity: int, sample: float, *, seed: int | None = None) -> None:
         self.capacity = capacity
         self.sample = sample
-        self._pending: deque[tuple[str, float, Any, np.ndarray, float]] = deque(maxlen=capacity)
+        self._pending: deque[tuple[str, Any, np.ndarray, float]] = deque(maxlen=capacity)
         self._blocks: deque[_Block] = deque()
         self.instances = 0  # instances in the blocks kept (at most ``capacity``)
-        self._labels: OrderedDict[str, list[Any]] = OrderedDict()
-        self._sizes: OrderedDict[str, int] = OrderedDict()  # request id -> instances, for the feedback check
+        self._labels: dict[str, list[Any]] = {}
+        self._sizes: dict[str, int] = {}  # request id -> instances (of the kept blocks), for the feedback check
         self._random = random.Random(seed)
         self._ids = itertools.count(1)
         self._prefix = f"{os.getpid():x}-{int(time.time()):x}-"
@@ -77,7 +81,7 @@ class RequestLog:
 
     def record(self, features: Any, outputs: np.ndarray, latency_s: float) -> str:
         request_id = f"{self._prefix}{next(self._ids)}"
-        self._pending.append((request_id, time.time(), features, outputs, latency_s))
+        self._pending.append((request_id, features, outputs, latency_s))
         return request_id
 
     # -- off the request path ----------------------------------------------------------------
@@ -96,30 +100,35 @@ class RequestLog:
 
         # One concatenation and one reduction for all of them: requests to one model share the
         # instance shape, so torch.cat takes the request tensors as they are.
-        tensors = [torch.as_tensor(features) for _, _, features, _, _ in pending]
-        sizes = [t.shape[0] for t in tensors]  # not len(): a tensor's __len__ costs ~5 us in Python
-        stacked = torch.cat(tensors)
-        reduced = reduce_features(stacked).numpy()
-        start = 0
-        for (request_id, when, _, outputs, latency), size in zip(pending, sizes, strict=True):
-            outs = np.asarray(outputs, dtype=np.float32).reshape(size, -1)
-            self._blocks.append(_Block(request_id, when, reduced[start : start + size], outs, latency))
-            self._remember(self._sizes, request_id, size)
-            start += size
-        self.instances += start
-        while self._blocks and self.instances - len(self._blocks[0].features) >= self.capacity:
-            self.instances -= len(self._blocks.popleft().features)  # the oldest, while the rest still fill it
-        self.logged += start
-        return start
+        ids, inputs, outputs, latencies = zip(*pending, strict=True)
+        tensors = [torch.as_tensor(features) for features in inputs]
+        sizes = np.fromiter((t.shape[0] for t in tensors), dtype=np.int64, count=len(tensors))  # not len(): ~5 us
+        reduced = reduce_features(torch.cat(tensors)).numpy()
+        total = int(sizes.sum())
+        starts = np.repeat(np.cumsum(sizes) - sizes, sizes)
+        block = _Block(
+            features=reduced,
+            outputs=np.concatenate([np.asarray(o, dtype=np.float32).reshape(n, -1) for o, n in zip(outputs, sizes)]),
+            request_ids=np.repeat(np.array(ids, dtype=object), sizes),
+            indexes=np.arange(total) - starts,
+            latency_s=np.repeat(np.array(latencies, dtype=np.float64), sizes),
+            requests=list(ids),
+        )
+        self._blocks.append(block)
+        self._sizes.update(zip(ids, sizes.tolist()))
+        self.instances += total
+        while self._blocks and self.instances - len(self._blocks[0]) >= self.capacity:
+            gone = self._blocks.popleft()  # the oldest, while the rest still fill the capacity
+            self.instances -= len(gone)
+            for request_id in gone.requests:
+                self._sizes.pop(request_id, None)
+                self._labels.pop(request_id, None)
+        self.logged += total
+        return total
 
     def kept(self) -> int:
         """Instances a window can draw on: the last ``capacity`` logged (fewer until that many were)."""
         return min(self.instances, self.capacity)
-
-    def _remember(self, table: OrderedDict[str, Any], key: str, value: Any) -> None:
-        table[key] = value
-        while len(table) > self.capacity:
-            table.popitem(last=False)
 
     def feedback(self, request_id: Any, labels: Any) -> int:
         """Record the true labels of one logged request (one per instance); returns how many."""
@@ -138,7 +147,7 @@ class RequestLog:
                 f"received {got}",
                 field="labels",
             )
-        self._remember(self._labels, request_id, labels)
+        self._labels[request_id] = labels  # dropped with its request's block
         return size
 
     def window(self, size: int) -> Window:
@@ -156,16 +165,19 @@ class RequestLog:
             if count >= size:
                 break
             blocks.append(block)
-            count += len(block.features)
+            count += len(block)
         blocks.reverse()
-        sizes = [len(b.features) for b in blocks]
         cut = count - size  # the oldest block may reach back past the window
+
+        def joined(field: str) -> np.ndarray:
+            return np.concatenate([getattr(b, field) for b in blocks])[cut:]
+
         return Window(
-            features=np.concatenate([b.features for b in blocks])[cut:],
-            outputs=np.concatenate([b.outputs for b in blocks])[cut:],
-            latency_s=np.repeat([b.latency_s for b in blocks], sizes)[cut:],
-            request_ids=[b.request_id for b, n in zip(blocks, sizes, strict=True) for _ in range(n)][cut:],
-            indexes=np.concatenate([np.arange(n) for n in sizes])[cut:],
+            features=joined("features"),
+            outputs=joined("outputs"),
+            latency_s=joined("latency_s"),
+            request_ids=joined("request_ids").tolist(),
+            indexes=joined("indexes"),
         )
 
     def labels(self, window: Window) -> list[Any | None]:
