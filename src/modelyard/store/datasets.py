@@ -12,57 +12,40 @@ Registration writes a temporary folder, then takes the database's write lock, pi
 version (a high-water mark in the meta table: numbers are never reused) and publishes the folder
 in the artifact store (``store/artifacts.py``: renamed into place, or uploaded to the
 ``MODELYARD_ARTIFACTS_URL`` bucket with its checksums.json last), so a dataset exists completely
-or not at all, as model versions do. With a bucket, the versions are the bucket's and a read
+or not at all, as model versions do; ``store/versioned.py`` holds these steps and the ``NAME:VERSION``
+lookup, shared with registered pipelines. With a bucket, the versions are the bucket's and a read
 downloads the version into the home's cache, checked against its checksums.
 """
 
 from __future__ import annotations
 
 import json
-import re
-import shutil
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from modelyard._files import dumps_json, user_folder
-from modelyard.errors import InputError, NotFoundError, StoreError
+from modelyard._files import dumps_json
+from modelyard.errors import StoreError
 from modelyard.store import paths
-from modelyard.store.artifacts import ArtifactStore, Staged, artifact_store
-from modelyard.store.checksums import CHECKSUMS_FILE, verified, write_checksums
-from modelyard.store.refs import NAME_PATTERN, check_name
+from modelyard.store.checksums import CHECKSUMS_FILE, verified
+from modelyard.store.refs import check_name
+from modelyard.store.versioned import Version, VersionedStore
 
 __all__ = ["DatasetStore", "DatasetVersion", "DATA_FILE", "REPORT_FILE", "LINEAGE_FILE"]
 
 DATA_FILE = "data.parquet"
 REPORT_FILE = "report.json"
 LINEAGE_FILE = "lineage.json"
-_REF = re.compile(r"^(?P<name>[a-z0-9][a-z0-9_.-]{0,63})(?::(?P<version>[1-9][0-9]{0,8}|latest))?$")
 
 
 @dataclass(frozen=True)
-class DatasetVersion:
+class DatasetVersion(Version):
     """One stored version. Its report, lineage and sha256 are read file by file (a listing of a bucket
     downloads no table); ``path`` and ``data_path()`` fetch the whole version."""
 
-    name: str
-    version: int
-    artifacts: ArtifactStore = field(repr=False, compare=False)
-
-    @property
-    def ref(self) -> str:
-        return f"{self.name}:{self.version}"
-
-    @property
-    def key(self) -> str:
-        return paths.dataset_key(self.name, self.version)
-
-    @cached_property
-    def path(self) -> Path:
-        """The version's local folder (with a bucket: downloaded into the cache and checked)."""
-        return self.artifacts.folder(self.key)
+    _key_of = staticmethod(paths.dataset_key)
 
     def _json(self, filename: str) -> Any:
         where = f"{self.artifacts.location(self.key)}/{filename}"
@@ -111,16 +94,15 @@ class DatasetVersion:
         return verified(self.path, DATA_FILE, f"dataset {self.ref}")
 
 
-class DatasetStore:
+class DatasetStore(VersionedStore[DatasetVersion]):
     """Stored datasets of the store at ``home`` (default ``$MODELYARD_HOME``)."""
 
-    def __init__(self, home: str | Path | None = None) -> None:
-        self.home = paths.home(home)
-
-    @property
-    def artifacts(self) -> ArtifactStore:
-        """Where the dataset files are: the home's folder, or ``MODELYARD_ARTIFACTS_URL``'s bucket."""
-        return artifact_store(self.home)
+    _word = "dataset"
+    _version_type = DatasetVersion
+    _example = "people-anon:1"
+    _listed = "stored datasets"
+    _hint = "`modelyard datasets upload` or `modelyard anonymize` stores one"
+    _meta_prefix = "dataset_last_version:"
 
     def register(
         self,
@@ -137,78 +119,20 @@ class DatasetStore:
             REPORT_FILE: dumps_json(dict(report), "report").encode(),
             LINEAGE_FILE: dumps_json(dict(lineage), "lineage").encode(),
         }
-        artifacts = self.artifacts
-        parent = paths.ensure_dir(artifacts.local_path(paths.dataset_key(name)))  # where publish renames it to
-        tmp = user_folder(parent, ".tmp-")
-        try:
+
+        def write(tmp: Path) -> None:
             if isinstance(table, bytes):
                 (tmp / DATA_FILE).write_bytes(table)
             else:
                 table(tmp / DATA_FILE)
             for filename, data in files.items():
                 (tmp / filename).write_bytes(data)
-            write_checksums(tmp)
-            with artifacts.stage(tmp) as staged:  # S3: uploaded under a temporary key, before the lock
-                return self._publish(name, staged)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)  # gone already unless something failed
 
-    def _publish(self, name: str, staged: Staged) -> DatasetVersion:
-        # Here, not at the top: listing and reading datasets needs no SQLAlchemy (tests/unit/cli/test_imports.py).
-        from modelyard.store.db import database
-        from modelyard.store.tables import MetaRow
-
-        key = f"dataset_last_version:{name}"
-        with database(self.home).session(write=True) as session:
-            hwm = session.get(MetaRow, key)
-            version = max(int(hwm.value) if hwm else 0, *self._versions(name), 0) + 1
-            try:  # a publish that fails midway is undone too
-                staged.publish(paths.dataset_key(name, version))
-                session.merge(MetaRow(key=key, value=str(version)))
-                session.commit()
-            except BaseException:
-                staged.unpublish()
-                raise
-        return DatasetVersion(name, version, self.artifacts)
-
-    def _versions(self, name: str) -> list[int]:
-        return self.artifacts.versions(paths.dataset_key(name))
-
-    def names(self) -> list[str]:
-        return self.artifacts.names("datasets")
-
-    def _found(self, name: str, version: int) -> DatasetVersion:
-        return DatasetVersion(name, version, self.artifacts)
-
-    def list(self, name: str | None = None) -> list[DatasetVersion]:
-        """Every stored dataset version (of ``name`` if given), by name then version."""
-        names = [name] if name is not None else self.names()
-        return [self._found(n, v) for n in names for v in self._versions(n)]
+        return self._register(name, write)
 
     def get(self, ref: str, field: str = "ref") -> DatasetVersion:
         """``NAME:N``, ``NAME:latest`` or the bare ``NAME`` (its newest version)."""
-        match = _REF.match(ref.strip()) if isinstance(ref, str) else None
-        if match is None:
-            raise InputError(
-                f"Invalid value for `{field}`: expected a dataset reference NAME or NAME:VERSION such as "
-                f"people-anon:1 (NAME matching {NAME_PATTERN}), received {ref!r}",
-                field=field,
-            )
-        name, wanted = match["name"], match["version"]
-        versions = self._versions(name)
-        if not versions:
-            known = ", ".join(self.names()) or "none"
-            raise NotFoundError(
-                f"Dataset {name!r} not found for `{field}` (stored datasets: {known}); `modelyard datasets upload` or `modelyard anonymize` stores one",
-                field=field,
-            )
-        version = versions[-1] if wanted in (None, "latest") else int(wanted)
-        if version not in versions:
-            raise NotFoundError(
-                f"Dataset {name}:{version} not found for `{field}` (its versions: {', '.join(map(str, versions))})",
-                field=field,
-            )
-        found = self._found(name, version)
+        found = super().get(ref, field)
         if not (found.path / DATA_FILE).is_file():  # fetches the version: get() is what a reader asks
             raise StoreError(f"Dataset {found.ref} is damaged: {found.path / DATA_FILE} is missing", field=field)
         return found
