@@ -8,6 +8,11 @@ file named by ``csv``, relative to the folder). Every recording is decoded by
 ``modelyard.audio_decode`` (mono float32 in [-1, 1]), resampled to ``sample_rate`` when it is
 recorded at another rate, and zero-padded or trimmed to ``duration`` seconds. The samples stay
 raw: log-mel features are a layer of the network (``logmel``), so a served model takes audio.
+
+``synthetic_speech`` adds clips of each class's word spoken by flite/espeak-ng voices to the
+training split only (``synthetic_speech.py``, as for ``fsdd``): a keyword folder ``yes/``,
+``no/``, ``stop/`` gets "yes", "no" and "stop"; ``words`` names what to say where the folder name
+is not the word (``{on_off: "on off"}``).
 """
 
 from __future__ import annotations
@@ -25,9 +30,10 @@ from modelyard._validation import StrictModel
 from modelyard.audio_decode import AudioLimits, decode_audio, fit_length
 from modelyard.data.access import current_access
 from modelyard.data.raw import SOURCES, RawData, resolve_path
+from modelyard.data.synthetic_speech import SyntheticSpeechOptions, render_clips
 from modelyard.errors import DataError
 
-__all__ = ["AudioOptions", "AUDIO_SUFFIXES", "ClipOptions", "read_clips"]
+__all__ = ["AudioOptions", "AudioSpeechOptions", "AUDIO_SUFFIXES", "ClipOptions", "read_clips"]
 
 AUDIO_SUFFIXES = (".wav", ".flac")
 
@@ -44,6 +50,19 @@ class ClipOptions(StrictModel):
         return max(1, round(self.duration * self.sample_rate))
 
 
+class AudioSpeechOptions(SyntheticSpeechOptions):
+    # class name -> the text spoken for it; a class not named here is spoken as its name
+    words: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("words")
+    @classmethod
+    def _texts(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, text in value.items():
+            if not text.strip():
+                raise ValueError(f"expected a word or phrase to speak for class {name!r}, received {text!r}")
+        return value
+
+
 class AudioOptions(ClipOptions):
     path_fields: ClassVar[dict[str, bool]] = {"path": True}
 
@@ -51,6 +70,7 @@ class AudioOptions(ClipOptions):
     labels: Literal["folders", "pattern", "csv"] = "folders"
     pattern: str | None = None
     csv: str | None = None
+    synthetic_speech: AudioSpeechOptions | None = None  # extra training clips (module docstring)
 
     @field_validator("pattern")
     @classmethod
@@ -80,7 +100,15 @@ def audio(opts: AudioOptions, *, seed: int) -> RawData:
         classes = sorted(set(labels))
         index = {name: i for i, name in enumerate(classes)}
         x = read_clips(files, opts, str(root))
-        return RawData(x_train=x, y_train=np.asarray([index[v] for v in labels]), class_names=classes, kind="audio")
+        x_extra, y_extra = _synthetic(opts, classes)
+        return RawData(
+            x_train=x,
+            y_train=np.asarray([index[v] for v in labels]),
+            class_names=classes,
+            kind="audio",
+            x_extra=x_extra,
+            y_extra=y_extra,
+        )
     split = {p.name for p in _subfolders(root)} == {"train", "test"}
     train_root = root / "train" if split else root
     classes = [p.name for p in _subfolders(train_root)]
@@ -100,7 +128,32 @@ def audio(opts: AudioOptions, *, seed: int) -> RawData:
                 field="data.path",
             )
         x_test, y_test = _folders(root / "test", classes, opts)
-    return RawData(x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test, class_names=classes, kind="audio")
+    x_extra, y_extra = _synthetic(opts, classes)
+    return RawData(
+        x_train=x_train,
+        y_train=y_train,
+        x_test=x_test,
+        y_test=y_test,
+        class_names=classes,
+        kind="audio",
+        x_extra=x_extra,
+        y_extra=y_extra,
+    )
+
+
+def _synthetic(opts: AudioOptions, classes: list[str]) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Each class's word spoken by the configured voices (training-only clips), or (None, None)."""
+    speech = opts.synthetic_speech
+    if speech is None:
+        return None, None
+    unknown = sorted(set(speech.words) - set(classes))
+    if unknown:
+        raise DataError(
+            f"Invalid value for `data.synthetic_speech.words`: expected class names of {classes}, received {unknown}",
+            field="data.synthetic_speech.words",
+        )
+    words = [speech.words.get(name, name.replace("_", " ").replace("-", " ")) for name in classes]
+    return render_clips(speech, words, opts.sample_rate, opts.length, opts.align)
 
 
 def _subfolders(folder: Path) -> list[Path]:

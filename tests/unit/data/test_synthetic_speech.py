@@ -176,3 +176,56 @@ def test_a_missing_engine_names_the_debian_package(
     with pytest.raises(DataError, match=rf"{engine} is not installed.*apt-get install {package}\)") as info:
         plan(SyntheticSpeechOptions(engines=[engine]), DIGIT_WORDS)
     assert "\n" not in str(info.value) and "data.synthetic_speech.engines" in str(info.value)
+
+
+def _keyword_folder(root: Path, rate: int = 8000) -> Path:
+    """Two classes of made-up recordings (tones): what matters is where the spoken clips go."""
+    for k, name in enumerate(("no_way", "yes")):
+        (root / name).mkdir(parents=True)
+        for i in range(5):
+            t = np.arange(rate // 2) / rate
+            sf.write(root / name / f"{i}.wav", 0.3 * np.sin(2 * np.pi * (300 + 100 * k + 10 * i) * t), rate)
+    return root
+
+
+@needs_engines
+def test_the_audio_source_speaks_each_class_into_the_training_split_only(tmp_path: Path) -> None:
+    from modelyard.data.prepare import prepare
+    from modelyard.spec import DataSpec
+
+    root = _keyword_folder(tmp_path / "keywords")
+    synthetic = {"engines": ["flite"], "per_class": 2, "words": {"no_way": "no way"}}
+    options = {"source": "audio", "path": str(root), "sample_rate": 8000, "duration": 1.0, "validation": 0.2}
+    spec = DataSpec.model_validate({**options, "synthetic_speech": synthetic})
+    raw = load_source(spec.source)
+    assert raw.class_names == ["no_way", "yes"] and raw.x_train.shape == (10, 8000)
+    # Reference: the same renderer asked for the phrase and the folder name directly.
+    expected_x, expected_y = render_clips(
+        SyntheticSpeechOptions(engines=["flite"], per_class=2), ["no way", "yes"], 8000, 8000, "start"
+    )
+    np.testing.assert_array_equal(raw.x_extra, expected_x)
+    assert raw.y_extra.tolist() == expected_y.tolist() == [0, 0, 1, 1]
+    prepared = prepare(spec, task="classification", seed=0)
+    plain = prepare(DataSpec.model_validate(options), task="classification", seed=0)
+    assert len(prepared.train) == len(plain.train) + 4 and len(prepared.val) == len(plain.val)
+    np.testing.assert_array_equal(prepared.train.x.numpy()[:-4], plain.train.x.numpy())
+    held = {row.tobytes() for row in prepared.val.x.numpy()}
+    assert not any(row.tobytes() in held for row in raw.x_extra)
+
+
+def test_the_audio_source_refuses_words_for_classes_it_does_not_have(tmp_path: Path) -> None:
+    from modelyard.spec import DataSpec
+
+    root = _keyword_folder(tmp_path / "keywords")
+    spec = DataSpec.model_validate(
+        {"source": "audio", "path": str(root), "synthetic_speech": {"words": {"maybe": "maybe"}}}
+    )
+    with pytest.raises(
+        DataError,
+        match=r"`data\.synthetic_speech\.words`: expected class names of \['no_way', 'yes'\], received \['maybe'\]",
+    ):
+        load_source(spec.source)
+    with pytest.raises(
+        ModelyardError, match=r"synthetic_speech\.words.*expected a word or phrase to speak for class 'yes'"
+    ):
+        DataSpec.model_validate({"source": "audio", "path": str(root), "synthetic_speech": {"words": {"yes": " "}}})
