@@ -36,6 +36,7 @@ from modelyard.errors import DataError
 __all__ = ["AudioOptions", "AudioSpeechOptions", "AUDIO_SUFFIXES", "ClipOptions", "read_clips"]
 
 AUDIO_SUFFIXES = (".wav", ".flac")
+_SPOKEN = re.compile(r"^[^\W_][\w' -]{0,199}$")  # what synthetic_speech.words may say: text, never an option
 
 
 class ClipOptions(StrictModel):
@@ -58,8 +59,11 @@ class AudioSpeechOptions(SyntheticSpeechOptions):
     @classmethod
     def _texts(cls, value: dict[str, str]) -> dict[str, str]:
         for name, text in value.items():
-            if not text.strip():
-                raise ValueError(f"expected a word or phrase to speak for class {name!r}, received {text!r}")
+            if not _SPOKEN.match(text):
+                raise ValueError(
+                    f"expected a word or phrase to speak for class {name!r} (letters, digits, spaces, "
+                    f"apostrophes and hyphens, starting with a letter or digit), received {text!r}"
+                )
         return value
 
 

@@ -169,9 +169,12 @@ def cache_dir() -> Path:
 
 
 def _command(exe: str, r: Rendering, out: Path) -> list[str]:
+    # The text is never read as an option (a spec chooses it for the audio source): flite takes the
+    # argument after -t as text, a space first so a leading "-" stays text; espeak-ng's "--" ends its options.
     if r.engine == "flite":
-        return [exe, "-voice", r.voice, "--setf", f"duration_stretch={1.0 / r.rate:.4f}", "-t", r.text, "-o", str(out)]
-    return [exe, "-v", r.voice, "-s", str(round(ESPEAK_WPM * r.rate)), "-p", str(r.pitch), "-w", str(out), r.text]
+        stretch = f"duration_stretch={1.0 / r.rate:.4f}"
+        return [exe, "-voice", r.voice, "--setf", stretch, "-t", " " + r.text, "-o", str(out)]
+    return [exe, "-v", r.voice, "-s", str(round(ESPEAK_WPM * r.rate)), "-p", str(r.pitch), "-w", str(out), "--", r.text]
 
 
 def wav_bytes(r: Rendering) -> bytes:

@@ -229,3 +229,21 @@ def test_the_audio_source_refuses_words_for_classes_it_does_not_have(tmp_path: P
         ModelyardError, match=r"synthetic_speech\.words.*expected a word or phrase to speak for class 'yes'"
     ):
         DataSpec.model_validate({"source": "audio", "path": str(root), "synthetic_speech": {"words": {"yes": " "}}})
+
+
+def test_spoken_text_is_never_an_engine_option(tmp_path: Path) -> None:
+    from modelyard.data.synthetic_speech import Rendering, _command
+    from modelyard.spec import DataSpec
+
+    with pytest.raises(ModelyardError, match=r"synthetic_speech\.words.*starting with a letter or digit.*'-w/tmp/x'"):
+        DataSpec.model_validate(
+            {"source": "audio", "path": str(tmp_path), "synthetic_speech": {"words": {"yes": "-w/tmp/x"}}}
+        )
+    for engine in ("flite", "espeak-ng"):
+        r = Rendering(engine=engine, voice="kal" if engine == "flite" else "en-us", text="-w/tmp/x", rate=1.0, pitch=50)
+        command = _command(engine, r, tmp_path / "out.wav")
+        # the text is the last argument and follows "--" (espeak-ng) or starts with a space after -t (flite)
+        if engine == "espeak-ng":
+            assert command[-2:] == ["--", "-w/tmp/x"]
+        else:
+            assert command[command.index("-t") + 1] == " -w/tmp/x"
