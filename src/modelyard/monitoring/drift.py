@@ -39,6 +39,7 @@ __all__ = [
 ALPHA = 0.05
 _PSI_EPS = 1e-4  # an empty bin counts as this share, so PSI stays finite (the usual convention)
 _PSI_BINS = 10
+P_CAP = 1e-3  # cauchy_combination counts a p-value as at most 1 - P_CAP
 
 
 def bonferroni(p: np.ndarray) -> np.ndarray:
@@ -143,11 +144,13 @@ def cauchy_combination(p: np.ndarray) -> float:
 
     ``T = mean(tan((1/2 - p) pi))`` is standard Cauchy when every null holds, whatever the
     correlation (Liu and Xie 2020); the combined p is its upper tail. For p below 1e-15 the
-    tangent is taken as ``1 / (p pi)`` (its limit), which float rounding would otherwise lose.
+    tangent is taken as ``1 / (p pi)`` (its limit), which float rounding would otherwise lose. A p
+    of 1 (a Bonferroni-capped KS) would add tan(-pi/2) = -infinity and silence every other test, so
+    p-values count as at most ``1 - P_CAP``: then a test at p = 1 still lets one below ~1e-3 through.
     """
     from scipy.stats import cauchy
 
-    p = np.clip(np.asarray(p, dtype=np.float64), 1e-300, 1.0)
+    p = np.clip(np.asarray(p, dtype=np.float64), 1e-300, 1.0 - P_CAP)
     t = np.where(p < 1e-15, 1.0 / (p * np.pi), np.tan((0.5 - p) * np.pi))
     return float(cauchy.sf(t.mean()))
 

@@ -96,6 +96,11 @@ def test_the_cauchy_combination_matches_its_closed_form_and_keeps_an_agreed_p() 
         assert cauchy_combination(np.array(p)) == pytest.approx(0.5 - math.atan(t) / math.pi, rel=1e-9)
     for p in (0.3, 0.04, 1e-6):  # tests that agree: the combination is their p
         assert cauchy_combination(np.array([p, p])) == pytest.approx(p, rel=1e-6)
+    # a test at p = 1 (Bonferroni's cap) does not silence the other: it counts as 1 - 1e-3
+    assert cauchy_combination(np.array([1.0, 1e-10])) < 1e-6
+    assert cauchy_combination(np.array([1.0, 0.02])) > 0.5  # a weak second test does not carry it alone
+    t_cap = (math.tan((0.5 - 0.999) * math.pi) + math.tan((0.5 - 1e-6) * math.pi)) / 2
+    assert cauchy_combination(np.array([1.0, 1e-6])) == pytest.approx(0.5 - math.atan(t_cap) / math.pi, rel=1e-9)
     # below 1e-15 the tangent's limit 1 / (p pi) is used; the combined p is continuous across the switch
     assert cauchy_combination(np.array([1e-20, 1.0])) == pytest.approx(2e-20, rel=1e-3)
     assert cauchy_combination(np.array([0.999e-15, 0.5])) == pytest.approx(
