@@ -132,40 +132,43 @@ class RequestLog:
 
     def feedback(self, request_id: Any, labels: Any) -> int:
         """Record the true labels of one logged request (one per instance); returns how many."""
-        self.flush()
-        if not isinstance(request_id, str) or request_id not in self._sizes:
-            raise NotFoundError(
-                f"Invalid value for `request_id`: expected the request_id of a logged prediction (the "
-                f"last {self.capacity} instances), received {request_id!r}",
-                field="request_id",
-            )
-        size = self._sizes[request_id]
-        if not isinstance(labels, list) or len(labels) != size:
-            got = f"{len(labels)} labels" if isinstance(labels, list) else type(labels).__name__
-            raise InvalidInstancesError(
-                f"Invalid value for `labels`: expected a list of {size} labels (one per instance of the request), "
-                f"received {got}",
-                field="labels",
-            )
-        self._labels[request_id] = labels  # dropped with its request's block
-        return size
+        with self._flushing:  # checked and stored while no flush evicts the request's block
+            self._flush()
+            if not isinstance(request_id, str) or request_id not in self._sizes:
+                raise NotFoundError(
+                    f"Invalid value for `request_id`: expected the request_id of a logged prediction (the "
+                    f"last {self.capacity} instances), received {request_id!r}",
+                    field="request_id",
+                )
+            size = self._sizes[request_id]
+            if not isinstance(labels, list) or len(labels) != size:
+                got = f"{len(labels)} labels" if isinstance(labels, list) else type(labels).__name__
+                raise InvalidInstancesError(
+                    f"Invalid value for `labels`: expected a list of {size} labels (one per instance of the "
+                    f"request), received {got}",
+                    field="labels",
+                )
+            self._labels[request_id] = labels  # dropped with its request's block
+            return size
 
     def window(self, size: int) -> Window:
         """The last ``size`` logged instances; a clear error when fewer were logged."""
-        self.flush()
-        if size > self.kept():
-            raise InvalidInstancesError(
-                f"Invalid value for `window`: expected at most the {self.kept()} instances in the request log "
-                f"(it keeps {self.capacity}), received {size}",
-                field="window",
-            )
-        blocks: list[_Block] = []
-        count = 0
-        for block in reversed(self._blocks):
-            if count >= size:
-                break
-            blocks.append(block)
-            count += len(block)
+        with self._flushing:  # the monitor's thread may flush (append, evict) while a route reads
+            self._flush()
+            kept = self.kept()
+            if size > kept:
+                raise InvalidInstancesError(
+                    f"Invalid value for `window`: expected at most the {kept} instances in the request log "
+                    f"(it keeps {self.capacity}), received {size}",
+                    field="window",
+                )
+            blocks: list[_Block] = []
+            count = 0
+            for block in reversed(self._blocks):
+                if count >= size:
+                    break
+                blocks.append(block)
+                count += len(block)
         blocks.reverse()
         cut = count - size  # the oldest block may reach back past the window
 
