@@ -131,37 +131,53 @@ class _Replay:
 
 
 class BodyDeadline:
-    """In a replica, in front of the modelyard app: the whole body within ``body_timeout_s``, or a marked 503."""
+    """In a replica, in front of the modelyard app: a retryable request's whole body within
+    ``body_timeout_s``, or a marked 503 that ``RetryDeadReplica`` retries.
 
-    def __init__(self, app: Any, body_timeout_s: float = 3.0) -> None:
-        self.app, self.body_timeout_s = app, body_timeout_s
+    Only the requests the proxy keeps and resends (``_idempotent``, bodies up to
+    ``max_body_bytes``) are held to the deadline; any other request, and a body past that size,
+    goes to the app as it streams in, so its own limits (413, auth) answer it and no client ever
+    sees the marked 503. At most ``max_body_bytes`` are buffered here.
+    """
+
+    def __init__(self, app: Any, body_timeout_s: float = 3.0, max_body_bytes: int = 8 * 1024 * 1024) -> None:
+        self.app, self.body_timeout_s, self.max_body_bytes = app, body_timeout_s, max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or not _idempotent(scope):
             await self.app(scope, receive, send)
             return
         try:
-            chunks = await asyncio.wait_for(_read_body(receive), self.body_timeout_s)
+            read = await asyncio.wait_for(_read_body(receive, self.max_body_bytes), self.body_timeout_s)
         except asyncio.TimeoutError:  # TimeoutError itself only from Python 3.11
             message = (
                 f"The body of {scope['method']} {scope['path']} did not reach this replica in {self.body_timeout_s:g} s"
             )
             await send_error(send, DeploymentUnavailableError(message), headers=[(BODY_LOST_HEADER, b"1")])
             return
-        if chunks is None:  # the client went away
+        if read is None:  # the client went away
             return
-        await self.app(scope, _Replay([b"".join(chunks)], receive), send)
+        chunks, complete = read
+        if complete:
+            await self.app(scope, _Replay([b"".join(chunks)], receive), send)
+        else:  # past the size the proxy retries: the rest streams through to the app's own limit
+            await self.app(scope, _Replay(chunks, receive, more=True), send)
 
 
-async def _read_body(receive: Any) -> list[bytes] | None:
+async def _read_body(receive: Any, limit: int) -> tuple[list[bytes], bool] | None:
+    """The body's chunks and whether they are all of it (False once more than ``limit`` bytes came)."""
     chunks: list[bytes] = []
+    size = 0
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
             return None
         chunks.append(message.get("body", b""))
+        size += len(chunks[-1])
         if not message.get("more_body", False):
-            return chunks
+            return chunks, True
+        if size > limit:
+            return chunks, False
 
 
 def proxy_middlewares() -> list[Any]:

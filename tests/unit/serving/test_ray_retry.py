@@ -97,3 +97,40 @@ async def test_a_body_that_never_arrives_is_a_marked_503() -> None:
     # A body that arrives goes to the app whole.
     got = await call(BodyDeadline(inner), "POST", "/v1/models/m/predict", b'{"a": 1}')
     assert got.json() == {"echo": '{"a": 1}'}
+
+
+async def test_the_deadline_holds_only_bodies_the_proxy_would_resend() -> None:
+    async def stalled() -> dict:
+        import asyncio
+
+        await asyncio.sleep(60)
+        return {"type": "http.disconnect"}
+
+    called: list[str] = []
+
+    async def app(scope: dict, receive: Any, send: Any) -> None:  # answers without reading the body
+        called.append(scope["path"])
+        await send({"type": "http.response.start", "status": 401, "headers": []})
+        await send({"type": "http.response.body", "body": b"{}"})
+
+    sent: list[dict] = []
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    # feedback has side effects (never resent): straight to the app, whose auth answers it
+    scope = {"type": "http", "method": "POST", "path": "/v1/models/m/feedback", "headers": []}
+    await BodyDeadline(app, body_timeout_s=0.05)(scope, stalled, send)
+    assert called == ["/v1/models/m/feedback"] and sent[0]["status"] == 401
+    # a predict body past max_body_bytes is not buffered whole: the app gets all of it as it streams
+    parts = [bytes([65 + i]) * 1000 for i in range(5)]
+    given: list[int] = []
+
+    async def chunked() -> dict:
+        given.append(1)
+        return {"type": "http.request", "body": parts[len(given) - 1], "more_body": len(given) < len(parts)}
+
+    inner, sent = Flaky(failures=0), []
+    predict = {**scope, "path": "/v1/models/m/predict"}
+    await BodyDeadline(inner, body_timeout_s=5, max_body_bytes=1500)(predict, chunked, send)
+    assert inner.bodies == [b"".join(parts)] and sent[0]["status"] == 200

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from modelyard.errors import ModelyardError
+from modelyard.errors import ModelyardError, ServerUnavailableError
 
 __all__ = ["RayLive", "require_ray"]
 
@@ -35,7 +35,13 @@ def require_ray() -> None:
     import ray
 
     if not ray.is_initialized():
-        ray.init(include_dashboard=False, log_to_driver=False)
+        try:
+            ray.init(include_dashboard=False, log_to_driver=False)
+        except (ConnectionError, RuntimeError, OSError, ValueError) as exc:  # e.g. an unreachable RAY_ADDRESS
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ServerUnavailableError(
+                f"Cannot start or join a Ray cluster for engine ray: {first}", field="engine"
+            ) from None
 
 
 @dataclass

@@ -104,3 +104,19 @@ async def _running(http: httpx.AsyncClient, name: str, replicas: int) -> dict:
             return shown
         await asyncio.sleep(0.25)
     raise AssertionError(f"{name} not running {replicas} replicas in 90 s: {shown}")
+
+
+def test_an_unreachable_ray_cluster_is_one_line_not_a_traceback(monkeypatch: pytest.MonkeyPatch) -> None:
+    from modelyard.errors import ServerUnavailableError
+    from modelyard.server.deployments import ray_engine
+
+    def unreachable(**_: object) -> None:
+        raise ConnectionError("Could not find any running Ray instance.\nPlease specify the one to connect to.")
+
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", unreachable)
+    with pytest.raises(
+        ServerUnavailableError, match=r"^Cannot start or join a Ray cluster for engine ray: Could not find"
+    ) as info:
+        ray_engine.require_ray()
+    assert "\n" not in info.value.message and info.value.http_status == 503
