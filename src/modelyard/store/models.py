@@ -161,7 +161,15 @@ class ModelStore:
         """
         from safetensors.torch import save_file
 
+        from modelyard.store.pipelines import PipelineStore
+
         check_name(name)
+        if PipelineStore(self.home).exists(name):  # one name, one kind: `serve NAME` must know which
+            raise InputError(
+                f"Invalid model name {name!r}: a pipeline of that name is registered (a name is a model or a "
+                "pipeline); expected another name",
+                field="name",
+            )
         spec = dict(spec.to_dict() if hasattr(spec, "to_dict") else spec)
         files = {  # everything validated and serialized before the disk is touched
             SPEC_FILE: dumps_json(spec, "spec").encode(),
@@ -340,13 +348,23 @@ class ModelStore:
                 session.scalars(select(ModelVersionRow.name).distinct().order_by(ModelVersionRow.name))
             )
 
+    def _pipelines_of(self, ref: str) -> builtins.list[str]:
+        """``["pipeline assistant:2", ...]``: the registered pipelines whose intent stage pins ``ref``."""
+        from modelyard.store.pipelines import PipelineStore
+
+        return [
+            f"pipeline {p.ref}"
+            for p in PipelineStore(self.home).list()
+            if p.spec.get("stages", {}).get("intent", {}).get("model") == ref
+        ]
+
     def delete(self, ref: str, *, force: bool = False, in_use: InUse | None = None) -> ModelVersion:
         """Remove one version (row, aliases and folder). Needs an explicit ``NAME:N`` (or ``NAME:latest``).
 
         Refused while an alias points to it unless ``force`` (the aliases go with it), and
         whenever ``in_use(session, ref)`` names a user of it: the control plane and the CLI
         pass the deployments there (``modelyard.server.registry.in_use``), checked in the same
-        write transaction as the delete. Versions derived from it stay as they are: each holds
+        write transaction as the delete; and while a registered pipeline pins it as its intent model. Versions derived from it stay as they are: each holds
         its own spec, weights and preprocessing, and its lineage keeps naming the deleted
         parent (a record of where it came from, as MLflow keeps a deleted run's id).
         """
@@ -355,7 +373,7 @@ class ModelStore:
             row = resolve(session, ref)
             pointers = [a for a in alias_rows(session, row.name) if a.version == row.version]
             deleted = self._version(row, check=False, aliases=tuple(a.alias for a in pointers))
-            users = in_use(session, deleted.ref) if in_use is not None else []
+            users = [*(in_use(session, deleted.ref) if in_use is not None else []), *self._pipelines_of(deleted.ref)]
             if users:
                 raise StoreError(
                     f"Refused to delete {deleted.ref}: it is served by {', '.join(users)}; delete or redeploy that first",

@@ -69,6 +69,14 @@ class PipelineStore(VersionedStore[PipelineVersion]):
     def register(self, name: str, *, spec: Mapping[str, Any], files: Mapping[str, bytes]) -> PipelineVersion:
         """Store the next version of ``name``: ``spec`` as pipeline.json beside the stage ``files``."""
         check_name(name)
+        from modelyard.store.models import ModelStore
+
+        if ModelStore(self.home).list(name=name):  # one name, one kind: `serve NAME` must know which
+            raise InputError(
+                f"Invalid pipeline name {name!r}: a model of that name is registered (a name is a model or a "
+                "pipeline); expected another name",
+                field="name",
+            )
         for filename in files:
             if not _FILE_NAME.match(filename) or filename in (PIPELINE_FILE, CHECKSUMS_FILE):
                 raise InputError(f"Invalid pipeline file name {filename!r}: expected a plain file name", field="files")

@@ -51,7 +51,11 @@ def _templates(spec: PipelineSpec, folder: Path | None, intents: list[str]) -> d
         path = Path(templates) if Path(templates).is_absolute() or folder is None else folder / templates
         if not path.is_file():
             raise SpecError(f"Invalid value for `{field}`: templates file not found: {path}", field=field)
-        templates = yaml.safe_load(path.read_text(encoding="utf-8"))
+        try:
+            templates = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, yaml.YAMLError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise SpecError(f"Invalid templates file {path} (`{field}`): {first}", field=field) from None
         if not isinstance(templates, dict) or not all(isinstance(v, str) for v in templates.values()):
             raise SpecError(f"Invalid templates file {path}: expected a mapping of intent to text", field=field)
     for intent, text in templates.items():

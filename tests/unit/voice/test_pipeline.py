@@ -17,7 +17,7 @@ import pytest
 import soundfile as sf
 
 from modelyard import workflow
-from modelyard.errors import MissingDependencyError, NotFoundError, SpecError
+from modelyard.errors import InputError, MissingDependencyError, NotFoundError, SpecError
 from modelyard.serving import ServeConfig, create_app
 from modelyard.store.pipelines import PipelineStore
 from modelyard.voice import VoicePipeline, register_pipeline
@@ -157,6 +157,44 @@ def test_bad_pipeline_specs_are_one_line_errors(store: Path, change: dict, messa
         register_pipeline(spec, name="bad", home=store)
     assert message in info.value.message and "\n" not in info.value.message, info.value.message
     assert [v.ref for v in PipelineStore(store).list()] == before  # nothing half-written
+
+
+@pytest.mark.parametrize("content", [b"timer: [unclosed", b"\xff\xfe not utf-8"])
+def test_a_broken_templates_file_is_one_line(store: Path, tmp_path: Path, content: bytes) -> None:
+    bad = tmp_path / "templates.yaml"
+    bad.write_bytes(content)
+    spec = {"kind": "pipeline", "stages": {"intent": {"model": "clinc-bag"}, "answer": {"templates": str(bad)}}}
+    before = [v.ref for v in PipelineStore(store).list()]
+    with pytest.raises(
+        SpecError, match=r"Invalid templates file .*templates\.yaml \(`stages\.answer\.templates`\)"
+    ) as info:
+        register_pipeline(spec, name="bad", home=store)
+    assert "\n" not in info.value.message
+    assert [v.ref for v in PipelineStore(store).list()] == before  # nothing stored
+
+
+def test_a_name_is_a_model_or_a_pipeline_never_both(store: Path) -> None:
+    from modelyard.store import ModelStore
+
+    spec = {"kind": "pipeline", "stages": {"intent": {"model": "clinc-bag"}}}
+    before = [v.ref for v in PipelineStore(store).list()]
+    with pytest.raises(InputError, match=r"^Invalid pipeline name 'clinc-bag': a model of that name is registered"):
+        register_pipeline(spec, name="clinc-bag", home=store)
+    assert [v.ref for v in PipelineStore(store).list()] == before
+    models = [v.ref for v in ModelStore(store).list()]
+    with pytest.raises(InputError, match=r"^Invalid model name 'assistant': a pipeline of that name is registered"):
+        ModelStore(store).register("assistant", state_dict={}, spec={}, preprocess={}, metrics={})
+    assert [v.ref for v in ModelStore(store).list()] == models
+
+
+def test_the_intent_model_a_pipeline_pins_cannot_be_deleted(store: Path) -> None:
+    from modelyard.errors import StoreError
+    from modelyard.store import ModelStore
+
+    pinned = PipelineStore(store).get("assistant").spec["stages"]["intent"]["model"]
+    with pytest.raises(StoreError, match=rf"^Refused to delete {pinned}: it is served by pipeline assistant:1"):
+        ModelStore(store).delete(pinned)
+    assert ModelStore(store).get(pinned).ref == pinned
 
 
 def test_a_missing_voice_extra_names_it(monkeypatch: pytest.MonkeyPatch) -> None:
