@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from modelyard.errors import DataError, RoundClosedError, SpecError, TrainingError
+from modelyard.errors import DataError, NotFoundError, RoundClosedError, SpecError, TrainingError
 
 __all__ = ["join", "client_data"]
 
@@ -154,7 +154,7 @@ def join(
                 if (rnd, phase) != secure_done:  # each phase of each round once
                     try:
                         secure.step(rnd, phase, say)
-                    except RoundClosedError as exc:  # too late: the phase closed at its timeout
+                    except (RoundClosedError, NotFoundError) as exc:  # too late: the phase closed (or moved on)
                         say(f"round {rnd}, {phase}: {exc.message}")
                     secure_done = (rnd, phase)
                 else:

@@ -156,8 +156,16 @@ def check_message(phase: str, body: bytes, *, weights: int, samples: str | None,
     if not isinstance(message, dict):
         raise InvalidRequestError(f"Invalid {phase} body: expected a JSON object", field="body")
     if phase == "keys":
-        unb64(message.get("channel"), "channel", 32)
-        unb64(message.get("mask"), "mask", 32)
+        from modelyard.federated.secure import KeyPair
+
+        for name in ("channel", "mask"):
+            try:  # a low-order point would make every honest client's key agreement with it fail
+                KeyPair().exchange(unb64(message.get(name), name, 32))
+            except ValueError:
+                raise InvalidRequestError(
+                    f"Invalid `{name}`: expected an X25519 public key, received one no key agreement accepts",
+                    field=name,
+                ) from None
         return json.dumps({"channel": message["channel"], "mask": message["mask"]}).encode()
     key = "envelopes" if phase == "shares" else "answers"
     items = message.get(key)

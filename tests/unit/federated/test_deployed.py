@@ -253,3 +253,22 @@ def test_a_secure_round_recovers_a_client_that_dies_after_sharing_its_keys(home:
     from modelyard.federated.secure import decode
 
     assert all(np.median(np.abs(decode(load_numpy(b)["masked"]))) > 1e6 for b in stored)
+
+
+def test_a_low_order_public_key_is_refused_in_one_line() -> None:
+    import base64
+
+    from modelyard.errors import InvalidRequestError
+    from modelyard.federated import secure_relay
+    from modelyard.federated.secure import KeyPair
+
+    good = base64.b64encode(KeyPair().public).decode()
+    zero = base64.b64encode(bytes(32)).decode()  # the identity point: every shared secret with it is 0
+    body = json.dumps({"channel": good, "mask": zero}).encode()
+    with pytest.raises(InvalidRequestError, match=r"^Invalid `mask`: expected an X25519 public key") as info:
+        secure_relay.check_message("keys", body, weights=3, samples=None, loss=None)
+    assert info.value.field == "mask" and "\n" not in info.value.message
+    stored = secure_relay.check_message(
+        "keys", json.dumps({"channel": good, "mask": good}).encode(), weights=3, samples=None, loss=None
+    )
+    assert json.loads(stored) == {"channel": good, "mask": good}
