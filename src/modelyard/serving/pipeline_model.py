@@ -80,14 +80,21 @@ class ServedPipeline:
         if self._waiting >= self.config.max_queue:
             raise QueueFullError(f"Pipeline {self.ref} has {self._waiting} utterances waiting; retry later")
         self._waiting += 1
+        # Counted until its thread ends, not until the answer times out: an abandoned utterance still
+        # holds the recognizer, so max_queue bounds the work running, not only the answers awaited.
+        work = asyncio.ensure_future(asyncio.to_thread(self.pipeline.run, samples))
+        work.add_done_callback(self._finished)
         try:
-            return await asyncio.wait_for(asyncio.to_thread(self.pipeline.run, samples), self.config.timeout_s)
+            return await asyncio.wait_for(asyncio.shield(work), self.config.timeout_s)
         except asyncio.TimeoutError:
             raise RequestTimeoutError(
                 f"Pipeline {self.ref} took longer than {self.config.timeout_s:g} s (--timeout-s) for one utterance"
             ) from None
-        finally:
-            self._waiting -= 1
+
+    def _finished(self, work: asyncio.Future[Any]) -> None:
+        self._waiting -= 1
+        if not work.cancelled():
+            work.exception()  # retrieved, so an abandoned utterance's error is not logged as never retrieved
 
     async def predict(self, utterances: list[np.ndarray], ranking: None = None) -> dict[str, Any]:
         head = {"model": self.name, "version": self.version, "ref": self.ref, "kind": "pipeline"}
