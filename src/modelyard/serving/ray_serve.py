@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import importlib
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -116,6 +117,10 @@ class _Replica:
         return BodyDeadline(self._app)
 
 
+#: What a replica needs to open the deploying process's store (passed to it through Ray's runtime_env).
+STORE_ENV = ("MODELYARD_DATABASE_URL", "MODELYARD_ARTIFACTS_URL")
+
+
 def _deployment(name: str) -> Any:
     serve = ray_serve()
     return serve.deployment(serve.ingress()(_Replica), name=name)
@@ -154,7 +159,13 @@ def deploy(
     }
     settings = config.model_dump(exclude={"api_key", "monitor_webhook_token"}) | {"_num_cpus": options.num_cpus}
     home_arg = None if home is None else str(Path(home).expanduser().resolve())
-    bound = _deployment(app_name).options(**options.deployment_options()).bind(list(refs), settings, home_arg, secrets)
+    deployment_options = options.deployment_options()
+    # The replicas open the store this process uses: its database and artifact store, which a Ray worker
+    # started before they were set (or on another node) would not know.
+    store_env = {name: os.environ[name] for name in STORE_ENV if os.environ.get(name)}
+    if store_env:
+        deployment_options["ray_actor_options"]["runtime_env"] = {"env_vars": store_env}
+    bound = _deployment(app_name).options(**deployment_options).bind(list(refs), settings, home_arg, secrets)
     serve.run(bound, name=app_name, route_prefix=route_prefix)
     # A Serve instance already running keeps its own proxy address: the URL is the one it listens on.
     http = getattr(client, "http_config", None)
